@@ -1,0 +1,1 @@
+"""Settings, the Faust app factory, the wire codec, the embedded runtime and the CLI."""

@@ -1,0 +1,94 @@
+"""Every setting of ordersaga, read from the environment in this one place."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration.
+
+    Each field is read from the environment variable of the same name in upper
+    case with the ``ORDERSAGA_`` prefix (``ORDERSAGA_PARTITIONS``), except the
+    two connection URLs, which also answer to the conventional ``KAFKA_BROKER``
+    and ``REDIS_URL``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ORDERSAGA_", frozen=True, extra="ignore")
+
+    kafka_broker: str | None = Field(
+        default=None,
+        validation_alias="KAFKA_BROKER",
+        description="KAFKA_BROKER: bootstrap server, host:port or kafka://host:port. "
+        "Unset means `ordersaga run` starts the embedded broker.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias="REDIS_URL",
+        description="REDIS_URL: redis://host:port/db. Unset means `ordersaga run` starts "
+        "an embedded Redis-protocol server.",
+    )
+    partitions: int = Field(default=4, ge=1, description="ORDERSAGA_PARTITIONS: per topic.")
+    web_host: str = Field(default="127.0.0.1", description="ORDERSAGA_WEB_HOST")
+    web_port: int = Field(
+        default=6066,
+        description="ORDERSAGA_WEB_PORT: the web view's port; the other agent groups "
+        "serve /health and /metrics on the ports after it.",
+    )
+    rebalance_timeout_s: float = Field(
+        default=60.0,
+        description="ORDERSAGA_REBALANCE_TIMEOUT_S: consumer-group rebalance timeout. "
+        "The embedded broker holds every join for this long, so it is set to a few "
+        "seconds there.",
+    )
+    session_timeout_s: float = Field(default=10.0, description="ORDERSAGA_SESSION_TIMEOUT_S")
+    step_timeout_s: float = Field(
+        default=10.0, gt=0, description="ORDERSAGA_STEP_TIMEOUT_S: deadline of one saga step."
+    )
+    step_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="ORDERSAGA_STEP_MAX_ATTEMPTS: sends of a forward step before it "
+        "counts as timed out.",
+    )
+    compensation_stuck_after: int = Field(
+        default=10,
+        ge=1,
+        description="ORDERSAGA_COMPENSATION_STUCK_AFTER: attempts after which a "
+        "compensation that keeps failing is reported COMPENSATION_STUCK (it is still retried).",
+    )
+    deadline_scan_interval_s: float = Field(
+        default=1.0, gt=0, description="ORDERSAGA_DEADLINE_SCAN_INTERVAL_S"
+    )
+    idempotency_ttl_s: int = Field(
+        default=24 * 3600, description="ORDERSAGA_IDEMPOTENCY_TTL_S: Idempotency-Key lifetime."
+    )
+    max_body_bytes: int = Field(default=64 * 1024, description="ORDERSAGA_MAX_BODY_BYTES")
+    seed_catalog: bool = Field(
+        default=True,
+        description="ORDERSAGA_SEED_CATALOG: `ordersaga run` stocks a small demo catalogue.",
+    )
+    data_dir: str = Field(
+        default=".ordersaga", description="ORDERSAGA_DATA_DIR: worker state and logs."
+    )
+    log_level: str = Field(default="info", description="ORDERSAGA_LOG_LEVEL")
+
+    @property
+    def broker_url(self) -> str:
+        """The broker as Faust wants it (kafka://host:port)."""
+        broker = self.kafka_broker or "127.0.0.1:9092"
+        return broker if "://" in broker else f"kafka://{broker}"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker as aiokafka wants it (host:port[,host:port])."""
+        return self.broker_url.split("://", 1)[1]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""The pure saga rules: state machines and step functions, no Faust, Kafka or Redis."""

@@ -1,0 +1,330 @@
+"""Stock rules: per-SKU reservations and the per-order gather of SKU answers.
+
+Two pure state machines:
+- ``apply_sku_command`` runs on the SKU's partition. The SKU record holds the
+  levels and, per order, what was done (``holds``), so a repeated command gets
+  the same answer and changes nothing, and one record write moves levels and
+  hold together (a crash cannot separate them).
+- ``begin_stock_command`` / ``collect_sku_result`` run on the order's
+  partition and fan an order's stock command out to its SKUs, then gather the
+  answers into one reply to the orchestrator. A reservation with any SKU short
+  first releases the SKUs it did reserve, then answers StockRejected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ordersaga.schemas.messages import (
+    CommitStock,
+    Message,
+    OrderLine,
+    PricedLine,
+    ReleaseStock,
+    ReserveStock,
+    RestockSku,
+    SkuCommand,
+    SkuOp,
+    SkuResult,
+    StockChanged,
+    StockCommitted,
+    StockRejected,
+    StockReleased,
+    StockReserved,
+)
+
+HoldState = Literal["reserved", "committed", "released", "rejected"]
+# Restock ids remembered per SKU to absorb redelivered restocks.
+RESTOCK_MEMORY = 256
+
+
+class InvalidCommand(ValueError):
+    """A well-formed message that cannot be applied (it goes to the dead-letter topic)."""
+
+
+class Hold(BaseModel):
+    """What one order did to one SKU."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    quantity: int
+    state: HoldState
+
+
+class StockRecord(BaseModel):
+    """One SKU's levels; invariant: put_in == available + reserved + committed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    sku: str
+    unit_price: int
+    put_in: int = 0
+    available: int = 0
+    reserved: int = 0
+    committed: int = 0
+    version: int = 0
+    holds: dict[str, Hold] = {}
+    restocks: tuple[str, ...] = ()
+
+    def changed_event(self) -> StockChanged:
+        """The StockChanged event that publishes these levels."""
+        return StockChanged(
+            sku=self.sku,
+            version=self.version,
+            unit_price=self.unit_price,
+            put_in=self.put_in,
+            available=self.available,
+            reserved=self.reserved,
+            committed=self.committed,
+        )
+
+    def _with(self, order_id: str, hold: Hold, **levels: int) -> StockRecord:
+        return self.model_copy(
+            update={"holds": {**self.holds, order_id: hold}, "version": self.version + 1, **levels}
+        )
+
+
+def restock(record: StockRecord | None, command: RestockSku) -> StockRecord:
+    """Create a SKU or add stock to it; a restock id seen before changes nothing."""
+    if record is None:
+        if command.unit_price is None:
+            raise InvalidCommand(f"unit_price is required to create SKU {command.sku!r}")
+        record = StockRecord(sku=command.sku, unit_price=command.unit_price)
+    elif command.restock_id in record.restocks:
+        return record
+    return record.model_copy(
+        update={
+            "put_in": record.put_in + command.quantity,
+            "available": record.available + command.quantity,
+            "unit_price": command.unit_price if command.unit_price is not None else record.unit_price,
+            "version": record.version + 1,
+            "restocks": (*record.restocks, command.restock_id)[-RESTOCK_MEMORY:],
+        }
+    )
+
+
+def apply_sku_command(
+    record: StockRecord | None, command: SkuCommand
+) -> tuple[StockRecord | None, SkuResult]:
+    """Reserve, release or commit one order's quantity of one SKU, idempotently."""
+
+    def result(ok: bool, reason: str | None = None) -> SkuResult:
+        return SkuResult(
+            op=command.op,
+            order_id=command.order_id,
+            sku=command.sku,
+            ok=ok,
+            unit_price=record.unit_price if record else 0,
+            reason=reason,
+        )
+
+    if record is None:
+        # Nothing was ever reserved on an unknown SKU, so there is nothing to release.
+        return None, result(command.op == "release", None if command.op == "release" else "unknown_sku")
+    hold = record.holds.get(command.order_id)
+    q = hold.quantity if hold else 0
+    match command.op, hold.state if hold else None:
+        case "reserve", None:
+            if record.available < command.quantity:
+                return record._with(command.order_id, Hold(quantity=0, state="rejected")), result(
+                    False, "out_of_stock"
+                )
+            return record._with(
+                command.order_id,
+                Hold(quantity=command.quantity, state="reserved"),
+                available=record.available - command.quantity,
+                reserved=record.reserved + command.quantity,
+            ), result(True)
+        case "reserve", "reserved" | "committed":
+            return record, result(True)
+        case "reserve", "rejected":
+            return record, result(False, "out_of_stock")
+        case "reserve", "released":
+            return record, result(False, "released")
+        case "release", "reserved":
+            return record._with(
+                command.order_id,
+                Hold(quantity=0, state="released"),
+                available=record.available + q,
+                reserved=record.reserved - q,
+            ), result(True)
+        case "release", "committed":
+            return record._with(
+                command.order_id,
+                Hold(quantity=0, state="released"),
+                available=record.available + q,
+                committed=record.committed - q,
+            ), result(True)
+        case "release", None:
+            # A tombstone, so that a reservation arriving late is refused.
+            return record._with(command.order_id, Hold(quantity=0, state="released")), result(True)
+        case "release", _:
+            return record, result(True)
+        case "commit", "reserved":
+            return record._with(
+                command.order_id,
+                Hold(quantity=q, state="committed"),
+                reserved=record.reserved - q,
+                committed=record.committed + q,
+            ), result(True)
+        case "commit", "committed":
+            return record, result(True)
+    return record, result(False, "not_reserved")
+
+
+# ------------------------------------------------------------- per-order gather
+
+OrderOp = Literal["reserve", "rollback", "release", "commit"]
+
+
+class GatherOp(BaseModel):
+    """One fan-out in progress or done: which SKUs still owe an answer, and what they said."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    sku_op: SkuOp
+    pending: tuple[str, ...]
+    results: dict[str, SkuResult] = {}
+    done: bool = False
+
+
+class OrderStockRecord(BaseModel):
+    """The inventory group's per-order memory (the ``order_stock`` table value)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    order_id: str
+    items: tuple[OrderLine, ...]
+    ops: dict[str, GatherOp] = {}
+    reply: dict[str, dict[str, object]] = {}
+
+
+@dataclass(frozen=True)
+class GatherStep:
+    """What a stock command or SKU answer did: the new record, SKU commands, a reply."""
+
+    record: OrderStockRecord | None
+    sku_commands: tuple[SkuCommand, ...] = ()
+    reply: Message | None = None
+    changed: bool = False
+
+
+def merge_lines(items: Iterable[OrderLine]) -> tuple[OrderLine, ...]:
+    """One line per SKU, quantities summed, in first-seen order."""
+    totals: dict[str, int] = {}
+    for line in items:
+        totals[line.sku] = totals.get(line.sku, 0) + line.quantity
+    return tuple(OrderLine(sku=sku, quantity=q) for sku, q in totals.items())
+
+
+_OP_OF_COMMAND: dict[type[Message], tuple[OrderOp, SkuOp]] = {
+    ReserveStock: ("reserve", "reserve"),
+    ReleaseStock: ("release", "release"),
+    CommitStock: ("commit", "commit"),
+}
+
+
+def _fan_out(record: OrderStockRecord, op: GatherOp) -> tuple[SkuCommand, ...]:
+    quantities = {line.sku: line.quantity for line in record.items}
+    return tuple(
+        SkuCommand(op=op.sku_op, order_id=record.order_id, sku=sku, quantity=quantities[sku])
+        for sku in op.pending
+    )
+
+
+def begin_stock_command(
+    record: OrderStockRecord | None, command: ReserveStock | ReleaseStock | CommitStock
+) -> GatherStep:
+    """Start (or, on a repeat, resume or re-answer) an order-level stock command."""
+    name, sku_op = _OP_OF_COMMAND[type(command)]
+    if record is None:
+        record = OrderStockRecord(order_id=command.order_id, items=merge_lines(command.items))
+    existing = record.ops.get(name)
+    if existing is not None:
+        if existing.done:
+            return GatherStep(record, reply=_stored_reply(record, name))
+        return GatherStep(record, sku_commands=_fan_out(record, existing))
+    op = GatherOp(sku_op=sku_op, pending=tuple(line.sku for line in record.items))
+    record = record.model_copy(update={"ops": {**record.ops, name: op}})
+    return GatherStep(record, sku_commands=_fan_out(record, op), changed=True)
+
+
+def collect_sku_result(record: OrderStockRecord | None, result: SkuResult) -> GatherStep:
+    """Fold one SKU's answer into every fan-out waiting for it; reply when one completes."""
+    if record is None:
+        return GatherStep(record)
+    ops = dict(record.ops)
+    completed: list[str] = []
+    for name, op in ops.items():
+        if op.done or op.sku_op != result.op or result.sku not in op.pending:
+            continue
+        pending = tuple(s for s in op.pending if s != result.sku)
+        ops[name] = op.model_copy(
+            update={"pending": pending, "results": {**op.results, result.sku: result}}
+        )
+        if not pending:
+            completed.append(name)
+    if not completed and ops == record.ops:
+        return GatherStep(record)
+    record = record.model_copy(update={"ops": ops})
+    sku_commands: tuple[SkuCommand, ...] = ()
+    reply: Message | None = None
+    for name in completed:
+        record, more, answer = _complete(record, name)
+        sku_commands += more
+        reply = answer or reply
+    return GatherStep(record, sku_commands=sku_commands, reply=reply, changed=True)
+
+
+def _complete(
+    record: OrderStockRecord, name: str
+) -> tuple[OrderStockRecord, tuple[SkuCommand, ...], Message | None]:
+    op = record.ops[name]
+    ops = {**record.ops, name: op.model_copy(update={"done": True})}
+    record = record.model_copy(update={"ops": ops})
+    reply: Message
+    if name == "reserve":
+        short = tuple(sku for sku, r in op.results.items() if not r.ok)
+        if short:
+            held = tuple(sku for sku, r in op.results.items() if r.ok)
+            rollback = GatherOp(sku_op="release", pending=held)
+            record = record.model_copy(update={"ops": {**record.ops, "rollback": rollback}})
+            if held:
+                return record, _fan_out(record, rollback), None
+            return _complete(record, "rollback")
+        lines = tuple(
+            PricedLine(sku=line.sku, quantity=line.quantity, unit_price=op.results[line.sku].unit_price)
+            for line in record.items
+        )
+        reply = StockReserved(
+            order_id=record.order_id,
+            lines=lines,
+            total=sum(line.quantity * line.unit_price for line in lines),
+        )
+    elif name == "rollback":
+        reserve = record.ops["reserve"]
+        reply = StockRejected(
+            order_id=record.order_id,
+            skus=tuple(sku for sku, r in reserve.results.items() if not r.ok),
+        )
+    elif name == "release":
+        reply = StockReleased(order_id=record.order_id)
+    else:
+        reply = StockCommitted(order_id=record.order_id)
+    key = "reserve" if name == "rollback" else name
+    record = record.model_copy(
+        update={"reply": {**record.reply, key: {"type": reply.TYPE, **reply.model_dump(mode="json")}}}
+    )
+    return record, (), reply
+
+
+def _stored_reply(record: OrderStockRecord, name: str) -> Message | None:
+    stored = record.reply.get(name)
+    if stored is None:
+        # A reserve whose rollback is still under way has no answer yet.
+        return None
+    fields = {k: v for k, v in stored.items() if k != "type"}
+    reply_type = {
+        cls.TYPE: cls for cls in (StockReserved, StockRejected, StockReleased, StockCommitted)
+    }[str(stored["type"])]
+    return reply_type.model_validate(fields)

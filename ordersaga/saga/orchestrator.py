@@ -1,0 +1,478 @@
+"""The order saga as data plus one pure transition function.
+
+``decide(state, message, now, policy)`` returns the next state, the commands to
+send and the order events to publish. The Faust shell in
+``ordersaga.agents.orders`` only reads the table, calls it, writes the table
+and sends what it returned.
+
+Rules that make the saga safe under at-least-once delivery:
+- a reply counts only if it is the one the saga waits for (``awaiting``);
+  duplicates, late and out-of-order replies change nothing;
+- a deadline message counts only if it names the step and attempt still
+  awaited, so a stale timer is harmless;
+- when a step fails explicitly, that step did nothing and is not compensated;
+  when it times out or the order is cancelled while it is in flight, it may
+  have happened, so it is compensated too (every compensation is idempotent
+  and also refuses a late forward command on the participant side).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from ordersaga.schemas.messages import (
+    Address,
+    CancelOrder,
+    CancelShipment,
+    ChargePayment,
+    CommitStock,
+    Message,
+    OrderEvent,
+    OrderLine,
+    OrderSnapshot,
+    PaymentCharged,
+    PaymentDeclined,
+    PaymentRefunded,
+    PlaceOrder,
+    PrepareShipment,
+    PricedLine,
+    RefundPayment,
+    ReleaseStock,
+    ReserveStock,
+    ShipmentCancelled,
+    ShipmentPrepared,
+    ShipmentRefused,
+    StepDeadlineExpired,
+    StockCommitted,
+    StockRejected,
+    StockReleased,
+    StockReserved,
+)
+
+
+class SagaStatus(StrEnum):
+    """Where an order stands."""
+
+    PENDING = "PENDING"
+    STOCK_RESERVED = "STOCK_RESERVED"
+    PAID = "PAID"
+    SHIPMENT_PREPARED = "SHIPMENT_PREPARED"
+    COMPENSATING = "COMPENSATING"
+    COMPENSATION_STUCK = "COMPENSATION_STUCK"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+TERMINAL = frozenset({SagaStatus.COMPLETED, SagaStatus.FAILED, SagaStatus.CANCELLED})
+
+
+class FailureReason(StrEnum):
+    """Why a FAILED order failed."""
+
+    OUT_OF_STOCK = "out_of_stock"
+    PAYMENT_DECLINED = "payment_declined"
+    SHIPPING_FAILED = "shipping_failed"
+    STEP_TIMEOUT = "step_timeout"
+    INVALID_ORDER = "invalid_order"
+
+
+@dataclass(frozen=True)
+class ForwardStep:
+    """One forward step: the command it sends, the replies it waits for, its undo."""
+
+    name: str
+    command: type[Message]
+    success: type[Message]
+    failure: type[Message] | None
+    failure_reason: FailureReason | None
+    status_after: SagaStatus
+    compensation: str | None
+
+
+@dataclass(frozen=True)
+class Compensation:
+    """The command that undoes a step and the reply that confirms it."""
+
+    name: str
+    command: type[Message]
+    done: type[Message]
+
+
+COMPENSATIONS: dict[str, Compensation] = {
+    c.name: c
+    for c in (
+        Compensation("cancel_shipment", CancelShipment, ShipmentCancelled),
+        Compensation("refund_payment", RefundPayment, PaymentRefunded),
+        Compensation("release_stock", ReleaseStock, StockReleased),
+    )
+}
+
+# ReleaseStock gives back committed stock as well as reserved stock, so
+# commit_stock needs no compensation of its own.
+FORWARD_STEPS: tuple[ForwardStep, ...] = (
+    ForwardStep(
+        "reserve_stock",
+        ReserveStock,
+        StockReserved,
+        StockRejected,
+        FailureReason.OUT_OF_STOCK,
+        SagaStatus.STOCK_RESERVED,
+        "release_stock",
+    ),
+    ForwardStep(
+        "charge_payment",
+        ChargePayment,
+        PaymentCharged,
+        PaymentDeclined,
+        FailureReason.PAYMENT_DECLINED,
+        SagaStatus.PAID,
+        "refund_payment",
+    ),
+    ForwardStep(
+        "prepare_shipment",
+        PrepareShipment,
+        ShipmentPrepared,
+        ShipmentRefused,
+        FailureReason.SHIPPING_FAILED,
+        SagaStatus.SHIPMENT_PREPARED,
+        "cancel_shipment",
+    ),
+    ForwardStep(
+        "commit_stock",
+        CommitStock,
+        StockCommitted,
+        None,
+        None,
+        SagaStatus.COMPLETED,
+        None,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Deadlines and retry bounds of the saga's steps."""
+
+    step_timeout_s: float = 10.0
+    step_max_attempts: int = 3
+    compensation_stuck_after: int = 10
+    max_backoff_s: float = 60.0
+
+    def deadline(self, now: float, attempt: int) -> float:
+        """When the ``attempt``-th send of a step times out: doubling, capped."""
+        return now + min(self.step_timeout_s * (2 ** (attempt - 1)), self.max_backoff_s)
+
+
+class SagaState(BaseModel):
+    """The orchestrator's record of one order (the ``sagas`` table value)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    order_id: str
+    customer_id: str
+    items: tuple[OrderLine, ...]
+    payment_token: str
+    shipping_address: Address
+    status: SagaStatus
+    failure_reason: FailureReason | None = None
+    lines: tuple[PricedLine, ...] = ()
+    total: int | None = None
+    charge_id: str | None = None
+    shipment_id: str | None = None
+    step_index: int = 0
+    compensating: bool = False
+    pending_compensations: tuple[str, ...] = ()
+    outcome: SagaStatus | None = None
+    awaiting: str | None = None
+    attempt: int = 1
+    deadline: float | None = None
+    sent_at: float | None = None
+    seq: int = 0
+    placed_at: datetime
+    updated_at: datetime
+
+    @property
+    def terminal(self) -> bool:
+        """True once the saga has ended."""
+        return self.status in TERMINAL
+
+    def snapshot(self) -> OrderSnapshot:
+        """The public view of this order."""
+        return OrderSnapshot(
+            order_id=self.order_id,
+            customer_id=self.customer_id,
+            status=self.status.value,
+            failure_reason=self.failure_reason.value if self.failure_reason else None,
+            items=self.items,
+            lines=self.lines,
+            total=self.total,
+            charge_id=self.charge_id,
+            shipment_id=self.shipment_id,
+            placed_at=self.placed_at,
+            updated_at=self.updated_at,
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one message did to a saga: its new state and what to send."""
+
+    state: SagaState | None
+    commands: tuple[Message, ...] = ()
+    events: tuple[OrderEvent, ...] = ()
+    changed: bool = False
+    step_latency: tuple[str, float] | None = field(default=None)
+
+
+def unchanged(state: SagaState | None) -> Decision:
+    """The decision for a message that must not change anything (duplicate, late, stale)."""
+    return Decision(state=state)
+
+
+def _at(now: float) -> datetime:
+    return datetime.fromtimestamp(now, UTC)
+
+
+def _command_for(name: str, state: SagaState) -> Message:
+    """Build the command of a forward step or compensation from the saga's data."""
+    match name:
+        case "reserve_stock":
+            return ReserveStock(order_id=state.order_id, items=state.items)
+        case "charge_payment":
+            return ChargePayment(
+                order_id=state.order_id,
+                customer_id=state.customer_id,
+                payment_token=state.payment_token,
+                amount=state.total or 0,
+            )
+        case "prepare_shipment":
+            return PrepareShipment(
+                order_id=state.order_id, address=state.shipping_address, items=state.items
+            )
+        case "commit_stock":
+            return CommitStock(order_id=state.order_id, items=state.items)
+        case "release_stock":
+            return ReleaseStock(order_id=state.order_id, items=state.items)
+        case "refund_payment":
+            return RefundPayment(order_id=state.order_id)
+        case "cancel_shipment":
+            return CancelShipment(order_id=state.order_id)
+    raise ValueError(f"unknown saga step {name!r}")
+
+
+class _Builder:
+    """Accumulates one decision: state updates, commands and numbered events."""
+
+    def __init__(self, state: SagaState, now: float) -> None:
+        self.state = state.model_copy(update={"updated_at": _at(now)})
+        self.now = now
+        self.commands: list[Message] = []
+        self.events: list[OrderEvent] = []
+
+    def update(self, **changes: object) -> None:
+        self.state = self.state.model_copy(update=changes)
+
+    def emit(self, name: str, detail: str | None = None) -> None:
+        self.update(seq=self.state.seq + 1)
+        self.events.append(
+            OrderEvent(name=name, seq=self.state.seq, detail=detail, order=self.state.snapshot())
+        )
+
+    def send(self, name: str, policy: Policy, attempt: int = 1) -> None:
+        """Send a step's command and wait for its reply until the deadline."""
+        command = _command_for(name, self.state)
+        if name in COMPENSATIONS:
+            awaiting = COMPENSATIONS[name].done.TYPE
+        else:
+            awaiting = next(s for s in FORWARD_STEPS if s.name == name).success.TYPE
+        self.update(
+            awaiting=awaiting,
+            attempt=attempt,
+            deadline=policy.deadline(self.now, attempt),
+            sent_at=self.now,
+        )
+        self.commands.append(command)
+
+    def decision(self, step_latency: tuple[str, float] | None = None) -> Decision:
+        return Decision(
+            state=self.state,
+            commands=tuple(self.commands),
+            events=tuple(self.events),
+            changed=True,
+            step_latency=step_latency,
+        )
+
+
+def start(command: PlaceOrder, now: float, policy: Policy) -> Decision:
+    """A new saga: record the order and ask inventory to reserve its stock."""
+    state = SagaState(
+        order_id=command.order_id,
+        customer_id=command.customer_id,
+        items=command.items,
+        payment_token=command.payment_token,
+        shipping_address=command.shipping_address,
+        status=SagaStatus.PENDING,
+        placed_at=_at(now),
+        updated_at=_at(now),
+    )
+    b = _Builder(state, now)
+    b.emit("OrderPlaced")
+    b.send(FORWARD_STEPS[0].name, policy)
+    return b.decision()
+
+
+def _compensations_for(done: tuple[ForwardStep, ...]) -> tuple[str, ...]:
+    """The undo of each done step, newest first, each once."""
+    names: list[str] = []
+    for step in reversed(done):
+        if step.compensation and step.compensation not in names:
+            names.append(step.compensation)
+    return tuple(names)
+
+
+def _begin_compensation(
+    b: _Builder,
+    policy: Policy,
+    *,
+    include_in_flight: bool,
+    outcome: SagaStatus,
+    reason: FailureReason | None,
+    detail: str,
+) -> None:
+    done_until = b.state.step_index + (1 if include_in_flight else 0)
+    pending = _compensations_for(FORWARD_STEPS[:done_until])
+    b.update(
+        compensating=True,
+        outcome=outcome,
+        failure_reason=reason,
+        pending_compensations=pending,
+        status=SagaStatus.COMPENSATING,
+    )
+    b.emit("CompensationStarted", detail)
+    _next_compensation_or_end(b, policy)
+
+
+def _next_compensation_or_end(b: _Builder, policy: Policy) -> None:
+    if b.state.pending_compensations:
+        b.send(b.state.pending_compensations[0], policy)
+        return
+    outcome = b.state.outcome or SagaStatus.FAILED
+    b.update(status=outcome, awaiting=None, deadline=None, sent_at=None, attempt=1)
+    b.emit(f"Order{outcome.value.capitalize()}")
+
+
+def decide(state: SagaState | None, message: Message, now: float, policy: Policy) -> Decision:
+    """Apply one command, reply or deadline to a saga; the heart of the orchestrator."""
+    if isinstance(message, PlaceOrder):
+        return unchanged(state) if state is not None else start(message, now, policy)
+    if state is None or state.terminal:
+        return unchanged(state)
+    if isinstance(message, CancelOrder):
+        return _cancel(state, now, policy)
+    if isinstance(message, StepDeadlineExpired):
+        return _deadline_expired(state, message, now, policy)
+    if message.TYPE != state.awaiting:
+        return unchanged(state)
+    if state.compensating:
+        return _compensation_done(state, now, policy)
+    return _forward_reply(state, message, now, policy)
+
+
+def _cancel(state: SagaState, now: float, policy: Policy) -> Decision:
+    if state.compensating:
+        return unchanged(state)
+    b = _Builder(state, now)
+    _begin_compensation(
+        b,
+        policy,
+        include_in_flight=True,
+        outcome=SagaStatus.CANCELLED,
+        reason=None,
+        detail="cancelled by the customer",
+    )
+    return b.decision()
+
+
+def _deadline_expired(
+    state: SagaState, message: StepDeadlineExpired, now: float, policy: Policy
+) -> Decision:
+    if message.awaiting != state.awaiting or message.attempt != state.attempt:
+        return unchanged(state)
+    b = _Builder(state, now)
+    if state.compensating:
+        # A compensation is never given up: it is retried with capped backoff and
+        # reported stuck once it has failed for long enough.
+        name = state.pending_compensations[0]
+        attempt = state.attempt + 1
+        b.send(name, policy, attempt)
+        if attempt > policy.compensation_stuck_after and state.status != SagaStatus.COMPENSATION_STUCK:
+            b.update(status=SagaStatus.COMPENSATION_STUCK)
+            b.emit("CompensationStuck", f"{name} unanswered after {state.attempt} attempts")
+        return b.decision()
+    step = FORWARD_STEPS[state.step_index]
+    if state.attempt < policy.step_max_attempts:
+        b.send(step.name, policy, state.attempt + 1)
+        b.emit("StepRetried", f"{step.name} attempt {state.attempt + 1}")
+        return b.decision()
+    _begin_compensation(
+        b,
+        policy,
+        include_in_flight=True,
+        outcome=SagaStatus.FAILED,
+        reason=FailureReason.STEP_TIMEOUT,
+        detail=f"{step.name} timed out after {state.attempt} attempts",
+    )
+    return b.decision()
+
+
+def _compensation_done(state: SagaState, now: float, policy: Policy) -> Decision:
+    b = _Builder(state, now)
+    name, *rest = state.pending_compensations
+    # Back from COMPENSATION_STUCK once the stuck step is answered.
+    b.update(pending_compensations=tuple(rest), status=SagaStatus.COMPENSATING)
+    b.emit(COMPENSATIONS[name].done.TYPE)
+    _next_compensation_or_end(b, policy)
+    return b.decision()
+
+
+def _forward_reply(state: SagaState, message: Message, now: float, policy: Policy) -> Decision:
+    step = FORWARD_STEPS[state.step_index]
+    b = _Builder(state, now)
+    latency = (step.name, max(0.0, now - (state.sent_at or now)))
+    if step.failure is not None and isinstance(message, step.failure):
+        b.emit(message.TYPE, getattr(message, "reason", None))
+        _begin_compensation(
+            b,
+            policy,
+            include_in_flight=False,
+            outcome=SagaStatus.FAILED,
+            reason=step.failure_reason,
+            detail=f"{step.name} failed",
+        )
+        return b.decision(latency)
+    if isinstance(message, StockReserved):
+        b.update(lines=message.lines, total=message.total)
+    elif isinstance(message, PaymentCharged):
+        b.update(charge_id=message.charge_id)
+    elif isinstance(message, ShipmentPrepared):
+        b.update(shipment_id=message.shipment_id)
+    b.update(step_index=state.step_index + 1, status=step.status_after)
+    b.emit(message.TYPE)
+    if state.step_index + 1 < len(FORWARD_STEPS):
+        b.send(FORWARD_STEPS[state.step_index + 1].name, policy)
+    else:
+        b.update(awaiting=None, deadline=None, sent_at=None, attempt=1)
+        b.emit("OrderCompleted")
+    return b.decision(latency)
+
+
+def expired(state: SagaState, now: float) -> StepDeadlineExpired | None:
+    """The deadline message to send for a saga whose awaited step is overdue, if any."""
+    if state.terminal or state.deadline is None or state.awaiting is None or now < state.deadline:
+        return None
+    return StepDeadlineExpired(order_id=state.order_id, awaiting=state.awaiting, attempt=state.attempt)
