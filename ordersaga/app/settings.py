@@ -31,6 +31,12 @@ class Settings(BaseSettings):
         description="REDIS_URL: redis://host:port/db. Unset means `ordersaga run` starts "
         "an embedded Redis-protocol server.",
     )
+    embedded_kafka_port: int = Field(
+        default=9092, description="ORDERSAGA_EMBEDDED_KAFKA_PORT: preferred embedded broker port."
+    )
+    embedded_redis_port: int = Field(
+        default=6379, description="ORDERSAGA_EMBEDDED_REDIS_PORT: preferred embedded Redis port."
+    )
     partitions: int = Field(default=4, ge=1, description="ORDERSAGA_PARTITIONS: per topic.")
     web_host: str = Field(default="127.0.0.1", description="ORDERSAGA_WEB_HOST")
     web_port: int = Field(
@@ -59,6 +65,12 @@ class Settings(BaseSettings):
         ge=1,
         description="ORDERSAGA_COMPENSATION_STUCK_AFTER: attempts after which a "
         "compensation that keeps failing is reported COMPENSATION_STUCK (it is still retried).",
+    )
+    handler_max_attempts: int = Field(
+        default=4,
+        ge=1,
+        description="ORDERSAGA_HANDLER_MAX_ATTEMPTS: tries of a handler that fails on a "
+        "transient error before its message is dead-lettered.",
     )
     deadline_scan_interval_s: float = Field(
         default=1.0, gt=0, description="ORDERSAGA_DEADLINE_SCAN_INTERVAL_S"

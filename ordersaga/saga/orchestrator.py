@@ -376,11 +376,21 @@ def decide(state: SagaState | None, message: Message, now: float, policy: Policy
         return _cancel(state, now, policy)
     if isinstance(message, StepDeadlineExpired):
         return _deadline_expired(state, message, now, policy)
-    if message.TYPE != state.awaiting:
+    if not _is_awaited_reply(state, message):
         return unchanged(state)
     if state.compensating:
         return _compensation_done(state, now, policy)
     return _forward_reply(state, message, now, policy)
+
+
+def _is_awaited_reply(state: SagaState, message: Message) -> bool:
+    """The awaited reply, or the explicit failure of the forward step in flight."""
+    if message.TYPE == state.awaiting:
+        return True
+    if state.compensating or state.awaiting is None:
+        return False
+    failure = FORWARD_STEPS[state.step_index].failure
+    return failure is not None and isinstance(message, failure)
 
 
 def _cancel(state: SagaState, now: float, policy: Policy) -> Decision:

@@ -1,0 +1,107 @@
+"""The inventory group: stock per SKU, and the per-order gather of SKU answers.
+
+Run alone with ``faust -A ordersaga.agents.inventory worker``.
+"""
+
+from __future__ import annotations
+
+from ordersaga.app.node import Node
+from ordersaga.app.topics import (
+    INVENTORY_COMMANDS,
+    INVENTORY_EVENTS,
+    INVENTORY_SKU_COMMANDS,
+    INVENTORY_SKU_REPLIES,
+)
+from ordersaga.saga.inventory import (
+    GatherStep,
+    OrderStockRecord,
+    StockRecord,
+    apply_sku_command,
+    begin_stock_command,
+    collect_sku_result,
+    restock,
+)
+from ordersaga.schemas.messages import (
+    CommitStock,
+    Envelope,
+    Message,
+    ReleaseStock,
+    ReserveStock,
+    RestockSku,
+    SkuCommand,
+    SkuResult,
+)
+
+node = Node("inventory")
+app = node.app
+
+#: SKU -> StockRecord (levels and per-order holds)
+stock = node.table("stock")
+#: order id -> OrderStockRecord (fan-outs in progress and their answers)
+order_stock = node.table("order_stock")
+
+order_inputs = node.topic(INVENTORY_COMMANDS, INVENTORY_SKU_REPLIES)
+sku_inputs = node.topic(INVENTORY_SKU_COMMANDS)
+
+
+def load_stock(sku: str) -> StockRecord | None:
+    """A SKU's record from the table, if the SKU exists."""
+    raw = stock.get(sku)
+    return StockRecord.model_validate(raw) if raw else None
+
+
+async def change_sku(envelope: Envelope, message: Message) -> None:
+    """Apply a reserve, release, commit or restock to one SKU and answer it."""
+    if isinstance(message, RestockSku):
+        before = load_stock(message.sku)
+        after = restock(before, message)
+        result: SkuResult | None = None
+    elif isinstance(message, SkuCommand):
+        before = load_stock(message.sku)
+        after_or_none, result = apply_sku_command(before, message)
+        after = after_or_none  # type: ignore[assignment]
+    else:
+        raise ValueError(f"{envelope.type} does not belong on {INVENTORY_SKU_COMMANDS}")
+    if result is not None:
+        await node.send(result, key=result.order_id, cause=envelope,
+                        event_id=f"{envelope.event_id}:result")
+    if after is not None and after != before:
+        await node.send(after.changed_event(), key=after.sku, cause=envelope, topic=INVENTORY_EVENTS,
+                        event_id=f"{after.sku}:{after.version}")
+        stock[after.sku] = after.model_dump(mode="json")
+
+
+async def gather_order_stock(envelope: Envelope, message: Message) -> None:
+    """Fan an order's stock command out per SKU, and fold the SKU answers back in."""
+    order_id = getattr(message, "order_id", None)
+    if not order_id:
+        raise ValueError(f"{envelope.type} names no order")
+    raw = order_stock.get(order_id)
+    record = OrderStockRecord.model_validate(raw) if raw else None
+    step: GatherStep
+    if isinstance(message, ReserveStock | ReleaseStock | CommitStock):
+        step = begin_stock_command(record, message)
+    elif isinstance(message, SkuResult):
+        step = collect_sku_result(record, message)
+    else:
+        raise ValueError(f"{envelope.type} does not belong to the inventory gather")
+    for command in step.sku_commands:
+        await node.send(command, key=command.sku, cause=envelope,
+                        event_id=f"{envelope.event_id}:{command.op}:{command.sku}")
+    if step.reply is not None:
+        await node.send(step.reply, key=order_id, cause=envelope,
+                        event_id=f"{envelope.event_id}:reply")
+    if step.changed and step.record is not None:
+        order_stock[order_id] = step.record.model_dump(mode="json")
+
+
+@app.agent(sku_inputs)
+async def change_stock(stream):  # type: ignore[no-untyped-def]
+    """Keep every SKU's levels: reserve, release, commit and restock."""
+    await node.consume(stream, change_sku, "change_stock")
+
+
+@app.agent(order_inputs)
+async def gather_reservations(stream):  # type: ignore[no-untyped-def]
+    """Reserve, release or commit an order's stock across its SKUs, all or nothing."""
+    await node.consume(stream, gather_order_stock, "gather_reservations")

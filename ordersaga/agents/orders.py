@@ -1,0 +1,99 @@
+"""The orders group: the saga orchestrator.
+
+Run alone with ``faust -A ordersaga.agents.orders worker``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ordersaga.app.node import Node
+from ordersaga.app.topics import ORDERS_COMMANDS, ORDERS_EVENTS, ORDERS_REPLIES
+from ordersaga.saga.orchestrator import TERMINAL, Policy, SagaState, decide, expired
+from ordersaga.schemas.messages import Envelope, Message
+
+node = Node("orders")
+app = node.app
+policy = Policy(
+    step_timeout_s=node.settings.step_timeout_s,
+    step_max_attempts=node.settings.step_max_attempts,
+    compensation_stuck_after=node.settings.compensation_stuck_after,
+)
+
+#: order id -> SagaState (as JSON)
+sagas = node.table("sagas")
+saga_inputs = node.topic(ORDERS_COMMANDS, ORDERS_REPLIES)
+_TERMINAL_VALUES = {s.value for s in TERMINAL}
+
+
+def load_saga(order_id: str) -> SagaState | None:
+    """The saga of an order from the table, if any."""
+    raw = sagas.get(order_id)
+    return SagaState.model_validate(raw) if raw else None
+
+
+async def advance_saga(envelope: Envelope, message: Message) -> None:
+    """Apply one command, reply or deadline to its saga; send what the rules decide."""
+    order_id = envelope.order_id or getattr(message, "order_id", None)
+    if not order_id:
+        raise ValueError(f"{envelope.type} names no order")
+    decision = decide(load_saga(order_id), message, time.time(), policy)
+    if not decision.changed or decision.state is None:
+        node.metrics.messages_handled.labels("advance_saga", envelope.type, "unchanged").inc()
+        return
+    state = decision.state
+    # Ids derive from the saga's event sequence, so a replayed decision resends the
+    # very same messages and consumers can recognise them.
+    for i, command in enumerate(decision.commands):
+        await node.send(command, key=order_id, cause=envelope,
+                        event_id=f"{order_id}:{state.seq}:{state.attempt}:{i}:{command.TYPE}")
+    for event in decision.events:
+        await node.send(event, key=order_id, cause=envelope, topic=ORDERS_EVENTS,
+                        event_id=f"{order_id}:{event.seq}")
+    # Written last: if a send fails, the retry recomputes the same decision.
+    sagas[order_id] = state.model_dump(mode="json")
+    if decision.step_latency:
+        step, seconds = decision.step_latency
+        node.metrics.step_latency.labels(step).observe(seconds)
+    if state.terminal:
+        node.metrics.saga_outcomes.labels(
+            state.status.value, state.failure_reason.value if state.failure_reason else ""
+        ).inc()
+
+
+@app.agent(saga_inputs)
+async def run_sagas(stream):  # type: ignore[no-untyped-def]
+    """Drive every saga from its commands, participant replies and deadlines."""
+    await node.consume(stream, advance_saga, "run_sagas")
+
+
+_last_deadline_sent: dict[tuple[str, str, int], float] = {}
+
+
+@app.timer(interval=node.settings.deadline_scan_interval_s)
+async def expire_overdue_steps() -> None:
+    """Send a deadline message for every local saga whose awaited reply is overdue.
+
+    Tables can only be written while handling a message of their partition, so
+    the timer does not change sagas itself: it sends StepDeadlineExpired to the
+    saga's own partition and ``advance_saga`` decides. After a restart the
+    restored table is scanned the same way, so in-flight sagas resume alone.
+    """
+    now = time.time()
+    for order_id, raw in list(sagas.items()):
+        if not raw or raw.get("status") in _TERMINAL_VALUES:
+            continue
+        deadline = raw.get("deadline")
+        if deadline is None or now < deadline:
+            continue
+        message = expired(SagaState.model_validate(raw), now)
+        if message is None:
+            continue
+        memo = (order_id, message.awaiting, message.attempt)
+        if now - _last_deadline_sent.get(memo, 0.0) < policy.step_timeout_s:
+            continue
+        _last_deadline_sent[memo] = now
+        await node.send(message, key=order_id, event_id=f"{order_id}:deadline:{message.attempt}")
+    for memo, sent in list(_last_deadline_sent.items()):
+        if now - sent > 10 * policy.step_timeout_s:
+            del _last_deadline_sent[memo]

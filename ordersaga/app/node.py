@@ -1,0 +1,194 @@
+"""The Faust app factory and the thin-shell plumbing every agent group shares.
+
+A :class:`Node` is one agent group's Faust app plus what its agents need
+around the pure rules: a typed send that writes the envelope and headers, a
+consume loop that parses, retries and dead-letters, and the /health and
+/metrics pages.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+from faust.types import EventT, StreamT
+from faust.web import Request, Response, View
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from ordersaga.agents import AgentGroup, group
+from ordersaga.app.codec import DecodeError, decode, encode, header_pairs
+from ordersaga.app.settings import Settings, get_settings
+from ordersaga.app.topics import ALL_DLQ_TOPICS, ALL_TOPICS, destination, dlq_topic
+from ordersaga.ops.metrics import Metrics
+from ordersaga.schemas.messages import Envelope, Message
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Envelope, Message], Awaitable[None]]
+
+
+class Rejected(ValueError):
+    """A readable message that its handler can never apply: dead-lettered at once."""
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return not isinstance(exc, Rejected | DecodeError | ValueError)
+
+
+class Node:
+    """One agent group's Faust app and its shared shell plumbing."""
+
+    def __init__(self, group_name: str, settings: Settings | None = None) -> None:
+        self.group: AgentGroup = group(group_name)
+        self.settings = settings or get_settings()
+        self.metrics = Metrics()
+        self.app = make_app(self.group, self.settings)
+        self._topics: dict[str, faust.TopicT] = {}
+        self._register_pages()
+
+    # ------------------------------------------------------------------ topics
+
+    def topic(self, *names: str) -> faust.TopicT:
+        """A raw-bytes topic (or a subscription to several) with str keys."""
+        key = ",".join(names)
+        if key not in self._topics:
+            self._topics[key] = self.app.topic(
+                *names,
+                key_type=str,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=self.settings.partitions,
+            )
+        return self._topics[key]
+
+    def table(self, name: str, **kwargs: Any) -> faust.Table:
+        """A changelog-backed table of JSON values keyed by str (JSON in the changelog too)."""
+        return self.app.Table(
+            name,
+            default=None,
+            key_type=str,
+            partitions=self.settings.partitions,
+            **kwargs,
+        )
+
+    # -------------------------------------------------------------------- send
+
+    async def send(
+        self,
+        message: Message,
+        *,
+        key: str,
+        cause: Envelope | None = None,
+        topic: str | None = None,
+        event_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
+        """Send one message, enveloped, to its topic (``destination`` unless given)."""
+        encoded = encode(
+            message,
+            key=key,
+            correlation_id=correlation_id or (cause.correlation_id if cause else key),
+            causation_id=cause.event_id if cause else None,
+            event_id=event_id,
+        )
+        await self.topic(topic or destination(message)).send(
+            key=encoded.key, value=encoded.value, headers=encoded.headers
+        )
+
+    async def dead_letter(self, event: EventT, reason: str, attempts: int) -> None:
+        """Park a message on its topic's DLQ with the reason and the original headers."""
+        source = event.message.topic
+        headers = [
+            *header_pairs(event.headers),
+            ("dlq.error", reason.encode()[:1000]),
+            ("dlq.attempts", str(attempts).encode()),
+            ("dlq.topic", source.encode()),
+            ("dlq.partition", str(event.message.partition).encode()),
+            ("dlq.offset", str(event.message.offset).encode()),
+            ("dlq.group", self.group.name.encode()),
+        ]
+        key = event.key.encode() if isinstance(event.key, str) else event.key
+        await self.topic(dlq_topic(source)).send(key=key, value=event.value, headers=headers)
+        self.metrics.dead_letters.labels(source).inc()
+        log.warning("dead-lettered %s[%s]@%s: %s", source, event.message.partition,
+                    event.message.offset, reason)
+
+    # ----------------------------------------------------------------- consume
+
+    async def consume(self, stream: StreamT, handler: Handler, agent: str) -> None:
+        """Run ``handler`` on every message of ``stream``: parse, retry, dead-letter."""
+        attempts = self.settings.handler_max_attempts
+        async for event in stream.events():
+            try:
+                envelope, message = decode(event.value)
+            except DecodeError as exc:
+                self.metrics.messages_handled.labels(agent, "?", "dead_letter").inc()
+                await self.dead_letter(event, str(exc), attempts=1)
+                continue
+            tried = 0
+            try:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(attempts),
+                    wait=wait_exponential_jitter(initial=0.05, max=2.0),
+                    retry=retry_if_exception(_is_transient),
+                    reraise=True,
+                ):
+                    with attempt:
+                        tried += 1
+                        await handler(envelope, message)
+            except Exception as exc:  # the worker keeps going whatever the input
+                self.metrics.messages_handled.labels(agent, envelope.type, "dead_letter").inc()
+                await self.dead_letter(event, f"{type(exc).__name__}: {exc}", attempts=tried)
+            else:
+                self.metrics.messages_handled.labels(agent, envelope.type, "ok").inc()
+
+    # ------------------------------------------------------------------- pages
+
+    def _register_pages(self) -> None:
+        node = self
+
+        @self.app.page("/health")
+        class Health(View):
+            async def get(self, request: Request) -> Response:
+                return self.json({"status": "ok", "group": node.group.name, "app": node.app.conf.id})
+
+        @self.app.page("/metrics")
+        class MetricsPage(View):
+            async def get(self, request: Request) -> Response:
+                return self.bytes(node.metrics.render(), content_type="text/plain; version=0.0.4")
+
+
+def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
+    """The Faust app of one agent group, configured from ``settings``."""
+    # Faust creates its data dir without parents.
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        f"ordersaga-{agent_group.name}",
+        broker=settings.broker_url,
+        store="memory://",
+        autodiscover=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        key_serializer="raw",
+        value_serializer="raw",
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 4),
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        table_standby_replicas=0,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=agent_group.web_port(settings.web_port),
+        datadir=f"{settings.data_dir}/{agent_group.name}",
+        logging_config=None,
+    )
+    return app
+
+
+__all__ = ["ALL_DLQ_TOPICS", "ALL_TOPICS", "Node", "Rejected", "make_app"]

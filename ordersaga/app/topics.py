@@ -1,0 +1,75 @@
+"""Topic names, where each message type is sent, and the dead-letter naming rule."""
+
+from __future__ import annotations
+
+from ordersaga.schemas.messages import (
+    CancelOrder,
+    CancelShipment,
+    ChargePayment,
+    CommitStock,
+    Message,
+    PlaceOrder,
+    PrepareShipment,
+    RefundPayment,
+    ReleaseStock,
+    ReserveStock,
+    RestockSku,
+    SkuCommand,
+    SkuResult,
+    StepDeadlineExpired,
+)
+
+ORDERS_COMMANDS = "orders.commands"
+ORDERS_REPLIES = "orders.replies"
+ORDERS_EVENTS = "orders.events"
+INVENTORY_COMMANDS = "inventory.commands"
+INVENTORY_SKU_COMMANDS = "inventory.sku-commands"
+INVENTORY_SKU_REPLIES = "inventory.sku-replies"
+INVENTORY_EVENTS = "inventory.events"
+PAYMENTS_COMMANDS = "payments.commands"
+SHIPPING_COMMANDS = "shipping.commands"
+NOTIFICATIONS = "notifications"
+
+# Topics whose consumers dead-letter what they cannot handle.
+CONSUMED_TOPICS: tuple[str, ...] = (
+    ORDERS_COMMANDS,
+    ORDERS_REPLIES,
+    ORDERS_EVENTS,
+    INVENTORY_COMMANDS,
+    INVENTORY_SKU_COMMANDS,
+    INVENTORY_SKU_REPLIES,
+    INVENTORY_EVENTS,
+    PAYMENTS_COMMANDS,
+    SHIPPING_COMMANDS,
+)
+
+ALL_TOPICS: tuple[str, ...] = (*CONSUMED_TOPICS, NOTIFICATIONS)
+
+
+def dlq_topic(topic: str) -> str:
+    """The dead-letter topic of ``topic``."""
+    return f"{topic}.dlq"
+
+
+ALL_DLQ_TOPICS: tuple[str, ...] = tuple(dlq_topic(t) for t in CONSUMED_TOPICS)
+
+_DESTINATION: dict[type[Message], str] = {
+    PlaceOrder: ORDERS_COMMANDS,
+    CancelOrder: ORDERS_COMMANDS,
+    StepDeadlineExpired: ORDERS_REPLIES,
+    ReserveStock: INVENTORY_COMMANDS,
+    ReleaseStock: INVENTORY_COMMANDS,
+    CommitStock: INVENTORY_COMMANDS,
+    SkuCommand: INVENTORY_SKU_COMMANDS,
+    RestockSku: INVENTORY_SKU_COMMANDS,
+    SkuResult: INVENTORY_SKU_REPLIES,
+    ChargePayment: PAYMENTS_COMMANDS,
+    RefundPayment: PAYMENTS_COMMANDS,
+    PrepareShipment: SHIPPING_COMMANDS,
+    CancelShipment: SHIPPING_COMMANDS,
+}
+
+
+def destination(message: Message) -> str:
+    """The topic a command goes to; every participant reply goes to orders.replies."""
+    return _DESTINATION.get(type(message), ORDERS_REPLIES)

@@ -1,0 +1,1 @@
+"""Operations: metrics, topic admin, console tools, dead letters, audit and demo."""

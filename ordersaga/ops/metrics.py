@@ -1,0 +1,44 @@
+"""Prometheus metrics of one worker, on a registry of its own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+# Saga steps take milliseconds on a quiet system and seconds under load or retry.
+STEP_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    """The counters and histograms every worker exposes at /metrics."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.messages_handled = Counter(
+            "ordersaga_messages_handled",
+            "Messages handled, by agent, message type and outcome",
+            ["agent", "type", "outcome"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "ordersaga_dead_letters",
+            "Messages sent to a dead-letter topic, by source topic",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.saga_outcomes = Counter(
+            "ordersaga_saga_outcomes",
+            "Sagas that reached a terminal state, by status and failure reason",
+            ["status", "reason"],
+            registry=self.registry,
+        )
+        self.step_latency = Histogram(
+            "ordersaga_step_latency_seconds",
+            "Time from sending a saga step's command to its reply",
+            ["step"],
+            buckets=STEP_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of this registry."""
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""The HTTP web view: routes, request validation and error mapping."""
