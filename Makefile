@@ -1,0 +1,48 @@
+# ordersaga: `make run` starts everything on the embedded default; `make test` runs every test.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-unit test-agents test-integration demo lint typecheck check clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install ordersaga with its dev tools
+
+run: $(STAMP) ## start broker, Redis, every agent group and the web view (Ctrl-C stops)
+	$(BIN)/ordersaga run
+
+test: $(STAMP) ## every test: unit, agents and the whole system on the embedded broker
+	$(BIN)/pytest
+
+test-unit: $(STAMP) ## pure rules only, no broker
+	$(BIN)/pytest tests/unit
+
+test-agents: $(STAMP) ## agents through agent.test_context(), no broker
+	$(BIN)/pytest tests/agents
+
+test-integration: $(STAMP) ## the whole system over HTTP on the embedded broker
+	$(BIN)/pytest tests/integration
+
+demo: $(STAMP) ## run the five scenarios against a running system (make run first)
+	$(BIN)/ordersaga demo
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check ordersaga tests
+
+typecheck: $(STAMP) ## mypy
+	$(BIN)/mypy ordersaga
+
+check: lint typecheck test ## lint, types and tests
+
+clean: ## remove the virtual environment and local state
+	rm -rf $(VENV) .ordersaga .pytest_cache .mypy_cache .ruff_cache
