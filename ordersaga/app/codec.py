@@ -51,7 +51,7 @@ def encode(
         event_id=event_id or new_id(),
         type=message.TYPE,
         version=message.VERSION,
-        order_id=order_id if order_id is not None else getattr(message, "order_id", None),
+        order_id=order_id if order_id is not None else message.order_ref(),
         correlation_id=correlation_id,
         causation_id=causation_id,
         payload=message.model_dump(mode="json"),

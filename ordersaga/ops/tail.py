@@ -1,10 +1,11 @@
-"""Console tools for topics: list them and follow one (key, headers, value)."""
+"""Console tools for topics: read one to its end, or follow it (key, headers, value)."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from typing import TextIO
+from collections.abc import AsyncIterator
+from typing import Any, TextIO
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -23,20 +24,16 @@ def render(key: bytes | None, headers: list[tuple[str, bytes]], value: bytes | N
     return f"p{partition}@{offset} key={k} [{hdrs}]\n  {text}"
 
 
-async def tail(bootstrap: str, topic: str, *, from_beginning: bool, follow: bool,
-               limit: int | None = None, out: TextIO = sys.stdout) -> int:
-    """Print a topic's messages; with ``follow``, keep waiting for new ones."""
+async def records(bootstrap: str, topic: str, *, from_beginning: bool = True,
+                  follow: bool = False, idle_timeout: float = 10.0) -> AsyncIterator[Any]:
+    """The topic's records (no consumer group), to its end or, with ``follow``, forever."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
-    shown = 0
     try:
-        parts = consumer.partitions_for_topic(topic)
+        await consumer._client.force_metadata_update()
+        parts = consumer.partitions_for_topic(topic) or set()
         if not parts:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
-        if not parts:
-            print(f"no topic {topic}", file=sys.stderr)
-            return 0
+            return
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)
         if from_beginning:
@@ -44,23 +41,41 @@ async def tail(bootstrap: str, topic: str, *, from_beginning: bool, follow: bool
         else:
             await consumer.seek_to_end(*tps)
         end = await consumer.end_offsets(tps)
+        loop = asyncio.get_running_loop()
+        last_progress = loop.time()
         while True:
-            batch = await consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                for r in records:
-                    print(render(r.key, list(r.headers or ()), r.value, r.partition, r.offset),
-                          file=out, flush=True)
-                    shown += 1
-                    if limit is not None and shown >= limit:
-                        return shown
-            if not follow and all(await _at_end(consumer, tp, end[tp]) for tp in tps):
-                return shown
+            batch = await consumer.getmany(timeout_ms=300)
+            for batch_records in batch.values():
+                for record in batch_records:
+                    last_progress = loop.time()
+                    yield record
+            if follow:
+                continue
+            positions = [await consumer.position(tp) for tp in tps]
+            if all(pos >= end[tp] for pos, tp in zip(positions, tps, strict=True)):
+                return
+            if loop.time() - last_progress > idle_timeout:
+                return
     finally:
         await consumer.stop()
 
 
-async def _at_end(consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> bool:
-    return await consumer.position(tp) >= end
+async def read_topic(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of ``topic`` up to its current end."""
+    return [r async for r in records(bootstrap, topic)]
+
+
+async def tail(bootstrap: str, topic: str, *, from_beginning: bool, follow: bool,
+               limit: int | None = None, out: TextIO = sys.stdout) -> int:
+    """Print a topic's messages; with ``follow``, keep waiting for new ones."""
+    shown = 0
+    async for r in records(bootstrap, topic, from_beginning=from_beginning, follow=follow):
+        print(render(r.key, list(r.headers or ()), r.value, r.partition, r.offset),
+              file=out, flush=True)
+        shown += 1
+        if limit is not None and shown >= limit:
+            break
+    return shown
 
 
 def run_tail(bootstrap: str, topic: str, from_beginning: bool, follow: bool,

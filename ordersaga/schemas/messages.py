@@ -21,6 +21,10 @@ class Message(BaseModel):
     TYPE: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1
 
+    def order_ref(self) -> str | None:
+        """The order this message is about, if any (the envelope's ``order_id``)."""
+        return getattr(self, "order_id", None)
+
 
 class Envelope(BaseModel):
     """What travels as a Kafka value: metadata around one typed payload."""
@@ -314,6 +318,10 @@ class OrderEvent(Message):
     seq: int
     detail: str | None = None
     order: OrderSnapshot
+
+    def order_ref(self) -> str | None:
+        """The order this event belongs to."""
+        return self.order.order_id
 
 
 # ------------------------------------------------------------ inventory.events

@@ -1,0 +1,329 @@
+"""The orders group shell: ``run_sagas`` and the ``expire_overdue_steps`` timer."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from ordersaga.agents import orders
+from ordersaga.app.codec import decode, encode
+from ordersaga.app.topics import (
+    INVENTORY_COMMANDS,
+    ORDERS_COMMANDS,
+    ORDERS_EVENTS,
+    ORDERS_REPLIES,
+    PAYMENTS_COMMANDS,
+    SHIPPING_COMMANDS,
+)
+from ordersaga.schemas.messages import (
+    CancelOrder,
+    ChargePayment,
+    CommitStock,
+    OrderEvent,
+    PaymentCharged,
+    PaymentDeclined,
+    PrepareShipment,
+    PricedLine,
+    ReleaseStock,
+    ReserveStock,
+    ShipmentPrepared,
+    StepDeadlineExpired,
+    StockChanged,
+    StockCommitted,
+    StockReleased,
+    StockReserved,
+)
+
+from .conftest import ADDRESS, CUSTOMER_ID, ITEMS, ORDER_ID, PRICES, TOTAL, place_order, with_type
+
+LINES = tuple(
+    PricedLine(sku=line.sku, quantity=line.quantity, unit_price=PRICES[line.sku]) for line in ITEMS
+)
+
+
+@pytest.fixture
+def outbox(capture):
+    return capture(orders.node)
+
+
+def saga(order_id: str = ORDER_ID) -> dict:
+    raw = orders.sagas.get(order_id)
+    assert raw is not None, f"no saga for {order_id}"
+    return raw
+
+
+def events(outbox) -> list[OrderEvent]:
+    return [m for m in outbox.messages(ORDERS_EVENTS) if isinstance(m, OrderEvent)]
+
+
+async def test_place_order_starts_saga_and_asks_inventory(drive, outbox):
+    async with drive(orders.run_sagas, orders.node) as d:
+        fed = await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+
+    assert saga()["status"] == "PENDING"
+    assert saga()["awaiting"] == "StockReserved"
+
+    assert outbox.topics() == [INVENTORY_COMMANDS, ORDERS_EVENTS]
+    [reserve] = outbox.on(INVENTORY_COMMANDS)
+    assert reserve.key == ORDER_ID.encode()
+    assert reserve.message == ReserveStock(order_id=ORDER_ID, items=ITEMS)
+    assert reserve.envelope.event_id == f"{ORDER_ID}:1:1:0:ReserveStock"
+    assert reserve.envelope.order_id == ORDER_ID
+    assert reserve.envelope.correlation_id == ORDER_ID
+    assert reserve.envelope.causation_id == decode(fed.value)[0].event_id  # the PlaceOrder
+    assert reserve.header("type") == "ReserveStock"
+    assert reserve.header("event_id") == reserve.envelope.event_id
+
+    [placed] = outbox.on(ORDERS_EVENTS)
+    assert placed.key == ORDER_ID.encode()
+    event = placed.message
+    assert isinstance(event, OrderEvent)
+    assert (event.name, event.seq, event.order.status) == ("OrderPlaced", 1, "PENDING")
+    assert event.order.customer_id == CUSTOMER_ID
+    assert placed.envelope.event_id == f"{ORDER_ID}:1"
+
+
+async def test_same_place_order_twice_sends_nothing_the_second_time(drive, outbox):
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+        first_state = saga()
+        sent_after_first = len(outbox.sent)
+        # A retried HTTP request re-sends the same command (new envelope id).
+        await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+
+    assert sent_after_first == 2
+    assert len(outbox.sent) == 2
+    assert saga() == first_state
+
+
+async def test_happy_path_ends_completed_with_the_right_commands(drive, outbox):
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+        steps = [
+            (StockReserved(order_id=ORDER_ID, lines=LINES, total=TOTAL), PAYMENTS_COMMANDS,
+             ChargePayment(order_id=ORDER_ID, customer_id=CUSTOMER_ID, payment_token="tok_ok",
+                           amount=TOTAL), "STOCK_RESERVED"),
+            (PaymentCharged(order_id=ORDER_ID, amount=TOTAL, charge_id="ch_1"), SHIPPING_COMMANDS,
+             PrepareShipment(order_id=ORDER_ID, address=ADDRESS, items=ITEMS), "PAID"),
+            (ShipmentPrepared(order_id=ORDER_ID, shipment_id="shp_1", carrier="post"),
+             INVENTORY_COMMANDS, CommitStock(order_id=ORDER_ID, items=ITEMS),
+             "SHIPMENT_PREPARED"),
+        ]
+        for reply, topic, expected, status in steps:
+            outbox.clear()
+            await d.put(reply, key=ORDER_ID, topic=ORDERS_REPLIES)
+            commands = [s for s in outbox.sent if s.topic != ORDERS_EVENTS]
+            assert [(s.topic, s.key, s.message) for s in commands] == [
+                (topic, ORDER_ID.encode(), expected)
+            ]
+            assert saga()["status"] == status
+        outbox.clear()
+        await d.put(StockCommitted(order_id=ORDER_ID), key=ORDER_ID, topic=ORDERS_REPLIES)
+
+    # The last reply sends no command, only the closing events.
+    assert outbox.topics() == [ORDERS_EVENTS, ORDERS_EVENTS]
+    assert [(e.name, e.seq) for e in events(outbox)] == [("StockCommitted", 5),
+                                                        ("OrderCompleted", 6)]
+    final = saga()
+    assert final["status"] == "COMPLETED"
+    assert final["total"] == TOTAL
+    assert final["charge_id"] == "ch_1"
+    assert final["shipment_id"] == "shp_1"
+    assert final["awaiting"] is None
+    completed = events(outbox)[-1].order
+    assert (completed.status, completed.total, completed.shipment_id) == ("COMPLETED", TOTAL,
+                                                                          "shp_1")
+
+
+async def test_declined_payment_compensates_then_fails(drive, outbox):
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+        await d.put(StockReserved(order_id=ORDER_ID, lines=LINES, total=TOTAL), key=ORDER_ID,
+                    topic=ORDERS_REPLIES)
+        outbox.clear()
+        await d.put(PaymentDeclined(order_id=ORDER_ID, reason="card_declined"), key=ORDER_ID,
+                    topic=ORDERS_REPLIES)
+        assert [(s.topic, s.message) for s in outbox.on(INVENTORY_COMMANDS)] == [
+            (INVENTORY_COMMANDS, ReleaseStock(order_id=ORDER_ID, items=ITEMS))
+        ]
+        # Declined means nothing was charged: no refund is sent.
+        assert outbox.on(PAYMENTS_COMMANDS) == []
+        assert saga()["status"] == "COMPENSATING"
+        outbox.clear()
+        await d.put(StockReleased(order_id=ORDER_ID), key=ORDER_ID, topic=ORDERS_REPLIES)
+
+    assert [s for s in outbox.sent if s.topic != ORDERS_EVENTS] == []
+    assert events(outbox)[-1].name == "OrderFailed"
+    assert saga()["status"] == "FAILED"
+    assert saga()["failure_reason"] == "payment_declined"
+
+
+async def test_cancel_while_reserving_releases_stock(drive, outbox):
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+        outbox.clear()
+        await d.put(CancelOrder(order_id=ORDER_ID), key=ORDER_ID, topic=ORDERS_COMMANDS)
+
+    assert outbox.messages(INVENTORY_COMMANDS) == [ReleaseStock(order_id=ORDER_ID, items=ITEMS)]
+    assert saga()["status"] == "COMPENSATING"
+    assert saga()["outcome"] == "CANCELLED"
+
+
+async def test_unrelated_or_late_replies_send_nothing(drive, outbox):
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+        before = saga()
+        outbox.clear()
+        # Not the awaited reply (the saga waits for StockReserved).
+        await d.put(PaymentCharged(order_id=ORDER_ID, amount=1, charge_id="ch_x"), key=ORDER_ID,
+                    topic=ORDERS_REPLIES)
+        await d.put(ShipmentPrepared(order_id=ORDER_ID, shipment_id="s", carrier="c"),
+                    key=ORDER_ID, topic=ORDERS_REPLIES)
+        # A reply for an order nobody placed.
+        await d.put(StockReserved(order_id="ord-ghost", lines=LINES, total=TOTAL),
+                    key="ord-ghost", topic=ORDERS_REPLIES)
+        # A stale deadline (wrong attempt).
+        await d.put(StepDeadlineExpired(order_id=ORDER_ID, awaiting="StockReserved", attempt=7),
+                    key=ORDER_ID, topic=ORDERS_REPLIES)
+
+    assert outbox.sent == []
+    assert saga() == before
+    assert orders.sagas.get("ord-ghost") is None
+
+
+async def test_duplicate_reply_after_completion_sends_nothing(drive, outbox):
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+        for reply in (
+            StockReserved(order_id=ORDER_ID, lines=LINES, total=TOTAL),
+            PaymentCharged(order_id=ORDER_ID, amount=TOTAL, charge_id="ch_1"),
+            ShipmentPrepared(order_id=ORDER_ID, shipment_id="shp_1", carrier="post"),
+            StockCommitted(order_id=ORDER_ID),
+        ):
+            await d.put(reply, key=ORDER_ID, topic=ORDERS_REPLIES)
+        assert saga()["status"] == "COMPLETED"
+        done = saga()
+        outbox.clear()
+        await d.put(StockCommitted(order_id=ORDER_ID), key=ORDER_ID, topic=ORDERS_REPLIES)
+        await d.put(CancelOrder(order_id=ORDER_ID), key=ORDER_ID, topic=ORDERS_COMMANDS)
+
+    assert outbox.sent == []
+    assert saga() == done
+
+
+# ----------------------------------------------------------------- dead letters
+
+
+async def test_malformed_value_is_dead_lettered_and_the_agent_goes_on(drive, outbox):
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put_raw(b"not json", key=ORDER_ID, topic=ORDERS_COMMANDS,
+                        headers=[("type", b"PlaceOrder")])
+        await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+
+    [dead] = outbox.on(f"{ORDERS_COMMANDS}.dlq")
+    assert dead.value == b"not json"
+    assert dead.key == ORDER_ID.encode()
+    assert dead.header("dlq.error").startswith("not JSON")
+    assert dead.header("dlq.topic") == ORDERS_COMMANDS
+    assert dead.header("dlq.attempts") == "1"
+    assert dead.header("dlq.group") == "orders"
+    assert dead.header("type") == "PlaceOrder"  # the original headers are kept
+    # ... and the next message is processed normally.
+    assert saga()["status"] == "PENDING"
+    assert len(outbox.on(INVENTORY_COMMANDS)) == 1
+
+
+async def test_unknown_message_type_is_dead_lettered(drive, outbox):
+    bogus = with_type(encode(place_order(), key=ORDER_ID, correlation_id=ORDER_ID), "Bogus")
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put_raw(bogus, key=ORDER_ID, topic=ORDERS_REPLIES)
+        await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+
+    [dead] = outbox.on(f"{ORDERS_REPLIES}.dlq")
+    assert dead.value == bogus
+    assert dead.header("dlq.error") == "unknown message type 'Bogus'"
+    assert dead.header("dlq.topic") == ORDERS_REPLIES
+    assert outbox.on(f"{ORDERS_COMMANDS}.dlq") == []
+    assert saga()["status"] == "PENDING"
+
+
+async def test_message_naming_no_order_is_rejected_without_retry(drive, outbox):
+    stray = StockChanged(sku="SKU-A", version=1, unit_price=1, put_in=1, available=1,
+                         reserved=0, committed=0)
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put(stray, key="SKU-A", topic=ORDERS_REPLIES)
+
+    [dead] = outbox.on(f"{ORDERS_REPLIES}.dlq")
+    assert dead.header("dlq.error") == "ValueError: StockChanged names no order"
+    assert dead.header("dlq.attempts") == "1"
+    assert [s.topic for s in outbox.sent] == [f"{ORDERS_REPLIES}.dlq"]
+
+
+async def test_transient_send_failure_is_retried_with_the_same_ids(drive, outbox):
+    outbox.fail(INVENTORY_COMMANDS, RuntimeError("broker down"), times=1)
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+
+    [failed] = outbox.failed
+    [resent] = outbox.on(INVENTORY_COMMANDS)
+    assert failed.envelope.event_id == resent.envelope.event_id
+    assert failed.message == resent.message
+    # Events and the table follow the successful attempt only, once.
+    assert [e.seq for e in events(outbox)] == [1]
+    assert saga()["seq"] == 1
+    assert outbox.on(f"{ORDERS_COMMANDS}.dlq") == []
+
+
+async def test_send_failing_on_every_attempt_is_dead_lettered(drive, outbox, monkeypatch):
+    monkeypatch.setattr(
+        orders.node, "settings", orders.node.settings.model_copy(update={"handler_max_attempts": 2})
+    )
+    outbox.fail(INVENTORY_COMMANDS, RuntimeError("broker down"), times=2)
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+
+    assert len(outbox.failed) == 2
+    [dead] = outbox.on(f"{ORDERS_COMMANDS}.dlq")
+    assert dead.header("dlq.error") == "RuntimeError: broker down"
+    assert dead.header("dlq.attempts") == "2"
+    # Written last, so a failed decision leaves no half-started saga behind.
+    assert orders.sagas.get(ORDER_ID) is None
+    assert outbox.on(ORDERS_EVENTS) == []
+
+
+# ------------------------------------------------------------------ the timer
+
+
+async def test_deadline_timer_sends_one_expiry_and_the_saga_retries_the_step(
+    drive, outbox, monkeypatch
+):
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+    deadline = saga()["deadline"]
+    scan = orders.expire_overdue_steps.__wrapped__
+
+    outbox.clear()
+    monkeypatch.setattr(orders, "time", SimpleNamespace(time=lambda: deadline - 1))
+    await scan()
+    assert outbox.sent == []  # not overdue yet
+
+    monkeypatch.setattr(orders, "time", SimpleNamespace(time=lambda: deadline + 0.5))
+    await scan()
+    await scan()  # the memo stops a second send within one step timeout
+    [expiry] = outbox.on(ORDERS_REPLIES)
+    assert len(outbox.sent) == 1
+    assert expiry.key == ORDER_ID.encode()
+    assert expiry.message == StepDeadlineExpired(order_id=ORDER_ID, awaiting="StockReserved",
+                                                 attempt=1)
+    assert expiry.envelope.event_id == f"{ORDER_ID}:deadline:1"
+
+    # The orchestrator then decides: the reservation is sent again, attempt 2.
+    outbox.clear()
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put_sent(expiry)
+    [again] = outbox.on(INVENTORY_COMMANDS)
+    assert again.message == ReserveStock(order_id=ORDER_ID, items=ITEMS)
+    assert again.envelope.event_id == f"{ORDER_ID}:2:2:0:ReserveStock"
+    assert [e.name for e in events(outbox)] == ["StepRetried"]
+    assert saga()["attempt"] == 2

@@ -1,0 +1,111 @@
+"""The whole system, started for real: embedded broker, Redis, every agent group, web view."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ordersaga.app.runtime import free_port, port_is_free
+
+pytestmark = pytest.mark.integration
+
+START_TIMEOUT_S = 180
+
+
+@dataclass
+class System:
+    """A running ordersaga: where its parts listen."""
+
+    base_url: str
+    web_port: int
+    bootstrap: str
+    redis_url: str
+    data_dir: Path
+    output: list[str]
+
+
+def _free_port_block(size: int) -> int:
+    """A base port with ``size`` consecutive free ports."""
+    for _ in range(50):
+        base = free_port()
+        if base + size < 65000 and all(port_is_free(base + i) for i in range(size)):
+            return base
+    raise RuntimeError("no block of free ports")
+
+
+@pytest.fixture(scope="session")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """Start `ordersaga run` on fresh ports and stop it after the session."""
+    data_dir = tmp_path_factory.mktemp("ordersaga")
+    web_port = _free_port_block(8)
+    env = {
+        **os.environ,
+        "ORDERSAGA_DATA_DIR": str(data_dir),
+        "ORDERSAGA_WEB_PORT": str(web_port),
+        "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(free_port()),
+        "ORDERSAGA_EMBEDDED_REDIS_PORT": str(free_port()),
+        "ORDERSAGA_SEED_CATALOG": "false",
+        "ORDERSAGA_STEP_TIMEOUT_S": "5",
+    }
+    env.pop("KAFKA_BROKER", None)
+    env.pop("REDIS_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ordersaga", "run"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )
+    output: list[str] = []
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line.rstrip())
+            if "ordersaga is up" in line:
+                ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not ready.is_set() and proc.poll() is None and time.monotonic() < deadline:
+        ready.wait(0.5)
+    if not ready.is_set():
+        proc.kill()
+        logs = "\n".join(output[-40:])
+        pytest.fail(f"ordersaga run did not come up:\n{logs}")
+    text = "\n".join(output)
+    broker = re.search(r"broker\s+kafka://(\S+)", text)
+    redis = re.search(r"redis\s+(redis://\S+)", text)
+    assert broker and redis, text
+    yield System(
+        base_url=f"http://127.0.0.1:{web_port}",
+        web_port=web_port,
+        bootstrap=broker.group(1),
+        redis_url=redis.group(1),
+        data_dir=data_dir,
+        output=output,
+    )
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("ordersaga run did not stop within 60 s of SIGTERM")
+
+
+@pytest.fixture(scope="session")
+def client(system: System) -> Iterator[httpx.Client]:
+    """An HTTP client on the web view."""
+    with httpx.Client(base_url=system.base_url, timeout=60) as c:
+        yield c
+
