@@ -5,6 +5,8 @@ Run alone with ``faust -A ordersaga.agents.inventory worker``.
 
 from __future__ import annotations
 
+from faust.types import StreamT
+
 from ordersaga.app.node import Node
 from ordersaga.app.topics import (
     INVENTORY_COMMANDS,
@@ -63,11 +65,17 @@ async def change_sku(envelope: Envelope, message: Message) -> None:
     else:
         raise ValueError(f"{envelope.type} does not belong on {INVENTORY_SKU_COMMANDS}")
     if result is not None:
-        await node.send(result, key=result.order_id, cause=envelope,
-                        event_id=f"{envelope.event_id}:result")
+        await node.send(
+            result, key=result.order_id, cause=envelope, event_id=f"{envelope.event_id}:result"
+        )
     if after is not None and after != before:
-        await node.send(after.changed_event(), key=after.sku, cause=envelope, topic=INVENTORY_EVENTS,
-                        event_id=f"{after.sku}:{after.version}")
+        await node.send(
+            after.changed_event(),
+            key=after.sku,
+            cause=envelope,
+            topic=INVENTORY_EVENTS,
+            event_id=f"{after.sku}:{after.version}",
+        )
         stock[after.sku] = after.model_dump(mode="json")
 
 
@@ -86,22 +94,27 @@ async def gather_order_stock(envelope: Envelope, message: Message) -> None:
     else:
         raise ValueError(f"{envelope.type} does not belong to the inventory gather")
     for command in step.sku_commands:
-        await node.send(command, key=command.sku, cause=envelope,
-                        event_id=f"{envelope.event_id}:{command.op}:{command.sku}")
+        await node.send(
+            command,
+            key=command.sku,
+            cause=envelope,
+            event_id=f"{envelope.event_id}:{command.op}:{command.sku}",
+        )
     if step.reply is not None:
-        await node.send(step.reply, key=order_id, cause=envelope,
-                        event_id=f"{envelope.event_id}:reply")
+        await node.send(
+            step.reply, key=order_id, cause=envelope, event_id=f"{envelope.event_id}:reply"
+        )
     if step.changed and step.record is not None:
         order_stock[order_id] = step.record.model_dump(mode="json")
 
 
 @app.agent(sku_inputs)
-async def change_stock(stream):  # type: ignore[no-untyped-def]
+async def change_stock(stream: StreamT) -> None:
     """Keep every SKU's levels: reserve, release, commit and restock."""
     await node.consume(stream, change_sku, "change_stock")
 
 
 @app.agent(order_inputs)
-async def gather_reservations(stream):  # type: ignore[no-untyped-def]
+async def gather_reservations(stream: StreamT) -> None:
     """Reserve, release or commit an order's stock across its SKUs, all or nothing."""
     await node.consume(stream, gather_order_stock, "gather_reservations")

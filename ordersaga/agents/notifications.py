@@ -5,6 +5,8 @@ Run alone with ``faust -A ordersaga.agents.notifications worker``.
 
 from __future__ import annotations
 
+from faust.types import StreamT
+
 from ordersaga.app.node import Node
 from ordersaga.app.topics import NOTIFICATIONS, ORDERS_EVENTS
 from ordersaga.saga.notifications import notification_for
@@ -25,12 +27,17 @@ async def notify_customer(envelope: Envelope, message: Message) -> None:
     notification = notification_for(message)
     if notification is None or notified.get(message.order.order_id) == notification.status:
         return
-    await node.send(notification, key=notification.customer_id, cause=envelope,
-                    topic=NOTIFICATIONS, event_id=f"{message.order.order_id}:notified")
+    await node.send(
+        notification,
+        key=notification.customer_id,
+        cause=envelope,
+        topic=NOTIFICATIONS,
+        event_id=f"{message.order.order_id}:notified",
+    )
     notified[message.order.order_id] = notification.status
 
 
 @app.agent(order_events)
-async def notify_customers(stream):  # type: ignore[no-untyped-def]
+async def notify_customers(stream: StreamT) -> None:
     """Turn order outcomes into customer notifications."""
     await node.consume(stream, notify_customer, "notify_customers")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 
+from faust.types import StreamT
+
 from ordersaga.app.node import Node
 from ordersaga.app.topics import ORDERS_COMMANDS, ORDERS_EVENTS, ORDERS_REPLIES
 from ordersaga.saga.orchestrator import TERMINAL, Policy, SagaState, decide, expired
@@ -45,11 +47,20 @@ async def advance_saga(envelope: Envelope, message: Message) -> None:
     # Ids derive from the saga's event sequence, so a replayed decision resends the
     # very same messages and consumers can recognise them.
     for i, command in enumerate(decision.commands):
-        await node.send(command, key=order_id, cause=envelope,
-                        event_id=f"{order_id}:{state.seq}:{state.attempt}:{i}:{command.TYPE}")
+        await node.send(
+            command,
+            key=order_id,
+            cause=envelope,
+            event_id=f"{order_id}:{state.seq}:{state.attempt}:{i}:{command.TYPE}",
+        )
     for event in decision.events:
-        await node.send(event, key=order_id, cause=envelope, topic=ORDERS_EVENTS,
-                        event_id=f"{order_id}:{event.seq}")
+        await node.send(
+            event,
+            key=order_id,
+            cause=envelope,
+            topic=ORDERS_EVENTS,
+            event_id=f"{order_id}:{event.seq}",
+        )
     # Written last: if a send fails, the retry recomputes the same decision.
     sagas[order_id] = state.model_dump(mode="json")
     if decision.step_latency:
@@ -62,7 +73,7 @@ async def advance_saga(envelope: Envelope, message: Message) -> None:
 
 
 @app.agent(saga_inputs)
-async def run_sagas(stream):  # type: ignore[no-untyped-def]
+async def run_sagas(stream: StreamT) -> None:
     """Drive every saga from its commands, participant replies and deadlines."""
     await node.consume(stream, advance_saga, "run_sagas")
 

@@ -5,6 +5,8 @@ Run alone with ``faust -A ordersaga.agents.payments worker``.
 
 from __future__ import annotations
 
+from faust.types import StreamT
+
 from ordersaga.app.node import Node
 from ordersaga.app.topics import PAYMENTS_COMMANDS
 from ordersaga.saga.payments import PaymentRecord, charge, refund, simulate_gateway
@@ -29,13 +31,14 @@ async def settle_payment(envelope: Envelope, message: Message) -> None:
     else:
         after, reply = refund(before, message)
     if reply is not None:
-        await node.send(reply, key=message.order_id, cause=envelope,
-                        event_id=f"{envelope.event_id}:reply")
+        await node.send(
+            reply, key=message.order_id, cause=envelope, event_id=f"{envelope.event_id}:reply"
+        )
     if after is not None and after != before:
         payment_ledger[message.order_id] = after.model_dump(mode="json")
 
 
 @app.agent(payment_commands)
-async def process_payments(stream):  # type: ignore[no-untyped-def]
+async def process_payments(stream: StreamT) -> None:
     """Charge and refund orders through the simulated gateway."""
     await node.consume(stream, settle_payment, "process_payments")

@@ -5,6 +5,8 @@ Run alone with ``faust -A ordersaga.agents.shipping worker``.
 
 from __future__ import annotations
 
+from faust.types import StreamT
+
 from ordersaga.app.node import Node
 from ordersaga.app.topics import SHIPPING_COMMANDS
 from ordersaga.saga.shipping import ShipmentRecord, cancel, prepare
@@ -24,17 +26,19 @@ async def book_shipment(envelope: Envelope, message: Message) -> None:
         raise ValueError(f"{envelope.type} does not belong on {SHIPPING_COMMANDS}")
     raw = shipments.get(message.order_id)
     before = ShipmentRecord.model_validate(raw) if raw else None
+    reply: Message
     if isinstance(message, PrepareShipment):
         after, reply = prepare(before, message)
     else:
         after, reply = cancel(before, message)
-    await node.send(reply, key=message.order_id, cause=envelope,
-                    event_id=f"{envelope.event_id}:reply")
+    await node.send(
+        reply, key=message.order_id, cause=envelope, event_id=f"{envelope.event_id}:reply"
+    )
     if after != before:
         shipments[message.order_id] = after.model_dump(mode="json")
 
 
 @app.agent(shipping_commands)
-async def ship_orders(stream):  # type: ignore[no-untyped-def]
+async def ship_orders(stream: StreamT) -> None:
     """Book and cancel shipments with the simulated carrier."""
     await node.consume(stream, book_shipment, "ship_orders")

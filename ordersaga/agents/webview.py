@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import redis.asyncio as aioredis
+from faust.types import StreamT
 
 from ordersaga.app.node import Node
 from ordersaga.app.topics import INVENTORY_EVENTS, ORDERS_EVENTS
@@ -130,12 +131,12 @@ async def project_stock_event(envelope: Envelope, message: Message) -> None:
 
 
 @app.agent(order_events)
-async def project_orders(stream):  # type: ignore[no-untyped-def]
+async def project_orders(stream: StreamT) -> None:
     """Maintain the order views the web API answers from."""
     await node.consume(stream, project_order_event, "project_orders")
 
 
 @app.agent(inventory_events)
-async def project_stock(stream):  # type: ignore[no-untyped-def]
+async def project_stock(stream: StreamT) -> None:
     """Maintain the stock views the web API answers from."""
     await node.consume(stream, project_stock_event, "project_stock")

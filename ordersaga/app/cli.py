@@ -42,8 +42,13 @@ def cmd_tail(args: argparse.Namespace) -> int:
     """Print a topic's messages: key, headers and JSON value."""
     from ordersaga.ops.tail import run_tail
 
-    run_tail(_settings().bootstrap_servers, args.topic, from_beginning=not args.new_only,
-             follow=args.follow, limit=args.max)
+    run_tail(
+        _settings().bootstrap_servers,
+        args.topic,
+        from_beginning=not args.new_only,
+        follow=args.follow,
+        limit=args.max,
+    )
     return 0
 
 

@@ -9,12 +9,12 @@ consume loop that parses, retries and dead-letters, and the /health and
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import faust
-from faust.types import EventT, StreamT
+from faust.types import EventT, StreamT, TableT
 from faust.web import Request, Response, View
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
@@ -64,7 +64,7 @@ class Node:
             )
         return self._topics[key]
 
-    def table(self, name: str, **kwargs: Any) -> faust.Table:
+    def table(self, name: str, **kwargs: Any) -> TableT:
         """A changelog-backed table of JSON values keyed by str (JSON in the changelog too)."""
         return self.app.Table(
             name,
@@ -113,8 +113,13 @@ class Node:
         key = event.key.encode() if isinstance(event.key, str) else event.key
         await self.topic(dlq_topic(source)).send(key=key, value=event.value, headers=headers)
         self.metrics.dead_letters.labels(source).inc()
-        log.warning("dead-lettered %s[%s]@%s: %s", source, event.message.partition,
-                    event.message.offset, reason)
+        log.warning(
+            "dead-lettered %s[%s]@%s: %s",
+            source,
+            event.message.partition,
+            event.message.offset,
+            reason,
+        )
 
     # ----------------------------------------------------------------- consume
 
@@ -153,7 +158,9 @@ class Node:
         @self.app.page("/health")
         class Health(View):
             async def get(self, request: Request) -> Response:
-                return self.json({"status": "ok", "group": node.group.name, "app": node.app.conf.id})
+                return self.json(
+                    {"status": "ok", "group": node.group.name, "app": node.app.conf.id}
+                )
 
         @self.app.page("/metrics")
         class MetricsPage(View):

@@ -114,6 +114,7 @@ class Runtime:
     servers: list[asyncio.subprocess.Process] = field(default_factory=list)
     workers: list[Worker] = field(default_factory=list)
     stopping: bool = False
+    restarting: set[asyncio.Future[None]] = field(default_factory=set)
 
     def say(self, text: str) -> None:
         if not self.quiet:
@@ -131,9 +132,16 @@ class Runtime:
         if not self.settings.kafka_broker:
             port = free_port(self.settings.embedded_kafka_port)
             await self._serve(
-                [broker_binary(), "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
-                 "--advertised-listener-url", f"tcp://127.0.0.1:{port}",
-                 "--storage-engine", "memory://tansu/"],
+                [
+                    broker_binary(),
+                    "broker",
+                    "--listener-url",
+                    f"tcp://127.0.0.1:{port}",
+                    "--advertised-listener-url",
+                    f"tcp://127.0.0.1:{port}",
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
                 logs / "broker.log",
             )
             await wait_for_port(port, 15)
@@ -148,8 +156,19 @@ class Runtime:
             redis_dir = self.data_dir / "redis"
             redis_dir.mkdir(exist_ok=True)
             await self._serve(
-                [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(redis_dir)],
+                [
+                    redis_binary(),
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(redis_dir),
+                ],
                 logs / "redis.log",
             )
             await wait_for_port(port, 15)
@@ -172,10 +191,14 @@ class Runtime:
             await self.seed_catalogue()
         self.say("")
         for w in self.workers:
-            self.say(f"{w.name:<16} http://{self.settings.web_host}:{w.web_port}  "
-                     f"(faust -A {w.group.module} worker; log {w.log_path})")
-        self.say(f"\nordersaga is up: web view http://{self.settings.web_host}:"
-                 f"{self.settings.web_port}  (Ctrl-C stops everything)")
+            self.say(
+                f"{w.name:<16} http://{self.settings.web_host}:{w.web_port}  "
+                f"(faust -A {w.group.module} worker; log {w.log_path})"
+            )
+        self.say(
+            f"\nordersaga is up: web view http://{self.settings.web_host}:"
+            f"{self.settings.web_port}  (Ctrl-C stops everything)"
+        )
 
     async def _serve(self, argv: list[str], log_path: Path) -> None:
         log = log_path.open("ab")
@@ -185,13 +208,21 @@ class Runtime:
         self.servers.append(process)
 
     async def _spawn(self, w: Worker) -> None:
-        faust_bin = str(Path(sys.executable).parent / "faust")
-        argv = [faust_bin if Path(faust_bin).exists() else sys.executable, "-A", w.group.module,
-                "worker", "-l", self.settings.log_level, "--web-port", str(w.web_port),
-                "--web-host", self.settings.web_host]
-        if not Path(faust_bin).exists():
-            argv.insert(1, "-m")
-            argv.insert(2, "faust")
+        # `python -m faust` is the `faust` command, found whatever the PATH says.
+        argv = [
+            sys.executable,
+            "-m",
+            "faust",
+            "-A",
+            w.group.module,
+            "worker",
+            "-l",
+            self.settings.log_level,
+            "--web-port",
+            str(w.web_port),
+            "--web-host",
+            self.settings.web_host,
+        ]
         env = {**self.env, "ORDERSAGA_DATA_DIR": str(self.data_dir / "workers" / w.name)}
         log = w.log_path.open("ab")
         w.process = await asyncio.create_subprocess_exec(
@@ -219,9 +250,11 @@ class Runtime:
         url = f"http://{self.settings.web_host}:{self.settings.web_port}"
         async with httpx.AsyncClient(base_url=url, timeout=5) as client:
             for sku, quantity, price in DEMO_CATALOGUE:
-                await client.post(f"/inventory/{sku}/restock",
-                                  json={"quantity": quantity, "unit_price": price},
-                                  headers={"Idempotency-Key": f"seed-{sku}"})
+                await client.post(
+                    f"/inventory/{sku}/restock",
+                    json={"quantity": quantity, "unit_price": price},
+                    headers={"Idempotency-Key": f"seed-{sku}"},
+                )
         self.say("catalogue " + ", ".join(f"{s} x{q} @ {p}c" for s, q, p in DEMO_CATALOGUE))
 
     async def supervise(self) -> None:
@@ -233,14 +266,17 @@ class Runtime:
                     continue
                 uptime = time.monotonic() - w.started_at
                 w.backoff_s = 1.0 if uptime > 60 else min(w.backoff_s * 2, 30.0)
-                self.say(f"worker {w.name} exited with {w.process.returncode}; "
-                         f"restarting in {w.backoff_s:.0f}s")
-                w.process = None
-                asyncio.get_running_loop().call_later(
-                    w.backoff_s, lambda w=w: asyncio.ensure_future(self._restart(w))
+                self.say(
+                    f"worker {w.name} exited with {w.process.returncode}; "
+                    f"restarting in {w.backoff_s:.0f}s"
                 )
+                w.process = None
+                task = asyncio.ensure_future(self._restart(w, after=w.backoff_s))
+                self.restarting.add(task)
+                task.add_done_callback(self.restarting.discard)
 
-    async def _restart(self, w: Worker) -> None:
+    async def _restart(self, w: Worker, after: float) -> None:
+        await asyncio.sleep(after)
         if not self.stopping:
             w.restarts += 1
             await self._spawn(w)

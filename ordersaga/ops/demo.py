@@ -11,8 +11,13 @@ import httpx
 from ordersaga.app.codec import new_id
 from ordersaga.app.settings import Settings
 
-ADDRESS = {"name": "Ada Lovelace", "line1": "12 Analytical St", "city": "London",
-           "postal_code": "N1 9GU", "country": "GB"}
+ADDRESS = {
+    "name": "Ada Lovelace",
+    "line1": "12 Analytical St",
+    "city": "London",
+    "postal_code": "N1 9GU",
+    "country": "GB",
+}
 
 
 @dataclass(frozen=True)
@@ -31,10 +36,16 @@ class Scenario:
 SCENARIOS = (
     Scenario("completed order", 2),
     Scenario("out of stock", 10_000, expect_status="FAILED", expect_reason="out_of_stock"),
-    Scenario("payment declined", 1, payment_token="tok_decline", expect_status="FAILED",
-             expect_reason="payment_declined"),
-    Scenario("shipping refused", 1, country="XX", expect_status="FAILED",
-             expect_reason="shipping_failed"),
+    Scenario(
+        "payment declined",
+        1,
+        payment_token="tok_decline",
+        expect_status="FAILED",
+        expect_reason="payment_declined",
+    ),
+    Scenario(
+        "shipping refused", 1, country="XX", expect_status="FAILED", expect_reason="shipping_failed"
+    ),
     Scenario("cancellation", 1, cancel=True, expect_status="CANCELLED"),
 )
 
@@ -68,8 +79,11 @@ async def run_demo(url: str | None) -> int:
     sku = f"demo-{new_id()[:8]}"
     failures = 0
     async with httpx.AsyncClient(base_url=base, timeout=40) as client:
-        (await client.post(f"/inventory/{sku}/restock",
-                           json={"quantity": 20, "unit_price": 1999})).raise_for_status()
+        (
+            await client.post(
+                f"/inventory/{sku}/restock", json={"quantity": 20, "unit_price": 1999}
+            )
+        ).raise_for_status()
         for _ in range(100):  # the restock reaches the web view's stock view asynchronously
             if (await client.get(f"/inventory/{sku}")).status_code == 200:
                 break
@@ -78,13 +92,18 @@ async def run_demo(url: str | None) -> int:
         for scenario in SCENARIOS:
             order = await play(client, sku, scenario)
             ok = order["status"] == scenario.expect_status and (
-                order.get("failure_reason") == scenario.expect_reason)
+                order.get("failure_reason") == scenario.expect_reason
+            )
             failures += not ok
             history = await client.get(f"/orders/{order['order_id']}/events")
             steps = " > ".join(e["type"] for e in history.json()["events"])
-            print(f"{'ok ' if ok else 'BAD'} {scenario.name:<17} {order['status']:<10} "
-                  f"{order.get('failure_reason') or '':<17} {order['order_id']}\n    {steps}")
+            print(
+                f"{'ok ' if ok else 'BAD'} {scenario.name:<17} {order['status']:<10} "
+                f"{order.get('failure_reason') or '':<17} {order['order_id']}\n    {steps}"
+            )
         stock = (await client.get(f"/inventory/{sku}")).json()
-        print(f"\n{sku}: available {stock['available']}, reserved {stock['reserved']}, "
-              f"committed {stock['committed']} (expected 18 / 0 / 2)")
+        print(
+            f"\n{sku}: available {stock['available']}, reserved {stock['reserved']}, "
+            f"committed {stock['committed']} (expected 18 / 0 / 2)"
+        )
     return 1 if failures else 0

@@ -11,8 +11,13 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 
-def render(key: bytes | None, headers: list[tuple[str, bytes]], value: bytes | None,
-           partition: int, offset: int) -> str:
+def render(
+    key: bytes | None,
+    headers: list[tuple[str, bytes]],
+    value: bytes | None,
+    partition: int,
+    offset: int,
+) -> str:
     """One message as a console line: where, key, headers, then the value."""
     hdrs = " ".join(f"{k}={v.decode(errors='replace')}" for k, v in headers)
     text = (value or b"").decode(errors="replace")
@@ -24,8 +29,14 @@ def render(key: bytes | None, headers: list[tuple[str, bytes]], value: bytes | N
     return f"p{partition}@{offset} key={k} [{hdrs}]\n  {text}"
 
 
-async def records(bootstrap: str, topic: str, *, from_beginning: bool = True,
-                  follow: bool = False, idle_timeout: float = 10.0) -> AsyncIterator[Any]:
+async def records(
+    bootstrap: str,
+    topic: str,
+    *,
+    from_beginning: bool = True,
+    follow: bool = False,
+    idle_timeout: float = 10.0,
+) -> AsyncIterator[Any]:
     """The topic's records (no consumer group), to its end or, with ``follow``, forever."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
@@ -65,21 +76,33 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
     return [r async for r in records(bootstrap, topic)]
 
 
-async def tail(bootstrap: str, topic: str, *, from_beginning: bool, follow: bool,
-               limit: int | None = None, out: TextIO = sys.stdout) -> int:
+async def tail(
+    bootstrap: str,
+    topic: str,
+    *,
+    from_beginning: bool,
+    follow: bool,
+    limit: int | None = None,
+    out: TextIO = sys.stdout,
+) -> int:
     """Print a topic's messages; with ``follow``, keep waiting for new ones."""
     shown = 0
     async for r in records(bootstrap, topic, from_beginning=from_beginning, follow=follow):
-        print(render(r.key, list(r.headers or ()), r.value, r.partition, r.offset),
-              file=out, flush=True)
+        print(
+            render(r.key, list(r.headers or ()), r.value, r.partition, r.offset),
+            file=out,
+            flush=True,
+        )
         shown += 1
         if limit is not None and shown >= limit:
             break
     return shown
 
 
-def run_tail(bootstrap: str, topic: str, from_beginning: bool, follow: bool,
-             limit: int | None) -> int:
+def run_tail(
+    bootstrap: str, topic: str, from_beginning: bool, follow: bool, limit: int | None
+) -> int:
     """Synchronous entry point for the CLI."""
-    return asyncio.run(tail(bootstrap, topic, from_beginning=from_beginning, follow=follow,
-                            limit=limit))
+    return asyncio.run(
+        tail(bootstrap, topic, from_beginning=from_beginning, follow=follow, limit=limit)
+    )

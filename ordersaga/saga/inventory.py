@@ -98,7 +98,9 @@ def restock(record: StockRecord | None, command: RestockSku) -> StockRecord:
         update={
             "put_in": record.put_in + command.quantity,
             "available": record.available + command.quantity,
-            "unit_price": command.unit_price if command.unit_price is not None else record.unit_price,
+            "unit_price": command.unit_price
+            if command.unit_price is not None
+            else record.unit_price,
             "version": record.version + 1,
             "restocks": (*record.restocks, command.restock_id)[-RESTOCK_MEMORY:],
         }
@@ -122,7 +124,9 @@ def apply_sku_command(
 
     if record is None:
         # Nothing was ever reserved on an unknown SKU, so there is nothing to release.
-        return None, result(command.op == "release", None if command.op == "release" else "unknown_sku")
+        return None, result(
+            command.op == "release", None if command.op == "release" else "unknown_sku"
+        )
     hold = record.holds.get(command.order_id)
     q = hold.quantity if hold else 0
     match command.op, hold.state if hold else None:
@@ -293,7 +297,9 @@ def _complete(
                 return record, _fan_out(record, rollback), None
             return _complete(record, "rollback")
         lines = tuple(
-            PricedLine(sku=line.sku, quantity=line.quantity, unit_price=op.results[line.sku].unit_price)
+            PricedLine(
+                sku=line.sku, quantity=line.quantity, unit_price=op.results[line.sku].unit_price
+            )
             for line in record.items
         )
         reply = StockReserved(
@@ -313,7 +319,9 @@ def _complete(
         reply = StockCommitted(order_id=record.order_id)
     key = "reserve" if name == "rollback" else name
     record = record.model_copy(
-        update={"reply": {**record.reply, key: {"type": reply.TYPE, **reply.model_dump(mode="json")}}}
+        update={
+            "reply": {**record.reply, key: {"type": reply.TYPE, **reply.model_dump(mode="json")}}
+        }
     )
     return record, (), reply
 

@@ -420,7 +420,10 @@ def _deadline_expired(
         name = state.pending_compensations[0]
         attempt = state.attempt + 1
         b.send(name, policy, attempt)
-        if attempt > policy.compensation_stuck_after and state.status != SagaStatus.COMPENSATION_STUCK:
+        if (
+            attempt > policy.compensation_stuck_after
+            and state.status != SagaStatus.COMPENSATION_STUCK
+        ):
             b.update(status=SagaStatus.COMPENSATION_STUCK)
             b.emit("CompensationStuck", f"{name} unanswered after {state.attempt} attempts")
         return b.decision()
@@ -485,4 +488,6 @@ def expired(state: SagaState, now: float) -> StepDeadlineExpired | None:
     """The deadline message to send for a saga whose awaited step is overdue, if any."""
     if state.terminal or state.deadline is None or state.awaiting is None or now < state.deadline:
         return None
-    return StepDeadlineExpired(order_id=state.order_id, awaiting=state.awaiting, attempt=state.attempt)
+    return StepDeadlineExpired(
+        order_id=state.order_id, awaiting=state.awaiting, attempt=state.attempt
+    )

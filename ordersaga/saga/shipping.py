@@ -72,7 +72,5 @@ def cancel(
     """Cancel the order's shipment; with none booked, refuse any later booking."""
     if record is None or record.status == "prepared":
         base = record or ShipmentRecord(order_id=command.order_id, status="cancelled")
-        record = base.model_copy(
-            update={"status": "cancelled", "reason": "cancelled by the saga"}
-        )
+        record = base.model_copy(update={"status": "cancelled", "reason": "cancelled by the saga"})
     return record, ShipmentCancelled(order_id=command.order_id)

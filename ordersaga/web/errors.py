@@ -50,8 +50,12 @@ def parse_body(model: type[M], body: bytes, max_bytes: int) -> M:
     except orjson.JSONDecodeError as exc:
         raise HttpError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise HttpError(422, "validation_error", "(body): must be a JSON object",
-                        problems=[{"field": "(body)", "message": "must be a JSON object"}])
+        raise HttpError(
+            422,
+            "validation_error",
+            "(body): must be a JSON object",
+            problems=[{"field": "(body)", "message": "must be a JSON object"}],
+        )
     try:
         return model.model_validate_json(body, strict=True)
     except ValidationError as exc:

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import faust
 import orjson
+from aiohttp import web
 from faust.web import Request, Response, View
 
 from ordersaga.app.codec import new_id
+from ordersaga.saga.inventory import merge_lines
 from ordersaga.schemas.http import PlaceOrderBody, RestockBody
 from ordersaga.schemas.messages import CancelOrder, PlaceOrder, RestockSku
-from ordersaga.saga.inventory import merge_lines
 from ordersaga.web.errors import HttpError, parse_body
 
 if TYPE_CHECKING:
@@ -34,10 +35,12 @@ def _error(view: View, exc: HttpError) -> Response:
 
 
 async def _read_body(request: Request, max_bytes: int) -> bytes:
-    length = request.content_length
+    """The body, read no further than one byte past the limit."""
+    raw = cast(web.Request, request)  # Faust's aiohttp driver hands views aiohttp requests
+    length = raw.content_length
     if length is not None and length > max_bytes:
         raise HttpError(413, "body_too_large", f"body is over {max_bytes} bytes")
-    body = await request.content.read(max_bytes + 1)
+    body = await raw.content.read(max_bytes + 1)
     if len(body) > max_bytes:
         raise HttpError(413, "body_too_large", f"body is over {max_bytes} bytes")
     return body
@@ -99,7 +102,9 @@ def register_routes(app: faust.App, desk: Desk) -> None:
                 for i, line in enumerate(items):
                     if desk.stock_view(line.sku) is None:
                         raise HttpError(
-                            422, "unknown_sku", f"items[{i}].sku: unknown SKU {line.sku!r}",
+                            422,
+                            "unknown_sku",
+                            f"items[{i}].sku: unknown SKU {line.sku!r}",
                             problems=[{"field": f"items[{i}].sku", "message": "unknown SKU"}],
                         )
                 key = request.headers.get("Idempotency-Key")
@@ -127,7 +132,8 @@ def register_routes(app: faust.App, desk: Desk) -> None:
                 "placed_at": now,
             }
             await desk.redis.set(
-                ACCEPTED_PREFIX + command.order_id, orjson.dumps(accepted),
+                ACCEPTED_PREFIX + command.order_id,
+                orjson.dumps(accepted),
                 ex=settings.idempotency_ttl_s,
             )
             # A retried request re-sends the same PlaceOrder: the orchestrator
@@ -156,7 +162,8 @@ def register_routes(app: faust.App, desk: Desk) -> None:
         first = orjson.loads(raw)
         if first["fingerprint"] != fingerprint:
             raise HttpError(
-                422, "idempotency_key_reused",
+                422,
+                "idempotency_key_reused",
                 "Idempotency-Key was already used with a different body",
             )
         return PlaceOrder.model_validate(first["command"])
@@ -168,8 +175,9 @@ def register_routes(app: faust.App, desk: Desk) -> None:
             try:
                 wait = float(request.query.get("wait", "0"))
             except ValueError:
-                return self.json({"error": "bad_query", "message": "wait: must be a number"},
-                                 status=400)
+                return self.json(
+                    {"error": "bad_query", "message": "wait: must be a number"}, status=400
+                )
             deadline = time.monotonic() + max(0.0, min(wait, MAX_WAIT_S))
             while True:
                 found = await find_order(order_id)
@@ -183,8 +191,9 @@ def register_routes(app: faust.App, desk: Desk) -> None:
                 # Polls too, so a change projected by another worker is seen as well.
                 await desk.watch.wait(order_id, min(remaining, 0.5))
             if found is None:
-                return self.json({"error": "not_found", "message": f"no order {order_id}"},
-                                 status=404)
+                return self.json(
+                    {"error": "not_found", "message": f"no order {order_id}"}, status=404
+                )
             return self.json(found)
 
     @app.page("/orders/{order_id}/events")
@@ -195,8 +204,9 @@ def register_routes(app: faust.App, desk: Desk) -> None:
             if view is None:
                 if await accepted_order(order_id) is not None:
                     return self.json({"order_id": order_id, "events": []})
-                return self.json({"error": "not_found", "message": f"no order {order_id}"},
-                                 status=404)
+                return self.json(
+                    {"error": "not_found", "message": f"no order {order_id}"}, status=404
+                )
             return self.json({"order_id": order_id, "events": view["events"]})
 
     @app.page("/orders/{order_id}/cancel")
@@ -205,16 +215,19 @@ def register_routes(app: faust.App, desk: Desk) -> None:
             """Ask to cancel: 202 while in flight, 409 once terminal."""
             found = await find_order(order_id)
             if found is None:
-                return self.json({"error": "not_found", "message": f"no order {order_id}"},
-                                 status=404)
+                return self.json(
+                    {"error": "not_found", "message": f"no order {order_id}"}, status=404
+                )
             if found["status"] in TERMINAL:
                 return self.json(
-                    {"error": "conflict", "message": f"order is already {found['status']}",
-                     "status": found["status"]},
+                    {
+                        "error": "conflict",
+                        "message": f"order is already {found['status']}",
+                        "status": found["status"],
+                    },
                     status=409,
                 )
-            await desk.send(CancelOrder(order_id=order_id), key=order_id,
-                            correlation_id=order_id)
+            await desk.send(CancelOrder(order_id=order_id), key=order_id, correlation_id=order_id)
             return self.json({"order_id": order_id, "status": "CANCEL_REQUESTED"}, status=202)
 
     @app.page("/inventory")
@@ -239,26 +252,36 @@ def register_routes(app: faust.App, desk: Desk) -> None:
             """Create a SKU or top it up."""
             try:
                 body = parse_body(
-                    RestockBody, await _read_body(request, settings.max_body_bytes),
+                    RestockBody,
+                    await _read_body(request, settings.max_body_bytes),
                     settings.max_body_bytes,
                 )
                 if body.unit_price is None and desk.stock_view(sku) is None:
                     raise HttpError(
-                        422, "validation_error", "unit_price: required for a new SKU",
+                        422,
+                        "validation_error",
+                        "unit_price: required for a new SKU",
                         problems=[{"field": "unit_price", "message": "required for a new SKU"}],
                     )
                 command = RestockSku(
                     restock_id=request.headers.get("Idempotency-Key") or new_id(),
-                    sku=sku, quantity=body.quantity, unit_price=body.unit_price,
+                    sku=sku,
+                    quantity=body.quantity,
+                    unit_price=body.unit_price,
                 )
             except HttpError as exc:
                 return _error(self, exc)
             except ValueError as exc:  # the SKU in the path is not a valid SKU
-                return self.json({"error": "validation_error", "message": f"sku: {exc}"},
-                                 status=422)
+                return self.json(
+                    {"error": "validation_error", "message": f"sku: {exc}"}, status=422
+                )
             await desk.send(command, key=sku, correlation_id=command.restock_id)
             return self.json(
-                {"sku": sku, "restock_id": command.restock_id, "quantity": body.quantity,
-                 "status": "ACCEPTED"},
+                {
+                    "sku": sku,
+                    "restock_id": command.restock_id,
+                    "quantity": body.quantity,
+                    "status": "ACCEPTED",
+                },
                 status=202,
             )

@@ -62,7 +62,10 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     env.pop("REDIS_URL", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "ordersaga", "run"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
     output: list[str] = []
@@ -108,4 +111,3 @@ def client(system: System) -> Iterator[httpx.Client]:
     """An HTTP client on the web view."""
     with httpx.Client(base_url=system.base_url, timeout=60) as c:
         yield c
-

@@ -25,7 +25,9 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
 def new_sku(client: httpx.Client, quantity: int, unit_price: int) -> str:
     """Create a fresh SKU and wait until the web view knows it."""
     sku = f"sku-{uuid.uuid4().hex[:10]}"
-    r = client.post(f"/inventory/{sku}/restock", json={"quantity": quantity, "unit_price": unit_price})
+    r = client.post(
+        f"/inventory/{sku}/restock", json={"quantity": quantity, "unit_price": unit_price}
+    )
     assert r.status_code == 202, r.text
     wait_for(lambda: client.get(f"/inventory/{sku}").status_code == 200)
     return sku
@@ -38,12 +40,21 @@ def stock(client: httpx.Client, sku: str) -> dict[str, Any]:
     return dict(r.json())
 
 
-ADDRESS = {"name": "Grace Hopper", "line1": "1 Compiler Way", "city": "Arlington",
-           "postal_code": "22201", "country": "US"}
+ADDRESS = {
+    "name": "Grace Hopper",
+    "line1": "1 Compiler Way",
+    "city": "Arlington",
+    "postal_code": "22201",
+    "country": "US",
+}
 
 
-def order_body(items: list[tuple[str, int]], token: str = "tok_visa", country: str = "US",
-               customer: str = "cust-1") -> dict[str, Any]:
+def order_body(
+    items: list[tuple[str, int]],
+    token: str = "tok_visa",
+    country: str = "US",
+    customer: str = "cust-1",
+) -> dict[str, Any]:
     """A POST /orders body."""
     return {
         "customer_id": customer,

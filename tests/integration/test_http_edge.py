@@ -38,7 +38,9 @@ def test_malformed_json_is_400(client: httpx.Client) -> None:
         (lambda b: b.update(surprise=True), "surprise"),
     ],
 )
-def test_invalid_fields_are_422_naming_the_field(client: httpx.Client, sku: str, mutate, field) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_fields_are_422_naming_the_field(
+    client: httpx.Client, sku: str, mutate, field
+) -> None:  # type: ignore[no-untyped-def]
     body = order_body([(sku, 1)])
     mutate(body)
     r = client.post("/orders", json=body)

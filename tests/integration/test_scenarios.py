@@ -17,7 +17,9 @@ def levels(client: httpx.Client, sku: str) -> tuple[int, int, int]:
     return s["available"], s["reserved"], s["committed"]
 
 
-def test_completed_order_charges_the_catalogue_price_and_commits_stock(client: httpx.Client) -> None:
+def test_completed_order_charges_the_catalogue_price_and_commits_stock(
+    client: httpx.Client,
+) -> None:
     # Given a SKU with 10 in stock
     sku = new_sku(client, 10, UNIT_PRICE)
     # When a customer orders 3 of it
@@ -30,8 +32,12 @@ def test_completed_order_charges_the_catalogue_price_and_commits_stock(client: h
     assert order["items"] == [{"sku": sku, "quantity": 3}]
     assert order["shipment_id"] and order["charge_id"]
     assert history(client, order_id) == [
-        "OrderPlaced", "StockReserved", "PaymentCharged", "ShipmentPrepared",
-        "StockCommitted", "OrderCompleted",
+        "OrderPlaced",
+        "StockReserved",
+        "PaymentCharged",
+        "ShipmentPrepared",
+        "StockCommitted",
+        "OrderCompleted",
     ]
     assert wait_for(lambda: levels(client, sku) == (7, 0, 3))
 
@@ -62,8 +68,12 @@ def test_declined_payment_fails_and_releases_stock(client: httpx.Client) -> None
     order = final(client, place(client, order_body([(sku, 2)], token="tok_decline")))
     assert (order["status"], order["failure_reason"]) == ("FAILED", "payment_declined")
     assert history(client, order["order_id"]) == [
-        "OrderPlaced", "StockReserved", "PaymentDeclined", "CompensationStarted",
-        "StockReleased", "OrderFailed",
+        "OrderPlaced",
+        "StockReserved",
+        "PaymentDeclined",
+        "CompensationStarted",
+        "StockReleased",
+        "OrderFailed",
     ]
     assert wait_for(lambda: levels(client, sku) == (5, 0, 0))
 
@@ -117,8 +127,9 @@ def test_retried_post_with_the_same_idempotency_key_returns_the_same_order(
     # Only one order ran: one unit left the shelf
     assert wait_for(lambda: levels(client, sku) == (4, 0, 1))
     # A different body under the same key is refused
-    other = client.post("/orders", json=order_body([(sku, 2)]),
-                        headers={"Idempotency-Key": f"key-{sku}"})
+    other = client.post(
+        "/orders", json=order_body([(sku, 2)]), headers={"Idempotency-Key": f"key-{sku}"}
+    )
     assert other.status_code == 422
     assert other.json()["error"] == "idempotency_key_reused"
 

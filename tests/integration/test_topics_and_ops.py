@@ -47,8 +47,14 @@ def test_malformed_messages_go_to_the_dlq_and_the_worker_keeps_going(
             await producer.send_and_wait("orders.commands", b"{not json", key=b"poison-1")
             await producer.send_and_wait(
                 "orders.commands",
-                orjson.dumps({"event_id": "e1", "type": "PlaceOrder", "correlation_id": "c",
-                              "payload": {"order_id": "x"}}),
+                orjson.dumps(
+                    {
+                        "event_id": "e1",
+                        "type": "PlaceOrder",
+                        "correlation_id": "c",
+                        "payload": {"order_id": "x"},
+                    }
+                ),
                 key=b"poison-2",
             )
         finally:
