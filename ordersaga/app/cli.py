@@ -59,6 +59,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(args.url))
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Check every saga invariant from the tables; exit 1 if one fails."""
+    from ordersaga.ops.audit import accepted_orders, check_invariants, load_state, report
+
+    settings = _settings()
+    accepted = asyncio.run(accepted_orders(settings.redis_url)) if settings.redis_url else None
+    checks = check_invariants(asyncio.run(load_state(settings.bootstrap_servers)), accepted)
+    print(report(checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    """List or replay the dead letters of a topic."""
+    from ordersaga.ops.dlq import list_dead_letters, replay_dead_letters
+
+    bootstrap = _settings().bootstrap_servers
+    if args.action == "list":
+        return asyncio.run(list_dead_letters(bootstrap, args.topic))
+    replayed = asyncio.run(replay_dead_letters(bootstrap, args.topic, set(args.id or ())))
+    print(f"replayed {replayed} message(s) onto {args.topic.removesuffix('.dlq')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ordersaga`` command."""
     parser = argparse.ArgumentParser(prog="ordersaga", description=__doc__)
@@ -78,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--new-only", action="store_true", help="start at the end of the topic")
     p.add_argument("-n", "--max", type=int, default=None, help="stop after this many")
     p.set_defaults(func=cmd_tail)
+
+    p = sub.add_parser("audit", help=cmd_audit.__doc__)
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("dlq", help=cmd_dlq.__doc__)
+    p.add_argument("action", choices=["list", "replay"])
+    p.add_argument("topic", help="the source topic (orders.commands) or its .dlq")
+    p.add_argument("--id", action="append", help="replay only this event id or P:OFFSET")
+    p.set_defaults(func=cmd_dlq)
 
     p = sub.add_parser("demo", help=cmd_demo.__doc__)
     p.add_argument("--url", default=None, help="web view URL (default from settings)")

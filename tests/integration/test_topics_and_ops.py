@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 from ordersaga.agents import GROUPS
 from ordersaga.ops.tail import read_topic
 from tests.integration.conftest import System
-from tests.integration.support import final, new_sku, order_body, place
+from tests.integration.support import final, new_sku, order_body, place, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,9 +32,13 @@ def test_order_events_are_json_keyed_by_order_with_type_headers(
         assert headers["correlation_id"] == order_id.encode()
         envelope = orjson.loads(r.value)
         assert envelope["order_id"] == order_id
-    notes = asyncio.run(read_topic(system.bootstrap, "notifications"))
-    told = [orjson.loads(r.value)["payload"] for r in notes if r.key == b"cust-topics"]
-    assert [(n["order_id"], n["status"]) for n in told] == [(order_id, "COMPLETED")]
+    # The notifications group reads the same events on its own, so give it a moment.
+    def told() -> list[tuple[str, str]]:
+        notes = asyncio.run(read_topic(system.bootstrap, "notifications"))
+        payloads = [orjson.loads(r.value)["payload"] for r in notes if r.key == b"cust-topics"]
+        return [(n["order_id"], n["status"]) for n in payloads]
+
+    assert wait_for(told) == [(order_id, "COMPLETED")]
 
 
 def test_malformed_messages_go_to_the_dlq_and_the_worker_keeps_going(

@@ -1,0 +1,203 @@
+"""``ordersaga audit``: check the invariants of DESIGN.md against the tables.
+
+The tables are read from their changelog topics (the last value per key), so
+the audit needs the broker only, not the workers, and sees exactly what a
+worker restoring its tables would see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ordersaga.ops.tail import records
+
+TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+
+Table = dict[str, dict[str, Any]]
+
+
+def changelog_topic(group: str, table: str) -> str:
+    """The changelog topic Faust keeps for ``table`` of agent group ``group``."""
+    return f"ordersaga-{group}-{table}-changelog"
+
+
+async def read_table(bootstrap: str, group: str, table: str) -> Table:
+    """A table's current content: the last value per key of its changelog."""
+    out: Table = {}
+    async for r in records(bootstrap, changelog_topic(group, table)):
+        key = orjson.loads(r.key) if r.key else None
+        if not isinstance(key, str):
+            continue
+        if r.value is None:
+            out.pop(key, None)
+        else:
+            out[key] = orjson.loads(r.value)
+    return out
+
+
+@dataclass
+class Check:
+    """One invariant: its name, whether it holds, its figures and the first violations."""
+
+    name: str
+    figures: dict[str, int] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def fail(self, text: str) -> None:
+        self.violations.append(text)
+
+
+@dataclass(frozen=True)
+class State:
+    """Every table the invariants speak about."""
+
+    sagas: Table
+    stock: Table
+    payments: Table
+    shipments: Table
+    order_views: Table
+    stock_views: Table
+
+
+def check_invariants(state: State, accepted: Mapping[str, Any] | None = None) -> list[Check]:
+    """Check each invariant of DESIGN.md; pure, so it is tested without a broker."""
+    sagas = state.sagas
+    checks: list[Check] = []
+
+    terminal = Check("1. every accepted order reached exactly one terminal state")
+    by_status: dict[str, int] = {}
+    for order_id, saga in sagas.items():
+        by_status[saga["status"]] = by_status.get(saga["status"], 0) + 1
+        if saga["status"] not in TERMINAL:
+            terminal.fail(f"{order_id} is {saga['status']}")
+    for order_id in accepted or {}:
+        if order_id not in sagas:
+            terminal.fail(f"{order_id} was accepted over HTTP but never reached the orchestrator")
+    terminal.figures = {"orders": len(sagas), **by_status}
+    checks.append(terminal)
+
+    stock = Check("2. per SKU: put in = available + reserved + committed")
+    held = {"reserved": 0, "committed": 0}
+    for sku, rec in state.stock.items():
+        if rec["put_in"] != rec["available"] + rec["reserved"] + rec["committed"]:
+            stock.fail(
+                f"{sku}: {rec['put_in']} != {rec['available']} + {rec['reserved']} "
+                f"+ {rec['committed']}"
+            )
+        sums = {"reserved": 0, "committed": 0}
+        for order_id, hold in rec["holds"].items():
+            if hold["state"] in sums:
+                sums[hold["state"]] += hold["quantity"]
+            status = sagas.get(order_id, {}).get("status")
+            if hold["state"] == "reserved" and status in TERMINAL:
+                stock.fail(f"{sku}: {order_id} is {status} but still holds a reservation")
+            if hold["state"] == "committed" and status in TERMINAL - {"COMPLETED"}:
+                stock.fail(f"{sku}: {order_id} is {status} but its stock stayed committed")
+        for level, total in sums.items():
+            held[level] += total
+            if rec[level] != total:
+                stock.fail(f"{sku}: {level} {rec[level]} != holds {total}")
+    stock.figures = {
+        "skus": len(state.stock),
+        "put_in": sum(r["put_in"] for r in state.stock.values()),
+        "available": sum(r["available"] for r in state.stock.values()),
+        **held,
+    }
+    checks.append(stock)
+
+    money = Check("3. per order: charged - refunded = total if COMPLETED else 0")
+    charged = refunded = 0
+    for order_id, saga in sagas.items():
+        entry = state.payments.get(order_id, {})
+        net = entry.get("charged", 0) - entry.get("refunded", 0)
+        charged += entry.get("charged", 0)
+        refunded += entry.get("refunded", 0)
+        if entry.get("refunded", 0) > entry.get("charged", 0):
+            money.fail(f"{order_id}: refunded more than charged")
+        if saga["status"] == "COMPLETED" and net != saga.get("total"):
+            money.fail(f"{order_id}: COMPLETED, net {net} != total {saga.get('total')}")
+        if saga["status"] in TERMINAL - {"COMPLETED"} and net != 0:
+            money.fail(f"{order_id}: {saga['status']} but {net} still charged")
+    for order_id in state.payments.keys() - sagas.keys():
+        money.fail(f"{order_id}: a ledger entry with no saga")
+    money.figures = {"charged": charged, "refunded": refunded, "net": charged - refunded}
+    checks.append(money)
+
+    ship = Check("4. a COMPLETED order has exactly one live shipment; no other order has one")
+    live = 0
+    for order_id, saga in sagas.items():
+        shipment = state.shipments.get(order_id)
+        is_live = bool(shipment and shipment["status"] == "prepared")
+        live += is_live
+        if saga["status"] == "COMPLETED" and not is_live:
+            ship.fail(f"{order_id}: COMPLETED without a live shipment")
+        if saga["status"] in TERMINAL - {"COMPLETED"} and is_live:
+            ship.fail(f"{order_id}: {saga['status']} with a live shipment")
+    ship.figures = {"live_shipments": live}
+    checks.append(ship)
+
+    views = Check("5. the web view agrees with the tables")
+    for order_id, saga in sagas.items():
+        view = state.order_views.get(order_id)
+        seen = view["order"]["status"] if view else None
+        if seen != saga["status"]:
+            views.fail(f"{order_id}: view says {seen}, saga says {saga['status']}")
+    for sku, rec in state.stock.items():
+        view = state.stock_views.get(sku)
+        if not view or any(view[k] != rec[k] for k in ("available", "reserved", "committed")):
+            views.fail(
+                f"{sku}: view {view and {k: view[k] for k in ('available', 'reserved')}} "
+                f"!= stock available {rec['available']} reserved {rec['reserved']}"
+            )
+    views.figures = {"order_views": len(state.order_views), "stock_views": len(state.stock_views)}
+    checks.append(views)
+    return checks
+
+
+async def load_state(bootstrap: str) -> State:
+    """Read every table the invariants need from its changelog."""
+    return State(
+        sagas=await read_table(bootstrap, "orders", "sagas"),
+        stock=await read_table(bootstrap, "inventory", "stock"),
+        payments=await read_table(bootstrap, "payments", "payment_ledger"),
+        shipments=await read_table(bootstrap, "shipping", "shipments"),
+        order_views=await read_table(bootstrap, "webview", "order_views"),
+        stock_views=await read_table(bootstrap, "webview", "stock_views"),
+    )
+
+
+async def accepted_orders(redis_url: str) -> set[str]:
+    """Order ids the web view accepted (and still remembers, within the key TTL)."""
+    import redis.asyncio as aioredis
+
+    from ordersaga.web.routes import ACCEPTED_PREFIX
+
+    client = aioredis.from_url(redis_url)
+    try:
+        return {
+            key.decode().removeprefix(ACCEPTED_PREFIX)
+            async for key in client.scan_iter(match=ACCEPTED_PREFIX + "*", count=1000)
+        }
+    finally:
+        await client.aclose()
+
+
+def report(checks: list[Check], max_violations: int = 10) -> str:
+    """The audit as text: one line per invariant with its figures, then violations."""
+    lines = []
+    for c in checks:
+        figures = ", ".join(f"{k} {v}" for k, v in c.figures.items())
+        lines.append(f"{'PASS' if c.ok else 'FAIL'}  {c.name}\n      {figures}")
+        for v in c.violations[:max_violations]:
+            lines.append(f"      - {v}")
+        if len(c.violations) > max_violations:
+            lines.append(f"      ... and {len(c.violations) - max_violations} more")
+    return "\n".join(lines)
