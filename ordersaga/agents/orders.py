@@ -104,7 +104,11 @@ async def expire_overdue_steps() -> None:
         if now - _last_deadline_sent.get(memo, 0.0) < policy.step_timeout_s:
             continue
         _last_deadline_sent[memo] = now
-        await node.send(message, key=order_id, event_id=f"{order_id}:deadline:{message.attempt}")
+        await node.send(
+            message,
+            key=order_id,
+            event_id=f"{order_id}:deadline:{message.awaiting}:{message.attempt}",
+        )
     for memo, sent in list(_last_deadline_sent.items()):
         if now - sent > 10 * policy.step_timeout_s:
             del _last_deadline_sent[memo]

@@ -137,7 +137,7 @@ class Node:
             try:
                 async for attempt in AsyncRetrying(
                     stop=stop_after_attempt(attempts),
-                    wait=wait_exponential_jitter(initial=0.05, max=2.0),
+                    wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
                     retry=retry_if_exception(_is_transient),
                     reraise=True,
                 ):
@@ -168,8 +168,34 @@ class Node:
                 return self.bytes(node.metrics.render(), content_type="text/plain; version=0.0.4")
 
 
+def _tune_fetch_wait(max_wait_ms: int) -> None:
+    """Make Faust's consumers ask the broker to answer a fetch within ``max_wait_ms``.
+
+    Faust hard-codes fetch_max_wait_ms=1500 for its worker consumer. Kafka answers a
+    fetch as soon as data arrives, but the embedded broker (Tansu) holds an empty
+    fetch for the whole wait even when data arrives meanwhile, which cost every saga
+    hop about 0.75 s (a saga took 5-6 s). Measured, not assumed: see BENCHMARKS.md.
+    """
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    thread_cls = faust_aiokafka.AIOKafkaConsumerThread
+    original = getattr(thread_cls, "_ordersaga_original_create", None)
+    if original is None:
+        original = thread_cls._create_worker_consumer
+        thread_cls._ordersaga_original_create = original  # type: ignore[attr-defined]
+
+    def create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        # Read when the consumer starts its fetcher, so setting it here takes effect.
+        consumer._fetch_max_wait_ms = max_wait_ms
+        return consumer
+
+    thread_cls._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
+
+
 def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
     """The Faust app of one agent group, configured from ``settings``."""
+    _tune_fetch_wait(settings.fetch_max_wait_ms)
     # Faust creates its data dir without parents.
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     app = faust.App(

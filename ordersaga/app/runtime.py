@@ -28,6 +28,7 @@ from ordersaga.ops.topics import ensure_topics
 
 EMBEDDED_REBALANCE_TIMEOUT_S = "3"
 EMBEDDED_SESSION_TIMEOUT_S = "6"
+EMBEDDED_FETCH_MAX_WAIT_MS = "20"
 DEMO_CATALOGUE = (("book", 100, 1500), ("mug", 100, 900), ("poster", 50, 1200))
 
 
@@ -148,6 +149,7 @@ class Runtime:
             env["KAFKA_BROKER"] = f"127.0.0.1:{port}"
             env.setdefault("ORDERSAGA_REBALANCE_TIMEOUT_S", EMBEDDED_REBALANCE_TIMEOUT_S)
             env.setdefault("ORDERSAGA_SESSION_TIMEOUT_S", EMBEDDED_SESSION_TIMEOUT_S)
+            env.setdefault("ORDERSAGA_FETCH_MAX_WAIT_MS", EMBEDDED_FETCH_MAX_WAIT_MS)
             self.say(f"broker    kafka://127.0.0.1:{port} (embedded Tansu, memory storage)")
         else:
             self.say(f"broker    {self.settings.broker_url}")

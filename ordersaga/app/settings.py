@@ -50,6 +50,13 @@ class Settings(BaseSettings):
         "The embedded broker holds every join for this long, so it is set to a few "
         "seconds there.",
     )
+    fetch_max_wait_ms: int = Field(
+        default=1500,
+        ge=1,
+        description="ORDERSAGA_FETCH_MAX_WAIT_MS: longest a consumer fetch may wait for "
+        "data. Faust's 1500 suits Kafka, which answers as soon as data arrives; the "
+        "embedded broker waits it out, so the embedded profile sets 20.",
+    )
     session_timeout_s: float = Field(default=10.0, description="ORDERSAGA_SESSION_TIMEOUT_S")
     step_timeout_s: float = Field(
         default=10.0, gt=0, description="ORDERSAGA_STEP_TIMEOUT_S: deadline of one saga step."
@@ -71,6 +78,21 @@ class Settings(BaseSettings):
         ge=1,
         description="ORDERSAGA_HANDLER_MAX_ATTEMPTS: tries of a handler that fails on a "
         "transient error before its message is dead-lettered.",
+    )
+    gateway_attempts: int = Field(
+        default=3, ge=1, description="ORDERSAGA_GATEWAY_ATTEMPTS: tries of one gateway call."
+    )
+    breaker_failure_threshold: int = Field(
+        default=5,
+        ge=1,
+        description="ORDERSAGA_BREAKER_FAILURE_THRESHOLD: consecutive gateway failures "
+        "that open the payment circuit.",
+    )
+    breaker_cool_down_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="ORDERSAGA_BREAKER_COOL_DOWN_S: how long the circuit stays open "
+        "before one trial call.",
     )
     deadline_scan_interval_s: float = Field(
         default=1.0, gt=0, description="ORDERSAGA_DEADLINE_SCAN_INTERVAL_S"

@@ -7,7 +7,7 @@ worker restoring its tables would see.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +67,7 @@ class State:
     stock_views: Table
 
 
-def check_invariants(state: State, accepted: Mapping[str, Any] | None = None) -> list[Check]:
+def check_invariants(state: State, accepted: Collection[str] | None = None) -> list[Check]:
     """Check each invariant of DESIGN.md; pure, so it is tested without a broker."""
     sagas = state.sagas
     checks: list[Check] = []

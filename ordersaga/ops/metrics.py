@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 # Saga steps take milliseconds on a quiet system and seconds under load or retry.
 STEP_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -36,6 +36,19 @@ class Metrics:
             "Time from sending a saga step's command to its reply",
             ["step"],
             buckets=STEP_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+        self.circuit_state = Gauge(
+            "ordersaga_circuit_state",
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open",
+            ["circuit"],
+            registry=self.registry,
+        )
+        self.circuit_rejections = Counter(
+            "ordersaga_circuit_rejections",
+            "Calls refused because the circuit was open",
+            ["circuit"],
             registry=self.registry,
         )
 

@@ -180,6 +180,7 @@ class SagaState(BaseModel):
     shipping_address: Address
     status: SagaStatus
     failure_reason: FailureReason | None = None
+    failure_detail: str | None = None
     lines: tuple[PricedLine, ...] = ()
     total: int | None = None
     charge_id: str | None = None
@@ -208,6 +209,7 @@ class SagaState(BaseModel):
             customer_id=self.customer_id,
             status=self.status.value,
             failure_reason=self.failure_reason.value if self.failure_reason else None,
+            failure_detail=self.failure_detail,
             items=self.items,
             lines=self.lines,
             total=self.total,
@@ -458,7 +460,9 @@ def _forward_reply(state: SagaState, message: Message, now: float, policy: Polic
     b = _Builder(state, now)
     latency = (step.name, max(0.0, now - (state.sent_at or now)))
     if step.failure is not None and isinstance(message, step.failure):
-        b.emit(message.TYPE, getattr(message, "reason", None))
+        detail = getattr(message, "reason", None)
+        b.update(failure_detail=detail)
+        b.emit(message.TYPE, detail)
         _begin_compensation(
             b,
             policy,

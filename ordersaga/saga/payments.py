@@ -22,6 +22,7 @@ from ordersaga.schemas.messages import (
 
 DECLINE_TOKEN = "tok_decline"
 NO_REPLY_TOKEN = "tok_timeout"
+ERROR_TOKEN = "tok_gateway_error"
 
 
 class GatewayOutcome(StrEnum):
@@ -30,6 +31,8 @@ class GatewayOutcome(StrEnum):
     APPROVED = "approved"
     DECLINED = "declined"
     NO_REPLY = "no_reply"
+    ERROR = "error"
+    CIRCUIT_OPEN = "circuit_open"
 
 
 def simulate_gateway(payment_token: str) -> GatewayOutcome:
@@ -38,6 +41,8 @@ def simulate_gateway(payment_token: str) -> GatewayOutcome:
         return GatewayOutcome.DECLINED
     if payment_token == NO_REPLY_TOKEN:
         return GatewayOutcome.NO_REPLY
+    if payment_token == ERROR_TOKEN:
+        return GatewayOutcome.ERROR
     return GatewayOutcome.APPROVED
 
 
@@ -53,7 +58,19 @@ class PaymentRecord(BaseModel):
     reason: str | None = None
 
 
+_DECLINE_REASON = {
+    GatewayOutcome.DECLINED: "card_declined",
+    # The gateway kept failing after the shell's retries: nothing was charged.
+    GatewayOutcome.ERROR: "gateway_unavailable",
+    GatewayOutcome.CIRCUIT_OPEN: "circuit_open",
+}
+
 PaymentReply = PaymentCharged | PaymentDeclined | PaymentRefunded
+
+
+def needs_gateway(record: PaymentRecord | None) -> bool:
+    """Only an order never charged, declined or refunded goes to the gateway."""
+    return record is None
 
 
 def charge(
@@ -72,8 +89,8 @@ def charge(
     match outcome:
         case GatewayOutcome.NO_REPLY:
             return None, None
-        case GatewayOutcome.DECLINED:
-            reason = "card_declined"
+        case GatewayOutcome.DECLINED | GatewayOutcome.ERROR | GatewayOutcome.CIRCUIT_OPEN:
+            reason = _DECLINE_REASON[outcome]
             return PaymentRecord(order_id=command.order_id, status="declined", reason=reason), (
                 PaymentDeclined(order_id=command.order_id, reason=reason)
             )

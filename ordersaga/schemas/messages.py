@@ -301,6 +301,7 @@ class OrderSnapshot(BaseModel):
     customer_id: str
     status: str
     failure_reason: str | None = None
+    failure_detail: str | None = None
     items: tuple[OrderLine, ...]
     lines: tuple[PricedLine, ...] = ()
     total: Cents | None = None

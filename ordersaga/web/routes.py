@@ -52,6 +52,7 @@ def _order_response(view: dict[str, Any]) -> dict[str, Any]:
         "order_id": order["order_id"],
         "status": order["status"],
         "failure_reason": order.get("failure_reason"),
+        "failure_detail": order.get("failure_detail"),
         "customer_id": order["customer_id"],
         "items": order["items"],
         "lines": order.get("lines", []),

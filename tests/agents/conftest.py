@@ -118,6 +118,11 @@ def order_event(
     )
 
 
+def event_id_of(encoded: Encoded) -> str:
+    """The envelope id of an encoded message (what its answers name as their cause)."""
+    return decode(encoded.value)[0].event_id
+
+
 def with_type(encoded: Encoded, new_type: str) -> bytes:
     """The same envelope bytes with its ``type`` rewritten (valid JSON, valid envelope)."""
     raw = orjson.loads(encoded.value)
@@ -186,9 +191,7 @@ class Outbox:
         self._failures.setdefault(topic, []).extend([exc] * times)
 
     def _recorder(self, topic: str) -> Callable[..., Any]:
-        async def send(
-            key: Any = None, value: Any = None, headers: Any = None, **_: Any
-        ) -> None:
+        async def send(key: Any = None, value: Any = None, headers: Any = None, **_: Any) -> None:
             record = Sent(topic, key, value, list(headers or []))
             pending = self._failures.get(topic)
             if pending:
@@ -292,11 +295,10 @@ class AgentDriver:
         correlation_id: str | None = None,
     ) -> Encoded:
         """Encode ``message`` with the real codec, deliver it, wait; returns what was fed."""
-        encoded = encode(
-            message, key=key, correlation_id=correlation_id or key, event_id=event_id
+        encoded = encode(message, key=key, correlation_id=correlation_id or key, event_id=event_id)
+        await self.put_raw(
+            encoded.value, key=encoded.key.decode(), topic=topic, headers=encoded.headers
         )
-        await self.put_raw(encoded.value, key=encoded.key.decode(), topic=topic,
-                           headers=encoded.headers)
         return encoded
 
     async def put_sent(self, sent: Sent) -> None:
@@ -319,15 +321,23 @@ def drive() -> Callable[[Any, Node], Any]:
 # ------------------------------------------------------------------- isolation
 
 
+# Per-worker state kept outside tables, as it was at import.
+_GATEWAY = getattr(payments, "gateway", None)
+_GATEWAY_BREAKER = getattr(_GATEWAY, "breaker", None)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_state() -> Iterable[None]:
-    """Empty every agent table (memory store) and the orders timer memo around each test."""
+    """Reset every agent table (memory store) and per-process state around each test."""
 
     def reset() -> None:
         for module in AGENT_MODULES:
             for table in module.app.tables.values():
                 table.data.clear()
         orders._last_deadline_sent.clear()
+        webview.desk.watch = webview.OrderWatch()
+        if _GATEWAY_BREAKER is not None:
+            _GATEWAY.breaker = _GATEWAY_BREAKER
 
     reset()
     yield

@@ -56,7 +56,10 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(free_port()),
         "ORDERSAGA_EMBEDDED_REDIS_PORT": str(free_port()),
         "ORDERSAGA_SEED_CATALOG": "false",
-        "ORDERSAGA_STEP_TIMEOUT_S": "5",
+        # Short deadlines and breaker settings so timeouts and the breaker show in seconds.
+        "ORDERSAGA_STEP_TIMEOUT_S": "1",
+        "ORDERSAGA_BREAKER_FAILURE_THRESHOLD": "3",
+        "ORDERSAGA_BREAKER_COOL_DOWN_S": "3",
     }
     env.pop("KAFKA_BROKER", None)
     env.pop("REDIS_URL", None)

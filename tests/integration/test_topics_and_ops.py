@@ -32,6 +32,7 @@ def test_order_events_are_json_keyed_by_order_with_type_headers(
         assert headers["correlation_id"] == order_id.encode()
         envelope = orjson.loads(r.value)
         assert envelope["order_id"] == order_id
+
     # The notifications group reads the same events on its own, so give it a moment.
     def told() -> list[tuple[str, str]]:
         notes = asyncio.run(read_topic(system.bootstrap, "notifications"))

@@ -1,0 +1,331 @@
+"""The inventory group shell: ``change_stock`` (per SKU) and ``gather_reservations`` (per order)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ordersaga.agents import inventory
+from ordersaga.app.topics import (
+    INVENTORY_COMMANDS,
+    INVENTORY_EVENTS,
+    INVENTORY_SKU_COMMANDS,
+    INVENTORY_SKU_REPLIES,
+    ORDERS_REPLIES,
+)
+from ordersaga.schemas.messages import (
+    CommitStock,
+    PricedLine,
+    ReserveStock,
+    RestockSku,
+    SkuCommand,
+    SkuResult,
+    StockChanged,
+    StockCommitted,
+    StockRejected,
+    StockReserved,
+)
+
+from .conftest import ITEMS, ORDER_ID, PRICES, TOTAL, event_id_of
+
+
+@pytest.fixture
+def outbox(capture):
+    return capture(inventory.node)
+
+
+def restock_sku(
+    sku: str = "SKU-A", quantity: int = 10, unit_price: int | None = 500, restock_id: str = "r-1"
+) -> RestockSku:
+    return RestockSku(restock_id=restock_id, sku=sku, quantity=quantity, unit_price=unit_price)
+
+
+def sku_command(
+    op: str = "reserve", sku: str = "SKU-A", quantity: int = 3, order_id: str = ORDER_ID
+) -> SkuCommand:
+    return SkuCommand(op=op, order_id=order_id, sku=sku, quantity=quantity)
+
+
+# ------------------------------------------------------------------ change_stock
+
+
+async def test_restock_creates_the_sku_and_publishes_stock_changed(drive, outbox):
+    async with drive(inventory.change_stock, inventory.node) as d:
+        await d.put(restock_sku(), key="SKU-A", topic=INVENTORY_SKU_COMMANDS)
+
+    assert outbox.topics() == [INVENTORY_EVENTS]
+    [changed] = outbox.on(INVENTORY_EVENTS)
+    assert changed.key == b"SKU-A"
+    assert changed.message == StockChanged(
+        sku="SKU-A", version=1, unit_price=500, put_in=10, available=10, reserved=0, committed=0
+    )
+    assert changed.envelope.event_id == "SKU-A:1"
+    record = inventory.stock.get("SKU-A")
+    assert (record["available"], record["put_in"], record["version"]) == (10, 10, 1)
+
+
+async def test_replayed_restock_changes_nothing(drive, outbox):
+    async with drive(inventory.change_stock, inventory.node) as d:
+        await d.put(restock_sku(), key="SKU-A", topic=INVENTORY_SKU_COMMANDS)
+        before = inventory.stock.get("SKU-A")
+        outbox.clear()
+        await d.put(restock_sku(), key="SKU-A", topic=INVENTORY_SKU_COMMANDS)
+
+    assert outbox.sent == []
+    assert inventory.stock.get("SKU-A") == before
+
+
+async def test_reserve_lowers_available_and_answers_ok_keyed_by_order(drive, outbox):
+    async with drive(inventory.change_stock, inventory.node) as d:
+        await d.put(restock_sku(), key="SKU-A", topic=INVENTORY_SKU_COMMANDS)
+        outbox.clear()
+        fed = await d.put(sku_command(quantity=3), key="SKU-A", topic=INVENTORY_SKU_COMMANDS)
+
+    [result] = outbox.on(INVENTORY_SKU_REPLIES)
+    assert result.key == ORDER_ID.encode()
+    assert result.message == SkuResult(
+        op="reserve", order_id=ORDER_ID, sku="SKU-A", ok=True, unit_price=500
+    )
+    fed_id = event_id_of(fed)
+    assert result.envelope.event_id == f"{fed_id}:result"
+    assert result.envelope.causation_id == fed_id
+
+    [changed] = outbox.on(INVENTORY_EVENTS)
+    assert (changed.message.available, changed.message.reserved, changed.message.version) == (
+        7,
+        3,
+        2,
+    )
+    record = inventory.stock.get("SKU-A")
+    assert (record["available"], record["reserved"]) == (7, 3)
+    assert record["holds"][ORDER_ID] == {"quantity": 3, "state": "reserved"}
+
+
+async def test_reserve_beyond_available_answers_out_of_stock(drive, outbox):
+    async with drive(inventory.change_stock, inventory.node) as d:
+        await d.put(restock_sku(quantity=2), key="SKU-A", topic=INVENTORY_SKU_COMMANDS)
+        outbox.clear()
+        await d.put(sku_command(quantity=3), key="SKU-A", topic=INVENTORY_SKU_COMMANDS)
+
+    [result] = outbox.messages(INVENTORY_SKU_REPLIES)
+    assert (result.ok, result.reason) == (False, "out_of_stock")
+    assert inventory.stock.get("SKU-A")["available"] == 2
+
+
+async def test_reserve_of_unknown_sku_answers_not_ok_and_creates_nothing(drive, outbox):
+    async with drive(inventory.change_stock, inventory.node) as d:
+        await d.put(sku_command(sku="SKU-Z"), key="SKU-Z", topic=INVENTORY_SKU_COMMANDS)
+
+    assert outbox.topics() == [INVENTORY_SKU_REPLIES]
+    [result] = outbox.messages(INVENTORY_SKU_REPLIES)
+    assert (result.ok, result.reason) == (False, "unknown_sku")
+    assert inventory.stock.get("SKU-Z") is None
+
+
+async def test_restock_without_price_for_unknown_sku_is_dead_lettered(drive, outbox):
+    async with drive(inventory.change_stock, inventory.node) as d:
+        fed = await d.put(
+            restock_sku(sku="SKU-NEW", unit_price=None), key="SKU-NEW", topic=INVENTORY_SKU_COMMANDS
+        )
+        # The agent goes on with the next message.
+        await d.put(restock_sku(), key="SKU-A", topic=INVENTORY_SKU_COMMANDS)
+
+    [dead] = outbox.on(f"{INVENTORY_SKU_COMMANDS}.dlq")
+    assert dead.value == fed.value
+    assert dead.key == b"SKU-NEW"
+    assert dead.header("dlq.error").startswith("InvalidCommand: unit_price is required")
+    assert dead.header("dlq.attempts") == "1"
+    assert dead.header("dlq.topic") == INVENTORY_SKU_COMMANDS
+    assert dead.header("dlq.group") == "inventory"
+    assert inventory.stock.get("SKU-NEW") is None
+    assert [m.sku for m in outbox.messages(INVENTORY_EVENTS)] == ["SKU-A"]
+
+
+async def test_order_level_command_on_the_sku_topic_is_dead_lettered(drive, outbox):
+    async with drive(inventory.change_stock, inventory.node) as d:
+        await d.put(
+            ReserveStock(order_id=ORDER_ID, items=ITEMS), key=ORDER_ID, topic=INVENTORY_SKU_COMMANDS
+        )
+
+    [dead] = outbox.on(f"{INVENTORY_SKU_COMMANDS}.dlq")
+    assert "ReserveStock does not belong on inventory.sku-commands" in dead.header("dlq.error")
+    assert outbox.topics() == [f"{INVENTORY_SKU_COMMANDS}.dlq"]
+
+
+# ------------------------------------------------------------ gather_reservations
+
+
+async def test_reserve_stock_fans_out_one_sku_command_per_sku(drive, outbox):
+    async with drive(inventory.gather_reservations, inventory.node) as d:
+        await d.put(
+            ReserveStock(order_id=ORDER_ID, items=ITEMS), key=ORDER_ID, topic=INVENTORY_COMMANDS
+        )
+
+    sent = outbox.on(INVENTORY_SKU_COMMANDS)
+    assert outbox.topics() == [INVENTORY_SKU_COMMANDS, INVENTORY_SKU_COMMANDS]
+    assert [(s.key, s.message) for s in sent] == [
+        (b"SKU-A", sku_command("reserve", "SKU-A", 2)),
+        (b"SKU-B", sku_command("reserve", "SKU-B", 1)),
+    ]
+    assert len({s.envelope.event_id for s in sent}) == 2
+    assert all(s.envelope.correlation_id == ORDER_ID for s in sent)
+    assert inventory.order_stock.get(ORDER_ID)["ops"]["reserve"]["pending"] == ["SKU-A", "SKU-B"]
+
+
+async def test_both_sku_results_produce_stock_reserved_with_the_total(drive, outbox):
+    async with drive(inventory.gather_reservations, inventory.node) as d:
+        await d.put(
+            ReserveStock(order_id=ORDER_ID, items=ITEMS), key=ORDER_ID, topic=INVENTORY_COMMANDS
+        )
+        outbox.clear()
+        await d.put(
+            SkuResult(
+                op="reserve", order_id=ORDER_ID, sku="SKU-A", ok=True, unit_price=PRICES["SKU-A"]
+            ),
+            key=ORDER_ID,
+            topic=INVENTORY_SKU_REPLIES,
+        )
+        assert outbox.sent == []  # still waiting for SKU-B
+        await d.put(
+            SkuResult(
+                op="reserve", order_id=ORDER_ID, sku="SKU-B", ok=True, unit_price=PRICES["SKU-B"]
+            ),
+            key=ORDER_ID,
+            topic=INVENTORY_SKU_REPLIES,
+        )
+
+    [reply] = outbox.on(ORDERS_REPLIES)
+    assert outbox.topics() == [ORDERS_REPLIES]
+    assert reply.key == ORDER_ID.encode()
+    assert reply.message == StockReserved(
+        order_id=ORDER_ID,
+        lines=tuple(
+            PricedLine(sku=i.sku, quantity=i.quantity, unit_price=PRICES[i.sku]) for i in ITEMS
+        ),
+        total=TOTAL,
+    )
+    assert reply.envelope.correlation_id == ORDER_ID
+
+
+async def test_repeated_reserve_stock_after_the_answer_re_answers_without_fan_out(drive, outbox):
+    async with drive(inventory.gather_reservations, inventory.node) as d:
+        await d.put(
+            ReserveStock(order_id=ORDER_ID, items=ITEMS), key=ORDER_ID, topic=INVENTORY_COMMANDS
+        )
+        for sku in ("SKU-A", "SKU-B"):
+            await d.put(
+                SkuResult(
+                    op="reserve", order_id=ORDER_ID, sku=sku, ok=True, unit_price=PRICES[sku]
+                ),
+                key=ORDER_ID,
+                topic=INVENTORY_SKU_REPLIES,
+            )
+        first = outbox.messages(ORDERS_REPLIES)
+        outbox.clear()
+        await d.put(
+            ReserveStock(order_id=ORDER_ID, items=ITEMS), key=ORDER_ID, topic=INVENTORY_COMMANDS
+        )
+
+    assert outbox.topics() == [ORDERS_REPLIES]
+    assert outbox.messages(ORDERS_REPLIES) == first
+
+
+async def test_short_sku_rolls_back_the_held_one_then_rejects(drive, outbox):
+    async with drive(inventory.gather_reservations, inventory.node) as d:
+        await d.put(
+            ReserveStock(order_id=ORDER_ID, items=ITEMS), key=ORDER_ID, topic=INVENTORY_COMMANDS
+        )
+        outbox.clear()
+        await d.put(
+            SkuResult(op="reserve", order_id=ORDER_ID, sku="SKU-A", ok=True, unit_price=500),
+            key=ORDER_ID,
+            topic=INVENTORY_SKU_REPLIES,
+        )
+        await d.put(
+            SkuResult(
+                op="reserve", order_id=ORDER_ID, sku="SKU-B", ok=False, reason="out_of_stock"
+            ),
+            key=ORDER_ID,
+            topic=INVENTORY_SKU_REPLIES,
+        )
+        assert [(s.key, s.message) for s in outbox.sent] == [
+            (b"SKU-A", sku_command("release", "SKU-A", 2))
+        ]
+        outbox.clear()
+        await d.put(
+            SkuResult(op="release", order_id=ORDER_ID, sku="SKU-A", ok=True, unit_price=500),
+            key=ORDER_ID,
+            topic=INVENTORY_SKU_REPLIES,
+        )
+
+    assert outbox.messages(ORDERS_REPLIES) == [StockRejected(order_id=ORDER_ID, skus=("SKU-B",))]
+
+
+async def test_sku_result_for_unknown_order_is_ignored(drive, outbox):
+    async with drive(inventory.gather_reservations, inventory.node) as d:
+        await d.put(
+            SkuResult(op="reserve", order_id="ord-ghost", sku="SKU-A", ok=True),
+            key="ord-ghost",
+            topic=INVENTORY_SKU_REPLIES,
+        )
+
+    assert outbox.sent == []
+    assert inventory.order_stock.get("ord-ghost") is None
+
+
+async def test_sku_command_on_the_order_topic_is_dead_lettered(drive, outbox):
+    async with drive(inventory.gather_reservations, inventory.node) as d:
+        await d.put(sku_command(), key=ORDER_ID, topic=INVENTORY_COMMANDS)
+        await d.put_raw(b"{}", key=ORDER_ID, topic=INVENTORY_SKU_REPLIES)
+
+    [dead] = outbox.on(f"{INVENTORY_COMMANDS}.dlq")
+    assert "SkuCommand does not belong to the inventory gather" in dead.header("dlq.error")
+    [bad] = outbox.on(f"{INVENTORY_SKU_REPLIES}.dlq")
+    assert bad.header("dlq.error").startswith("bad envelope:")
+
+
+# ------------------------------------------------------------ both agents together
+
+
+async def test_reserve_then_commit_across_both_agents(drive, outbox):
+    """Route each agent's output into the other, as Kafka would, for a whole order."""
+
+    async def settle(gather, change) -> None:
+        # Deliver SKU commands to change_stock and its answers back to the gather.
+        while True:
+            commands = outbox.on(INVENTORY_SKU_COMMANDS)
+            results = outbox.on(INVENTORY_SKU_REPLIES)
+            if not commands and not results:
+                return
+            for s in commands + results:
+                outbox.sent.remove(s)
+            for s in commands:
+                await change.put_sent(s)
+            for s in results:
+                await gather.put_sent(s)
+
+    async with (
+        drive(inventory.change_stock, inventory.node) as change,
+        drive(inventory.gather_reservations, inventory.node) as gather,
+    ):
+        for sku, price in PRICES.items():
+            await change.put(
+                restock_sku(sku=sku, quantity=5, unit_price=price, restock_id=f"r-{sku}"),
+                key=sku,
+                topic=INVENTORY_SKU_COMMANDS,
+            )
+        await gather.put(
+            ReserveStock(order_id=ORDER_ID, items=ITEMS), key=ORDER_ID, topic=INVENTORY_COMMANDS
+        )
+        await settle(gather, change)
+        await gather.put(
+            CommitStock(order_id=ORDER_ID, items=ITEMS), key=ORDER_ID, topic=INVENTORY_COMMANDS
+        )
+        await settle(gather, change)
+
+    replies = outbox.messages(ORDERS_REPLIES)
+    assert [type(r) for r in replies] == [StockReserved, StockCommitted]
+    assert replies[0].total == TOTAL
+    a, b = inventory.stock.get("SKU-A"), inventory.stock.get("SKU-B")
+    assert (a["available"], a["reserved"], a["committed"]) == (3, 0, 2)
+    assert (b["available"], b["reserved"], b["committed"]) == (4, 0, 1)
+    assert not any(t.endswith(".dlq") for t in outbox.topics())

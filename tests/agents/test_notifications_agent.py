@@ -1,0 +1,68 @@
+"""The notifications group shell: ``notify_customers`` from ``orders.events``."""
+
+from __future__ import annotations
+
+import pytest
+
+from ordersaga.agents import notifications
+from ordersaga.app.topics import NOTIFICATIONS, ORDERS_EVENTS
+from ordersaga.schemas.messages import CustomerNotified, StockChanged
+
+from .conftest import CUSTOMER_ID, ORDER_ID, order_event
+
+
+@pytest.fixture
+def outbox(capture):
+    return capture(notifications.node)
+
+
+async def test_terminal_event_sends_one_notification_keyed_by_customer(drive, outbox):
+    event = order_event("OrderCompleted", 6, "COMPLETED", shipment_id="shp_1")
+    async with drive(notifications.notify_customers, notifications.node) as d:
+        await d.put(event, key=ORDER_ID, topic=ORDERS_EVENTS)
+
+    [sent] = outbox.on(NOTIFICATIONS)
+    assert outbox.topics() == [NOTIFICATIONS]
+    assert sent.key == CUSTOMER_ID.encode()
+    note = sent.message
+    assert isinstance(note, CustomerNotified)
+    assert (note.customer_id, note.order_id, note.status) == (CUSTOMER_ID, ORDER_ID, "COMPLETED")
+    assert "shp_1" in note.text
+    assert sent.envelope.event_id == f"{ORDER_ID}:notified"
+    assert notifications.notified.get(ORDER_ID) == "COMPLETED"
+
+
+async def test_same_event_twice_notifies_once(drive, outbox):
+    event = order_event("OrderFailed", 5, "FAILED", failure_reason="payment_declined")
+    async with drive(notifications.notify_customers, notifications.node) as d:
+        await d.put(event, key=ORDER_ID, topic=ORDERS_EVENTS)
+        await d.put(event, key=ORDER_ID, topic=ORDERS_EVENTS)
+
+    [note] = outbox.messages(NOTIFICATIONS)
+    assert note.status == "FAILED"
+    assert note.failure_reason == "payment_declined"
+    assert "declined" in note.text
+
+
+async def test_non_terminal_events_notify_nobody(drive, outbox):
+    async with drive(notifications.notify_customers, notifications.node) as d:
+        await d.put(order_event("OrderPlaced", 1, "PENDING"), key=ORDER_ID, topic=ORDERS_EVENTS)
+        await d.put(
+            order_event("StockReserved", 2, "STOCK_RESERVED"), key=ORDER_ID, topic=ORDERS_EVENTS
+        )
+
+    assert outbox.sent == []
+    assert notifications.notified.get(ORDER_ID) is None
+
+
+async def test_foreign_message_is_dead_lettered(drive, outbox):
+    stray = StockChanged(
+        sku="SKU-A", version=1, unit_price=1, put_in=1, available=1, reserved=0, committed=0
+    )
+    async with drive(notifications.notify_customers, notifications.node) as d:
+        await d.put(stray, key="SKU-A", topic=ORDERS_EVENTS)
+
+    [dead] = outbox.on(f"{ORDERS_EVENTS}.dlq")
+    assert dead.header("dlq.error") == "ValueError: StockChanged does not belong on orders.events"
+    assert dead.header("dlq.group") == "notifications"
+    assert outbox.on(NOTIFICATIONS) == []
