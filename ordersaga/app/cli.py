@@ -61,11 +61,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """Check every saga invariant from the tables; exit 1 if one fails."""
-    from ordersaga.ops.audit import accepted_orders, check_invariants, load_state, report
+    from ordersaga.ops.audit import check_invariants, load_state, report
 
     settings = _settings()
-    accepted = asyncio.run(accepted_orders(settings.redis_url)) if settings.redis_url else None
-    checks = check_invariants(asyncio.run(load_state(settings.bootstrap_servers)), accepted)
+    state, accepted = asyncio.run(
+        load_state(settings.bootstrap_servers, settings.redis_url or "redis://127.0.0.1:6379/0")
+    )
+    checks = check_invariants(state, accepted)
     print(report(checks))
     return 0 if all(c.ok for c in checks) else 1
 

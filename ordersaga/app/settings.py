@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     idempotency_ttl_s: int = Field(
         default=24 * 3600, description="ORDERSAGA_IDEMPOTENCY_TTL_S: Idempotency-Key lifetime."
     )
+    finished_view_ttl_s: int = Field(
+        default=7 * 24 * 3600,
+        description="ORDERSAGA_FINISHED_VIEW_TTL_S: how long the web view keeps a finished "
+        "order's view in Redis.",
+    )
     max_body_bytes: int = Field(default=64 * 1024, description="ORDERSAGA_MAX_BODY_BYTES")
     seed_catalog: bool = Field(
         default=True,

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from ordersaga.ops.tail import records
+from ordersaga.web.store import ViewStore
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 
@@ -63,7 +64,7 @@ class State:
     stock: Table
     payments: Table
     shipments: Table
-    order_views: Table
+    view_statuses: dict[str, str | None]
     stock_views: Table
 
 
@@ -146,8 +147,7 @@ def check_invariants(state: State, accepted: Collection[str] | None = None) -> l
 
     views = Check("5. the web view agrees with the tables")
     for order_id, saga in sagas.items():
-        view = state.order_views.get(order_id)
-        seen = view["order"]["status"] if view else None
+        seen = state.view_statuses.get(order_id)
         if seen != saga["status"]:
             views.fail(f"{order_id}: view says {seen}, saga says {saga['status']}")
     for sku, rec in state.stock.items():
@@ -157,37 +157,30 @@ def check_invariants(state: State, accepted: Collection[str] | None = None) -> l
                 f"{sku}: view {view and {k: view[k] for k in ('available', 'reserved')}} "
                 f"!= stock available {rec['available']} reserved {rec['reserved']}"
             )
-    views.figures = {"order_views": len(state.order_views), "stock_views": len(state.stock_views)}
+    views.figures = {
+        "order_views": sum(1 for s in state.view_statuses.values() if s),
+        "stock_views": len(state.stock_views),
+    }
     checks.append(views)
     return checks
 
 
-async def load_state(bootstrap: str) -> State:
-    """Read every table the invariants need from its changelog."""
-    return State(
-        sagas=await read_table(bootstrap, "orders", "sagas"),
-        stock=await read_table(bootstrap, "inventory", "stock"),
-        payments=await read_table(bootstrap, "payments", "payment_ledger"),
-        shipments=await read_table(bootstrap, "shipping", "shipments"),
-        order_views=await read_table(bootstrap, "webview", "order_views"),
-        stock_views=await read_table(bootstrap, "webview", "stock_views"),
-    )
-
-
-async def accepted_orders(redis_url: str) -> set[str]:
-    """Order ids the web view accepted (and still remembers, within the key TTL)."""
-    import redis.asyncio as aioredis
-
-    from ordersaga.web.routes import ACCEPTED_PREFIX
-
-    client = aioredis.from_url(redis_url)
+async def load_state(bootstrap: str, redis_url: str) -> tuple[State, set[str]]:
+    """Read the tables from their changelogs, the views and accepted orders from Redis."""
+    sagas = await read_table(bootstrap, "orders", "sagas")
+    store = ViewStore.from_url(redis_url, finished_ttl_s=0)
     try:
-        return {
-            key.decode().removeprefix(ACCEPTED_PREFIX)
-            async for key in client.scan_iter(match=ACCEPTED_PREFIX + "*", count=1000)
-        }
+        state = State(
+            sagas=sagas,
+            stock=await read_table(bootstrap, "inventory", "stock"),
+            payments=await read_table(bootstrap, "payments", "payment_ledger"),
+            shipments=await read_table(bootstrap, "shipping", "shipments"),
+            view_statuses=await store.order_statuses(sorted(sagas)),
+            stock_views={v["sku"]: v for v in await store.all_stock()},
+        )
+        return state, await store.accepted_ids()
     finally:
-        await client.aclose()
+        await store.close()
 
 
 def report(checks: list[Check], max_violations: int = 10) -> str:

@@ -6,28 +6,71 @@ error answer names the field at fault.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import faust
-import orjson
 from aiohttp import web
 from faust.web import Request, Response, View
 
 from ordersaga.app.codec import new_id
+from ordersaga.app.node import Node
 from ordersaga.saga.inventory import merge_lines
 from ordersaga.schemas.http import PlaceOrderBody, RestockBody
-from ordersaga.schemas.messages import CancelOrder, PlaceOrder, RestockSku
+from ordersaga.schemas.messages import CancelOrder, Message, PlaceOrder, RestockSku
 from ordersaga.web.errors import HttpError, parse_body
-
-if TYPE_CHECKING:
-    from ordersaga.agents.webview import Desk
+from ordersaga.web.store import ViewStore
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 MAX_WAIT_S = 60.0
-IDEMPOTENCY_PREFIX = "ordersaga:idempotency:"
-ACCEPTED_PREFIX = "ordersaga:accepted:"
+# How often a long poll re-reads the view: another worker may have projected the change.
+POLL_INTERVAL_S = 0.1
+
+
+class OrderWatch:
+    """Wakes long-polling requests when this process projects an order's change."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def changed(self, order_id: str) -> None:
+        """Wake whoever waits on ``order_id`` here."""
+        event = self._events.pop(order_id, None)
+        if event is not None:
+            event.set()
+
+    async def wait(self, order_id: str, timeout: float) -> None:
+        """Wait until ``order_id`` changes here or ``timeout`` seconds pass."""
+        event = self._events.setdefault(order_id, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+
+class Desk:
+    """What the HTTP routes read and write: the Redis view store and the command topics."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.settings = node.settings
+        self.watch = OrderWatch()
+        self._store: ViewStore | None = None
+
+    @property
+    def store(self) -> ViewStore:
+        """The view store (its Redis pool connects on first use, in the worker's loop)."""
+        if self._store is None:
+            self._store = ViewStore.from_url(
+                self.settings.redis_url or "redis://127.0.0.1:6379/0",
+                finished_ttl_s=self.settings.finished_view_ttl_s,
+            )
+        return self._store
+
+    async def send(self, message: Message, *, key: str, correlation_id: str) -> None:
+        """Send a command from the HTTP edge."""
+        await self.node.send(message, key=key, correlation_id=correlation_id)
 
 
 def _error(view: View, exc: HttpError) -> Response:
@@ -81,16 +124,12 @@ def register_routes(app: faust.App, desk: Desk) -> None:
     """Add the HTTP API to the webview app."""
     settings = desk.settings
 
-    async def accepted_order(order_id: str) -> dict[str, Any] | None:
-        """An order accepted over HTTP that the views have not caught up with yet."""
-        raw = await desk.redis.get(ACCEPTED_PREFIX + order_id)
-        return orjson.loads(raw) if raw else None
-
     async def find_order(order_id: str) -> dict[str, Any] | None:
-        view = desk.order_view(order_id)
+        """The order's view, or what was accepted over HTTP if the view is not there yet."""
+        view = await desk.store.order(order_id)
         if view is not None:
             return _order_response(view)
-        return await accepted_order(order_id)
+        return await desk.store.accepted(order_id)
 
     @app.page("/orders")
     class Orders(View):
@@ -100,8 +139,9 @@ def register_routes(app: faust.App, desk: Desk) -> None:
                 body = await _read_body(request, settings.max_body_bytes)
                 order = parse_body(PlaceOrderBody, body, settings.max_body_bytes)
                 items = merge_lines(order.items)
+                known = await desk.store.stock(*(line.sku for line in items))
                 for i, line in enumerate(items):
-                    if desk.stock_view(line.sku) is None:
+                    if line.sku not in known:
                         raise HttpError(
                             422,
                             "unknown_sku",
@@ -132,10 +172,8 @@ def register_routes(app: faust.App, desk: Desk) -> None:
                 "total": None,
                 "placed_at": now,
             }
-            await desk.redis.set(
-                ACCEPTED_PREFIX + command.order_id,
-                orjson.dumps(accepted),
-                ex=settings.idempotency_ttl_s,
+            await desk.store.remember_accepted(
+                command.order_id, accepted, settings.idempotency_ttl_s
             )
             # A retried request re-sends the same PlaceOrder: the orchestrator
             # ignores it if the first arrived, and runs it if the first was lost.
@@ -151,16 +189,7 @@ def register_routes(app: faust.App, desk: Desk) -> None:
         if len(key) > 200:
             raise HttpError(400, "bad_idempotency_key", "Idempotency-Key is over 200 characters")
         record = {"fingerprint": fingerprint, "command": command.model_dump(mode="json")}
-        redis_key = IDEMPOTENCY_PREFIX + key
-        stored = await desk.redis.set(
-            redis_key, orjson.dumps(record), nx=True, ex=settings.idempotency_ttl_s
-        )
-        if stored:
-            return command
-        raw = await desk.redis.get(redis_key)
-        if raw is None:  # expired between the two calls: this request is the first
-            return await remember_key(key, fingerprint, command)
-        first = orjson.loads(raw)
+        first = await desk.store.claim_key(key, record, settings.idempotency_ttl_s)
         if first["fingerprint"] != fingerprint:
             raise HttpError(
                 422,
@@ -189,8 +218,7 @@ def register_routes(app: faust.App, desk: Desk) -> None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                # Polls too, so a change projected by another worker is seen as well.
-                await desk.watch.wait(order_id, min(remaining, 0.5))
+                await desk.watch.wait(order_id, min(remaining, POLL_INTERVAL_S))
             if found is None:
                 return self.json(
                     {"error": "not_found", "message": f"no order {order_id}"}, status=404
@@ -201,14 +229,14 @@ def register_routes(app: faust.App, desk: Desk) -> None:
     class OrderEvents(View):
         async def get(self, request: Request, order_id: str) -> Response:
             """The order's history, oldest first."""
-            view = desk.order_view(order_id)
+            view = await desk.store.order(order_id)
             if view is None:
-                if await accepted_order(order_id) is not None:
+                if await desk.store.accepted(order_id) is not None:
                     return self.json({"order_id": order_id, "events": []})
                 return self.json(
                     {"error": "not_found", "message": f"no order {order_id}"}, status=404
                 )
-            return self.json({"order_id": order_id, "events": view["events"]})
+            return self.json({"order_id": order_id, "events": await desk.store.events(order_id)})
 
     @app.page("/orders/{order_id}/cancel")
     class CancelOrderView(View):
@@ -235,14 +263,14 @@ def register_routes(app: faust.App, desk: Desk) -> None:
     class Inventory(View):
         async def get(self, request: Request) -> Response:
             """Every SKU's levels."""
-            items = sorted((_stock_response(v) for v in desk.all_stock()), key=lambda v: v["sku"])
+            items = [_stock_response(v) for v in await desk.store.all_stock()]
             return self.json({"items": items})
 
     @app.page("/inventory/{sku}")
     class InventoryItem(View):
         async def get(self, request: Request, sku: str) -> Response:
             """One SKU's levels."""
-            view = desk.stock_view(sku)
+            view = (await desk.store.stock(sku)).get(sku)
             if view is None:
                 return self.json({"error": "not_found", "message": f"no SKU {sku}"}, status=404)
             return self.json(_stock_response(view))
@@ -257,7 +285,7 @@ def register_routes(app: faust.App, desk: Desk) -> None:
                     await _read_body(request, settings.max_body_bytes),
                     settings.max_body_bytes,
                 )
-                if body.unit_price is None and desk.stock_view(sku) is None:
+                if body.unit_price is None and not await desk.store.stock(sku):
                     raise HttpError(
                         422,
                         "validation_error",

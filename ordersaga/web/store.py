@@ -1,0 +1,167 @@
+"""The web view's read model and HTTP memory, in Redis.
+
+Every webview worker answers every query, whichever partitions it owns: the
+projections write here (idempotently, by sequence number or version, in one
+Lua script each) and the routes read here. Faust's partitioned tables would
+need table_route forwarding, which gives wrong answers with several workers
+(faust-streaming issues 514 and 187), and GlobalTable stops updating on all but
+one instance (faust-streaming issue 283).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+PREFIX = "ordersaga:"
+ORDER = PREFIX + "order:"  # hash: seq, order (snapshot JSON)
+EVENTS = ":events"  # list of history entries, after ORDER + id
+STOCK = PREFIX + "stock:"  # StockChanged JSON
+SKUS = PREFIX + "skus"  # set of SKUs
+ACCEPTED = PREFIX + "accepted:"  # accepted-over-HTTP record
+IDEMPOTENCY = PREFIX + "idempotency:"  # Idempotency-Key -> first request
+
+# KEYS: order hash, events list. ARGV: seq, snapshot, entry, ttl (0 keeps).
+_PROJECT_ORDER = """
+local seen = redis.call('HGET', KEYS[1], 'seq')
+if seen and tonumber(seen) >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'order', ARGV[2])
+redis.call('RPUSH', KEYS[2], ARGV[3])
+local ttl = tonumber(ARGV[4])
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+return 1
+"""
+
+# KEYS: stock key, SKU set. ARGV: version, levels JSON, sku.
+_PROJECT_STOCK = """
+local current = redis.call('GET', KEYS[1])
+if current and tonumber(cjson.decode(current)['version']) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+return 1
+"""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class ViewStore:
+    """Order and stock views plus accepted orders and idempotency keys."""
+
+    def __init__(self, client: aioredis.Redis, finished_ttl_s: int) -> None:
+        self.redis = client
+        self.finished_ttl_s = finished_ttl_s
+        self._project_order = client.register_script(_PROJECT_ORDER)
+        self._project_stock = client.register_script(_PROJECT_STOCK)
+
+    @classmethod
+    def from_url(cls, url: str, finished_ttl_s: int) -> ViewStore:
+        """A store on the Redis at ``url`` (connects on first use)."""
+        return cls(aioredis.from_url(url), finished_ttl_s)
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self.redis.aclose()
+
+    # ------------------------------------------------------------ projections
+
+    async def project_order(
+        self,
+        order_id: str,
+        seq: int,
+        snapshot: dict[str, Any],
+        entry: dict[str, Any],
+        terminal: bool,
+    ) -> bool:
+        """Apply one order event unless its sequence number was seen; True if applied."""
+        applied = await self._project_order(
+            keys=[ORDER + order_id, ORDER + order_id + EVENTS],
+            args=[
+                seq,
+                orjson.dumps(snapshot),
+                orjson.dumps(entry),
+                self.finished_ttl_s if terminal else 0,
+            ],
+        )
+        return bool(applied)
+
+    async def project_stock(self, sku: str, version: int, levels: dict[str, Any]) -> bool:
+        """Keep a SKU's levels unless a newer version is stored; True if applied."""
+        applied = await self._project_stock(
+            keys=[STOCK + sku, SKUS], args=[version, orjson.dumps(levels), sku]
+        )
+        return bool(applied)
+
+    # ---------------------------------------------------------------- queries
+
+    async def order(self, order_id: str) -> dict[str, Any] | None:
+        """``{"seq", "order"}`` of a projected order, if any."""
+        seq, order = await self.redis.hmget(ORDER + order_id, ["seq", "order"])
+        if order is None or seq is None:
+            return None
+        return {"seq": int(seq), "order": orjson.loads(order)}
+
+    async def events(self, order_id: str) -> list[dict[str, Any]]:
+        """The order's history entries, oldest first."""
+        return [orjson.loads(e) for e in await self.redis.lrange(ORDER + order_id + EVENTS, 0, -1)]
+
+    async def stock(self, *skus: str) -> dict[str, dict[str, Any]]:
+        """Levels of the given SKUs that exist."""
+        if not skus:
+            return {}
+        values = await self.redis.mget([STOCK + s for s in skus])
+        return {s: orjson.loads(v) for s, v in zip(skus, values, strict=True) if v is not None}
+
+    async def all_stock(self) -> list[dict[str, Any]]:
+        """Levels of every SKU, sorted by SKU."""
+        skus = sorted(_text(s) for s in await self.redis.smembers(SKUS))
+        levels = await self.stock(*skus)
+        return [levels[s] for s in skus if s in levels]
+
+    async def order_statuses(self, order_ids: list[str]) -> dict[str, str | None]:
+        """The projected status of each order (None where there is no view)."""
+        out: dict[str, str | None] = {}
+        for i in range(0, len(order_ids), 500):
+            batch = order_ids[i : i + 500]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for order_id in batch:
+                    pipe.hget(ORDER + order_id, "order")
+                values = await pipe.execute()
+            for order_id, raw in zip(batch, values, strict=True):
+                out[order_id] = orjson.loads(raw)["status"] if raw else None
+        return out
+
+    # -------------------------------------------------- accepted and idempotency
+
+    async def remember_accepted(self, order_id: str, record: dict[str, Any], ttl_s: int) -> None:
+        """Keep what the HTTP edge accepted, so the order is readable before its first event."""
+        await self.redis.set(ACCEPTED + order_id, orjson.dumps(record), ex=ttl_s)
+
+    async def accepted(self, order_id: str) -> dict[str, Any] | None:
+        """The accepted record of an order, if still kept."""
+        raw = await self.redis.get(ACCEPTED + order_id)
+        return orjson.loads(raw) if raw else None
+
+    async def accepted_ids(self) -> set[str]:
+        """Ids of every order accepted over HTTP that is still remembered."""
+        return {
+            _text(key).removeprefix(ACCEPTED)
+            async for key in self.redis.scan_iter(match=ACCEPTED + "*", count=1000)
+        }
+
+    async def claim_key(self, key: str, record: dict[str, Any], ttl_s: int) -> dict[str, Any]:
+        """Store ``record`` under an Idempotency-Key unless one is there; return the winner."""
+        while True:
+            if await self.redis.set(IDEMPOTENCY + key, orjson.dumps(record), nx=True, ex=ttl_s):
+                return record
+            raw = await self.redis.get(IDEMPOTENCY + key)
+            if raw is not None:  # else it expired between the two calls: try again
+                return dict(orjson.loads(raw))
