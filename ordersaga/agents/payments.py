@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+import redis.asyncio as aioredis
 from faust.types import StreamT
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
 
@@ -30,16 +31,28 @@ app = node.app
 payment_ledger = node.table("payment_ledger")
 payment_commands = node.topic(PAYMENTS_COMMANDS)
 
+# The simulated provider's journal: order id -> amount charged / refunded, and calls made.
+GATEWAY_CHARGES = "ordersaga:gateway:charges"
+GATEWAY_REFUNDS = "ordersaga:gateway:refunds"
+GATEWAY_CALLS = "ordersaga:gateway:calls"
+
 _BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 
 class PaymentGateway:
-    """The simulated gateway, retried on errors, behind a circuit breaker (per worker)."""
+    """The simulated gateway, retried on errors, behind a circuit breaker (per worker).
+
+    Like a real payment provider it keeps its own journal (in Redis) and takes an
+    idempotency key, the order id: a charge repeated after a crash between the call
+    and the ledger write returns the first charge instead of charging again. The
+    journal is what the chaos test reads to prove nobody was charged twice.
+    """
 
     name = "payment_gateway"
 
     def __init__(self) -> None:
         settings = node.settings
+        self._redis: aioredis.Redis | None = None
         self.attempts = settings.gateway_attempts
         self.breaker = CircuitBreaker(
             failure_threshold=settings.breaker_failure_threshold,
@@ -59,13 +72,31 @@ class PaymentGateway:
             retry=retry_if_result(lambda o: o == GatewayOutcome.ERROR),
             retry_error_callback=lambda state: GatewayOutcome.ERROR,
         )
-        outcome: GatewayOutcome = await retrying(self._call, command.payment_token)
+        outcome: GatewayOutcome = await retrying(self._call, command)
         self.breaker = self.breaker.after_call(outcome != GatewayOutcome.ERROR, time.time())
         node.metrics.circuit_state.labels(self.name).set(_BREAKER_GAUGE[self.breaker.state])
         return outcome
 
-    async def _call(self, payment_token: str) -> GatewayOutcome:
-        return simulate_gateway(payment_token)
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The gateway's journal (connects on first use, inside the worker's loop)."""
+        if self._redis is None:
+            self._redis = aioredis.from_url(node.settings.redis_url or "redis://127.0.0.1:6379/0")
+        return self._redis
+
+    async def _call(self, command: ChargePayment) -> GatewayOutcome:
+        outcome = simulate_gateway(command.payment_token)
+        if outcome == GatewayOutcome.APPROVED:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hsetnx(GATEWAY_CHARGES, command.order_id, command.amount)
+                pipe.hincrby(GATEWAY_CALLS, command.order_id, 1)
+                await pipe.execute()
+        return outcome
+
+    async def refund(self, order_id: str, amount: int) -> None:
+        """Refund a charge at the gateway, once per order (same idempotency key)."""
+        if amount > 0:
+            await self.redis.hsetnx(GATEWAY_REFUNDS, order_id, amount)
 
 
 gateway = PaymentGateway()
@@ -82,6 +113,7 @@ async def settle_payment(envelope: Envelope, message: Message) -> None:
         after, reply = charge(before, message, outcome or GatewayOutcome.APPROVED)
     else:
         after, reply = refund(before, message)
+        await gateway.refund(message.order_id, reply.amount)
     if reply is not None:
         await node.send(
             reply, key=message.order_id, cause=envelope, event_id=f"{envelope.event_id}:reply"

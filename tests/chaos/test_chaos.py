@@ -1,0 +1,334 @@
+"""Chaos: thousands of orders while workers are SIGKILLed and restarted.
+
+Run alone with ``make chaos`` (``CHAOS_ORDERS`` sets the size); ``make test``
+runs it at the default size. Prints its figures at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+
+from ordersaga.agents.payments import GATEWAY_CALLS, GATEWAY_CHARGES, GATEWAY_REFUNDS
+from ordersaga.app.runtime import Runtime, free_port
+from ordersaga.app.settings import Settings
+from ordersaga.app.topics import (
+    INVENTORY_COMMANDS,
+    INVENTORY_SKU_COMMANDS,
+    ORDERS_COMMANDS,
+    ORDERS_REPLIES,
+    PAYMENTS_COMMANDS,
+    SHIPPING_COMMANDS,
+    dlq_topic,
+)
+from ordersaga.ops.audit import check_invariants, load_state, report
+from ordersaga.ops.tail import read_topic
+
+pytestmark = pytest.mark.chaos
+
+ORDERS = int(os.environ.get("CHAOS_ORDERS", "2000"))
+CONCURRENCY = 24
+KILL_EVERY_S = (2.0, 4.0)
+POISON_PER_TOPIC = 4
+POISON_TOPICS = (
+    ORDERS_COMMANDS,
+    ORDERS_REPLIES,
+    INVENTORY_COMMANDS,
+    INVENTORY_SKU_COMMANDS,
+    PAYMENTS_COMMANDS,
+    SHIPPING_COMMANDS,
+)
+SCARCE = "chaos-scarce"
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
+ADDRESS = {
+    "name": "Chaos Monkey",
+    "line1": "1 Fault Line",
+    "city": "Oakland",
+    "postal_code": "94601",
+    "country": "US",
+}
+# (kind, weight): what the customer does
+MIX = (("ok", 55), ("decline", 10), ("refused", 10), ("out_of_stock", 10), ("cancel", 15))
+
+
+@dataclass
+class Figures:
+    orders: int = 0
+    kills: int = 0
+    duplicate_posts: int = 0
+    duplicate_posts_absorbed: int = 0
+    http_retries: int = 0
+    poison: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
+
+
+def body(kind: str, skus: list[str]) -> dict[str, Any]:
+    if kind == "out_of_stock":
+        items = [{"sku": random.choice(skus), "quantity": 1}, {"sku": SCARCE, "quantity": 9_999}]
+    else:
+        items = [{"sku": random.choice(skus), "quantity": random.randint(1, 3)}]
+    if kind != "out_of_stock" and random.random() < 0.3:
+        items.append({"sku": random.choice(skus), "quantity": 1})
+    return {
+        "customer_id": f"chaos-{random.randint(1, 500)}",
+        "items": items,
+        "payment_token": "tok_decline" if kind == "decline" else "tok_visa",
+        "shipping_address": {**ADDRESS, "country": "XX" if kind == "refused" else "US"},
+    }
+
+
+async def post_until_accepted(
+    client: httpx.AsyncClient,
+    urls: list[str],
+    path: str,
+    payload: dict[str, Any] | None,
+    key: str | None,
+    figures: Figures,
+    ok: tuple[int, ...] = (202,),
+) -> httpx.Response:
+    """POST, retrying on connection errors and 5xx (any webview worker, same key)."""
+    deadline = time.monotonic() + 120
+    while True:
+        url = random.choice(urls)
+        try:
+            r = await client.post(
+                url + path, json=payload, headers={"Idempotency-Key": key} if key else {}
+            )
+            if r.status_code in ok:
+                return r
+            if r.status_code < 500:
+                raise AssertionError(f"{path}: {r.status_code} {r.text}")
+        except httpx.HTTPError:
+            pass
+        figures.http_retries += 1
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} not accepted within 120 s")
+        await asyncio.sleep(0.2)
+
+
+async def customer(
+    client: httpx.AsyncClient,
+    urls: list[str],
+    skus: list[str],
+    figures: Figures,
+    placed: dict[str, str],
+) -> None:
+    kind = random.choices([k for k, _ in MIX], weights=[w for _, w in MIX])[0]
+    key = uuid.uuid4().hex
+    payload = body(kind, skus)
+    r = await post_until_accepted(client, urls, "/orders", payload, key, figures)
+    order_id = r.json()["order_id"]
+    if random.random() < 0.1:
+        figures.duplicate_posts += 1
+        again = await post_until_accepted(client, urls, "/orders", payload, key, figures)
+        figures.duplicate_posts_absorbed += again.json()["order_id"] == order_id
+        assert again.json()["order_id"] == order_id
+    if kind == "cancel":
+        await post_until_accepted(
+            client, urls, f"/orders/{order_id}/cancel", None, None, figures, ok=(202, 409)
+        )
+    placed[order_id] = kind
+    figures.kinds[kind] += 1
+    figures.orders += 1
+
+
+async def produce_poison(bootstrap: str) -> set[tuple[str, bytes]]:
+    """Malformed messages written straight onto the command topics."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    sent: set[tuple[str, bytes]] = set()
+    try:
+        for topic in POISON_TOPICS:
+            for i in range(POISON_PER_TOPIC):
+                key = f"poison-{topic}-{i}".encode()
+                value = (
+                    b"{broken json"
+                    if i % 2 == 0
+                    else orjson.dumps(
+                        {
+                            "event_id": f"p{i}",
+                            "type": "NoSuchMessage",
+                            "correlation_id": "c",
+                            "payload": {},
+                        }
+                    )
+                )
+                await producer.send_and_wait(topic, value, key=key)
+                sent.add((topic, key))
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def killer(runtime: Runtime, figures: Figures, stop: asyncio.Event) -> None:
+    """SIGKILL a random live worker every few seconds; the supervisor restarts it."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), random.uniform(*KILL_EVERY_S))
+            return
+        except TimeoutError:
+            pass
+        alive = [w for w in runtime.workers if w.process and w.process.returncode is None]
+        if alive:
+            victim = random.choice(alive)
+            assert victim.process is not None
+            victim.process.kill()
+            figures.kills += 1
+
+
+async def all_terminal(client: httpx.AsyncClient, url: str, order_ids: list[str]) -> bool:
+    for order_id in order_ids:
+        r = await client.get(f"{url}/orders/{order_id}")
+        if r.status_code != 200 or r.json()["status"] not in TERMINAL:
+            return False
+    return True
+
+
+async def test_no_order_lost_and_nothing_done_twice_under_sigkill(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    web_port = free_port()
+    while not all(free_port(web_port + d) == web_port + d for d in (1, 2, 3, 4, 5, 100, 105)):
+        web_port = free_port()
+    for name, value in {
+        "ORDERSAGA_DATA_DIR": str(tmp_path),
+        "ORDERSAGA_WEB_PORT": str(web_port),
+        "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(free_port()),
+        "ORDERSAGA_EMBEDDED_REDIS_PORT": str(free_port()),
+        "ORDERSAGA_SEED_CATALOG": "false",
+        "ORDERSAGA_STEP_TIMEOUT_S": "3",
+        "ORDERSAGA_STEP_MAX_ATTEMPTS": "4",
+        "ORDERSAGA_LOG_LEVEL": "warn",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("KAFKA_BROKER", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    runtime = Runtime(Settings(), workers_per_group=2, quiet=True)
+    await runtime.start()
+    supervisor = asyncio.ensure_future(runtime.supervise())
+    figures = Figures()
+    bootstrap, redis_url = runtime.env["KAFKA_BROKER"], runtime.env["REDIS_URL"]
+    urls = [f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{web_port + 100}"]
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            skus = [f"chaos-{i}" for i in range(8)]
+            for sku in skus:
+                await post_until_accepted(
+                    client,
+                    urls,
+                    f"/inventory/{sku}/restock",
+                    {"quantity": 100_000, "unit_price": 250},
+                    f"seed-{sku}",
+                    figures,
+                )
+            # Polls another process's state: there is no local event to wait on.
+            await post_until_accepted(
+                client,
+                urls,
+                f"/inventory/{SCARCE}/restock",
+                {"quantity": 10, "unit_price": 900},
+                "seed-scarce",
+                figures,
+            )
+            skus_and_scarce = len(skus) + 1
+            while len((await client.get(urls[0] + "/inventory")).json()["items"]) < skus_and_scarce:  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+            # When orders pour in while workers are killed at random
+            poison = await produce_poison(bootstrap)
+            figures.poison = len(poison)
+            placed: dict[str, str] = {}
+            stop = asyncio.Event()
+            kill_task = asyncio.ensure_future(killer(runtime, figures, stop))
+            started = time.monotonic()
+            queue: asyncio.Queue[int] = asyncio.Queue()
+            for i in range(ORDERS):
+                queue.put_nowait(i)
+
+            async def worker() -> None:
+                while not queue.empty():
+                    queue.get_nowait()
+                    await customer(client, urls, skus, figures, placed)
+
+            await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+            load_s = time.monotonic() - started
+            stop.set()
+            await kill_task
+            # Then, with no new traffic, every order settles
+            settle_start = time.monotonic()
+            ids = sorted(placed)
+            deadline = settle_start + 300
+            while not await all_terminal(client, urls[0], ids):
+                assert time.monotonic() < deadline, "orders still in flight after 300 s"
+                await asyncio.sleep(2)
+            while True:
+                state, accepted = await load_state(bootstrap, redis_url)
+                checks = check_invariants(state, accepted)
+                if all(c.ok for c in checks) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(2)
+            settle_s = time.monotonic() - settle_start
+            print("\n" + report(checks))
+            assert all(c.ok for c in checks), report(checks)
+            assert set(ids) <= set(state.sagas)
+
+            # Nobody was charged twice, and every charge not kept was refunded
+            gateway = aioredis.from_url(redis_url, decode_responses=True)
+            charges = await gateway.hgetall(GATEWAY_CHARGES)
+            refunds = await gateway.hgetall(GATEWAY_REFUNDS)
+            calls = {k: int(v) for k, v in (await gateway.hgetall(GATEWAY_CALLS)).items()}
+            await gateway.aclose()
+            for order_id in ids:
+                saga = state.sagas[order_id]
+                net = int(charges.get(order_id, 0)) - int(refunds.get(order_id, 0))
+                expected = saga["total"] if saga["status"] == "COMPLETED" else 0
+                assert net == expected, (
+                    order_id,
+                    saga["status"],
+                    charges.get(order_id),
+                    refunds.get(order_id),
+                )
+                assert int(state.payments.get(order_id, {}).get("charged", 0)) == int(
+                    charges.get(order_id, 0)
+                )
+            repeated_calls = sum(n - 1 for n in calls.values())
+
+            # And the DLQs hold exactly the malformed messages
+            dead: set[tuple[str, bytes]] = set()
+            dead_records = 0
+            for topic in POISON_TOPICS:
+                for r in await read_topic(bootstrap, dlq_topic(topic)):
+                    dead.add((topic, r.key))
+                    dead_records += 1
+            assert dead == poison
+
+            statuses = Counter(state.sagas[i]["status"] for i in ids)
+            reasons = Counter(state.sagas[i].get("failure_reason") for i in ids)
+            restarts = sum(w.restarts for w in runtime.workers)
+            print(
+                f"\nchaos figures: {figures.orders} orders in {load_s:.1f} s "
+                f"({figures.orders / load_s:.0f}/s) with 2 workers per group; "
+                f"{figures.kills} SIGKILLs, {restarts} restarts; "
+                f"{figures.duplicate_posts} duplicate POSTs, "
+                f"{figures.duplicate_posts_absorbed} absorbed; "
+                f"{figures.http_retries} HTTP retries; "
+                f"{repeated_calls} repeated gateway calls absorbed by its idempotency key; "
+                f"DLQ {len(dead)} distinct malformed messages ({dead_records} records) "
+                f"of {figures.poison} sent; settled in {settle_s:.1f} s\n"
+                f"  customer actions {dict(figures.kinds)}\n"
+                f"  outcomes {dict(statuses)} reasons {dict(reasons)}"
+            )
+    finally:
+        supervisor.cancel()
+        await runtime.stop()
