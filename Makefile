@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-agents test-integration demo lint typecheck check clean
+.PHONY: help install run test chaos test-unit test-agents test-integration demo lint typecheck check clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -21,8 +21,12 @@ install: $(STAMP) ## create .venv and install ordersaga with its dev tools
 run: $(STAMP) ## start broker, Redis, every agent group and the web view (Ctrl-C stops)
 	$(BIN)/ordersaga run
 
-test: $(STAMP) ## every test: unit, agents and the whole system on the embedded broker
-	$(BIN)/pytest
+test: $(STAMP) ## every test: unit, agents, the whole system, then the chaos test
+	$(BIN)/pytest -m "not chaos"
+	$(BIN)/pytest -m chaos -s
+
+chaos: $(STAMP) ## the chaos test alone (CHAOS_ORDERS=N sets its size, default 2000)
+	$(BIN)/pytest -m chaos -s
 
 test-unit: $(STAMP) ## pure rules only, no broker
 	$(BIN)/pytest tests/unit

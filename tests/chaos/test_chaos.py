@@ -28,6 +28,7 @@ from ordersaga.app.topics import (
     INVENTORY_COMMANDS,
     INVENTORY_SKU_COMMANDS,
     ORDERS_COMMANDS,
+    ORDERS_EVENTS,
     ORDERS_REPLIES,
     PAYMENTS_COMMANDS,
     SHIPPING_COMMANDS,
@@ -44,6 +45,7 @@ KILL_EVERY_S = (2.0, 4.0)
 POISON_PER_TOPIC = 4
 POISON_TOPICS = (
     ORDERS_COMMANDS,
+    ORDERS_EVENTS,
     ORDERS_REPLIES,
     INVENTORY_COMMANDS,
     INVENTORY_SKU_COMMANDS,
@@ -313,6 +315,14 @@ async def test_no_order_lost_and_nothing_done_twice_under_sigkill(
                     dead_records += 1
             assert dead == poison
 
+            # Redelivered work shows as several records with one event id on a topic
+            wire, distinct = 0, set()
+            for topic in (ORDERS_REPLIES, ORDERS_EVENTS, PAYMENTS_COMMANDS, INVENTORY_SKU_COMMANDS):
+                for r in await read_topic(bootstrap, topic):
+                    wire += 1
+                    distinct.add((topic, dict(r.headers or ()).get("event_id")))
+            duplicates_on_wire = wire - len(distinct)
+
             statuses = Counter(state.sagas[i]["status"] for i in ids)
             reasons = Counter(state.sagas[i].get("failure_reason") for i in ids)
             restarts = sum(w.restarts for w in runtime.workers)
@@ -323,6 +333,7 @@ async def test_no_order_lost_and_nothing_done_twice_under_sigkill(
                 f"{figures.duplicate_posts} duplicate POSTs, "
                 f"{figures.duplicate_posts_absorbed} absorbed; "
                 f"{figures.http_retries} HTTP retries; "
+                f"{duplicates_on_wire} duplicate records on the saga topics absorbed; "
                 f"{repeated_calls} repeated gateway calls absorbed by its idempotency key; "
                 f"DLQ {len(dead)} distinct malformed messages ({dead_records} records) "
                 f"of {figures.poison} sent; settled in {settle_s:.1f} s\n"
