@@ -8,6 +8,8 @@ consume loop that parses, retries and dead-letters, and the /health and
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -193,9 +195,52 @@ def _tune_fetch_wait(max_wait_ms: int) -> None:
     thread_cls._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
 
 
+def drain_producer_buffer_before_commit() -> None:
+    """Make Faust's offset commit wait until every buffered table write is sent.
+
+    ``Consumer._commit_offsets`` awaits ``Producer.flush()`` before committing, but
+    ``ProducerBuffer.flush`` gives up after 0.1 s without progress, and its sender
+    pops a message (the buffer looks empty) before handing it to the client. Table
+    changelog writes go through that buffer, so offsets could be committed while
+    the writes they reflect were still in memory: a SIGKILL then loses those table
+    updates for good (the input is not replayed). Counting messages put and handed
+    over lets ``flush`` wait for all of them. See README "Lost updates".
+    """
+    from faust.transport.producer import ProducerBuffer
+
+    if getattr(ProducerBuffer, "_ordersaga_drains", False):
+        return
+    original_put = ProducerBuffer.put
+    original_send = ProducerBuffer._send_pending
+
+    def put(self: Any, fut: Any) -> None:
+        self._ordersaga_put = getattr(self, "_ordersaga_put", 0) + 1
+        original_put(self, fut)
+
+    async def send_pending(self: Any, fut: Any) -> None:
+        try:
+            await original_send(self, fut)
+        finally:
+            self._ordersaga_sent = getattr(self, "_ordersaga_sent", 0) + 1
+
+    async def flush(self: Any) -> None:
+        while getattr(self, "_ordersaga_sent", 0) < getattr(self, "_ordersaga_put", 0):
+            if self.state != "running":
+                raise RuntimeError("Cannot flush: producer buffer not running")
+            self.message_sent.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.message_sent.wait(), timeout=0.1)
+
+    ProducerBuffer.put = put  # type: ignore[method-assign]
+    ProducerBuffer._send_pending = send_pending  # type: ignore[method-assign]
+    ProducerBuffer.flush = flush  # type: ignore[method-assign]
+    ProducerBuffer._ordersaga_drains = True  # type: ignore[attr-defined]
+
+
 def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
     """The Faust app of one agent group, configured from ``settings``."""
     _tune_fetch_wait(settings.fetch_max_wait_ms)
+    drain_producer_buffer_before_commit()
     # Faust creates its data dir without parents.
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     app = faust.App(

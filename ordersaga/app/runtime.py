@@ -126,7 +126,17 @@ class Runtime:
         return Path(self.settings.data_dir).resolve()
 
     async def start(self) -> None:
-        """Start servers (unless configured), topics and every worker; wait until served."""
+        """Start servers (unless configured), topics and every worker; wait until served.
+
+        On failure, whatever was started is stopped again before the error propagates.
+        """
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -106,6 +106,16 @@ def check_invariants(state: State, accepted: Collection[str] | None = None) -> l
             held[level] += total
             if rec[level] != total:
                 stock.fail(f"{sku}: {level} {rec[level]} != holds {total}")
+    for order_id, saga in sagas.items():
+        if saga["status"] != "COMPLETED":
+            continue
+        for line in saga["items"]:
+            hold = state.stock.get(line["sku"], {}).get("holds", {}).get(order_id)
+            if not hold or hold["state"] != "committed" or hold["quantity"] != line["quantity"]:
+                stock.fail(
+                    f"{line['sku']}: COMPLETED {order_id} has no committed hold of "
+                    f"{line['quantity']} (found {hold})"
+                )
     stock.figures = {
         "skus": len(state.stock),
         "put_in": sum(r["put_in"] for r in state.stock.values()),

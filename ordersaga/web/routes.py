@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import faust
@@ -45,8 +46,13 @@ class OrderWatch:
     async def wait(self, order_id: str, timeout: float) -> None:
         """Wait until ``order_id`` changes here or ``timeout`` seconds pass."""
         event = self._events.setdefault(order_id, asyncio.Event())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout)
+        finally:
+            # Forget the order once nobody waits, or ids projected elsewhere pile up here.
+            if self._events.get(order_id) is event:
+                del self._events[order_id]
 
 
 class Desk:
@@ -161,16 +167,21 @@ def register_routes(app: faust.App, desk: Desk) -> None:
                     command = await remember_key(key, fingerprint, command)
             except HttpError as exc:
                 return _error(self, exc)
-            now = time.time()
+            now = datetime.now(UTC).isoformat()
             accepted = {
                 "order_id": command.order_id,
                 "status": "PENDING",
                 "failure_reason": None,
+                "failure_detail": None,
                 "customer_id": command.customer_id,
                 "items": [line.model_dump() for line in command.items],
                 "lines": [],
                 "total": None,
+                "charge_id": None,
+                "shipment_id": None,
                 "placed_at": now,
+                "updated_at": now,
+                "events_seen": 0,
             }
             await desk.store.remember_accepted(
                 command.order_id, accepted, settings.idempotency_ttl_s

