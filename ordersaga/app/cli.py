@@ -84,6 +84,33 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Measure sagas/s, latency, memory and lag, against a plain-Kafka relay ceiling."""
+    from pathlib import Path
+
+    from ordersaga.ops.bench import BenchConfig, main
+
+    return main(
+        BenchConfig(
+            via=args.via,
+            orders=args.orders,
+            warmup=args.warmup,
+            rate=args.rate,
+            concurrency=args.concurrency or 32,
+            workers=args.workers,
+            skus=args.skus,
+            attach=args.attach,
+            relay=not args.no_relay,
+            relay_messages=args.relay_messages,
+            fetch_wait_ms=args.fetch_wait_ms,
+            timeout_s=args.timeout,
+            order_timeout_s=args.order_timeout,
+            settle_s=args.settle,
+            out=Path(args.out) if args.out else None,
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ordersaga`` command."""
     parser = argparse.ArgumentParser(prog="ordersaga", description=__doc__)
@@ -116,6 +143,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help=cmd_demo.__doc__)
     p.add_argument("--url", default=None, help="web view URL (default from settings)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench", help=cmd_bench.__doc__)
+    p.add_argument("--via", choices=["kafka", "http"], default="kafka", help="how orders go in")
+    p.add_argument("--orders", type=int, default=3000, help="measured orders")
+    p.add_argument("--warmup", type=int, default=300, help="orders before the measured ones")
+    loop = p.add_mutually_exclusive_group()
+    loop.add_argument("--rate", type=float, default=None, help="open loop: orders per second")
+    loop.add_argument(
+        "--concurrency", type=int, default=None, help="closed loop: orders in flight (default 32)"
+    )
+    p.add_argument("--workers", type=int, default=1, help="workers per agent group")
+    p.add_argument("--skus", type=int, default=4, help="SKUs the orders spread over")
+    p.add_argument(
+        "--attach", action="store_true", help="use the system at KAFKA_BROKER/ORDERSAGA_WEB_PORT"
+    )
+    p.add_argument("--no-relay", action="store_true", help="skip the plain-Kafka ceiling")
+    p.add_argument("--relay-messages", type=int, default=None, help="default: --orders")
+    p.add_argument(
+        "--fetch-wait-ms", type=int, default=None, help="fetch wait of the bench's consumers"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=120.0, help="give up on orders after this long idle (s)"
+    )
+    p.add_argument(
+        "--order-timeout", type=float, default=60.0, help="closed loop: wait per order (s)"
+    )
+    p.add_argument("--settle", type=float, default=15.0, help="wait for lag to drain (s)")
+    p.add_argument("--out", default=None, help="JSON file (default bench-results/bench-*.json)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -257,6 +257,7 @@ def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 4),
         consumer_auto_offset_reset="earliest",
+        broker_commit_interval=settings.commit_interval_s,
         producer_acks=-1,
         table_standby_replicas=0,
         web_enabled=True,

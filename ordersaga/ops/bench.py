@@ -1,0 +1,1045 @@
+"""``ordersaga bench``: sagas per second, latency, memory and lag, against a ceiling.
+
+What one run does:
+
+1. Starts the embedded system (broker, Redis, ``--workers`` workers per agent
+   group, on free ports, no demo catalogue) or, with ``--attach``, uses the one
+   that ``KAFKA_BROKER`` and ``ORDERSAGA_WEB_PORT`` (and ``ORDERSAGA_WEB_HOST``)
+   point at.
+2. Creates ``--skus`` SKUs with stock for every order over
+   ``POST /inventory/{sku}/restock`` and waits until ``GET /inventory/{sku}``
+   shows it.
+3. Unless ``--no-relay``, measures the ceiling with the workers idle: a plain
+   aiokafka relay of as many hops as a saga has (``ordersaga.ops.relay``).
+4. Places ``--warmup`` then ``--orders`` orders (one SKU each, ``tok_visa``, an
+   address the carrier accepts), either closed loop (``--concurrency`` orders
+   in flight, the default) or open loop (``--rate`` orders per second whatever
+   the system does), injected ``--via kafka`` (PlaceOrder envelopes produced
+   straight onto ``orders.commands``, keyed by order id) or ``--via http``
+   (``POST /orders`` over keep-alive connections).
+5. Reads the outcome of every order from ``orders.events`` with a group-less
+   consumer on every partition, starting at the end offsets taken before the
+   first order, then reads the workers' peak RSS and the consumer lag of every
+   agent group, writes a JSON file and prints a one-screen summary.
+
+Definitions (every time is this machine's wall clock, in seconds):
+
+- *accepted*: ``--via kafka``, when the broker acknowledged the produce of the
+  PlaceOrder; ``--via http``, when the 202 arrived.
+- *ended*: the envelope ``occurred_at`` of the first OrderEvent of the order
+  whose snapshot status is COMPLETED, FAILED or CANCELLED (stamped by the
+  orders worker when it decided). Against ``--attach`` on other machines their
+  clock skew enters the latency.
+- *latency*: ended - accepted, per measured order. Percentiles are nearest-rank:
+  the smallest value with at least p% of the values at or below it.
+- *warm-up*: the first ``--warmup`` orders injected; the ``--orders`` after
+  them are the measured ones.
+- *sagas/s*: the window opens when the first measured order is accepted and
+  closes when the last measured order ends; the rate is the number of bench
+  orders (warm-up ones included) that ended inside the window divided by its
+  length. Counting every order that ended inside it, not only measured ones,
+  gives what the system sustained during the window: in closed loop the
+  warm-up orders still in flight when it opens end inside it, and excluding
+  them would understate the rate by (K-1)/N.
+- *accepted/s*: measured orders / (last measured accepted - first measured
+  accepted); in open loop, how much of ``--rate`` was really offered.
+- *ceiling*: the relay's messages per second (see ``ordersaga.ops.relay``);
+  the summary gives sagas/s as a share of it.
+- *peak RSS*: VmHWM of every worker process (and of the broker and Redis) from
+  ``/proc/<pid>/status`` at the end; not available with ``--attach``.
+- *lag*: per consumer group ``ordersaga-<group>``, end offset - committed offset
+  summed per topic, read as soon as the last order ended and again once the
+  groups have caught up (or ``--settle`` seconds passed): Faust commits every
+  few seconds, so some lag right at the end is normal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import platform
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from ordersaga.agents import GROUPS
+from ordersaga.app.codec import DecodeError, decode, encode
+from ordersaga.app.runtime import Runtime, free_port, port_is_free
+from ordersaga.app.settings import Settings
+from ordersaga.app.topics import ORDERS_COMMANDS, ORDERS_EVENTS
+from ordersaga.ops.relay import run_relay
+from ordersaga.schemas.messages import Address, OrderEvent, OrderLine, PlaceOrder
+
+TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
+ADDRESS = {
+    "name": "Bench Runner",
+    "line1": "1 Throughput Way",
+    "city": "London",
+    "postal_code": "N1",
+    "country": "GB",
+}
+# The web view takes at most this much stock per restock request.
+MAX_RESTOCK = 1_000_000
+# What the bench's own consumers ask of a fetch when nothing says otherwise: the
+# embedded profile's value, so the closed loop is not held back by fetch waits.
+DEFAULT_FETCH_WAIT_MS = 20
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank ``p``-th percentile (0 < p <= 100) of ``values`` (any order)."""
+    if not values:
+        raise ValueError("percentile of no values")
+    if not 0 < p <= 100:
+        raise ValueError(f"percentile {p} is not in (0, 100]")
+    ordered = sorted(values)
+    rank = math.ceil(p / 100 * len(ordered))
+    return ordered[max(rank, 1) - 1]
+
+
+def latency_stats(values: Sequence[float]) -> dict[str, float] | None:
+    """count, p50, p95, p99, max and mean of ``values``; None when there are none."""
+    if not values:
+        return None
+    return {
+        "count": len(values),
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
+        "max": max(values),
+        "mean": sum(values) / len(values),
+    }
+
+
+@dataclass(frozen=True)
+class Window:
+    """The measurement window and how many bench orders ended inside it."""
+
+    start: float
+    end: float
+    ended: int
+
+    @property
+    def seconds(self) -> float:
+        """Length of the window."""
+        return self.end - self.start
+
+    @property
+    def rate(self) -> float:
+        """Orders ended per second inside the window (0 for an empty window)."""
+        return self.ended / self.seconds if self.seconds > 0 else 0.0
+
+
+def throughput_window(
+    measured_accepted: Iterable[float],
+    measured_ended: Iterable[float],
+    all_ended: Iterable[float],
+) -> Window | None:
+    """From the first measured acceptance to the last measured end; None if either is missing.
+
+    ``all_ended`` are the end times of every bench order (warm-up included); those
+    inside the window count.
+    """
+    accepted, ended = list(measured_accepted), list(measured_ended)
+    if not accepted or not ended:
+        return None
+    start, end = min(accepted), max(ended)
+    return Window(start, end, sum(1 for t in all_ended if start <= t <= end))
+
+
+def rate_between(times: Sequence[float]) -> float | None:
+    """Events per second from the first to the last of ``times`` (None for < 2 events)."""
+    if len(times) < 2:
+        return None
+    span = max(times) - min(times)
+    return len(times) / span if span > 0 else None
+
+
+def lag_by_topic(
+    committed: Mapping[tuple[str, int], int], end: Mapping[tuple[str, int], int]
+) -> dict[str, int]:
+    """Per topic, end offset - committed offset summed over the partitions committed."""
+    lag: dict[str, int] = {}
+    for (topic, partition), offset in committed.items():
+        if offset < 0:  # the group has never committed this partition
+            continue
+        behind = max(0, end.get((topic, partition), offset) - offset)
+        lag[topic] = lag.get(topic, 0) + behind
+    return dict(sorted(lag.items()))
+
+
+def parse_vmhwm_kb(status: str) -> int | None:
+    """The ``VmHWM`` (peak resident set) in kB from a ``/proc/<pid>/status`` text."""
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                return int(parts[1])
+    return None
+
+
+def parse_cpu_ticks(stat: str) -> int | None:
+    """utime + stime (clock ticks) from a ``/proc/<pid>/stat`` text."""
+    # The command name (field 2) is in parentheses and may hold spaces: split after it.
+    fields = stat.rpartition(")")[2].split()
+    try:
+        return int(fields[11]) + int(fields[12])  # fields 14 and 15 of the full line
+    except (IndexError, ValueError):
+        return None
+
+
+def cpu_percent(
+    before: Mapping[str, float | None], after: Mapping[str, float | None], wall_s: float
+) -> dict[str, float | None]:
+    """Per process, CPU seconds used between two readings as a percentage of ``wall_s``."""
+    share: dict[str, float | None] = {}
+    for name, end in after.items():
+        start = before.get(name)
+        if start is None or end is None or end < start or wall_s <= 0:
+            share[name] = None  # unreadable, or a restarted process (its counter restarted)
+        else:
+            share[name] = round((end - start) / wall_s * 100, 1)
+    return share
+
+
+def _fmt_s(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _fmt_mb(kb: int | None) -> str:
+    return "?" if kb is None else f"{kb / 1024:.0f}"
+
+
+def _fmt_lag(lag: Mapping[str, Any] | None) -> str:
+    if not lag:
+        return "-"
+    return ", ".join(
+        f"{group} n/a" if "error" in figures else f"{group} {figures['total']}"
+        for group, figures in lag.items()
+    )
+
+
+def _row(label: str, text: str) -> str:
+    return f"  {label:<14}{text}"
+
+
+def _chunks(items: Sequence[str], size: int) -> list[str]:
+    return [", ".join(items[i : i + size]) for i in range(0, len(items), size)] or ["-"]
+
+
+def format_summary(result: Mapping[str, Any]) -> str:
+    """The one-screen summary of a bench result (the dict written as JSON)."""
+    cfg, saga = result["config"], result["saga"]
+    loop = (
+        f"open loop at {cfg['rate']:g}/s"
+        if cfg.get("rate")
+        else f"closed loop, {cfg['concurrency']} in flight"
+    )
+    where = "attached" if cfg.get("attach") else f"{cfg['workers']} worker(s) per group"
+    lines = [
+        f"ordersaga bench: {cfg['orders']} orders after {cfg['warmup']} warm-up, "
+        f"via {cfg['via']}, {loop}, {where}, {cfg['partitions']} partitions",
+    ]
+    window = saga.get("window")
+    if window:
+        accepted = saga.get("accepted_per_s")
+        lines.append(
+            _row(
+                "sagas/s",
+                f"{saga['sagas_per_s']:.1f}   ({window['ended']} ended in the "
+                f"{window['seconds']:.1f} s window)   accepted/s "
+                + (f"{accepted:.1f}" if accepted else "-"),
+            )
+        )
+    else:
+        lines.append(_row("sagas/s", "n/a (no measured order both accepted and ended)"))
+    lat = saga.get("latency_s")
+    if lat:
+        lines.append(
+            _row(
+                "latency",
+                f"p50 {_fmt_s(lat['p50'])}   p95 {_fmt_s(lat['p95'])}   "
+                f"p99 {_fmt_s(lat['p99'])}   max {_fmt_s(lat['max'])}   ({lat['count']} orders)",
+            )
+        )
+    detail = ", ".join(f"{k} {v}" for k, v in saga.get("not_completed_by", {}).items())
+    lines.append(
+        _row(
+            "outcomes",
+            f"{saga['completed']} COMPLETED, {saga['not_completed']} not COMPLETED"
+            f"{f' ({detail})' if detail else ''}, {saga['unfinished']} unfinished, "
+            f"{saga['rejected']} rejected at injection",
+        )
+    )
+    relay = result.get("relay")
+    if relay is None:
+        lines.append(_row("ceiling", "skipped (--no-relay)"))
+    else:
+        lines.append(
+            _row(
+                "ceiling",
+                f"relay of {relay['hops']} hops, {relay['message_bytes']}-byte messages: "
+                f"{relay['messages_per_s']:.1f} msg/s end to end ({relay['received']} of "
+                f"{relay['messages']} in {relay['seconds']:.1f} s)"
+                + (f"  ERROR {relay['error']}" if relay.get("error") else ""),
+            )
+        )
+        ratio = result.get("ratio")
+        lines.append(
+            _row(
+                "saga/ceiling",
+                "n/a" if ratio is None else f"{ratio * 100:.1f}% of the relay rate",
+            )
+        )
+    rss = result.get("rss") or {}
+    if rss.get("note"):
+        lines.append(_row("peak RSS", rss["note"]))
+    else:
+        named = [f"{n} {_fmt_mb(kb)}" for n, kb in rss.get("workers_kb", {}).items()]
+        named += [f"{n} {_fmt_mb(kb)}" for n, kb in rss.get("servers_kb", {}).items()]
+        for i, chunk in enumerate(_chunks(named, 6)):
+            lines.append(_row("peak RSS MB" if i == 0 else "", chunk))
+    cpu = result.get("cpu_percent")
+    if cpu:
+        named = [f"{n} {'?' if v is None else f'{v:.0f}'}" for n, v in cpu.items()]
+        for i, chunk in enumerate(_chunks(named, 6)):
+            lines.append(_row("CPU % sagas" if i == 0 else "", chunk))
+    lag = result.get("lag") or {}
+    lines.append(_row("lag at end", _fmt_lag(lag.get("at_end"))))
+    if lag.get("settled") is not None:
+        lines.append(_row(f"lag +{lag.get('settled_after_s', 0):.0f} s", _fmt_lag(lag["settled"])))
+    lines.extend(_row("note", note) for note in result.get("notes", []))
+    if result.get("out"):
+        lines.append(_row("results", str(result["out"])))
+    return "\n".join(lines)
+
+
+def default_out_path(now: datetime) -> Path:
+    """``bench-results/bench-<UTC timestamp>.json``."""
+    return Path("bench-results") / f"bench-{now.strftime('%Y%m%d-%H%M%S')}.json"
+
+
+# --------------------------------------------------------------- configuration
+
+
+@dataclass
+class BenchConfig:
+    """What ``ordersaga bench`` was asked to do."""
+
+    via: str = "kafka"
+    orders: int = 3000
+    warmup: int = 300
+    rate: float | None = None
+    concurrency: int = 32
+    workers: int = 1
+    skus: int = 4
+    attach: bool = False
+    relay: bool = True
+    relay_messages: int | None = None
+    fetch_wait_ms: int | None = None
+    timeout_s: float = 120.0
+    order_timeout_s: float = 60.0
+    settle_s: float = 15.0
+    out: Path | None = None
+
+    @property
+    def total(self) -> int:
+        """Warm-up and measured orders."""
+        return self.warmup + self.orders
+
+
+# ------------------------------------------------------------------- tracking
+
+
+@dataclass(frozen=True)
+class Ended:
+    """How and when an order ended."""
+
+    at: float
+    status: str
+    reason: str | None
+
+
+@dataclass
+class Tracker:
+    """Acceptances and ends of the bench's orders, and who waits for which."""
+
+    customer_id: str
+    accepted: dict[str, float] = field(default_factory=dict)
+    index: dict[str, int] = field(default_factory=dict)
+    ended: dict[str, Ended] = field(default_factory=dict)
+    rejected: int = 0
+    rejections: list[str] = field(default_factory=list)
+    on_accepted: Callable[[], None] = lambda: None
+    on_ended: Callable[[], None] = lambda: None
+    _waiters: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+
+    def accept(self, order_id: str, index: int, at: float) -> None:
+        """Record that order ``index`` was accepted as ``order_id`` at ``at``."""
+        self.accepted[order_id] = at
+        self.index[order_id] = index
+        self.on_accepted()
+
+    def reject(self, error: str) -> None:
+        """Record an order that could not be injected (the first few reasons are kept)."""
+        self.rejected += 1
+        if len(self.rejections) < 5:
+            self.rejections.append(error)
+        self.on_accepted()
+
+    def end(self, order_id: str, ended: Ended) -> None:
+        """Record the first terminal event of an order; later duplicates are ignored."""
+        if order_id in self.ended:
+            return
+        self.ended[order_id] = ended
+        waiter = self._waiters.get(order_id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self.on_ended()
+
+    async def wait_ended(self, order_id: str, timeout: float) -> bool:
+        """Wait until ``order_id`` ended (True) or ``timeout`` passed (False)."""
+        if order_id in self.ended:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters[order_id] = waiter
+        try:
+            await asyncio.wait_for(waiter, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._waiters.pop(order_id, None)
+
+    @property
+    def pending(self) -> int:
+        """Accepted orders that have not ended yet."""
+        return sum(1 for o in self.accepted if o not in self.ended)
+
+
+async def _consumer_at_end(bootstrap: str, topic: str, fetch_wait_ms: int) -> AIOKafkaConsumer:
+    """A group-less consumer on every partition of ``topic``, at the end offsets read now.
+
+    The offsets are sought explicitly: ``seek_to_end`` resolves lazily on the first
+    fetch and could skip events of orders injected in between.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=fetch_wait_ms
+    )
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        parts = consumer.partitions_for_topic(topic) or set()
+        if not parts:
+            raise RuntimeError(f"topic {topic} does not exist on {bootstrap}")
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        for tp, offset in (await consumer.end_offsets(tps)).items():
+            consumer.seek(tp, offset)
+    except BaseException:
+        await consumer.stop()
+        raise
+    return consumer
+
+
+async def watch_order_events(consumer: AIOKafkaConsumer, tracker: Tracker) -> None:
+    """Record every bench order's terminal event (ours: the bench's customer id)."""
+    while True:
+        batch = await consumer.getmany(timeout_ms=200)
+        for records in batch.values():
+            for r in records:
+                try:
+                    envelope, message = decode(r.value)
+                except DecodeError:
+                    continue  # poison on the topic is the workers' business, not ours
+                if not isinstance(message, OrderEvent):
+                    continue
+                order = message.order
+                if order.customer_id != tracker.customer_id or order.status not in TERMINAL:
+                    continue
+                tracker.end(
+                    order.order_id,
+                    Ended(envelope.occurred_at.timestamp(), order.status, order.failure_reason),
+                )
+
+
+# ------------------------------------------------------------------ injection
+
+
+class Injector(Protocol):
+    """Places order number ``index``; records the acceptance or rejection in the tracker."""
+
+    async def place(self, index: int) -> str | None: ...
+
+
+def _line(index: int, skus: Sequence[str]) -> dict[str, Any]:
+    # Round-robin over the SKUs spreads the per-SKU work over their partitions.
+    return {"sku": skus[index % len(skus)], "quantity": 1}
+
+
+@dataclass
+class KafkaInjector:
+    """PlaceOrder envelopes produced straight onto orders.commands, keyed by order id."""
+
+    producer: AIOKafkaProducer
+    tracker: Tracker
+    skus: Sequence[str]
+
+    async def place(self, index: int) -> str | None:
+        """Produce one PlaceOrder; accepted when the broker acknowledges it."""
+        order_id = f"bench-{uuid.uuid4().hex}"
+        command = PlaceOrder(
+            order_id=order_id,
+            customer_id=self.tracker.customer_id,
+            items=(OrderLine(**_line(index, self.skus)),),
+            payment_token="tok_visa",
+            shipping_address=Address(**ADDRESS),
+        )
+        encoded = encode(command, key=order_id, correlation_id=order_id)
+        try:
+            ack = await self.producer.send(
+                ORDERS_COMMANDS, encoded.value, key=encoded.key, headers=encoded.headers
+            )
+            await ack
+        except Exception as exc:  # counted and reported; the run goes on
+            self.tracker.reject(f"{type(exc).__name__}: {exc}")
+            return None
+        self.tracker.accept(order_id, index, time.time())
+        return order_id
+
+
+@dataclass
+class HttpInjector:
+    """``POST /orders`` on a keep-alive client."""
+
+    client: httpx.AsyncClient
+    tracker: Tracker
+    skus: Sequence[str]
+
+    async def place(self, index: int) -> str | None:
+        """POST one order; accepted when the 202 arrives."""
+        body = {
+            "customer_id": self.tracker.customer_id,
+            "items": [_line(index, self.skus)],
+            "payment_token": "tok_visa",
+            "shipping_address": ADDRESS,
+        }
+        try:
+            r = await self.client.post("/orders", json=body)
+        except httpx.HTTPError as exc:
+            self.tracker.reject(f"{type(exc).__name__}: {exc}")
+            return None
+        at = time.time()
+        if r.status_code != 202:
+            self.tracker.reject(f"HTTP {r.status_code}: {r.text[:200]}")
+            return None
+        order_id = str(r.json()["order_id"])
+        self.tracker.accept(order_id, index, at)
+        return order_id
+
+
+async def closed_loop(
+    injector: Injector, tracker: Tracker, total: int, concurrency: int, order_timeout: float
+) -> None:
+    """``concurrency`` clients, each placing an order and waiting for its end, ``total`` in all."""
+    indices = iter(range(total))
+
+    async def client() -> None:
+        # One shared iterator: next() has no await, so no two clients take one index.
+        for index in indices:
+            order_id = await injector.place(index)
+            if order_id is not None:
+                await tracker.wait_ended(order_id, order_timeout)
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+
+
+async def open_loop(injector: Injector, total: int, rate: float) -> float:
+    """Start order i at i/rate seconds whatever happens; returns the worst lateness (s)."""
+    loop = asyncio.get_running_loop()
+    running: set[asyncio.Task[str | None]] = set()
+    started, worst = loop.time(), 0.0
+    try:
+        for index in range(total):
+            due = started + index / rate
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            worst = max(worst, loop.time() - due)
+            task = asyncio.create_task(injector.place(index))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        await asyncio.gather(*running)
+    finally:
+        for task in running:
+            task.cancel()
+    return worst
+
+
+async def wait_all_ended(tracker: Tracker, timeout: float) -> None:
+    """Wait until every accepted order ended, or until nothing ended for ``timeout`` s."""
+    last_count, last_progress = len(tracker.ended), time.monotonic()
+    while tracker.pending:
+        if len(tracker.ended) != last_count:
+            last_count, last_progress = len(tracker.ended), time.monotonic()
+        if time.monotonic() - last_progress > timeout:
+            return
+        await asyncio.sleep(0.1)
+
+
+# ---------------------------------------------------------------- system bits
+
+
+async def stock_skus(client: httpx.AsyncClient, skus: Sequence[str], needed: int) -> None:
+    """Give every SKU at least ``needed`` units and wait until the web view shows them."""
+    restocks = max(1, math.ceil(needed / MAX_RESTOCK))
+    for sku in skus:
+        for i in range(restocks):
+            r = await client.post(
+                f"/inventory/{sku}/restock",
+                json={"quantity": MAX_RESTOCK, "unit_price": 100},
+                headers={"Idempotency-Key": f"{sku}-{i}"},
+            )
+            r.raise_for_status()
+    deadline = time.monotonic() + 60
+    for sku in skus:
+        while True:
+            r = await client.get(f"/inventory/{sku}")
+            if r.status_code == 200 and r.json()["available"] >= needed:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"SKU {sku} not stocked after 60 s: {r.status_code} {r.text}")
+            await asyncio.sleep(0.2)
+
+
+async def partitions_of(bootstrap: str, topic: str) -> int | None:
+    """How many partitions ``topic`` has, None if it does not exist."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        parts = consumer.partitions_for_topic(topic)
+        return len(parts) if parts else None
+    finally:
+        await consumer.stop()
+
+
+async def consumer_lag(bootstrap: str) -> dict[str, dict[str, Any]]:
+    """Per agent group: ``{"total", "topics"}``, or ``{"error"}`` where it cannot be read.
+
+    The committed offsets are asked for explicitly for every partition of every
+    topic: the embedded broker (Tansu) drops the connection when asked for "all
+    of the group's offsets" (an OffsetFetch with no topics).
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    lag: dict[str, dict[str, Any]] = {}
+    try:
+        await consumer.start()
+        await admin.start()
+        await consumer._client.force_metadata_update()
+        tps = [
+            TopicPartition(t, p)
+            for t in sorted(await consumer.topics())
+            if not t.startswith(("relay.", "__"))
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        end = {(tp.topic, tp.partition): o for tp, o in (await consumer.end_offsets(tps)).items()}
+        for g in GROUPS:
+            group_id = f"ordersaga-{g.name}"
+            try:
+                offsets = await asyncio.wait_for(
+                    admin.list_consumer_group_offsets(group_id, partitions=tps), 30
+                )
+                topics = lag_by_topic(
+                    {(tp.topic, tp.partition): om.offset for tp, om in offsets.items()}, end
+                )
+                lag[g.name] = {"total": sum(topics.values()), "topics": topics}
+            except Exception as exc:  # reported as n/a; a lag we cannot read fails nothing
+                lag[g.name] = {"error": f"{type(exc).__name__}: {exc}"}
+    except Exception as exc:
+        return {g.name: {"error": f"{type(exc).__name__}: {exc}"} for g in GROUPS}
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+    return lag
+
+
+async def settled_lag(bootstrap: str, settle_s: float) -> tuple[dict[str, dict[str, Any]], float]:
+    """Lag once every readable group is at 0, or after ``settle_s``; and how long it took."""
+    started = time.monotonic()
+    while True:
+        lag = await consumer_lag(bootstrap)
+        caught_up = all(v.get("total", 0) == 0 for v in lag.values())
+        elapsed = time.monotonic() - started
+        if caught_up or elapsed >= settle_s:
+            return lag, elapsed
+        await asyncio.sleep(1.0)
+
+
+def read_peak_rss_kb(pid: int) -> int | None:
+    """VmHWM of process ``pid`` in kB, None if it cannot be read."""
+    try:
+        return parse_vmhwm_kb(Path(f"/proc/{pid}/status").read_text())
+    except OSError:
+        return None
+
+
+def read_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) process ``pid`` has used so far, None if unreadable."""
+    try:
+        ticks = parse_cpu_ticks(Path(f"/proc/{pid}/stat").read_text())
+    except OSError:
+        return None
+    return None if ticks is None else ticks / os.sysconf("SC_CLK_TCK")
+
+
+def processes(runtime: Runtime | None) -> dict[str, int]:
+    """Name -> pid of every process of the run: the bench, and the embedded system's."""
+    found = {"bench": os.getpid()}
+    if runtime is not None:
+        found.update({w.name: w.process.pid for w in runtime.workers if w.process is not None})
+        found.update(
+            {name: p.pid for name, p in zip(("broker", "redis"), runtime.servers, strict=False)}
+        )
+    return found
+
+
+def machine_info() -> dict[str, Any]:
+    """Where the figures were taken, and the exact command line."""
+    return {
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "loadavg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "command": shlex.join(sys.argv),
+    }
+
+
+def _pick_web_port(workers: int) -> int:
+    """A base web port whose six group ports (and +100 per extra worker) are all free."""
+    while True:
+        base = free_port()
+        wanted = [base + k * 100 + g.port_offset for k in range(workers) for g in GROUPS]
+        if all(0 < p < 65536 and port_is_free(p) for p in wanted):
+            return base
+
+
+def _embedded_environment(data_dir: str, workers: int) -> None:
+    """Point Settings (and the workers, which inherit it) at fresh ports and a fresh dir."""
+    os.environ.update(
+        {
+            "ORDERSAGA_DATA_DIR": data_dir,
+            "ORDERSAGA_WEB_PORT": str(_pick_web_port(workers)),
+            "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(free_port()),
+            "ORDERSAGA_EMBEDDED_REDIS_PORT": str(free_port()),
+            "ORDERSAGA_SEED_CATALOG": "false",
+        }
+    )
+    # Info logging of six workers costs CPU the bench should measure saga work with.
+    os.environ.setdefault("ORDERSAGA_LOG_LEVEL", "warn")
+    os.environ.pop("KAFKA_BROKER", None)
+    os.environ.pop("REDIS_URL", None)
+
+
+# ------------------------------------------------------------------------ run
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<34}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def saga_figures(tracker: Tracker, warmup: int) -> dict[str, Any]:
+    """The saga part of the result from what the tracker saw."""
+    measured = [o for o, i in tracker.index.items() if i >= warmup]
+    ended = [o for o in measured if o in tracker.ended]
+    outcomes = Counter(tracker.ended[o].status for o in ended)
+    not_completed = Counter(
+        f"{tracker.ended[o].status}/{tracker.ended[o].reason or '-'}"
+        for o in ended
+        if tracker.ended[o].status != "COMPLETED"
+    )
+    warmup_not_completed = sum(
+        1
+        for o, i in tracker.index.items()
+        if i < warmup and o in tracker.ended and tracker.ended[o].status != "COMPLETED"
+    )
+    window = throughput_window(
+        (tracker.accepted[o] for o in measured),
+        (tracker.ended[o].at for o in ended),
+        (e.at for e in tracker.ended.values()),
+    )
+    latencies = [tracker.ended[o].at - tracker.accepted[o] for o in ended]
+    return {
+        "measured": len(measured),
+        "ended": len(ended),
+        "completed": outcomes.get("COMPLETED", 0),
+        "not_completed": sum(not_completed.values()),
+        "not_completed_by": dict(not_completed),
+        "warmup_not_completed": warmup_not_completed,
+        "unfinished": len(measured) - len(ended),
+        "rejected": tracker.rejected,
+        "rejections": tracker.rejections,
+        "window": (
+            {**asdict(window), "seconds": window.seconds, "rate": window.rate} if window else None
+        ),
+        "sagas_per_s": window.rate if window else None,
+        "accepted_per_s": rate_between([tracker.accepted[o] for o in measured]),
+        "latency_s": latency_stats(latencies),
+    }
+
+
+async def run_bench(cfg: BenchConfig, console: Console | None = None) -> tuple[int, dict[str, Any]]:
+    """Run the whole benchmark; returns the exit status and the result written as JSON."""
+    console = console or Console(stderr=True)
+    main_task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if main_task is not None:
+        # SIGTERM ends the run like Ctrl-C does: through the finally blocks below.
+        loop.add_signal_handler(signal.SIGTERM, main_task.cancel)
+    started_at = datetime.now(UTC)
+    out = cfg.out or default_out_path(started_at)
+    result: dict[str, Any] = {
+        "started_at": started_at.isoformat(),
+        "machine": machine_info(),
+        "config": {**asdict(cfg), "out": str(out)},
+        "notes": [],
+    }
+    notes: list[str] = result["notes"]
+    runtime: Runtime | None = None
+    supervisor: asyncio.Future[None] | None = None
+    data_dir: str | None = None
+    keep_logs = True  # unless the run ends well or is interrupted: then they tell nothing
+    try:
+        with _progress(console) as progress:
+            if cfg.attach:
+                settings = Settings()
+                if not settings.kafka_broker:
+                    raise SystemExit("--attach needs KAFKA_BROKER (and ORDERSAGA_WEB_PORT)")
+                bootstrap = settings.bootstrap_servers
+                fetch_wait = cfg.fetch_wait_ms or int(
+                    os.environ.get("ORDERSAGA_FETCH_MAX_WAIT_MS", DEFAULT_FETCH_WAIT_MS)
+                )
+            else:
+                data_dir = tempfile.mkdtemp(prefix="ordersaga-bench-")
+                _embedded_environment(data_dir, cfg.workers)
+                settings = Settings()
+                starting = progress.add_task(
+                    f"starting {cfg.workers} worker(s) per group", total=None, rate=""
+                )
+                runtime = Runtime(settings, workers_per_group=cfg.workers, quiet=True)
+                await runtime.start()
+                supervisor = asyncio.ensure_future(runtime.supervise())
+                progress.update(starting, total=1, completed=1)
+                bootstrap = runtime.env["KAFKA_BROKER"]
+                fetch_wait = cfg.fetch_wait_ms or int(
+                    runtime.env.get("ORDERSAGA_FETCH_MAX_WAIT_MS", DEFAULT_FETCH_WAIT_MS)
+                )
+            partitions = await partitions_of(bootstrap, ORDERS_COMMANDS) or settings.partitions
+            result["config"].update(
+                partitions=partitions,
+                fetch_wait_ms=fetch_wait,
+                bootstrap=bootstrap,
+                web=f"http://{settings.web_host}:{settings.web_port}",
+            )
+            run_id = uuid.uuid4().hex[:8]
+            skus = [f"bench-{run_id}-{i}" for i in range(cfg.skus)]
+            limits = httpx.Limits(
+                max_connections=max(cfg.concurrency, 64), max_keepalive_connections=None
+            )
+            async with httpx.AsyncClient(
+                base_url=result["config"]["web"],
+                timeout=httpx.Timeout(30.0, pool=None),
+                limits=limits,
+            ) as client:
+                stocking = progress.add_task(f"stocking {cfg.skus} SKUs", total=None, rate="")
+                await stock_skus(client, skus, needed=math.ceil(cfg.total / cfg.skus) + 1)
+                progress.update(stocking, total=1, completed=1)
+
+                if cfg.relay:
+                    messages = cfg.relay_messages or cfg.orders
+                    relay_task = progress.add_task("ceiling: relay", total=messages, rate="")
+
+                    def relayed(n: int) -> None:
+                        progress.update(relay_task, completed=n)
+
+                    relay = await run_relay(
+                        bootstrap,
+                        messages=messages,
+                        partitions=partitions,
+                        fetch_max_wait_ms=fetch_wait,
+                        on_progress=relayed,
+                    )
+                    relay_stats = latency_stats(relay.latencies_s)
+                    relay_json = {k: v for k, v in asdict(relay).items() if k != "latencies_s"}
+                    relay_json["latency_s"] = relay_stats
+                    result["relay"] = relay_json
+                    progress.update(
+                        relay_task,
+                        rate=f"{relay.messages_per_s:.0f} msg/s",
+                        completed=relay.received,
+                    )
+                    notes.extend(f"relay: {n}" for n in relay.notes)
+                else:
+                    result["relay"] = None
+
+                tracker = Tracker(customer_id=f"bench-{run_id}")
+                accepted_task = progress.add_task("orders accepted", total=cfg.total, rate="")
+                ended_task = progress.add_task("orders ended", total=cfg.total, rate="")
+                tracker.on_accepted = lambda: progress.advance(accepted_task)
+                tracker.on_ended = lambda: progress.advance(ended_task)
+                events = await _consumer_at_end(bootstrap, ORDERS_EVENTS, fetch_wait)
+                watcher = asyncio.create_task(watch_order_events(events, tracker))
+                # CPU per process over the saga phase shows which one is the bottleneck.
+                pids = processes(runtime)
+                cpu_before = {name: read_cpu_s(pid) for name, pid in pids.items()}
+                phase_started = time.monotonic()
+                producer: AIOKafkaProducer | None = None
+                try:
+                    injector: Injector
+                    if cfg.via == "kafka":
+                        # acks=all, as the web view's Faust producer (producer_acks=-1).
+                        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+                        await producer.start()
+                        injector = KafkaInjector(producer, tracker, skus)
+                    else:
+                        injector = HttpInjector(client, tracker, skus)
+                    if cfg.rate:
+                        late = await open_loop(injector, cfg.total, cfg.rate)
+                        result["saga_schedule_worst_lateness_s"] = late
+                    else:
+                        await closed_loop(
+                            injector, tracker, cfg.total, cfg.concurrency, cfg.order_timeout_s
+                        )
+                    await wait_all_ended(tracker, cfg.timeout_s)
+                    result["cpu_percent"] = cpu_percent(
+                        cpu_before,
+                        {name: read_cpu_s(pid) for name, pid in pids.items()},
+                        time.monotonic() - phase_started,
+                    )
+                    if watcher.done() and watcher.exception() is not None:
+                        raise RuntimeError(f"order-event consumer failed: {watcher.exception()!r}")
+                finally:
+                    watcher.cancel()
+                    await asyncio.gather(watcher, return_exceptions=True)
+                    with contextlib.suppress(Exception):
+                        await events.stop()
+                    if producer is not None:
+                        with contextlib.suppress(Exception):
+                            await producer.stop()
+                saga = saga_figures(tracker, cfg.warmup)
+                result["saga"] = saga
+                if saga["sagas_per_s"]:
+                    progress.update(ended_task, rate=f"{saga['sagas_per_s']:.0f} sagas/s")
+                if saga["warmup_not_completed"]:
+                    notes.append(f"{saga['warmup_not_completed']} warm-up orders not COMPLETED")
+                relay_rate = (result["relay"] or {}).get("messages_per_s")
+                result["ratio"] = (
+                    saga["sagas_per_s"] / relay_rate if relay_rate and saga["sagas_per_s"] else None
+                )
+
+            lagging = progress.add_task("consumer lag", total=None, rate="")
+            at_end = await consumer_lag(bootstrap)
+            settled, after = await settled_lag(bootstrap, cfg.settle_s)
+            result["lag"] = {"at_end": at_end, "settled": settled, "settled_after_s": after}
+            progress.update(lagging, total=1, completed=1)
+            if any("error" in v for v in at_end.values()):
+                notes.append("consumer lag n/a for some groups: see lag.at_end[*].error")
+
+            if runtime is None:
+                result["rss"] = {"note": "n/a with --attach (the workers are not ours to inspect)"}
+            else:
+                result["rss"] = {
+                    "workers_kb": {
+                        w.name: read_peak_rss_kb(w.process.pid) if w.process else None
+                        for w in runtime.workers
+                    },
+                    "servers_kb": {
+                        name: read_peak_rss_kb(p.pid)
+                        for name, p in zip(("broker", "redis"), runtime.servers, strict=False)
+                    },
+                }
+                restarts = sum(w.restarts for w in runtime.workers)
+                if restarts:
+                    notes.append(f"{restarts} worker restart(s) during the run: figures suspect")
+        result["machine"]["loadavg_at_end"] = (
+            list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+        )
+        result["finished_at"] = datetime.now(UTC).isoformat()
+        result["out"] = str(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        saga = result["saga"]
+        clean = saga["not_completed"] == 0 and saga["unfinished"] == 0 and saga["rejected"] == 0
+        keep_logs = not clean
+        return (0 if clean else 1), result
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        keep_logs = False
+        raise
+    finally:
+        if supervisor is not None:
+            supervisor.cancel()
+        if runtime is not None:
+            console.print("stopping the embedded system ...")
+            await runtime.stop()
+        if main_task is not None:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signal.SIGTERM)
+        if data_dir is not None:
+            if keep_logs:
+                console.print(f"worker logs kept in {data_dir}/logs")
+            else:
+                shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def main(cfg: BenchConfig) -> int:
+    """Synchronous entry point for the CLI: run, print the summary, return the exit status."""
+    try:
+        status, result = asyncio.run(run_bench(cfg))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # CancelledError: SIGTERM cancelled the run (see run_bench).
+        print("bench interrupted; everything it started is stopped", file=sys.stderr)
+        return 130
+    print(format_summary(result))
+    return status
