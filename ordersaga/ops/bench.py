@@ -310,7 +310,12 @@ def format_summary(result: Mapping[str, Any]) -> str:
                 "ceiling",
                 f"relay of {relay['hops']} hops, {relay['message_bytes']}-byte messages: "
                 f"{relay['messages_per_s']:.1f} msg/s end to end ({relay['received']} of "
-                f"{relay['messages']} in {relay['seconds']:.1f} s)"
+                f"{relay['messages']} in {relay['seconds']:.1f} s"
+                + (
+                    f", bench CPU {relay['cpu_percent']['bench']:.0f}%)"
+                    if (relay.get("cpu_percent") or {}).get("bench") is not None
+                    else ")"
+                )
                 + (f"  ERROR {relay['error']}" if relay.get("error") else ""),
             )
         )
@@ -540,11 +545,12 @@ class KafkaInjector:
 
 @dataclass
 class HttpInjector:
-    """``POST /orders`` on a keep-alive client."""
+    """``POST /orders`` on a keep-alive client, round-robin over the web view workers."""
 
     client: httpx.AsyncClient
     tracker: Tracker
     skus: Sequence[str]
+    urls: Sequence[str]
 
     async def place(self, index: int) -> str | None:
         """POST one order; accepted when the 202 arrives."""
@@ -555,7 +561,7 @@ class HttpInjector:
             "shipping_address": ADDRESS,
         }
         try:
-            r = await self.client.post("/orders", json=body)
+            r = await self.client.post(f"{self.urls[index % len(self.urls)]}/orders", json=body)
         except httpx.HTTPError as exc:
             self.tracker.reject(f"{type(exc).__name__}: {exc}")
             return None
@@ -790,6 +796,34 @@ def _progress(console: Console) -> Progress:
     )
 
 
+async def relay_phase(
+    bootstrap: str,
+    messages: int,
+    partitions: int,
+    fetch_wait_ms: int,
+    pids: Mapping[str, int],
+    progress: Progress,
+) -> dict[str, Any]:
+    """Run the relay with a progress bar; its result as JSON-ready data, CPU use included."""
+    task = progress.add_task("ceiling: relay", total=messages, rate="")
+    before = {name: read_cpu_s(pid) for name, pid in pids.items()}
+    started = time.monotonic()
+    relay = await run_relay(
+        bootstrap,
+        messages=messages,
+        partitions=partitions,
+        fetch_max_wait_ms=fetch_wait_ms,
+        on_progress=lambda n: progress.update(task, completed=n),
+    )
+    after = {name: read_cpu_s(pid) for name, pid in pids.items()}
+    progress.update(task, rate=f"{relay.messages_per_s:.0f} msg/s", completed=relay.received)
+    figures = {k: v for k, v in asdict(relay).items() if k != "latencies_s"}
+    figures["latency_s"] = latency_stats(relay.latencies_s)
+    # The relay runs in the bench process: near 100% there means it limited the ceiling.
+    figures["cpu_percent"] = cpu_percent(before, after, time.monotonic() - started)
+    return figures
+
+
 def saga_figures(tracker: Tracker, warmup: int) -> dict[str, Any]:
     """The saga part of the result from what the tracker saw."""
     measured = [o for o, i in tracker.index.items() if i >= warmup]
@@ -882,6 +916,11 @@ async def run_bench(cfg: BenchConfig, console: Console | None = None) -> tuple[i
                 fetch_wait_ms=fetch_wait,
                 bootstrap=bootstrap,
                 web=f"http://{settings.web_host}:{settings.web_port}",
+                # Every web view worker of ours takes orders (the others are on +100 each).
+                web_workers=[
+                    f"http://{settings.web_host}:{settings.web_port + k * 100}"
+                    for k in range(1 if cfg.attach else cfg.workers)
+                ],
             )
             run_id = uuid.uuid4().hex[:8]
             skus = [f"bench-{run_id}-{i}" for i in range(cfg.skus)]
@@ -897,32 +936,19 @@ async def run_bench(cfg: BenchConfig, console: Console | None = None) -> tuple[i
                 await stock_skus(client, skus, needed=math.ceil(cfg.total / cfg.skus) + 1)
                 progress.update(stocking, total=1, completed=1)
 
-                if cfg.relay:
-                    messages = cfg.relay_messages or cfg.orders
-                    relay_task = progress.add_task("ceiling: relay", total=messages, rate="")
-
-                    def relayed(n: int) -> None:
-                        progress.update(relay_task, completed=n)
-
-                    relay = await run_relay(
+                result["relay"] = (
+                    await relay_phase(
                         bootstrap,
-                        messages=messages,
-                        partitions=partitions,
-                        fetch_max_wait_ms=fetch_wait,
-                        on_progress=relayed,
+                        cfg.relay_messages or cfg.orders,
+                        partitions,
+                        fetch_wait,
+                        processes(runtime),
+                        progress,
                     )
-                    relay_stats = latency_stats(relay.latencies_s)
-                    relay_json = {k: v for k, v in asdict(relay).items() if k != "latencies_s"}
-                    relay_json["latency_s"] = relay_stats
-                    result["relay"] = relay_json
-                    progress.update(
-                        relay_task,
-                        rate=f"{relay.messages_per_s:.0f} msg/s",
-                        completed=relay.received,
-                    )
-                    notes.extend(f"relay: {n}" for n in relay.notes)
-                else:
-                    result["relay"] = None
+                    if cfg.relay
+                    else None
+                )
+                notes.extend(f"relay: {n}" for n in (result["relay"] or {}).get("notes", []))
 
                 tracker = Tracker(customer_id=f"bench-{run_id}")
                 accepted_task = progress.add_task("orders accepted", total=cfg.total, rate="")
@@ -944,7 +970,9 @@ async def run_bench(cfg: BenchConfig, console: Console | None = None) -> tuple[i
                         await producer.start()
                         injector = KafkaInjector(producer, tracker, skus)
                     else:
-                        injector = HttpInjector(client, tracker, skus)
+                        injector = HttpInjector(
+                            client, tracker, skus, result["config"]["web_workers"]
+                        )
                     if cfg.rate:
                         late = await open_loop(injector, cfg.total, cfg.rate)
                         result["saga_schedule_worst_lateness_s"] = late
