@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test chaos test-unit test-agents test-integration demo lint typecheck check clean
+.PHONY: help install run test chaos test-unit test-agents test-integration demo lint typecheck check clean bench
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ test-integration: $(STAMP) ## the whole system over HTTP on the embedded broker
 
 demo: $(STAMP) ## run the five scenarios against a running system (make run first)
 	$(BIN)/ordersaga demo
+
+bench: $(STAMP) ## run the benchmark and print its figures
+	$(BIN)/ordersaga bench --via kafka --orders 3000 --warmup 300 $(BENCH_ARGS)
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check ordersaga tests

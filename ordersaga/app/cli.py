@@ -90,8 +90,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from ordersaga.ops.bench import BenchConfig, main
 
-    return main(
-        BenchConfig(
+    try:
+        config = BenchConfig(
             via=args.via,
             orders=args.orders,
             warmup=args.warmup,
@@ -108,7 +108,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             settle_s=args.settle,
             out=Path(args.out) if args.out else None,
         )
-    )
+    except ValueError as exc:
+        print(f"ordersaga bench: {exc}", file=sys.stderr)
+        return 2
+    return main(config)
 
 
 def build_parser() -> argparse.ArgumentParser:

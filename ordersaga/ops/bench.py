@@ -50,7 +50,15 @@ Definitions (every time is this machine's wall clock, in seconds):
 - *lag*: per consumer group ``ordersaga-<group>``, end offset - committed offset
   summed per topic, read as soon as the last order ended and again once the
   groups have caught up (or ``--settle`` seconds passed): Faust commits every
-  few seconds, so some lag right at the end is normal.
+  few seconds, so some lag right at the end is normal. Committed offsets are
+  asked for per partition, because the embedded broker (Tansu) drops the
+  connection on an OffsetFetch for all of a group's offsets; a group whose
+  offsets cannot be read is reported n/a with the error.
+- *CPU %*: CPU time of each process over the saga phase (and over the relay)
+  as a share of one core; it shows which process limits the rate.
+
+With ``--attach`` the relay topics ``relay.0 .. relay.13`` stay on that broker
+(a later run reuses them), and the bench's SKUs stay in its inventory.
 """
 
 from __future__ import annotations
@@ -78,6 +86,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -377,6 +386,27 @@ class BenchConfig:
     settle_s: float = 15.0
     out: Path | None = None
 
+    def __post_init__(self) -> None:
+        problems = [
+            text
+            for bad, text in (
+                (self.via not in ("kafka", "http"), "--via must be kafka or http"),
+                (self.orders < 1, "--orders must be at least 1"),
+                (self.warmup < 0, "--warmup cannot be negative"),
+                (self.rate is not None and self.rate <= 0, "--rate must be positive"),
+                (self.concurrency < 1, "--concurrency must be at least 1"),
+                (self.workers < 1, "--workers must be at least 1"),
+                (self.skus < 1, "--skus must be at least 1"),
+                (
+                    self.relay_messages is not None and self.relay_messages < 1,
+                    "--relay-messages must be at least 1",
+                ),
+            )
+            if bad
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+
     @property
     def total(self) -> int:
         """Warm-up and measured orders."""
@@ -461,8 +491,8 @@ async def _consumer_at_end(bootstrap: str, topic: str, fetch_wait_ms: int) -> AI
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=fetch_wait_ms
     )
-    await consumer.start()
     try:
+        await consumer.start()
         await consumer._client.force_metadata_update()
         parts = consumer.partitions_for_topic(topic) or set()
         if not parts:
@@ -472,7 +502,8 @@ async def _consumer_at_end(bootstrap: str, topic: str, fetch_wait_ms: int) -> AI
         for tp, offset in (await consumer.end_offsets(tps)).items():
             consumer.seek(tp, offset)
     except BaseException:
-        await consumer.stop()
+        with contextlib.suppress(Exception):
+            await consumer.stop()
         raise
     return consumer
 
@@ -651,13 +682,14 @@ async def stock_skus(client: httpx.AsyncClient, skus: Sequence[str], needed: int
 async def partitions_of(bootstrap: str, topic: str) -> int | None:
     """How many partitions ``topic`` has, None if it does not exist."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
     try:
+        await consumer.start()
         await consumer._client.force_metadata_update()
         parts = consumer.partitions_for_topic(topic)
         return len(parts) if parts else None
     finally:
-        await consumer.stop()
+        with contextlib.suppress(Exception):
+            await consumer.stop()
 
 
 async def consumer_lag(bootstrap: str) -> dict[str, dict[str, Any]]:
@@ -951,7 +983,7 @@ async def run_bench(cfg: BenchConfig, console: Console | None = None) -> tuple[i
                 notes.extend(f"relay: {n}" for n in (result["relay"] or {}).get("notes", []))
 
                 tracker = Tracker(customer_id=f"bench-{run_id}")
-                accepted_task = progress.add_task("orders accepted", total=cfg.total, rate="")
+                accepted_task = progress.add_task("orders placed", total=cfg.total, rate="")
                 ended_task = progress.add_task("orders ended", total=cfg.total, rate="")
                 tracker.on_accepted = lambda: progress.advance(accepted_task)
                 tracker.on_ended = lambda: progress.advance(ended_task)
@@ -1069,5 +1101,9 @@ def main(cfg: BenchConfig) -> int:
         # CancelledError: SIGTERM cancelled the run (see run_bench).
         print("bench interrupted; everything it started is stopped", file=sys.stderr)
         return 130
+    except (httpx.HTTPError, KafkaError, OSError, TimeoutError) as exc:
+        # The system or broker is not there or not answering: say so, no traceback.
+        print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     print(format_summary(result))
     return status

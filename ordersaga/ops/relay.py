@@ -182,8 +182,8 @@ class RelayResult:
 
 async def _ensure_relay_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if missing:
@@ -192,7 +192,8 @@ async def _ensure_relay_topics(bootstrap: str, topics: Sequence[str], partitions
                     [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
                 )
     finally:
-        await admin.close()
+        with contextlib.suppress(Exception):
+            await admin.close()
 
 
 async def _assigned_at_end(bootstrap: str, topic: str, fetch_max_wait_ms: int) -> AIOKafkaConsumer:
@@ -206,8 +207,8 @@ async def _assigned_at_end(bootstrap: str, topic: str, fetch_max_wait_ms: int) -
         enable_auto_commit=False,
         fetch_max_wait_ms=fetch_max_wait_ms,
     )
-    await consumer.start()
     try:
+        await consumer.start()
         parts: set[int] = set()
         for _ in range(100):
             await consumer._client.force_metadata_update()
@@ -222,7 +223,8 @@ async def _assigned_at_end(bootstrap: str, topic: str, fetch_max_wait_ms: int) -
         for tp, offset in (await consumer.end_offsets(tps)).items():
             consumer.seek(tp, offset)
     except BaseException:
-        await consumer.stop()
+        with contextlib.suppress(Exception):
+            await consumer.stop()
         raise
     return consumer
 
@@ -280,16 +282,15 @@ async def run_relay(
         for _ in range(hops + 1):
             # acks=all, as the workers' producers (producer_acks=-1).
             producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+            producers.append(producer)  # before start: a failed start is stopped too
             await producer.start()
-            producers.append(producer)
         for i in range(hops):
             tasks.append(asyncio.create_task(_hop(consumers[i], producers[i + 1], topics[i + 1])))
         sink, injector = consumers[hops], producers[0]
         run = uuid.uuid4().hex[:8]
         payloads = [relay_payload(size, f"relay-{run}-{i}") for i in range(messages)]
 
-        async def inject() -> float:
-            started = time.time()
+        async def inject() -> None:
             acks = []
             for p in payloads:
                 acks.append(
@@ -297,9 +298,10 @@ async def run_relay(
                 )
             await asyncio.gather(*acks)
             result.inject_s = time.time() - started
-            return started
 
+        started = time.time()
         injecting = asyncio.create_task(inject())
+        tasks.append(injecting)
         seen: set[bytes] = set()
         latencies: list[float] = []
         first_out: float | None = None
@@ -320,13 +322,12 @@ async def run_relay(
                         latencies.append(max(0.0, now - r.timestamp / 1000))
             if on_progress is not None:
                 on_progress(len(seen))
-            for t in (*tasks, injecting):
+            for t in tasks:
                 if t.done() and t.exception() is not None:
                     raise RuntimeError(f"relay failed: {t.exception()!r}")
             if now - last_out > idle_timeout_s:
                 result.error = f"only {len(seen)} of {messages} out after {idle_timeout_s}s idle"
                 break
-        started = await injecting
         result.received = len(seen)
         result.seconds = max(last_out - started, 1e-9)
         result.messages_per_s = result.received / result.seconds
