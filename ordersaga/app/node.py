@@ -91,8 +91,14 @@ class Node:
         topic: str | None = None,
         event_id: str | None = None,
         correlation_id: str | None = None,
+        acked: bool = False,
     ) -> None:
-        """Send one message, enveloped, to its topic (``destination`` unless given)."""
+        """Send one message, enveloped, to its topic (``destination`` unless given).
+
+        With ``acked`` it returns only once the broker has the message. Inside an
+        agent that is not needed (offsets are committed after a flush); at the HTTP
+        edge it is, because the 202 tells the client it need not retry.
+        """
         encoded = encode(
             message,
             key=key,
@@ -100,9 +106,11 @@ class Node:
             causation_id=cause.event_id if cause else None,
             event_id=event_id,
         )
-        await self.topic(topic or destination(message)).send(
+        delivery = await self.topic(topic or destination(message)).send(
             key=encoded.key, value=encoded.value, headers=encoded.headers
         )
+        if acked:
+            await delivery
 
     async def dead_letter(self, event: EventT, reason: str, attempts: int) -> None:
         """Park a message on its topic's DLQ with the reason and the original headers."""

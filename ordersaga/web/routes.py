@@ -75,8 +75,8 @@ class Desk:
         return self._store
 
     async def send(self, message: Message, *, key: str, correlation_id: str) -> None:
-        """Send a command from the HTTP edge."""
-        await self.node.send(message, key=key, correlation_id=correlation_id)
+        """Send a command from the HTTP edge; returns once the broker has it."""
+        await self.node.send(message, key=key, correlation_id=correlation_id, acked=True)
 
 
 def _error(view: View, exc: HttpError) -> Response:

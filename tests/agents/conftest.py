@@ -203,13 +203,19 @@ class Outbox:
         self._failures.setdefault(topic, []).extend([exc] * times)
 
     def _recorder(self, topic: str) -> Callable[..., Any]:
-        async def send(key: Any = None, value: Any = None, headers: Any = None, **_: Any) -> None:
+        async def send(
+            key: Any = None, value: Any = None, headers: Any = None, **_: Any
+        ) -> asyncio.Future[None]:
             record = Sent(topic, key, value, list(headers or []))
             pending = self._failures.get(topic)
             if pending:
                 self.failed.append(record)
                 raise pending.pop(0)
             self.sent.append(record)
+            # Like Topic.send: an awaitable that resolves once the broker has it.
+            delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            delivered.set_result(None)
+            return delivered
 
         return send
 
