@@ -34,15 +34,14 @@ def load_saga(order_id: str) -> SagaState | None:
     return SagaState.model_validate(raw) if raw else None
 
 
-async def advance_saga(envelope: Envelope, message: Message) -> None:
+async def advance_saga(envelope: Envelope, message: Message) -> str | None:
     """Apply one command, reply or deadline to its saga; send what the rules decide."""
     order_id = envelope.order_id or getattr(message, "order_id", None)
     if not order_id:
         raise ValueError(f"{envelope.type} names no order")
     decision = decide(load_saga(order_id), message, time.time(), policy)
     if not decision.changed or decision.state is None:
-        node.metrics.messages_handled.labels("advance_saga", envelope.type, "unchanged").inc()
-        return
+        return "unchanged"
     state = decision.state
     # Ids derive from the saga's event sequence, so a replayed decision resends the
     # very same messages and consumers can recognise them.
@@ -70,6 +69,7 @@ async def advance_saga(envelope: Envelope, message: Message) -> None:
         node.metrics.saga_outcomes.labels(
             state.status.value, state.failure_reason.value if state.failure_reason else ""
         ).inc()
+    return None
 
 
 @app.agent(saga_inputs)

@@ -14,9 +14,7 @@ from faust.types import StreamT
 from ordersaga.app.node import Node
 from ordersaga.app.topics import INVENTORY_EVENTS, ORDERS_EVENTS
 from ordersaga.schemas.messages import Envelope, Message, OrderEvent, StockChanged
-from ordersaga.web.routes import Desk, register_routes
-
-TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+from ordersaga.web.routes import TERMINAL, Desk, register_routes
 
 node = Node("webview")
 app = node.app
@@ -44,7 +42,7 @@ async def project_order_event(envelope: Envelope, message: Message) -> None:
         message.seq,
         order.model_dump(mode="json"),
         entry,
-        terminal=order.status in TERMINAL_STATUSES,
+        terminal=order.status in TERMINAL,
     )
     desk.watch.changed(order.order_id)
 

@@ -32,7 +32,8 @@ from ordersaga.schemas.messages import Envelope, Message
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Envelope, Message], Awaitable[None]]
+# A handler may name the outcome it reached ("unchanged" for a duplicate); None is "ok".
+Handler = Callable[[Envelope, Message], Awaitable[str | None]]
 
 
 class Rejected(ValueError):
@@ -148,6 +149,7 @@ class Node:
                 await self.dead_letter(event, str(exc), attempts=1)
                 continue
             tried = 0
+            outcome: str | None = None
             try:
                 async for attempt in AsyncRetrying(
                     stop=stop_after_attempt(attempts),
@@ -157,12 +159,12 @@ class Node:
                 ):
                     with attempt:
                         tried += 1
-                        await handler(envelope, message)
+                        outcome = await handler(envelope, message)
             except Exception as exc:  # the worker keeps going whatever the input
                 self.metrics.messages_handled.labels(agent, envelope.type, "dead_letter").inc()
                 await self.dead_letter(event, f"{type(exc).__name__}: {exc}", attempts=tried)
             else:
-                self.metrics.messages_handled.labels(agent, envelope.type, "ok").inc()
+                self.metrics.messages_handled.labels(agent, envelope.type, outcome or "ok").inc()
 
     # ------------------------------------------------------------------- pages
 

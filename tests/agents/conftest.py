@@ -257,11 +257,11 @@ def _samples(metric: Any) -> Iterable[Any]:
 
 
 def finished(node: Node, agent: str) -> float:
-    """Messages ``Node.consume`` has finished for ``agent``: handled ok, or dead-lettered."""
+    """Messages ``Node.consume`` has finished for ``agent``: handled, or dead-lettered."""
     ok = sum(
         s.value
         for s in _samples(node.metrics.messages_handled)
-        if s.labels["agent"] == agent and s.labels["outcome"] == "ok"
+        if s.labels["agent"] == agent and s.labels["outcome"] in {"ok", "unchanged"}
     )
     # dead_letters is counted after the DLQ send returned (messages_handled before it).
     dead = sum(s.value for s in _samples(node.metrics.dead_letters))
