@@ -111,15 +111,11 @@ def check_invariants(state: State, accepted: Collection[str] | None = None) -> l
         if saga["status"] != "COMPLETED":
             continue
         for line in saga["items"]:
-            committed = state.holds.get(line["sku"], {}).get(order_id)
-            if (
-                not committed
-                or committed["state"] != "committed"
-                or committed["quantity"] != line["quantity"]
-            ):
+            hold = state.holds.get(line["sku"], {}).get(order_id)
+            if not hold or hold["state"] != "committed" or hold["quantity"] != line["quantity"]:
                 stock.fail(
                     f"{line['sku']}: COMPLETED {order_id} has no committed hold of "
-                    f"{line['quantity']} (found {committed})"
+                    f"{line['quantity']} (found {hold})"
                 )
     stock.figures = {
         "skus": len(state.stock),
