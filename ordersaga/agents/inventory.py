@@ -16,13 +16,11 @@ from ordersaga.app.topics import (
 )
 from ordersaga.saga.inventory import (
     GatherStep,
-    Hold,
     OrderStockRecord,
     StockRecord,
     apply_sku_command,
     begin_stock_command,
     collect_sku_result,
-    hold_key,
     restock,
 )
 from ordersaga.schemas.messages import (
@@ -39,7 +37,7 @@ from ordersaga.schemas.messages import (
 node = Node("inventory")
 app = node.app
 
-#: SKU -> StockRecord (levels); "SKU|order id" -> Hold (what that order did to it)
+#: SKU -> StockRecord (levels and per-order holds)
 stock = node.table("stock")
 #: order id -> OrderStockRecord (fan-outs in progress and their answers)
 order_stock = node.table("order_stock")
@@ -49,15 +47,9 @@ sku_inputs = node.topic(INVENTORY_SKU_COMMANDS)
 
 
 def load_stock(sku: str) -> StockRecord | None:
-    """A SKU's levels from the table, if the SKU exists."""
+    """A SKU's record from the table, if the SKU exists."""
     raw = stock.get(sku)
     return StockRecord.model_validate(raw) if raw else None
-
-
-def load_hold(sku: str, order_id: str) -> Hold | None:
-    """What an order did to a SKU, if anything."""
-    raw = stock.get(hold_key(sku, order_id))
-    return Hold.model_validate(raw) if raw else None
 
 
 async def change_sku(envelope: Envelope, message: Message) -> None:
@@ -65,35 +57,26 @@ async def change_sku(envelope: Envelope, message: Message) -> None:
     if isinstance(message, RestockSku):
         before = load_stock(message.sku)
         after = restock(before, message)
-        if after != before:
-            await publish_levels(after, envelope)
-        return
-    if not isinstance(message, SkuCommand):
+        result: SkuResult | None = None
+    elif isinstance(message, SkuCommand):
+        before = load_stock(message.sku)
+        after_or_none, result = apply_sku_command(before, message)
+        after = after_or_none  # type: ignore[assignment]
+    else:
         raise ValueError(f"{envelope.type} does not belong on {INVENTORY_SKU_COMMANDS}")
-    step = apply_sku_command(
-        load_stock(message.sku), load_hold(message.sku, message.order_id), message
-    )
-    await node.send(
-        step.result, key=message.order_id, cause=envelope, event_id=f"{envelope.event_id}:result"
-    )
-    # The hold first, then the levels: the same changelog partition keeps them in
-    # this order through a crash, and a surviving hold heals lost levels.
-    if step.hold_changed and step.hold is not None:
-        stock[hold_key(message.sku, message.order_id)] = step.hold.model_dump(mode="json")
-    if step.record_changed and step.record is not None:
-        await publish_levels(step.record, envelope)
-
-
-async def publish_levels(record: StockRecord, cause: Envelope) -> None:
-    """Write a SKU's new levels and tell the world (inventory.events)."""
-    await node.send(
-        record.changed_event(),
-        key=record.sku,
-        cause=cause,
-        topic=INVENTORY_EVENTS,
-        event_id=f"{record.sku}:{record.version}",
-    )
-    stock[record.sku] = record.model_dump(mode="json")
+    if result is not None:
+        await node.send(
+            result, key=result.order_id, cause=envelope, event_id=f"{envelope.event_id}:result"
+        )
+    if after is not None and after != before:
+        await node.send(
+            after.changed_event(),
+            key=after.sku,
+            cause=envelope,
+            topic=INVENTORY_EVENTS,
+            event_id=f"{after.sku}:{after.version}",
+        )
+        stock[after.sku] = after.model_dump(mode="json")
 
 
 async def gather_order_stock(envelope: Envelope, message: Message) -> None:

@@ -62,7 +62,6 @@ class State:
 
     sagas: Table
     stock: Table
-    holds: dict[str, Table]  # SKU -> order id -> hold
     payments: Table
     shipments: Table
     view_statuses: dict[str, str | None]
@@ -95,7 +94,7 @@ def check_invariants(state: State, accepted: Collection[str] | None = None) -> l
                 f"+ {rec['committed']}"
             )
         sums = {"reserved": 0, "committed": 0}
-        for order_id, hold in state.holds.get(sku, {}).items():
+        for order_id, hold in rec["holds"].items():
             if hold["state"] in sums:
                 sums[hold["state"]] += hold["quantity"]
             status = sagas.get(order_id, {}).get("status")
@@ -111,7 +110,7 @@ def check_invariants(state: State, accepted: Collection[str] | None = None) -> l
         if saga["status"] != "COMPLETED":
             continue
         for line in saga["items"]:
-            hold = state.holds.get(line["sku"], {}).get(order_id)
+            hold = state.stock.get(line["sku"], {}).get("holds", {}).get(order_id)
             if not hold or hold["state"] != "committed" or hold["quantity"] != line["quantity"]:
                 stock.fail(
                     f"{line['sku']}: COMPLETED {order_id} has no committed hold of "
@@ -179,20 +178,11 @@ def check_invariants(state: State, accepted: Collection[str] | None = None) -> l
 async def load_state(bootstrap: str, redis_url: str) -> tuple[State, set[str]]:
     """Read the tables from their changelogs, the views and accepted orders from Redis."""
     sagas = await read_table(bootstrap, "orders", "sagas")
-    levels: Table = {}
-    holds: dict[str, Table] = {}
-    for key, value in (await read_table(bootstrap, "inventory", "stock")).items():
-        sku, _, order_id = key.partition("|")
-        if order_id:
-            holds.setdefault(sku, {})[order_id] = value
-        else:
-            levels[key] = value
     store = ViewStore.from_url(redis_url, finished_ttl_s=0)
     try:
         state = State(
             sagas=sagas,
-            stock=levels,
-            holds=holds,
+            stock=await read_table(bootstrap, "inventory", "stock"),
             payments=await read_table(bootstrap, "payments", "payment_ledger"),
             shipments=await read_table(bootstrap, "shipping", "shipments"),
             view_statuses=await store.order_statuses(sorted(sagas)),

@@ -1,14 +1,10 @@
 """Stock rules: per-SKU reservations and the per-order gather of SKU answers.
 
 Two pure state machines:
-- ``apply_sku_command`` runs on the SKU's partition. The SKU's levels and, per
-  order, what was done to them (a ``Hold``) are separate values, so a write
-  costs the same however many orders a SKU has seen. A repeated command gets
-  the same answer and changes nothing. The shell writes the hold first and the
-  levels second, to the same table and so the same changelog partition, where
-  writes survive a crash in order: if only the hold survived, the hold records
-  the levels version it produced and the change it made, and the replayed
-  command re-applies that change (``heal``).
+- ``apply_sku_command`` runs on the SKU's partition. The SKU record holds the
+  levels and, per order, what was done (``holds``), so a repeated command gets
+  the same answer and changes nothing, and one record write moves levels and
+  hold together (a crash cannot separate them).
 - ``begin_stock_command`` / ``collect_sku_result`` run on the order's
   partition and fan an order's stock command out to its SKUs, then gather the
   answers into one reply to the orchestrator. A reservation with any SKU short
@@ -50,18 +46,12 @@ class InvalidCommand(ValueError):
     """A well-formed message that cannot be applied (it goes to the dead-letter topic)."""
 
 
-Levels = dict[str, int]
-
-
 class Hold(BaseModel):
-    """What one order did to one SKU, and the levels change that did it."""
+    """What one order did to one SKU."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     quantity: int
     state: HoldState
-    # The levels version this hold's last change produced, and that change.
-    version: int = 0
-    delta: Levels = {}
 
 
 class StockRecord(BaseModel):
@@ -75,6 +65,7 @@ class StockRecord(BaseModel):
     reserved: int = 0
     committed: int = 0
     version: int = 0
+    holds: dict[str, Hold] = {}
     restocks: tuple[str, ...] = ()
 
     def changed_event(self) -> StockChanged:
@@ -89,21 +80,10 @@ class StockRecord(BaseModel):
             committed=self.committed,
         )
 
-    def moved(self, delta: Levels, version: int) -> StockRecord:
-        """These levels after ``delta``, at ``version``."""
+    def _with(self, order_id: str, hold: Hold, **levels: int) -> StockRecord:
         return self.model_copy(
-            update={
-                "available": self.available + delta.get("available", 0),
-                "reserved": self.reserved + delta.get("reserved", 0),
-                "committed": self.committed + delta.get("committed", 0),
-                "version": version,
-            }
+            update={"holds": {**self.holds, order_id: hold}, "version": self.version + 1, **levels}
         )
-
-
-def hold_key(sku: str, order_id: str) -> str:
-    """The table key of an order's hold on a SKU (``|`` cannot occur in a SKU)."""
-    return f"{sku}|{order_id}"
 
 
 def restock(record: StockRecord | None, command: RestockSku) -> StockRecord:
@@ -127,35 +107,9 @@ def restock(record: StockRecord | None, command: RestockSku) -> StockRecord:
     )
 
 
-def heal(record: StockRecord, hold: Hold | None) -> StockRecord:
-    """Re-apply a hold's change whose levels write was lost in a crash."""
-    if hold is not None and hold.version > record.version:
-        return record.moved(hold.delta, hold.version)
-    return record
-
-
-@dataclass(frozen=True)
-class SkuStep:
-    """What one SKU command did: the levels and hold to write (None: unchanged), the answer."""
-
-    record: StockRecord | None
-    hold: Hold | None
-    result: SkuResult
-    record_changed: bool = False
-    hold_changed: bool = False
-
-
-# op, hold state -> (hold state after, levels change per unit held); None: refuse.
-_TRANSITIONS: dict[tuple[str, str], tuple[HoldState, Levels]] = {
-    ("release", "reserved"): ("released", {"available": 1, "reserved": -1}),
-    ("release", "committed"): ("released", {"available": 1, "committed": -1}),
-    ("commit", "reserved"): ("committed", {"reserved": -1, "committed": 1}),
-}
-
-
 def apply_sku_command(
-    record: StockRecord | None, hold: Hold | None, command: SkuCommand
-) -> SkuStep:
+    record: StockRecord | None, command: SkuCommand
+) -> tuple[StockRecord | None, SkuResult]:
     """Reserve, release or commit one order's quantity of one SKU, idempotently."""
 
     def result(ok: bool, reason: str | None = None) -> SkuResult:
@@ -170,55 +124,58 @@ def apply_sku_command(
 
     if record is None:
         # Nothing was ever reserved on an unknown SKU, so there is nothing to release.
-        ok = command.op == "release"
-        return SkuStep(None, hold, result(ok, None if ok else "unknown_sku"))
-    healed = heal(record, hold)
-    base = SkuStep(healed, hold, result(True), record_changed=healed is not record)
-
-    def change(
-        state: HoldState,
-        moved: int,
-        per_unit: Levels,
-        *,
-        kept: int | None = None,
-        ok: bool = True,
-        reason: str | None = None,
-    ) -> SkuStep:
-        """A new hold in ``state``, moving ``moved`` units between levels as ``per_unit`` says."""
-        delta = {level: n * moved for level, n in per_unit.items() if n * moved}
-        version = healed.version + 1 if delta else healed.version
-        new_hold = Hold(
-            quantity=moved if kept is None else kept, state=state, version=version, delta=delta
+        return None, result(
+            command.op == "release", None if command.op == "release" else "unknown_sku"
         )
-        levels = healed.moved(delta, version) if delta else healed
-        return SkuStep(
-            levels,
-            new_hold,
-            result(ok, reason),
-            record_changed=levels is not record,
-            hold_changed=True,
-        )
-
-    state = hold.state if hold else None
-    if command.op == "reserve":
-        if state is None:
-            if healed.available < command.quantity:
-                return change("rejected", 0, {}, ok=False, reason="out_of_stock")
-            return change("reserved", command.quantity, {"available": -1, "reserved": 1})
-        if state in ("reserved", "committed"):
-            return base
-        reason = "out_of_stock" if state == "rejected" else "released"
-        return SkuStep(healed, hold, result(False, reason), record_changed=base.record_changed)
-    if command.op == "release" and state is None:
-        # A tombstone, so that a reservation arriving late is refused.
-        return change("released", 0, {})
-    if hold is not None and (command.op, hold.state) in _TRANSITIONS:
-        after, per_unit = _TRANSITIONS[(command.op, hold.state)]
-        # A released hold keeps no quantity: nothing is held any more.
-        return change(after, hold.quantity, per_unit, kept=0 if after == "released" else None)
-    if command.op == "release" or (command.op == "commit" and state == "committed"):
-        return base
-    return SkuStep(healed, hold, result(False, "not_reserved"), record_changed=base.record_changed)
+    hold = record.holds.get(command.order_id)
+    q = hold.quantity if hold else 0
+    match command.op, hold.state if hold else None:
+        case "reserve", None:
+            if record.available < command.quantity:
+                return record._with(command.order_id, Hold(quantity=0, state="rejected")), result(
+                    False, "out_of_stock"
+                )
+            return record._with(
+                command.order_id,
+                Hold(quantity=command.quantity, state="reserved"),
+                available=record.available - command.quantity,
+                reserved=record.reserved + command.quantity,
+            ), result(True)
+        case "reserve", "reserved" | "committed":
+            return record, result(True)
+        case "reserve", "rejected":
+            return record, result(False, "out_of_stock")
+        case "reserve", "released":
+            return record, result(False, "released")
+        case "release", "reserved":
+            return record._with(
+                command.order_id,
+                Hold(quantity=0, state="released"),
+                available=record.available + q,
+                reserved=record.reserved - q,
+            ), result(True)
+        case "release", "committed":
+            return record._with(
+                command.order_id,
+                Hold(quantity=0, state="released"),
+                available=record.available + q,
+                committed=record.committed - q,
+            ), result(True)
+        case "release", None:
+            # A tombstone, so that a reservation arriving late is refused.
+            return record._with(command.order_id, Hold(quantity=0, state="released")), result(True)
+        case "release", _:
+            return record, result(True)
+        case "commit", "reserved":
+            return record._with(
+                command.order_id,
+                Hold(quantity=q, state="committed"),
+                reserved=record.reserved - q,
+                committed=record.committed + q,
+            ), result(True)
+        case "commit", "committed":
+            return record, result(True)
+    return record, result(False, "not_reserved")
 
 
 # ------------------------------------------------------------- per-order gather

@@ -97,8 +97,7 @@ async def test_reserve_lowers_available_and_answers_ok_keyed_by_order(drive, out
     )
     record = inventory.stock.get("SKU-A")
     assert (record["available"], record["reserved"]) == (7, 3)
-    hold = inventory.stock.get(f"SKU-A|{ORDER_ID}")
-    assert (hold["quantity"], hold["state"], hold["version"]) == (3, "reserved", 2)
+    assert record["holds"][ORDER_ID] == {"quantity": 3, "state": "reserved"}
 
 
 async def test_reserve_beyond_available_answers_out_of_stock(drive, outbox):

@@ -17,11 +17,16 @@ def healthy() -> State:
             "o1": {"status": "COMPLETED", "total": 300, "items": [{"sku": "A", "quantity": 3}]},
             "o2": {"status": "FAILED", "total": 100, "items": [{"sku": "A", "quantity": 1}]},
         },
-        stock={"A": {"put_in": 10, "available": 7, "reserved": 0, "committed": 3}},
-        holds={
+        stock={
             "A": {
-                "o1": {"quantity": 3, "state": "committed"},
-                "o2": {"quantity": 0, "state": "released"},
+                "put_in": 10,
+                "available": 7,
+                "reserved": 0,
+                "committed": 3,
+                "holds": {
+                    "o1": {"quantity": 3, "state": "committed"},
+                    "o2": {"quantity": 0, "state": "released"},
+                },
             }
         },
         payments={"o1": {"charged": 300, "refunded": 0}, "o2": {"charged": 100, "refunded": 100}},
@@ -59,7 +64,7 @@ def mutate(path: list[Any], value: Any) -> State:
     [
         (["sagas", "o2", "status"], "COMPENSATING", "1."),
         (["stock", "A", "available"], 8, "2."),
-        (["holds", "A", "o1"], {"quantity": 3, "state": "reserved"}, "2."),
+        (["stock", "A", "holds", "o1"], {"quantity": 3, "state": "reserved"}, "2."),
         (["payments", "o1", "charged"], 600, "3."),
         (["payments", "o2", "refunded"], 0, "3."),
         (["shipments", "o2", "status"], "prepared", "4."),
@@ -77,7 +82,7 @@ def test_an_order_accepted_but_never_seen_by_the_orchestrator_fails() -> None:
 
 
 def test_a_completed_order_without_its_committed_stock_fails() -> None:
-    state = mutate(["holds", "A", "o1"], {"quantity": 0, "state": "released"})
+    state = mutate(["stock", "A", "holds", "o1"], {"quantity": 0, "state": "released"})
     state.stock["A"].update(available=10, committed=0)
     state.stock_views["A"].update(available=10, committed=0)
     assert failing(state) == ["2."]

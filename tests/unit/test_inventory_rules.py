@@ -15,7 +15,6 @@ from ordersaga.saga.inventory import (
     apply_sku_command,
     begin_stock_command,
     collect_sku_result,
-    hold_key,
     merge_lines,
     restock,
 )
@@ -106,8 +105,8 @@ def test_creating_restock_redelivered_adds_once():
 
 
 def test_stock_changed_event_carries_the_levels():
-    record = apply_sku_command(stocked(), None, cmd("reserve", 3)).record
-    assert record is not None
+    record = stocked()
+    record, _ = apply_sku_command(record, cmd("reserve", 3))
     assert record.changed_event() == StockChanged(
         sku=SKU,
         version=record.version,
@@ -119,17 +118,12 @@ def test_stock_changed_event_carries_the_levels():
     )
 
 
-def test_hold_key_joins_sku_and_order():
-    assert hold_key("SKU-A", "ord-1") == "SKU-A|ord-1"
-
-
 # ---------------------------------------------------- SKU commands over every hold state
 
 
-def record_with_hold(hold: str | None) -> tuple[StockRecord, Hold | None]:
+def record_with_hold(hold: str | None) -> StockRecord:
     """A SKU with 10 in stock where order ORDER holds 3 in the given state."""
-    record: StockRecord | None = stocked()
-    held: Hold | None = None
+    record = stocked()
     steps = {
         None: [],
         "reserved": [cmd("reserve")],
@@ -137,18 +131,16 @@ def record_with_hold(hold: str | None) -> tuple[StockRecord, Hold | None]:
         "released": [cmd("reserve"), cmd("release")],
         "rejected": [cmd("reserve", STOCK + 1)],
     }[hold]
-    for command in steps:
-        step = apply_sku_command(record, held, command)
-        record, held = step.record, step.hold
-    assert record is not None
-    assert (held.state if held else None) == hold
-    return record, held
+    for step in steps:
+        record, _ = apply_sku_command(record, step)
+    assert (record.holds[ORDER].state if ORDER in record.holds else None) == hold
+    return record
 
 
 # hold before, op -> ok, reason, hold after, (d available, d reserved, d committed), version bump
 SKU_TABLE = [
     (None, "reserve", True, None, "reserved", (-3, +3, 0), True),
-    (None, "release", True, None, "released", (0, 0, 0), False),
+    (None, "release", True, None, "released", (0, 0, 0), True),
     (None, "commit", False, "not_reserved", None, (0, 0, 0), False),
     ("reserved", "reserve", True, None, "reserved", (0, 0, 0), False),
     ("reserved", "release", True, None, "released", (+3, -3, 0), True),
@@ -172,16 +164,15 @@ SKU_TABLE = [
 )
 def test_sku_command_over_every_hold_state(hold, op, ok, reason, hold_after, deltas, bumps):
     # Given a SKU where the order's hold is in some state
-    record, held = record_with_hold(hold)
+    record = record_with_hold(hold)
     # When a command for that order arrives
-    step = apply_sku_command(record, held, cmd(op))
-    after = step.record
+    after, result = apply_sku_command(record, cmd(op))
     # Then the answer, the hold and the levels are as the rules say
     assert after is not None
-    assert step.result == SkuResult(
+    assert result == SkuResult(
         op=op, order_id=ORDER, sku=SKU, ok=ok, unit_price=PRICE, reason=reason
     )
-    assert (step.hold.state if step.hold else None) == hold_after
+    assert (after.holds[ORDER].state if ORDER in after.holds else None) == hold_after
     assert (
         after.available - record.available,
         after.reserved - record.reserved,
@@ -189,100 +180,73 @@ def test_sku_command_over_every_hold_state(hold, op, ok, reason, hold_after, del
     ) == deltas
     assert after.put_in == record.put_in
     assert after.version == record.version + (1 if bumps else 0)
-    assert step.record_changed == bumps
     if not bumps:
         assert after is record
-    if step.hold_changed:
-        assert step.hold is not None and step.hold.version == after.version
     assert_conserved(after)
 
 
 @pytest.mark.parametrize(("hold", "op"), [(h, o) for h, o, *_ in SKU_TABLE])
 def test_repeated_sku_command_gives_the_same_answer_and_changes_nothing(hold, op):
     # Given a SKU where a command was applied once
-    record, held = record_with_hold(hold)
-    once = apply_sku_command(record, held, cmd(op))
+    once, first = apply_sku_command(record_with_hold(hold), cmd(op))
     # When it is redelivered
-    twice = apply_sku_command(once.record, once.hold, cmd(op))
+    twice, second = apply_sku_command(once, cmd(op))
     # Then the answer is the same and nothing moves
-    assert twice.result == once.result
-    assert twice.record is once.record
-    assert not twice.record_changed and not twice.hold_changed
-
-
-@pytest.mark.parametrize(
-    "op_sequence",
-    [["reserve"], ["reserve", "commit"], ["reserve", "release"], ["reserve", "commit", "release"]],
-)
-def test_a_lost_levels_write_is_healed_by_the_replayed_command(op_sequence):
-    # Given the hold of the last command was written but its levels write was lost
-    record, held = stocked(), None
-    for op in op_sequence[:-1]:
-        step = apply_sku_command(record, held, cmd(op))
-        record, held = step.record, step.hold
-    last = apply_sku_command(record, held, cmd(op_sequence[-1]))
-    assert last.record_changed and last.hold_changed
-    # When the command is replayed against the surviving hold and the old levels
-    replay = apply_sku_command(record, last.hold, cmd(op_sequence[-1]))
-    # Then the levels are those the first run would have written, and answered the same
-    assert replay.record == last.record
-    assert replay.record_changed
-    assert replay.result == last.result
+    assert second == first
+    assert twice is once
 
 
 def test_reserve_short_is_rejected_and_remembered():
     # Given a SKU with 10 in stock
     record = stocked()
     # When an order asks for 11
-    step = apply_sku_command(record, None, cmd("reserve", 11))
+    after, result = apply_sku_command(record, cmd("reserve", 11))
     # Then it is refused out of stock and the levels are untouched
-    assert not step.result.ok and step.result.reason == "out_of_stock"
-    assert step.hold is not None and step.hold.state == "rejected"
-    assert step.record is record
+    assert not result.ok and result.reason == "out_of_stock"
+    assert after is not None
+    assert after.holds[ORDER] == Hold(quantity=0, state="rejected")
+    assert (after.available, after.reserved) == (10, 0)
     # And a later restock does not let the same order's redelivered reserve through
-    more = restock(record, RestockSku(restock_id="more", sku=SKU, quantity=100))
-    assert not apply_sku_command(more, step.hold, cmd("reserve", 11)).result.ok
+    after = restock(after, RestockSku(restock_id="more", sku=SKU, quantity=100))
+    _, again = apply_sku_command(after, cmd("reserve", 11))
+    assert not again.ok
 
 
 def test_reserve_of_exactly_the_available_stock_succeeds():
-    step = apply_sku_command(stocked(), None, cmd("reserve", STOCK))
-    assert step.result.ok
-    assert step.record is not None
-    assert (step.record.available, step.record.reserved) == (0, STOCK)
+    after, result = apply_sku_command(stocked(), cmd("reserve", STOCK))
+    assert result.ok
+    assert after is not None and after.available == 0 and after.reserved == STOCK
 
 
 def test_late_reserve_after_release_is_refused():
     # Given a release that arrived before its reservation (a tombstone)
-    released = apply_sku_command(stocked(), None, cmd("release"))
-    assert released.result.ok
+    record, released = apply_sku_command(stocked(), cmd("release"))
+    assert released.ok
     # When the reservation arrives late
-    late = apply_sku_command(released.record, released.hold, cmd("reserve"))
+    after, result = apply_sku_command(record, cmd("reserve"))
     # Then it is refused and no stock is held
-    assert not late.result.ok and late.result.reason == "released"
-    assert late.record is not None
-    assert (late.record.available, late.record.reserved) == (STOCK, 0)
+    assert not result.ok and result.reason == "released"
+    assert after is not None
+    assert (after.available, after.reserved) == (STOCK, 0)
 
 
 def test_release_gives_back_the_held_quantity_even_if_the_command_says_otherwise():
-    record, held = record_with_hold("reserved")
-    step = apply_sku_command(record, held, cmd("release", 1))
-    assert step.result.ok
-    assert step.record is not None
-    assert (step.record.available, step.record.reserved) == (STOCK, 0)
+    record = record_with_hold("reserved")
+    after, result = apply_sku_command(record, cmd("release", 1))
+    assert result.ok
+    assert after is not None and (after.available, after.reserved) == (STOCK, 0)
 
 
 def test_holds_of_different_orders_are_independent():
-    record: StockRecord | None = stocked()
-    holds: dict[str, Hold | None] = {}
-    answers = []
-    for order_id in ("o-a", "o-b", "o-c"):
-        step = apply_sku_command(record, None, cmd("reserve", 4, order_id=order_id))
-        record, holds[order_id] = step.record, step.hold
-        answers.append(step.result.ok)
-    assert answers == [True, True, False]
-    step = apply_sku_command(record, holds["o-a"], cmd("release", 4, order_id="o-a"))
-    assert step.record is not None
-    assert (step.record.available, step.record.reserved) == (6, 4)
+    record = stocked()
+    record, a = apply_sku_command(record, cmd("reserve", 4, order_id="o-a"))
+    record, b = apply_sku_command(record, cmd("reserve", 4, order_id="o-b"))
+    record, c = apply_sku_command(record, cmd("reserve", 4, order_id="o-c"))
+    assert (a.ok, b.ok, c.ok) == (True, True, False)
+    assert record is not None
+    record, _ = apply_sku_command(record, cmd("release", 4, order_id="o-a"))
+    assert record is not None
+    assert (record.available, record.reserved) == (6, 4)
 
 
 @pytest.mark.parametrize(
@@ -290,11 +254,9 @@ def test_holds_of_different_orders_are_independent():
     [("reserve", False, "unknown_sku"), ("release", True, None), ("commit", False, "unknown_sku")],
 )
 def test_sku_command_on_an_unknown_sku(op, ok, reason):
-    step = apply_sku_command(None, None, cmd(op))
-    assert step.record is None
-    assert step.result == SkuResult(
-        op=op, order_id=ORDER, sku=SKU, ok=ok, unit_price=0, reason=reason
-    )
+    record, result = apply_sku_command(None, cmd(op))
+    assert record is None
+    assert result == SkuResult(op=op, order_id=ORDER, sku=SKU, ok=ok, unit_price=0, reason=reason)
 
 
 # ------------------------------------------------------------------ conservation (property)
@@ -320,7 +282,6 @@ sku_actions = st.one_of(
 def test_levels_are_conserved_after_any_sequence(actions):
     # Given a SKU with some stock
     record = stocked(5)
-    held: dict[str, Hold | None] = {}
     # When any sequence of restocks and order commands (with repeats) is applied
     for action in actions:
         before = record
@@ -332,15 +293,13 @@ def test_levels_are_conserved_after_any_sequence(actions):
             )
         else:
             _, op, order_id, quantity = action
-            step = apply_sku_command(record, held.get(order_id), cmd(op, quantity, order_id))
-            assert step.record is not None
-            record = step.record
-            if step.hold_changed:
-                held[order_id] = step.hold
+            new, _ = apply_sku_command(record, cmd(op, quantity, order_id))
+            assert new is not None
+            record = new
         # Then put_in == available + reserved + committed, nothing negative
         assert_conserved(record)
         # And the levels match what the holds say
-        holds = [h for h in held.values() if h is not None]
+        holds = record.holds.values()
         assert record.reserved == sum(h.quantity for h in holds if h.state == "reserved")
         assert record.committed == sum(h.quantity for h in holds if h.state == "committed")
         # And the version grows with every change and only then
@@ -361,15 +320,11 @@ class Shelf:
         self.records: dict[str, StockRecord | None] = {
             sku: stocked(quantity, sku=sku, price=PRICES[sku]) for sku, quantity in stock.items()
         }
-        self.holds: dict[str, Hold | None] = {}
 
     def answer(self, command: SkuCommand) -> SkuResult:
-        key = hold_key(command.sku, command.order_id)
-        step = apply_sku_command(self.records.get(command.sku), self.holds.get(key), command)
-        self.records[command.sku] = step.record
-        if step.hold_changed:
-            self.holds[key] = step.hold
-        return step.result
+        record, result = apply_sku_command(self.records.get(command.sku), command)
+        self.records[command.sku] = record
+        return result
 
 
 PRICES = {"A": 500, "B": 1250, "C": 99}
