@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from ordersaga.agents.payments import GATEWAY_CALLS, GATEWAY_CHARGES, GATEWAY_REFUNDS
-from ordersaga.app.runtime import Runtime, free_port
+from ordersaga.app.runtime import Runtime, free_port, port_is_free
 from ordersaga.app.settings import Settings
 from ordersaga.app.topics import (
     CONSUMED_TOPICS,
@@ -243,8 +243,10 @@ async def explain_stuck(
 async def test_no_order_lost_and_nothing_done_twice_under_sigkill(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Two workers per group: ports base+0..5 and base+100..105 must all be free.
+    offsets = [*range(6), *range(100, 106)]
     web_port = free_port()
-    while not all(free_port(web_port + d) == web_port + d for d in (1, 2, 3, 4, 5, 100, 105)):
+    while web_port > 65000 or not all(port_is_free(web_port + d) for d in offsets):
         web_port = free_port()
     for name, value in {
         "ORDERSAGA_DATA_DIR": str(tmp_path),
