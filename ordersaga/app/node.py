@@ -54,7 +54,7 @@ class Node:
         self.app = make_app(self.group, self.settings)
         self._topics: dict[str, faust.TopicT] = {}
         self._register_pages()
-        _exit_when_crashed(self.app)
+        _exit_when_stuck(self.app, self.settings.recovery_limit_s)
 
     # ------------------------------------------------------------------ topics
 
@@ -184,13 +184,16 @@ class Node:
                 return self.bytes(node.metrics.render(), content_type="text/plain; version=0.0.4")
 
 
-def _exit_when_crashed(app: faust.App, interval_s: float = 2.0) -> None:
-    """Exit the process when a core Faust service has crashed.
+def _exit_when_stuck(app: faust.App, recovery_limit_s: float, interval_s: float = 2.0) -> None:
+    """Exit the process when a core Faust service crashed or table recovery hangs.
 
     A crashed service (recovery, consumer, producer) leaves a worker that is up but
-    processes nothing, which no supervisor notices. Exiting hands the partitions to
-    another worker and lets the supervisor start a fresh one; with the memory store
-    a fresh process rebuilds its tables from the changelogs.
+    processes nothing, and so does a recovery that waits forever for changelog
+    events that never come (seen in the chaos test: "No event received for active
+    tp ... since recovery start" for minutes; faust-streaming issues 176 and 651
+    describe hangs of the same kind). No supervisor notices either. Exiting hands
+    the partitions to another worker and lets the supervisor start a fresh one;
+    with the memory store a fresh process rebuilds its tables from the changelogs.
     """
 
     def services() -> list[Any]:
@@ -202,23 +205,30 @@ def _exit_when_crashed(app: faust.App, interval_s: float = 2.0) -> None:
             found.append(cast(Any, app.tables).recovery)
         return found
 
+    def stuck_reason() -> str | None:
+        for service in services():
+            if getattr(service, "crashed", False):
+                return f"{type(service).__name__} crashed ({service.crash_reason!r})"
+        with contextlib.suppress(Exception):
+            recovery = cast(Any, app.tables).recovery
+            started = recovery._recovery_started_at
+            if recovery.in_recovery and started and time.monotonic() - started > recovery_limit_s:
+                return f"table recovery still running after {recovery_limit_s:.0f} s"
+        return None
+
     def watch() -> None:
         while True:
             time.sleep(interval_s)
-            for service in services():
-                if getattr(service, "crashed", False):
-                    log.critical(
-                        "%s crashed (%r): exiting so the worker is replaced",
-                        type(service).__name__,
-                        getattr(service, "crash_reason", None),
-                    )
-                    logging.shutdown()
-                    os._exit(70)
+            reason = stuck_reason()
+            if reason:
+                log.critical("%s: exiting so the worker is replaced", reason)
+                logging.shutdown()
+                os._exit(70)
 
     @app.task
-    async def start_crash_watch() -> None:
+    async def start_stuck_watch() -> None:
         # A task runs only in a started worker, never in agent.test_context().
-        threading.Thread(target=watch, name="ordersaga-crash-watch", daemon=True).start()
+        threading.Thread(target=watch, name="ordersaga-stuck-watch", daemon=True).start()
 
 
 def _tune_fetch_wait(max_wait_ms: int) -> None:

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         "Everything processed since the last commit is replayed after a crash, so a "
         "shorter interval means fewer duplicates to absorb (Faust's default is 2.8).",
     )
+    recovery_limit_s: float = Field(
+        default=90.0,
+        gt=0,
+        description="ORDERSAGA_RECOVERY_LIMIT_S: a worker whose table recovery runs longer "
+        "exits to be replaced (Faust's recovery can hang waiting for changelog events).",
+    )
     session_timeout_s: float = Field(default=10.0, description="ORDERSAGA_SESSION_TIMEOUT_S")
     step_timeout_s: float = Field(
         default=10.0, gt=0, description="ORDERSAGA_STEP_TIMEOUT_S: deadline of one saga step."

@@ -257,6 +257,7 @@ async def test_no_order_lost_and_nothing_done_twice_under_sigkill(
         "ORDERSAGA_STEP_TIMEOUT_S": "3",
         "ORDERSAGA_STEP_MAX_ATTEMPTS": "4",
         "ORDERSAGA_LOG_LEVEL": "warn",
+        "ORDERSAGA_RECOVERY_LIMIT_S": "45",
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("KAFKA_BROKER", raising=False)
