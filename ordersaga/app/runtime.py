@@ -86,6 +86,23 @@ def redis_binary() -> str:
     return found
 
 
+def redis_argv(port: int, data_dir: Path) -> list[str]:
+    """The command line of a throwaway, memory-only Redis-protocol server on loopback."""
+    return [
+        redis_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(data_dir),
+    ]
+
+
 @dataclass
 class Worker:
     """One supervised ``faust worker`` process."""
@@ -167,22 +184,7 @@ class Runtime:
             port = free_port(self.settings.embedded_redis_port)
             redis_dir = self.data_dir / "redis"
             redis_dir.mkdir(exist_ok=True)
-            await self._serve(
-                [
-                    redis_binary(),
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(redis_dir),
-                ],
-                logs / "redis.log",
-            )
+            await self._serve(redis_argv(port, redis_dir), logs / "redis.log")
             await wait_for_port(port, 15)
             env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
             self.say(f"redis     redis://127.0.0.1:{port}/0 (embedded valkey-server)")

@@ -103,6 +103,7 @@ from ordersaga.app.runtime import Runtime, free_port, port_is_free
 from ordersaga.app.settings import Settings
 from ordersaga.app.topics import ORDERS_COMMANDS, ORDERS_EVENTS
 from ordersaga.ops.relay import run_relay
+from ordersaga.ops.tail import consumer_at_end
 from ordersaga.schemas.messages import Address, OrderEvent, OrderLine, PlaceOrder
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
@@ -480,32 +481,6 @@ class Tracker:
     def pending(self) -> int:
         """Accepted orders that have not ended yet."""
         return sum(1 for o in self.accepted if o not in self.ended)
-
-
-async def _consumer_at_end(bootstrap: str, topic: str, fetch_wait_ms: int) -> AIOKafkaConsumer:
-    """A group-less consumer on every partition of ``topic``, at the end offsets read now.
-
-    The offsets are sought explicitly: ``seek_to_end`` resolves lazily on the first
-    fetch and could skip events of orders injected in between.
-    """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=fetch_wait_ms
-    )
-    try:
-        await consumer.start()
-        await consumer._client.force_metadata_update()
-        parts = consumer.partitions_for_topic(topic) or set()
-        if not parts:
-            raise RuntimeError(f"topic {topic} does not exist on {bootstrap}")
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        for tp, offset in (await consumer.end_offsets(tps)).items():
-            consumer.seek(tp, offset)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
-        raise
-    return consumer
 
 
 async def watch_order_events(consumer: AIOKafkaConsumer, tracker: Tracker) -> None:
@@ -987,7 +962,7 @@ async def run_bench(cfg: BenchConfig, console: Console | None = None) -> tuple[i
                 ended_task = progress.add_task("orders ended", total=cfg.total, rate="")
                 tracker.on_accepted = lambda: progress.advance(accepted_task)
                 tracker.on_ended = lambda: progress.advance(ended_task)
-                events = await _consumer_at_end(bootstrap, ORDERS_EVENTS, fetch_wait)
+                events = await consumer_at_end(bootstrap, ORDERS_EVENTS, fetch_wait)
                 watcher = asyncio.create_task(watch_order_events(events, tracker))
                 # CPU per process over the saga phase shows which one is the bottleneck.
                 pids = processes(runtime)

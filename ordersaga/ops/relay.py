@@ -36,11 +36,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from ordersaga.app.codec import Encoded, encode
+from ordersaga.ops.tail import consumer_at_end
 from ordersaga.schemas.messages import (
     Address,
     ChargePayment,
@@ -196,39 +197,6 @@ async def _ensure_relay_topics(bootstrap: str, topics: Sequence[str], partitions
             await admin.close()
 
 
-async def _assigned_at_end(bootstrap: str, topic: str, fetch_max_wait_ms: int) -> AIOKafkaConsumer:
-    """A group-less consumer on every partition of ``topic``, positioned at its end now.
-
-    The end offsets are read and sought explicitly (``seek_to_end`` resolves lazily
-    on the first fetch, which could skip messages injected in between).
-    """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=fetch_max_wait_ms,
-    )
-    try:
-        await consumer.start()
-        parts: set[int] = set()
-        for _ in range(100):
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
-            if parts:
-                break
-            await asyncio.sleep(0.1)
-        if not parts:
-            raise RuntimeError(f"topic {topic} has no partitions in the broker's metadata")
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        for tp, offset in (await consumer.end_offsets(tps)).items():
-            consumer.seek(tp, offset)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
-        raise
-    return consumer
-
-
 async def _hop(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, out_topic: str) -> None:
     """Forward everything read to ``out_topic``: same key, value, headers and timestamp."""
     while True:
@@ -275,7 +243,7 @@ async def run_relay(
     tasks: list[asyncio.Task[None]] = []
     try:
         for topic in topics:
-            consumers.append(await _assigned_at_end(bootstrap, topic, fetch_max_wait_ms))
+            consumers.append(await consumer_at_end(bootstrap, topic, fetch_max_wait_ms))
         actual = {len(c.assignment()) for c in consumers}
         if actual != {partitions}:
             result.notes.append(f"relay topics have {sorted(actual)} partitions (existing topics)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import AsyncIterator
 from typing import Any, TextIO
@@ -69,6 +70,40 @@ async def records(
                 return
     finally:
         await consumer.stop()
+
+
+async def consumer_at_end(
+    bootstrap: str, topic: str, fetch_max_wait_ms: int = 500
+) -> AIOKafkaConsumer:
+    """A group-less consumer on every partition of ``topic``, positioned at its end now.
+
+    The end offsets are read and sought explicitly: ``seek_to_end`` resolves lazily
+    on the first fetch and could skip messages produced in between. Waits up to
+    10 s for the topic to appear in the broker's metadata.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=fetch_max_wait_ms
+    )
+    try:
+        await consumer.start()
+        parts: set[int] = set()
+        for _ in range(100):
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic) or set()
+            if parts:
+                break
+            await asyncio.sleep(0.1)
+        if not parts:
+            raise RuntimeError(f"topic {topic} has no partitions on {bootstrap}")
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        for tp, offset in (await consumer.end_offsets(tps)).items():
+            consumer.seek(tp, offset)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+        raise
+    return consumer
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[Any]:

