@@ -21,11 +21,15 @@ from ordersaga.saga.inventory import (
     apply_sku_command,
     begin_stock_command,
     collect_sku_result,
+    forget_holds,
     restock,
+    skus_to_forget,
 )
 from ordersaga.schemas.messages import (
     CommitStock,
     Envelope,
+    ForgetHolds,
+    ForgetOrders,
     Message,
     ReleaseStock,
     ReserveStock,
@@ -52,8 +56,21 @@ def load_stock(sku: str) -> StockRecord | None:
     return StockRecord.model_validate(raw) if raw else None
 
 
-async def change_sku(envelope: Envelope, message: Message) -> None:
+async def change_sku(envelope: Envelope, message: Message) -> str | None:
     """Apply a reserve, release, commit or restock to one SKU and answer it."""
+    if isinstance(message, ForgetHolds):
+        record = load_stock(message.sku)
+        if record is None:
+            return "unchanged"
+        kept = forget_holds(record, message.order_ids)
+        if kept == record:
+            return "unchanged"
+        node.metrics.entries_forgotten.labels("stock.holds").inc(
+            len(record.holds) - len(kept.holds)
+        )
+        # Levels did not change, so there is no StockChanged to publish.
+        stock[kept.sku] = kept.model_dump(mode="json")
+        return None
     if isinstance(message, RestockSku):
         before = load_stock(message.sku)
         after = restock(before, message)
@@ -77,10 +94,30 @@ async def change_sku(envelope: Envelope, message: Message) -> None:
             event_id=f"{after.sku}:{after.version}",
         )
         stock[after.sku] = after.model_dump(mode="json")
+    return None
 
 
-async def gather_order_stock(envelope: Envelope, message: Message) -> None:
+async def forget_order_stock(envelope: Envelope, message: ForgetOrders) -> str | None:
+    """Drop forgotten orders' gather records and ask their SKUs to drop the holds."""
+    records = [
+        OrderStockRecord.model_validate(raw)
+        for raw in (order_stock.get(order_id) for order_id in message.order_ids)
+        if raw
+    ]
+    for sku, order_ids in skus_to_forget(records).items():
+        await node.send(
+            ForgetHolds(sku=sku, order_ids=tuple(order_ids)),
+            key=sku,
+            cause=envelope,
+            event_id=f"{envelope.event_id}:{sku}",
+        )
+    return node.forget(order_stock, message.order_ids)
+
+
+async def gather_order_stock(envelope: Envelope, message: Message) -> str | None:
     """Fan an order's stock command out per SKU, and fold the SKU answers back in."""
+    if isinstance(message, ForgetOrders):
+        return await forget_order_stock(envelope, message)
     order_id = getattr(message, "order_id", None)
     if not order_id:
         raise ValueError(f"{envelope.type} names no order")
@@ -106,6 +143,7 @@ async def gather_order_stock(envelope: Envelope, message: Message) -> None:
         )
     if step.changed and step.record is not None:
         order_stock[order_id] = step.record.model_dump(mode="json")
+    return None
 
 
 @app.agent(sku_inputs)

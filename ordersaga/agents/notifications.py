@@ -10,7 +10,7 @@ from faust.types import StreamT
 from ordersaga.app.node import Node
 from ordersaga.app.topics import NOTIFICATIONS, ORDERS_EVENTS
 from ordersaga.saga.notifications import notification_for
-from ordersaga.schemas.messages import Envelope, Message, OrderEvent
+from ordersaga.schemas.messages import Envelope, ForgetOrders, Message, OrderEvent
 
 node = Node("notifications")
 app = node.app
@@ -20,13 +20,15 @@ notified = node.table("notified")
 order_events = node.topic(ORDERS_EVENTS)
 
 
-async def notify_customer(envelope: Envelope, message: Message) -> None:
+async def notify_customer(envelope: Envelope, message: Message) -> str | None:
     """Send the customer one notification per order outcome."""
+    if isinstance(message, ForgetOrders):
+        return node.forget(notified, message.order_ids)
     if not isinstance(message, OrderEvent):
         raise ValueError(f"{envelope.type} does not belong on {ORDERS_EVENTS}")
     notification = notification_for(message)
     if notification is None or notified.get(message.order.order_id) == notification.status:
-        return
+        return "unchanged"
     await node.send(
         notification,
         key=notification.customer_id,
@@ -35,6 +37,7 @@ async def notify_customer(envelope: Envelope, message: Message) -> None:
         event_id=f"{message.order.order_id}:notified",
     )
     notified[message.order.order_id] = notification.status
+    return None
 
 
 @app.agent(order_events)

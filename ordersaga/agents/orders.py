@@ -10,9 +10,23 @@ import time
 from faust.types import StreamT
 
 from ordersaga.app.node import Node
-from ordersaga.app.topics import ORDERS_COMMANDS, ORDERS_EVENTS, ORDERS_REPLIES
-from ordersaga.saga.orchestrator import TERMINAL, Policy, SagaState, decide, expired
-from ordersaga.schemas.messages import Envelope, Message
+from ordersaga.app.topics import (
+    FORGET_TOPICS,
+    ORDERS_COMMANDS,
+    ORDERS_EVENTS,
+    ORDERS_REPLIES,
+    partition_of,
+)
+from ordersaga.saga.orchestrator import (
+    TERMINAL,
+    Policy,
+    SagaState,
+    decide,
+    expired,
+    forget_batches,
+    forgettable,
+)
+from ordersaga.schemas.messages import Envelope, ForgetOrders, Message
 
 node = Node("orders")
 app = node.app
@@ -36,6 +50,11 @@ def load_saga(order_id: str) -> SagaState | None:
 
 async def advance_saga(envelope: Envelope, message: Message) -> str | None:
     """Apply one command, reply or deadline to its saga; send what the rules decide."""
+    if isinstance(message, ForgetOrders):
+        # Only ended sagas: the timer that asked may have read a stale table.
+        return node.forget(
+            sagas, message.order_ids, keep=lambda raw: raw.get("status") not in _TERMINAL_VALUES
+        )
     order_id = envelope.order_id or getattr(message, "order_id", None)
     if not order_id:
         raise ValueError(f"{envelope.type} names no order")
@@ -112,3 +131,44 @@ async def expire_overdue_steps() -> None:
     for memo, sent in list(_last_deadline_sent.items()):
         if now - sent > 10 * policy.step_timeout_s:
             del _last_deadline_sent[memo]
+
+
+_forget_sent: dict[str, float] = {}
+# Ids per ForgetOrders message, so each stays a few kilobytes.
+FORGET_BATCH = 200
+
+
+@app.timer(interval=5.0)
+async def forget_finished_orders() -> None:
+    """Tell every group to drop orders that ended more than the retention period ago.
+
+    Without it the tables (and each SKU record, which keeps one hold per order)
+    grow with every order ever placed. One ForgetOrders per partition and group,
+    sent on the partition the orders' keys hash to, so each group deletes only
+    keys it owns; the orchestrator deletes its own sagas on receiving its copy.
+    """
+    now = time.time()
+    retention = node.settings.retention_s
+    due = [
+        order_id
+        for order_id, raw in list(sagas.items())
+        if raw and forgettable(raw, now, retention) and now - _forget_sent.get(order_id, 0.0) > 60.0
+    ]
+    partitions = node.settings.partitions
+    for partition, order_ids in forget_batches(
+        due, lambda key: partition_of(key, partitions), FORGET_BATCH
+    ):
+        message = ForgetOrders(order_ids=order_ids)
+        for topic in FORGET_TOPICS:
+            await node.send(
+                message,
+                key=order_ids[0],
+                topic=topic,
+                partition=partition,
+                event_id=f"forget:{order_ids[0]}:{len(order_ids)}",
+            )
+        for order_id in order_ids:
+            _forget_sent[order_id] = now
+    for order_id, sent in list(_forget_sent.items()):
+        if now - sent > 120.0:
+            del _forget_sent[order_id]

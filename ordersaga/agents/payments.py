@@ -22,7 +22,13 @@ from ordersaga.saga.payments import (
     refund,
     simulate_gateway,
 )
-from ordersaga.schemas.messages import ChargePayment, Envelope, Message, RefundPayment
+from ordersaga.schemas.messages import (
+    ChargePayment,
+    Envelope,
+    ForgetOrders,
+    Message,
+    RefundPayment,
+)
 
 node = Node("payments")
 app = node.app
@@ -102,8 +108,10 @@ class PaymentGateway:
 gateway = PaymentGateway()
 
 
-async def settle_payment(envelope: Envelope, message: Message) -> None:
+async def settle_payment(envelope: Envelope, message: Message) -> str | None:
     """Charge or refund an order once, answering repeats as the first time."""
+    if isinstance(message, ForgetOrders):
+        return node.forget(payment_ledger, message.order_ids)
     if not isinstance(message, ChargePayment | RefundPayment):
         raise ValueError(f"{envelope.type} does not belong on {PAYMENTS_COMMANDS}")
     raw = payment_ledger.get(message.order_id)
@@ -120,6 +128,7 @@ async def settle_payment(envelope: Envelope, message: Message) -> None:
         )
     if after is not None and after != before:
         payment_ledger[message.order_id] = after.model_dump(mode="json")
+    return None
 
 
 @app.agent(payment_commands)

@@ -10,7 +10,13 @@ from faust.types import StreamT
 from ordersaga.app.node import Node
 from ordersaga.app.topics import SHIPPING_COMMANDS
 from ordersaga.saga.shipping import ShipmentRecord, cancel, prepare
-from ordersaga.schemas.messages import CancelShipment, Envelope, Message, PrepareShipment
+from ordersaga.schemas.messages import (
+    CancelShipment,
+    Envelope,
+    ForgetOrders,
+    Message,
+    PrepareShipment,
+)
 
 node = Node("shipping")
 app = node.app
@@ -20,8 +26,10 @@ shipments = node.table("shipments")
 shipping_commands = node.topic(SHIPPING_COMMANDS)
 
 
-async def book_shipment(envelope: Envelope, message: Message) -> None:
+async def book_shipment(envelope: Envelope, message: Message) -> str | None:
     """Prepare or cancel an order's shipment once, answering repeats as the first time."""
+    if isinstance(message, ForgetOrders):
+        return node.forget(shipments, message.order_ids)
     if not isinstance(message, PrepareShipment | CancelShipment):
         raise ValueError(f"{envelope.type} does not belong on {SHIPPING_COMMANDS}")
     raw = shipments.get(message.order_id)
@@ -36,6 +44,7 @@ async def book_shipment(envelope: Envelope, message: Message) -> None:
     )
     if after != before:
         shipments[message.order_id] = after.model_dump(mode="json")
+    return None
 
 
 @app.agent(shipping_commands)

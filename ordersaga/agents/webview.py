@@ -13,7 +13,7 @@ from faust.types import StreamT
 
 from ordersaga.app.node import Node
 from ordersaga.app.topics import INVENTORY_EVENTS, ORDERS_EVENTS
-from ordersaga.schemas.messages import Envelope, Message, OrderEvent, StockChanged
+from ordersaga.schemas.messages import Envelope, ForgetOrders, Message, OrderEvent, StockChanged
 from ordersaga.web.routes import TERMINAL, Desk, register_routes
 
 node = Node("webview")
@@ -25,8 +25,11 @@ order_events = node.topic(ORDERS_EVENTS)
 inventory_events = node.topic(INVENTORY_EVENTS)
 
 
-async def project_order_event(envelope: Envelope, message: Message) -> None:
+async def project_order_event(envelope: Envelope, message: Message) -> str | None:
     """Fold an order event into the order's view, once per sequence number."""
+    if isinstance(message, ForgetOrders):
+        # Meant for the groups with tables; finished views expire in Redis by TTL.
+        return "unchanged"
     if not isinstance(message, OrderEvent):
         raise ValueError(f"{envelope.type} does not belong on {ORDERS_EVENTS}")
     order = message.order
@@ -45,6 +48,7 @@ async def project_order_event(envelope: Envelope, message: Message) -> None:
         terminal=order.status in TERMINAL,
     )
     desk.watch.changed(order.order_id)
+    return None
 
 
 async def project_stock_event(envelope: Envelope, message: Message) -> None:

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
 
@@ -81,6 +81,23 @@ class Node:
             **kwargs,
         )
 
+    def forget(
+        self, table: TableT, keys: Iterable[str], keep: Callable[[Any], bool] | None = None
+    ) -> str | None:
+        """Delete ``keys`` from ``table`` (a tombstone each), sparing values ``keep`` accepts.
+
+        Returns the handler outcome: "unchanged" when nothing was there to delete.
+        """
+        deleted = 0
+        for key in keys:
+            value = table.get(key)
+            if value is None or (keep is not None and keep(value)):
+                continue
+            del table[key]
+            deleted += 1
+        self.metrics.entries_forgotten.labels(table.name).inc(deleted)
+        return None if deleted else "unchanged"
+
     # -------------------------------------------------------------------- send
 
     async def send(
@@ -92,6 +109,7 @@ class Node:
         topic: str | None = None,
         event_id: str | None = None,
         correlation_id: str | None = None,
+        partition: int | None = None,
         acked: bool = False,
     ) -> None:
         """Send one message, enveloped, to its topic (``destination`` unless given).
@@ -108,7 +126,7 @@ class Node:
             event_id=event_id,
         )
         delivery = await self.topic(topic or destination(message)).send(
-            key=encoded.key, value=encoded.value, headers=encoded.headers
+            key=encoded.key, value=encoded.value, headers=encoded.headers, partition=partition
         )
         if acked:
             await delivery

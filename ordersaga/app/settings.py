@@ -110,6 +110,14 @@ class Settings(BaseSettings):
     deadline_scan_interval_s: float = Field(
         default=1.0, gt=0, description="ORDERSAGA_DEADLINE_SCAN_INTERVAL_S"
     )
+    retention_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="ORDERSAGA_RETENTION_S: how long after its end an order's state stays "
+        "in the tables (sagas, holds, ledger, shipments, notifications) before it is "
+        "forgotten. It must outlast any redelivery: a duplicate older than this would "
+        "find no memory of the order.",
+    )
     idempotency_ttl_s: int = Field(
         default=24 * 3600, description="ORDERSAGA_IDEMPOTENCY_TTL_S: Idempotency-Key lifetime."
     )

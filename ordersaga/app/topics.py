@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from aiokafka.partitioner import murmur2
+
 from ordersaga.schemas.messages import (
     CancelOrder,
     CancelShipment,
     ChargePayment,
     CommitStock,
+    ForgetHolds,
     Message,
     PlaceOrder,
     PrepareShipment,
@@ -62,6 +65,7 @@ _DESTINATION: dict[type[Message], str] = {
     CommitStock: INVENTORY_COMMANDS,
     SkuCommand: INVENTORY_SKU_COMMANDS,
     RestockSku: INVENTORY_SKU_COMMANDS,
+    ForgetHolds: INVENTORY_SKU_COMMANDS,
     SkuResult: INVENTORY_SKU_REPLIES,
     ChargePayment: PAYMENTS_COMMANDS,
     RefundPayment: PAYMENTS_COMMANDS,
@@ -73,3 +77,18 @@ _DESTINATION: dict[type[Message], str] = {
 def destination(message: Message) -> str:
     """The topic a command goes to; every participant reply goes to orders.replies."""
     return _DESTINATION.get(type(message), ORDERS_REPLIES)
+
+
+# Where ForgetOrders goes: every topic whose consumers keep per-order state.
+FORGET_TOPICS: tuple[str, ...] = (
+    ORDERS_COMMANDS,
+    INVENTORY_COMMANDS,
+    PAYMENTS_COMMANDS,
+    SHIPPING_COMMANDS,
+    ORDERS_EVENTS,
+)
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition a key lands on: the Kafka default partitioner (murmur2), as Faust uses."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions

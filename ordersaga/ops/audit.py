@@ -26,8 +26,13 @@ def changelog_topic(group: str, table: str) -> str:
     return f"ordersaga-{group}-{table}-changelog"
 
 
-async def read_table(bootstrap: str, group: str, table: str) -> Table:
-    """A table's current content: the last value per key of its changelog."""
+async def read_table(
+    bootstrap: str, group: str, table: str, deleted: set[str] | None = None
+) -> Table:
+    """A table's current content: the last value per key of its changelog.
+
+    Keys whose last record is a tombstone are added to ``deleted`` when given.
+    """
     out: Table = {}
     async for r in records(bootstrap, changelog_topic(group, table)):
         key = orjson.loads(r.key) if r.key else None
@@ -35,8 +40,12 @@ async def read_table(bootstrap: str, group: str, table: str) -> Table:
             continue
         if r.value is None:
             out.pop(key, None)
+            if deleted is not None:
+                deleted.add(key)
         else:
             out[key] = orjson.loads(r.value)
+            if deleted is not None:
+                deleted.discard(key)
     return out
 
 
@@ -66,6 +75,8 @@ class State:
     shipments: Table
     view_statuses: dict[str, str | None]
     stock_views: Table
+    # Orders whose saga was deleted after the retention period (ForgetOrders).
+    forgotten: set[str] = field(default_factory=set)
 
 
 def check_invariants(state: State, accepted: Collection[str] | None = None) -> list[Check]:
@@ -80,9 +91,9 @@ def check_invariants(state: State, accepted: Collection[str] | None = None) -> l
         if saga["status"] not in TERMINAL:
             terminal.fail(f"{order_id} is {saga['status']}")
     for order_id in accepted or {}:
-        if order_id not in sagas:
+        if order_id not in sagas and order_id not in state.forgotten:
             terminal.fail(f"{order_id} was accepted over HTTP but never reached the orchestrator")
-    terminal.figures = {"orders": len(sagas), **by_status}
+    terminal.figures = {"orders": len(sagas), **by_status, "forgotten": len(state.forgotten)}
     checks.append(terminal)
 
     stock = Check("2. per SKU: put in = available + reserved + committed")
@@ -102,6 +113,8 @@ def check_invariants(state: State, accepted: Collection[str] | None = None) -> l
                 stock.fail(f"{sku}: {order_id} is {status} but still holds a reservation")
             if hold["state"] == "committed" and status in TERMINAL - {"COMPLETED"}:
                 stock.fail(f"{sku}: {order_id} is {status} but its stock stayed committed")
+        # Forgotten orders' committed stock stays committed without a hold.
+        sums["committed"] += rec.get("forgotten_committed", 0)
         for level, total in sums.items():
             held[level] += total
             if rec[level] != total:
@@ -137,7 +150,7 @@ def check_invariants(state: State, accepted: Collection[str] | None = None) -> l
             money.fail(f"{order_id}: COMPLETED, net {net} != total {saga.get('total')}")
         if saga["status"] in TERMINAL - {"COMPLETED"} and net != 0:
             money.fail(f"{order_id}: {saga['status']} but {net} still charged")
-    for order_id in state.payments.keys() - sagas.keys():
+    for order_id in state.payments.keys() - sagas.keys() - state.forgotten:
         money.fail(f"{order_id}: a ledger entry with no saga")
     money.figures = {"charged": charged, "refunded": refunded, "net": charged - refunded}
     checks.append(money)
@@ -177,7 +190,8 @@ def check_invariants(state: State, accepted: Collection[str] | None = None) -> l
 
 async def load_state(bootstrap: str, redis_url: str) -> tuple[State, set[str]]:
     """Read the tables from their changelogs, the views and accepted orders from Redis."""
-    sagas = await read_table(bootstrap, "orders", "sagas")
+    forgotten: set[str] = set()
+    sagas = await read_table(bootstrap, "orders", "sagas", deleted=forgotten)
     store = ViewStore.from_url(redis_url, finished_ttl_s=0)
     try:
         state = State(
@@ -187,6 +201,7 @@ async def load_state(bootstrap: str, redis_url: str) -> tuple[State, set[str]]:
             shipments=await read_table(bootstrap, "shipping", "shipments"),
             view_statuses=await store.order_statuses(sorted(sagas)),
             stock_views={v["sku"]: v for v in await store.all_stock()},
+            forgotten=forgotten,
         )
         return state, await store.accepted_ids()
     finally:

@@ -25,6 +25,12 @@ class Metrics:
             ["topic"],
             registry=self.registry,
         )
+        self.entries_forgotten = Counter(
+            "ordersaga_entries_forgotten",
+            "Table entries of finished orders deleted after the retention period, by table",
+            ["table"],
+            registry=self.registry,
+        )
         self.saga_outcomes = Counter(
             "ordersaga_saga_outcomes",
             "Sagas that reached a terminal state, by status and failure reason",

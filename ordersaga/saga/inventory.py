@@ -67,6 +67,9 @@ class StockRecord(BaseModel):
     version: int = 0
     holds: dict[str, Hold] = {}
     restocks: tuple[str, ...] = ()
+    # Committed stock of orders whose holds were forgotten, so that
+    # committed == forgotten_committed + the committed holds still kept.
+    forgotten_committed: int = 0
 
     def changed_event(self) -> StockChanged:
         """The StockChanged event that publishes these levels."""
@@ -176,6 +179,37 @@ def apply_sku_command(
         case "commit", "committed":
             return record, result(True)
     return record, result(False, "not_reserved")
+
+
+def forget_holds(record: StockRecord, order_ids: Iterable[str]) -> StockRecord:
+    """Drop the finished holds of forgotten orders; levels stay as they are.
+
+    A hold still ``reserved`` is kept: a finished order should hold none, and
+    dropping it would hide that from the audit.
+    """
+    holds = dict(record.holds)
+    committed = 0
+    for order_id in order_ids:
+        hold = holds.get(order_id)
+        if hold is None or hold.state == "reserved":
+            continue
+        if hold.state == "committed":
+            committed += hold.quantity
+        del holds[order_id]
+    if len(holds) == len(record.holds):
+        return record
+    return record.model_copy(
+        update={"holds": holds, "forgotten_committed": record.forgotten_committed + committed}
+    )
+
+
+def skus_to_forget(records: Iterable[OrderStockRecord]) -> dict[str, list[str]]:
+    """SKU -> the forgotten orders that touched it, from their gather records."""
+    by_sku: dict[str, list[str]] = {}
+    for record in records:
+        for line in record.items:
+            by_sku.setdefault(line.sku, []).append(record.order_id)
+    return by_sku
 
 
 # ------------------------------------------------------------- per-order gather

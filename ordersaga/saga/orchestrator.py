@@ -18,9 +18,11 @@ Rules that make the saga safe under at-least-once delivery:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -495,3 +497,32 @@ def expired(state: SagaState, now: float) -> StepDeadlineExpired | None:
     return StepDeadlineExpired(
         order_id=state.order_id, awaiting=state.awaiting, attempt=state.attempt
     )
+
+
+_TERMINAL_NAMES = frozenset(s.value for s in TERMINAL)
+
+
+def forgettable(saga: Mapping[str, Any], now: float, retention_s: float) -> bool:
+    """True when a saga (as stored in the table) ended at least ``retention_s`` ago.
+
+    Takes the stored JSON, not a SagaState: the timer asks this of every saga and
+    validating each full record would cost more than the question.
+    """
+    if saga.get("status") not in _TERMINAL_NAMES:
+        return False
+    ended = datetime.fromisoformat(saga["updated_at"]).timestamp()
+    return now - ended >= retention_s
+
+
+def forget_batches(
+    order_ids: Iterable[str], partition_of: Callable[[str], int], size: int
+) -> list[tuple[int, tuple[str, ...]]]:
+    """Group order ids by partition into batches of at most ``size``: one ForgetOrders each."""
+    by_partition: dict[int, list[str]] = {}
+    for order_id in order_ids:
+        by_partition.setdefault(partition_of(order_id), []).append(order_id)
+    return [
+        (partition, tuple(ids[i : i + size]))
+        for partition, ids in sorted(by_partition.items())
+        for i in range(0, len(ids), size)
+    ]

@@ -100,6 +100,17 @@ class StepDeadlineExpired(Message):
     attempt: int
 
 
+class ForgetOrders(Message):
+    """Orders that ended at least the retention period ago: drop what is kept about them.
+
+    The orchestrator sends one per partition to itself and to every participant, on
+    the partition those orders' keys hash to, so each group deletes keys it owns.
+    """
+
+    TYPE = "ForgetOrders"
+    order_ids: tuple[str, ...] = Field(min_length=1)
+
+
 # ---------------------------------------------------------- inventory.commands
 
 
@@ -153,6 +164,14 @@ class RestockSku(Message):
 
 
 # ------------------------------------------------------- inventory.sku-replies
+
+
+class ForgetHolds(Message):
+    """Drop the finished holds of forgotten orders from one SKU's record."""
+
+    TYPE = "ForgetHolds"
+    sku: Sku
+    order_ids: tuple[str, ...] = Field(min_length=1)
 
 
 class SkuResult(Message):
@@ -361,6 +380,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         PlaceOrder,
         CancelOrder,
         StepDeadlineExpired,
+        ForgetOrders,
+        ForgetHolds,
         ReserveStock,
         ReleaseStock,
         CommitStock,

@@ -153,6 +153,7 @@ class Sent:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
+    partition: int | None = None
 
     @property
     def key_str(self) -> str | None:
@@ -204,9 +205,13 @@ class Outbox:
 
     def _recorder(self, topic: str) -> Callable[..., Any]:
         async def send(
-            key: Any = None, value: Any = None, headers: Any = None, **_: Any
+            key: Any = None,
+            value: Any = None,
+            headers: Any = None,
+            partition: int | None = None,
+            **_: Any,
         ) -> asyncio.Future[None]:
-            record = Sent(topic, key, value, list(headers or []))
+            record = Sent(topic, key, value, list(headers or []), partition)
             pending = self._failures.get(topic)
             if pending:
                 self.failed.append(record)
@@ -427,6 +432,7 @@ def _fresh_state() -> Iterable[None]:
             for table in module.app.tables.values():
                 table.data.clear()
         orders._last_deadline_sent.clear()
+        orders._forget_sent.clear()
         webview.desk.watch = OrderWatch()
         if _GATEWAY_BREAKER is not None:
             _GATEWAY.breaker = _GATEWAY_BREAKER

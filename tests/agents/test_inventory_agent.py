@@ -14,6 +14,8 @@ from ordersaga.app.topics import (
 )
 from ordersaga.schemas.messages import (
     CommitStock,
+    ForgetHolds,
+    ForgetOrders,
     PricedLine,
     ReserveStock,
     RestockSku,
@@ -328,4 +330,59 @@ async def test_reserve_then_commit_across_both_agents(drive, outbox):
     a, b = inventory.stock.get("SKU-A"), inventory.stock.get("SKU-B")
     assert (a["available"], a["reserved"], a["committed"]) == (3, 0, 2)
     assert (b["available"], b["reserved"], b["committed"]) == (4, 0, 1)
+    assert not any(t.endswith(".dlq") for t in outbox.topics())
+
+
+async def test_forgetting_an_order_drops_its_holds_and_keeps_the_levels(drive, outbox):
+    async def settle(gather, change) -> None:
+        while True:
+            commands = outbox.on(INVENTORY_SKU_COMMANDS)
+            results = outbox.on(INVENTORY_SKU_REPLIES)
+            if not commands and not results:
+                return
+            for s in commands + results:
+                outbox.sent.remove(s)
+            for s in commands:
+                await change.put_sent(s)
+            for s in results:
+                await gather.put_sent(s)
+
+    async with (
+        drive(inventory.change_stock, inventory.node) as change,
+        drive(inventory.gather_reservations, inventory.node) as gather,
+    ):
+        for sku, price in PRICES.items():
+            await change.put(
+                restock_sku(sku=sku, quantity=5, unit_price=price, restock_id=f"r-{sku}"),
+                key=sku,
+                topic=INVENTORY_SKU_COMMANDS,
+            )
+        await gather.put(
+            ReserveStock(order_id=ORDER_ID, items=ITEMS), key=ORDER_ID, topic=INVENTORY_COMMANDS
+        )
+        await settle(gather, change)
+        await gather.put(
+            CommitStock(order_id=ORDER_ID, items=ITEMS), key=ORDER_ID, topic=INVENTORY_COMMANDS
+        )
+        await settle(gather, change)
+        before = {sku: inventory.stock.get(sku) for sku in PRICES}
+        outbox.clear()
+        forget = ForgetOrders(order_ids=(ORDER_ID, "ord-never-seen"))
+        await gather.put(forget, key=ORDER_ID, topic=INVENTORY_COMMANDS)
+        assert sorted(outbox.messages(INVENTORY_SKU_COMMANDS), key=lambda m: m.sku) == [
+            ForgetHolds(sku=sku, order_ids=(ORDER_ID,)) for sku in sorted(PRICES)
+        ]
+        await settle(gather, change)
+        await gather.put(forget, key=ORDER_ID, topic=INVENTORY_COMMANDS)  # a duplicate
+
+    assert inventory.order_stock.get(ORDER_ID) is None
+    for sku, old in before.items():
+        new = inventory.stock.get(sku)
+        assert ORDER_ID in old["holds"] and new["holds"] == {}
+        levels = ("put_in", "available", "reserved", "committed", "version")
+        assert {k: new[k] for k in levels} == {k: old[k] for k in levels}
+        assert new["forgotten_committed"] == old["committed"]
+    # Levels did not move, so nothing is published; the duplicate fans out nothing.
+    assert outbox.on(INVENTORY_EVENTS) == []
+    assert outbox.on(INVENTORY_SKU_COMMANDS) == []
     assert not any(t.endswith(".dlq") for t in outbox.topics())

@@ -6,7 +6,7 @@ import pytest
 
 from ordersaga.agents import notifications
 from ordersaga.app.topics import NOTIFICATIONS, ORDERS_EVENTS
-from ordersaga.schemas.messages import CustomerNotified, StockChanged
+from ordersaga.schemas.messages import CustomerNotified, ForgetOrders, StockChanged
 
 from .conftest import CUSTOMER_ID, ORDER_ID, order_event
 
@@ -66,3 +66,14 @@ async def test_foreign_message_is_dead_lettered(drive, outbox):
     assert dead.header("dlq.error") == "ValueError: StockChanged does not belong on orders.events"
     assert dead.header("dlq.group") == "notifications"
     assert outbox.on(NOTIFICATIONS) == []
+
+
+async def test_forget_orders_drops_what_was_notified(drive, outbox):
+    event = order_event("OrderCompleted", 6, "COMPLETED", shipment_id="shp_1")
+    async with drive(notifications.notify_customers, notifications.node) as d:
+        await d.put(event, key=ORDER_ID, topic=ORDERS_EVENTS)
+        outbox.clear()
+        await d.put(ForgetOrders(order_ids=(ORDER_ID,)), key=ORDER_ID, topic=ORDERS_EVENTS)
+
+    assert notifications.notified.get(ORDER_ID) is None
+    assert outbox.sent == []

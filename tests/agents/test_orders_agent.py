@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from datetime import datetime
 from types import SimpleNamespace
 
 import pytest
@@ -10,17 +11,20 @@ import pytest
 from ordersaga.agents import orders
 from ordersaga.app.codec import encode
 from ordersaga.app.topics import (
+    FORGET_TOPICS,
     INVENTORY_COMMANDS,
     ORDERS_COMMANDS,
     ORDERS_EVENTS,
     ORDERS_REPLIES,
     PAYMENTS_COMMANDS,
     SHIPPING_COMMANDS,
+    partition_of,
 )
 from ordersaga.schemas.messages import (
     CancelOrder,
     ChargePayment,
     CommitStock,
+    ForgetOrders,
     OrderEvent,
     PaymentCharged,
     PaymentDeclined,
@@ -378,3 +382,49 @@ async def test_deadline_timer_sends_one_expiry_and_the_saga_retries_the_step(
     assert again.envelope.event_id == f"{ORDER_ID}:2:2:0:ReserveStock"
     assert [e.name for e in events(outbox)] == ["StepRetried"]
     assert saga()["attempt"] == 2
+
+
+async def test_forget_timer_asks_every_group_to_drop_an_order_after_the_retention(
+    drive, outbox, monkeypatch
+):
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+        await d.put(
+            place_order(order_id="ord-in-flight"), key="ord-in-flight", topic=ORDERS_COMMANDS
+        )
+        await d.put(CancelOrder(order_id=ORDER_ID), key=ORDER_ID, topic=ORDERS_COMMANDS)
+        await d.put(StockReleased(order_id=ORDER_ID), key=ORDER_ID, topic=ORDERS_REPLIES)
+    assert saga()["status"] == "CANCELLED"
+    ended = datetime.fromisoformat(saga()["updated_at"]).timestamp()
+    retention = orders.node.settings.retention_s
+    scan = inspect.unwrap(orders.forget_finished_orders)
+    assert scan.__code__.co_filename == orders.__file__
+
+    outbox.clear()
+    monkeypatch.setattr(orders, "time", SimpleNamespace(time=lambda: ended + retention - 1))
+    await scan()
+    assert outbox.sent == []  # ended, but not long enough ago
+
+    monkeypatch.setattr(orders, "time", SimpleNamespace(time=lambda: ended + retention + 1))
+    await scan()
+    await scan()  # sent once, not again while the deletion is on its way
+    assert sorted(outbox.topics()) == sorted(FORGET_TOPICS)
+    partition = partition_of(ORDER_ID, orders.node.settings.partitions)
+    for sent in outbox.sent:
+        assert sent.message == ForgetOrders(order_ids=(ORDER_ID,))
+        assert sent.partition == partition
+        assert sent.key == ORDER_ID.encode()
+
+    [own] = outbox.on(ORDERS_COMMANDS)
+    counter = orders.node.metrics.entries_forgotten.labels("sagas")
+    before = counter._value.get()
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put_sent(own)
+        await d.put_sent(own)  # a duplicate deletes nothing more
+        # A saga still in flight is never deleted, whoever asks.
+        await d.put(
+            ForgetOrders(order_ids=("ord-in-flight",)), key="ord-in-flight", topic=ORDERS_COMMANDS
+        )
+    assert orders.sagas.get(ORDER_ID) is None
+    assert saga("ord-in-flight")["status"] == "PENDING"
+    assert counter._value.get() - before == 1

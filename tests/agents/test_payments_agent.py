@@ -8,6 +8,7 @@ from ordersaga.agents import payments
 from ordersaga.app.topics import ORDERS_REPLIES, PAYMENTS_COMMANDS
 from ordersaga.schemas.messages import (
     ChargePayment,
+    ForgetOrders,
     PaymentCharged,
     PaymentDeclined,
     PaymentRefunded,
@@ -117,3 +118,15 @@ async def test_foreign_command_is_dead_lettered(drive, outbox):
     )
     assert dead.header("dlq.group") == "payments"
     assert len(outbox.on(ORDERS_REPLIES)) == 1
+
+
+async def test_forget_orders_drops_the_ledger_entry_once(drive, outbox):
+    forget = ForgetOrders(order_ids=(ORDER_ID,))
+    async with drive(payments.process_payments, payments.node) as d:
+        await d.put(charge(), key=ORDER_ID, topic=PAYMENTS_COMMANDS)
+        outbox.clear()
+        await d.put(forget, key=ORDER_ID, topic=PAYMENTS_COMMANDS)
+        await d.put(forget, key=ORDER_ID, topic=PAYMENTS_COMMANDS)
+
+    assert payments.payment_ledger.get(ORDER_ID) is None
+    assert outbox.sent == []  # no reply, no dead letter

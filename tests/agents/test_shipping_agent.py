@@ -9,6 +9,7 @@ from ordersaga.agents import shipping
 from ordersaga.app.topics import ORDERS_REPLIES, SHIPPING_COMMANDS
 from ordersaga.schemas.messages import (
     CancelShipment,
+    ForgetOrders,
     PrepareShipment,
     ShipmentCancelled,
     ShipmentPrepared,
@@ -100,3 +101,13 @@ async def test_invalid_payload_is_dead_lettered(drive, outbox):
     [dead] = outbox.on(f"{SHIPPING_COMMANDS}.dlq")
     assert dead.header("dlq.error").startswith("bad PrepareShipment payload: address.country")
     assert shipping.shipments.get(ORDER_ID) is None
+
+
+async def test_forget_orders_drops_the_shipment(drive, outbox):
+    async with drive(shipping.ship_orders, shipping.node) as d:
+        await d.put(prepare(), key=ORDER_ID, topic=SHIPPING_COMMANDS)
+        outbox.clear()
+        await d.put(ForgetOrders(order_ids=(ORDER_ID,)), key=ORDER_ID, topic=SHIPPING_COMMANDS)
+
+    assert shipping.shipments.get(ORDER_ID) is None
+    assert outbox.sent == []

@@ -27,6 +27,7 @@ from ordersaga.app.topics import (
 from ordersaga.schemas.messages import (
     Address,
     CancelOrder,
+    ForgetOrders,
     OrderLine,
     PlaceOrder,
     RestockSku,
@@ -90,6 +91,16 @@ async def test_order_events_fold_into_the_order_view(drive, outbox, store):
         (2, "StockReserved", "STOCK_RESERVED", "held"),
     ]
     assert outbox.sent == []
+
+
+async def test_forget_orders_on_the_event_topic_leaves_the_view_alone(drive, outbox, store):
+    async with drive(webview.project_orders, webview.node) as d:
+        await d.put(order_event("OrderPlaced", 1, "PENDING"), key=ORDER_ID, topic=ORDERS_EVENTS)
+        await d.put(ForgetOrders(order_ids=(ORDER_ID,)), key=ORDER_ID, topic=ORDERS_EVENTS)
+
+    view = await store.order(ORDER_ID)
+    assert view is not None and view["seq"] == 1
+    assert outbox.sent == []  # in particular, not dead-lettered
 
 
 async def test_older_or_repeated_order_events_are_ignored(drive, outbox, store):

@@ -60,6 +60,9 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         "ORDERSAGA_STEP_TIMEOUT_S": "1",
         "ORDERSAGA_BREAKER_FAILURE_THRESHOLD": "3",
         "ORDERSAGA_BREAKER_COOL_DOWN_S": "3",
+        # Finished orders are forgotten within the session, so every test (and the
+        # audit at the end) also runs against tables that are being pruned.
+        "ORDERSAGA_RETENTION_S": "6",
     }
     env.pop("KAFKA_BROKER", None)
     env.pop("REDIS_URL", None)

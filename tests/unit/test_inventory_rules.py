@@ -15,8 +15,10 @@ from ordersaga.saga.inventory import (
     apply_sku_command,
     begin_stock_command,
     collect_sku_result,
+    forget_holds,
     merge_lines,
     restock,
+    skus_to_forget,
 )
 from ordersaga.schemas.messages import (
     CommitStock,
@@ -590,3 +592,42 @@ def test_release_before_reserve_refuses_the_late_reservation():
     for sku in ("A", "B"):
         sku_record = shelf.records[sku]
         assert sku_record is not None and sku_record.reserved == 0
+
+
+# ------------------------------------------------------------------ forgetting
+
+
+def test_forgetting_drops_finished_holds_and_keeps_committed_stock_accounted():
+    record = stocked()
+    for order_id, ops in {
+        "ord-c": ["reserve", "commit"],
+        "ord-r": ["reserve", "release"],
+        "ord-x": ["reserve"],  # still reserved: must survive
+    }.items():
+        for op in ops:
+            record, _ = apply_sku_command(record, cmd(op, 2, order_id=order_id))
+    record, _ = apply_sku_command(record, cmd("reserve", 99, order_id="ord-short"))
+    assert record.holds["ord-short"].state == "rejected"
+
+    kept = forget_holds(record, ["ord-c", "ord-r", "ord-x", "ord-short", "ord-unknown"])
+    assert set(kept.holds) == {"ord-x"}
+    assert kept.forgotten_committed == 2
+    levels = ("put_in", "available", "reserved", "committed", "version")
+    assert [getattr(kept, k) for k in levels] == [getattr(record, k) for k in levels]
+    assert_conserved(kept)
+    committed_in_holds = sum(h.quantity for h in kept.holds.values() if h.state == "committed")
+    assert kept.committed == kept.forgotten_committed + committed_in_holds
+    # Idempotent: forgetting again changes nothing.
+    assert forget_holds(kept, ["ord-c", "ord-r"]) is kept
+
+
+def test_skus_to_forget_groups_orders_by_sku():
+    def rec(order_id: str, *skus: str) -> OrderStockRecord:
+        return OrderStockRecord(
+            order_id=order_id, items=tuple(OrderLine(sku=s, quantity=1) for s in skus)
+        )
+
+    assert skus_to_forget([rec("o1", "A", "B"), rec("o2", "B")]) == {
+        "A": ["o1"],
+        "B": ["o1", "o2"],
+    }
