@@ -48,13 +48,40 @@ def load_saga(order_id: str) -> SagaState | None:
     return SagaState.model_validate(raw) if raw else None
 
 
+async def forget_sagas(envelope: Envelope, message: ForgetOrders) -> str | None:
+    """Delete ended sagas, then tell every participant to forget those orders too.
+
+    The saga goes first, so that whoever reads the tables never finds a live saga
+    whose participants forgot it. The participants are told about every id that
+    is not in flight, deleted now or before: if a crash lost the forwarded copies,
+    the replayed ForgetOrders sends them again although the saga is already gone.
+    """
+    in_flight = {
+        order_id
+        for order_id in message.order_ids
+        if (raw := sagas.get(order_id)) and raw.get("status") not in _TERMINAL_VALUES
+    }
+    outcome = node.forget(sagas, message.order_ids, keep=lambda raw: raw["order_id"] in in_flight)
+    done = tuple(order_id for order_id in message.order_ids if order_id not in in_flight)
+    if done:
+        forward = ForgetOrders(order_ids=done)
+        partition = partition_of(done[0], node.settings.partitions)
+        for topic in FORGET_TOPICS:
+            await node.send(
+                forward,
+                key=done[0],
+                cause=envelope,
+                topic=topic,
+                partition=partition,
+                event_id=f"{envelope.event_id}:{topic}",
+            )
+    return outcome
+
+
 async def advance_saga(envelope: Envelope, message: Message) -> str | None:
     """Apply one command, reply or deadline to its saga; send what the rules decide."""
     if isinstance(message, ForgetOrders):
-        # Only ended sagas: the timer that asked may have read a stale table.
-        return node.forget(
-            sagas, message.order_ids, keep=lambda raw: raw.get("status") not in _TERMINAL_VALUES
-        )
+        return await forget_sagas(envelope, message)
     order_id = envelope.order_id or getattr(message, "order_id", None)
     if not order_id:
         raise ValueError(f"{envelope.type} names no order")
@@ -140,12 +167,12 @@ FORGET_BATCH = 200
 
 @app.timer(interval=5.0)
 async def forget_finished_orders() -> None:
-    """Tell every group to drop orders that ended more than the retention period ago.
+    """Have every group drop the orders that ended more than the retention period ago.
 
     Without it the tables (and each SKU record, which keeps one hold per order)
-    grow with every order ever placed. One ForgetOrders per partition and group,
-    sent on the partition the orders' keys hash to, so each group deletes only
-    keys it owns; the orchestrator deletes its own sagas on receiving its copy.
+    grow with every order ever placed. Tables change only while handling a message
+    of their partition, so the timer sends ForgetOrders to the orchestrator's own
+    input, on the partition the orders' keys hash to; ``forget_sagas`` does the rest.
     """
     now = time.time()
     retention = node.settings.retention_s
@@ -158,15 +185,13 @@ async def forget_finished_orders() -> None:
     for partition, order_ids in forget_batches(
         due, lambda key: partition_of(key, partitions), FORGET_BATCH
     ):
-        message = ForgetOrders(order_ids=order_ids)
-        for topic in FORGET_TOPICS:
-            await node.send(
-                message,
-                key=order_ids[0],
-                topic=topic,
-                partition=partition,
-                event_id=f"forget:{order_ids[0]}:{len(order_ids)}",
-            )
+        await node.send(
+            ForgetOrders(order_ids=order_ids),
+            key=order_ids[0],
+            topic=ORDERS_COMMANDS,
+            partition=partition,
+            event_id=f"forget:{order_ids[0]}:{len(order_ids)}",
+        )
         for order_id in order_ids:
             _forget_sent[order_id] = now
     for order_id, sent in list(_forget_sent.items()):

@@ -106,6 +106,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
             order_timeout_s=args.order_timeout,
             settle_s=args.settle,
+            retention_s=args.retention,
+            join_at=args.join_at,
+            audit=args.audit,
             out=Path(args.out) if args.out else None,
         )
     except ValueError as exc:
@@ -173,6 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--order-timeout", type=float, default=60.0, help="closed loop: wait per order (s)"
     )
     p.add_argument("--settle", type=float, default=15.0, help="wait for lag to drain (s)")
+    p.add_argument(
+        "--retention",
+        type=float,
+        default=None,
+        help="ORDERSAGA_RETENTION_S of the embedded system (short: memory stays flat in a run)",
+    )
+    p.add_argument(
+        "--join-at",
+        type=float,
+        default=None,
+        help="start one more worker per group once this fraction of the orders ended",
+    )
+    p.add_argument("--audit", action="store_true", help="check the invariants at the end")
     p.add_argument("--out", default=None, help="JSON file (default bench-results/bench-*.json)")
     p.set_defaults(func=cmd_bench)
     return parser

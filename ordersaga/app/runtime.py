@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from ordersaga.agents import GROUPS, AgentGroup
+from ordersaga.agents import GROUPS, AgentGroup, group
 from ordersaga.app.settings import Settings
 from ordersaga.ops.topics import ensure_topics
 
@@ -270,6 +270,17 @@ class Runtime:
                     headers={"Idempotency-Key": f"seed-{sku}"},
                 )
         self.say("catalogue " + ", ".join(f"{s} x{q} @ {p}c" for s, q, p in DEMO_CATALOGUE))
+
+    async def add_worker(self, group_name: str, healthy_within_s: float = 90) -> Worker:
+        """Start one more worker of a group on a running system (it joins the group's rebalance)."""
+        g = group(group_name)
+        index = sum(1 for w in self.workers if w.group is g)
+        port = g.web_port(self.settings.web_port) + index * 100
+        w = Worker(g, index, port, self.data_dir / "logs" / f"{g.name}-{index}.log")
+        self.workers.append(w)
+        await self._spawn(w)
+        await self._wait_healthy(w, healthy_within_s)
+        return w
 
     async def supervise(self) -> None:
         """Restart workers that die, with doubling backoff, until stopped."""

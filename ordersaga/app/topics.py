@@ -79,9 +79,8 @@ def destination(message: Message) -> str:
     return _DESTINATION.get(type(message), ORDERS_REPLIES)
 
 
-# Where ForgetOrders goes: every topic whose consumers keep per-order state.
+# Where the orchestrator forwards ForgetOrders: every participant keeping per-order state.
 FORGET_TOPICS: tuple[str, ...] = (
-    ORDERS_COMMANDS,
     INVENTORY_COMMANDS,
     PAYMENTS_COMMANDS,
     SHIPPING_COMMANDS,

@@ -190,15 +190,21 @@ def check_invariants(state: State, accepted: Collection[str] | None = None) -> l
 
 async def load_state(bootstrap: str, redis_url: str) -> tuple[State, set[str]]:
     """Read the tables from their changelogs, the views and accepted orders from Redis."""
+    # Sagas are read last: a saga is deleted before its participants are told to
+    # forget the order, so one found now was not yet forgotten anywhere when the
+    # participants' tables were read, even while the system keeps forgetting.
+    stock = await read_table(bootstrap, "inventory", "stock")
+    payments = await read_table(bootstrap, "payments", "payment_ledger")
+    shipments = await read_table(bootstrap, "shipping", "shipments")
     forgotten: set[str] = set()
     sagas = await read_table(bootstrap, "orders", "sagas", deleted=forgotten)
     store = ViewStore.from_url(redis_url, finished_ttl_s=0)
     try:
         state = State(
             sagas=sagas,
-            stock=await read_table(bootstrap, "inventory", "stock"),
-            payments=await read_table(bootstrap, "payments", "payment_ledger"),
-            shipments=await read_table(bootstrap, "shipping", "shipments"),
+            stock=stock,
+            payments=payments,
+            shipments=shipments,
             view_statuses=await store.order_statuses(sorted(sagas)),
             stock_views={v["sku"]: v for v in await store.all_stock()},
             forgotten=forgotten,

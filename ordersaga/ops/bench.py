@@ -206,10 +206,10 @@ def lag_by_topic(
     return dict(sorted(lag.items()))
 
 
-def parse_vmhwm_kb(status: str) -> int | None:
-    """The ``VmHWM`` (peak resident set) in kB from a ``/proc/<pid>/status`` text."""
+def parse_vmhwm_kb(status: str, field_name: str = "VmHWM") -> int | None:
+    """The ``VmHWM`` (peak resident set; or ``field_name``) in kB from ``/proc/<pid>/status``."""
     for line in status.splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field_name}:"):
             parts = line.split()
             if len(parts) >= 2 and parts[1].isdigit():
                 return int(parts[1])
@@ -349,6 +349,31 @@ def format_summary(result: Mapping[str, Any]) -> str:
         named = [f"{n} {'?' if v is None else f'{v:.0f}'}" for n, v in cpu.items()]
         for i, chunk in enumerate(_chunks(named, 6)):
             lines.append(_row("CPU % sagas" if i == 0 else "", chunk))
+    memory = result.get("memory")
+    if memory:
+        named = [f"{n} {g * 100:+.0f}%" for n, g in memory["growth"].items()]
+        for i, chunk in enumerate(_chunks(named, 6)):
+            lines.append(
+                _row(
+                    f"RSS {memory['early']['ended']}->{memory['late']['ended']}" if i == 0 else "",
+                    chunk,
+                )
+            )
+    join = result.get("join")
+    if join:
+        rates = join["rates"]
+        lines.append(
+            _row(
+                "worker joins",
+                f"{len(join.get('workers', []))} at {join['ended_before']} ended: sagas/s before "
+                f"{_fmt_rate(rates['before'])}, during {_fmt_rate(rates['during'])} "
+                f"({rates.get('during_s', 0):.0f} s), after {_fmt_rate(rates['after'])}",
+            )
+        )
+    audit = result.get("audit")
+    if audit:
+        failed = [c["name"] for c in audit["checks"] if not c["ok"]]
+        lines.append(_row("audit", "PASS (5 invariants)" if audit["ok"] else f"FAIL {failed}"))
     lag = result.get("lag") or {}
     lines.append(_row("lag at end", _fmt_lag(lag.get("at_end"))))
     if lag.get("settled") is not None:
@@ -357,6 +382,10 @@ def format_summary(result: Mapping[str, Any]) -> str:
     if result.get("out"):
         lines.append(_row("results", str(result["out"])))
     return "\n".join(lines)
+
+
+def _fmt_rate(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.1f}"
 
 
 def default_out_path(now: datetime) -> Path:
@@ -385,6 +414,9 @@ class BenchConfig:
     timeout_s: float = 120.0
     order_timeout_s: float = 60.0
     settle_s: float = 15.0
+    retention_s: float | None = None
+    join_at: float | None = None
+    audit: bool = False
     out: Path | None = None
 
     def __post_init__(self) -> None:
@@ -398,6 +430,14 @@ class BenchConfig:
                 (self.concurrency < 1, "--concurrency must be at least 1"),
                 (self.workers < 1, "--workers must be at least 1"),
                 (self.skus < 1, "--skus must be at least 1"),
+                (
+                    self.join_at is not None and not 0 < self.join_at < 1,
+                    "--join-at must be a fraction between 0 and 1",
+                ),
+                (
+                    self.attach and (self.join_at is not None or self.retention_s is not None),
+                    "--join-at and --retention need the embedded system (not --attach)",
+                ),
                 (
                     self.relay_messages is not None and self.relay_messages < 1,
                     "--relay-messages must be at least 1",
@@ -730,6 +770,14 @@ def read_peak_rss_kb(pid: int) -> int | None:
         return None
 
 
+def read_rss_kb(pid: int) -> int | None:
+    """VmRSS (current resident set) of process ``pid`` in kB, None if it cannot be read."""
+    try:
+        return parse_vmhwm_kb(Path(f"/proc/{pid}/status").read_text(), "VmRSS")
+    except OSError:
+        return None
+
+
 def read_cpu_s(pid: int) -> float | None:
     """CPU seconds (user + system) process ``pid`` has used so far, None if unreadable."""
     try:
@@ -771,7 +819,7 @@ def _pick_web_port(workers: int) -> int:
             return base
 
 
-def _embedded_environment(data_dir: str, workers: int) -> None:
+def _embedded_environment(data_dir: str, workers: int, retention_s: float | None) -> None:
     """Point Settings (and the workers, which inherit it) at fresh ports and a fresh dir."""
     os.environ.update(
         {
@@ -784,6 +832,8 @@ def _embedded_environment(data_dir: str, workers: int) -> None:
     )
     # Info logging of six workers costs CPU the bench should measure saga work with.
     os.environ.setdefault("ORDERSAGA_LOG_LEVEL", "warn")
+    if retention_s is not None:
+        os.environ["ORDERSAGA_RETENTION_S"] = str(retention_s)
     os.environ.pop("KAFKA_BROKER", None)
     os.environ.pop("REDIS_URL", None)
 
@@ -829,6 +879,125 @@ async def relay_phase(
     # The relay runs in the bench process: near 100% there means it limited the ceiling.
     figures["cpu_percent"] = cpu_percent(before, after, time.monotonic() - started)
     return figures
+
+
+@dataclass
+class Sample:
+    """What the monitor saw at one moment: orders ended so far and each worker's RSS."""
+
+    at: float
+    ended: int
+    rss_kb: dict[str, int | None]
+
+
+@dataclass
+class Monitor:
+    """Samples worker RSS every second and starts the joining workers when due."""
+
+    runtime: Runtime
+    tracker: Tracker
+    total: int
+    join_at: float | None = None
+    samples: list[Sample] = field(default_factory=list)
+    join: dict[str, Any] = field(default_factory=dict)
+
+    async def run(self) -> None:
+        joining: asyncio.Task[None] | None = None
+        try:
+            while True:
+                ended = len(self.tracker.ended)
+                self.samples.append(
+                    Sample(
+                        time.time(),
+                        ended,
+                        {
+                            w.name: read_rss_kb(w.process.pid) if w.process else None
+                            for w in self.runtime.workers
+                        },
+                    )
+                )
+                if (
+                    self.join_at is not None
+                    and joining is None
+                    and ended >= self.join_at * self.total
+                ):
+                    joining = asyncio.create_task(self._join())
+                await asyncio.sleep(1.0)
+        finally:
+            if joining is not None:
+                joining.cancel()
+                await asyncio.gather(joining, return_exceptions=True)
+
+    async def _join(self) -> None:
+        """One more worker for every group, as an operator scaling out under load would."""
+        self.join["started_at"] = time.time()
+        self.join["ended_before"] = len(self.tracker.ended)
+        added = await asyncio.gather(*(self.runtime.add_worker(g.name) for g in GROUPS))
+        self.join["healthy_at"] = time.time()
+        self.join["workers"] = [w.name for w in added]
+
+
+def rss_growth(samples: list[Sample], total: int) -> dict[str, Any] | None:
+    """Each worker's RSS once a tenth of the orders had ended, and at the end.
+
+    Memory is flat when the second is not much above the first although ten
+    times as many orders went through.
+    """
+    early = next((s for s in samples if s.ended >= total / 10), None)
+    if early is None or not samples:
+        return None
+    late = samples[-1]
+    growth = {
+        name: round((late.rss_kb[name] or 0) / kb - 1, 4)
+        for name, kb in early.rss_kb.items()
+        if kb and late.rss_kb.get(name)
+    }
+    return {
+        "early": {"ended": early.ended, "rss_kb": early.rss_kb},
+        "late": {"ended": late.ended, "rss_kb": late.rss_kb},
+        "growth": growth,
+        "max_growth": max(growth.values()) if growth else None,
+    }
+
+
+def rate_phases(
+    ends: list[float], started: float, healthy: float, settle_s: float
+) -> dict[str, float | None]:
+    """Sagas/s before a worker joins, while it joins and rebalances, and after.
+
+    "During" runs from the join until ``settle_s`` after the new workers served
+    their first request (the group's rebalance takes that long on the broker).
+    """
+    ends = sorted(ends)
+    if not ends:
+        return {"before": None, "during": None, "after": None}
+    settled = healthy + settle_s
+
+    def rate(lo: float, hi: float) -> float | None:
+        n = sum(1 for t in ends if lo <= t < hi)
+        return n / (hi - lo) if hi - lo > 1 and n else None
+
+    return {
+        "before": rate(ends[0], started),
+        "during": rate(started, settled),
+        "after": rate(settled, ends[-1]),
+        "during_s": round(settled - started, 1),
+    }
+
+
+async def audit_figures(bootstrap: str, redis_url: str) -> dict[str, Any]:
+    """``ordersaga audit`` on the benched system: every invariant, its figures and violations."""
+    from ordersaga.ops.audit import check_invariants, load_state
+
+    state, accepted = await load_state(bootstrap, redis_url or "redis://127.0.0.1:6379/0")
+    checks = check_invariants(state, accepted)
+    return {
+        "ok": all(c.ok for c in checks),
+        "checks": [
+            {"name": c.name, "ok": c.ok, "figures": c.figures, "violations": c.violations[:5]}
+            for c in checks
+        ],
+    }
 
 
 def saga_figures(tracker: Tracker, warmup: int) -> dict[str, Any]:
@@ -904,7 +1073,7 @@ async def run_bench(cfg: BenchConfig, console: Console | None = None) -> tuple[i
                 )
             else:
                 data_dir = tempfile.mkdtemp(prefix="ordersaga-bench-")
-                _embedded_environment(data_dir, cfg.workers)
+                _embedded_environment(data_dir, cfg.workers, cfg.retention_s)
                 settings = Settings()
                 starting = progress.add_task(
                     f"starting {cfg.workers} worker(s) per group", total=None, rate=""
@@ -969,6 +1138,12 @@ async def run_bench(cfg: BenchConfig, console: Console | None = None) -> tuple[i
                 cpu_before = {name: read_cpu_s(pid) for name, pid in pids.items()}
                 phase_started = time.monotonic()
                 producer: AIOKafkaProducer | None = None
+                monitor = (
+                    Monitor(runtime, tracker, cfg.total, cfg.join_at)
+                    if runtime is not None
+                    else None
+                )
+                monitoring = asyncio.create_task(monitor.run()) if monitor else None
                 try:
                     injector: Injector
                     if cfg.via == "kafka":
@@ -998,6 +1173,9 @@ async def run_bench(cfg: BenchConfig, console: Console | None = None) -> tuple[i
                 finally:
                     watcher.cancel()
                     await asyncio.gather(watcher, return_exceptions=True)
+                    if monitoring is not None:
+                        monitoring.cancel()
+                        await asyncio.gather(monitoring, return_exceptions=True)
                     with contextlib.suppress(Exception):
                         await events.stop()
                     if producer is not None:
@@ -1005,6 +1183,21 @@ async def run_bench(cfg: BenchConfig, console: Console | None = None) -> tuple[i
                             await producer.stop()
                 saga = saga_figures(tracker, cfg.warmup)
                 result["saga"] = saga
+                if monitor is not None:
+                    result["memory"] = rss_growth(monitor.samples, cfg.total)
+                    if monitor.join:
+                        join = monitor.join
+                        result["join"] = {
+                            **join,
+                            "rates": rate_phases(
+                                [e.at for e in tracker.ended.values()],
+                                join["started_at"],
+                                join.get("healthy_at", join["started_at"]),
+                                settings.rebalance_timeout_s + 5,
+                            ),
+                        }
+                        if "healthy_at" not in join:
+                            notes.append("the joining workers were not healthy before the end")
                 if saga["sagas_per_s"]:
                     progress.update(ended_task, rate=f"{saga['sagas_per_s']:.0f} sagas/s")
                 if saga["warmup_not_completed"]:
@@ -1022,6 +1215,12 @@ async def run_bench(cfg: BenchConfig, console: Console | None = None) -> tuple[i
             if any("error" in v for v in at_end.values()):
                 notes.append("consumer lag n/a for some groups: see lag.at_end[*].error")
 
+            if cfg.audit or cfg.join_at is not None:
+                auditing = progress.add_task("audit", total=None, rate="")
+                result["audit"] = await audit_figures(
+                    bootstrap, (runtime.env if runtime else os.environ).get("REDIS_URL", "")
+                )
+                progress.update(auditing, total=1, completed=1)
             if runtime is None:
                 result["rss"] = {"note": "n/a with --attach (the workers are not ours to inspect)"}
             else:
@@ -1046,7 +1245,12 @@ async def run_bench(cfg: BenchConfig, console: Console | None = None) -> tuple[i
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
         saga = result["saga"]
-        clean = saga["not_completed"] == 0 and saga["unfinished"] == 0 and saga["rejected"] == 0
+        clean = (
+            saga["not_completed"] == 0
+            and saga["unfinished"] == 0
+            and saga["rejected"] == 0
+            and (result.get("audit") or {}).get("ok", True)
+        )
         keep_logs = not clean
         return (0 if clean else 1), result
     except (asyncio.CancelledError, KeyboardInterrupt):

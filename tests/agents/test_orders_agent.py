@@ -408,23 +408,33 @@ async def test_forget_timer_asks_every_group_to_drop_an_order_after_the_retentio
     monkeypatch.setattr(orders, "time", SimpleNamespace(time=lambda: ended + retention + 1))
     await scan()
     await scan()  # sent once, not again while the deletion is on its way
-    assert sorted(outbox.topics()) == sorted(FORGET_TOPICS)
     partition = partition_of(ORDER_ID, orders.node.settings.partitions)
-    for sent in outbox.sent:
-        assert sent.message == ForgetOrders(order_ids=(ORDER_ID,))
-        assert sent.partition == partition
-        assert sent.key == ORDER_ID.encode()
+    [own] = outbox.sent
+    assert own.topic == ORDERS_COMMANDS
+    assert own.message == ForgetOrders(order_ids=(ORDER_ID,))
+    assert (own.key, own.partition) == (ORDER_ID.encode(), partition)
 
-    [own] = outbox.on(ORDERS_COMMANDS)
     counter = orders.node.metrics.entries_forgotten.labels("sagas")
     before = counter._value.get()
+    outbox.clear()
     async with drive(orders.run_sagas, orders.node) as d:
         await d.put_sent(own)
-        await d.put_sent(own)  # a duplicate deletes nothing more
-        # A saga still in flight is never deleted, whoever asks.
+        assert orders.sagas.get(ORDER_ID) is None
+        # Deleted first, then every participant is told, on the same partition.
+        assert sorted(outbox.topics()) == sorted(FORGET_TOPICS)
+        for sent in outbox.sent:
+            assert sent.message == ForgetOrders(order_ids=(ORDER_ID,))
+            assert (sent.key, sent.partition) == (ORDER_ID.encode(), partition)
+        outbox.clear()
+        # A replay deletes nothing more but tells the participants again (a crash may
+        # have lost the first copies).
+        await d.put_sent(own)
+        assert len(outbox.sent) == len(FORGET_TOPICS)
+        outbox.clear()
+        # A saga still in flight is never deleted, whoever asks, nor forgotten elsewhere.
         await d.put(
             ForgetOrders(order_ids=("ord-in-flight",)), key="ord-in-flight", topic=ORDERS_COMMANDS
         )
-    assert orders.sagas.get(ORDER_ID) is None
+        assert outbox.sent == []
     assert saga("ord-in-flight")["status"] == "PENDING"
     assert counter._value.get() - before == 1
