@@ -316,10 +316,35 @@ def drain_producer_buffer_before_commit() -> None:
     ProducerBuffer._ordersaga_drains = True  # type: ignore[attr-defined]
 
 
+def _no_spinner_without_terminal() -> None:
+    """Stop Faust from setting the root logger to DEBUG when no one sees its spinner.
+
+    At log level warn or above, ``faust worker`` feeds a terminal spinner from every
+    log record and for that lowers the root logger to DEBUG, whether or not stdout is
+    a terminal. Every debug call in Faust and aiokafka then builds a LogRecord (one
+    per message sent, among others): the profile of a loaded worker showed ~5% of
+    its CPU in ``Logger.debug``. A worker whose stdout is a log file keeps its level.
+    """
+    from faust.worker import Worker
+
+    if getattr(Worker, "_ordersaga_spinner_checked", False):
+        return
+    original = Worker._setup_spinner_handler
+
+    def setup_spinner_handler(self: Any, logger: logging.Logger, level: int) -> None:
+        if self.spinner is not None and not self.spinner.file.isatty():
+            self.spinner = None
+        original(self, logger, level)
+
+    Worker._setup_spinner_handler = setup_spinner_handler  # type: ignore[method-assign]
+    Worker._ordersaga_spinner_checked = True  # type: ignore[attr-defined]
+
+
 def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
     """The Faust app of one agent group, configured from ``settings``."""
     _tune_fetch_wait(settings.fetch_max_wait_ms)
     drain_producer_buffer_before_commit()
+    _no_spinner_without_terminal()
     # Faust creates its data dir without parents.
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -343,6 +368,7 @@ def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
         recovery_consistency_check=False,
         broker_commit_interval=settings.commit_interval_s,
         producer_acks=-1,
+        producer_linger=settings.producer_linger_ms / 1000,
         table_standby_replicas=0,
         web_enabled=True,
         web_bind=settings.web_host,

@@ -227,6 +227,8 @@ class Runtime:
             sys.executable,
             "-m",
             "faust",
+            "--loop",
+            self.settings.event_loop,
             "-A",
             w.group.module,
             "worker",

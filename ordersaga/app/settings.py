@@ -110,6 +110,17 @@ class Settings(BaseSettings):
     deadline_scan_interval_s: float = Field(
         default=1.0, gt=0, description="ORDERSAGA_DEADLINE_SCAN_INTERVAL_S"
     )
+    producer_linger_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="ORDERSAGA_PRODUCER_LINGER_MS: how long a worker's producer waits to "
+        "batch messages before sending.",
+    )
+    event_loop: str = Field(
+        default="uvloop",
+        pattern="^(aio|uvloop)$",
+        description="ORDERSAGA_EVENT_LOOP: the workers' event loop, uvloop or aio (asyncio's).",
+    )
     retention_s: float = Field(
         default=600.0,
         gt=0,
