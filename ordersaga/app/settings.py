@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -122,7 +122,7 @@ class Settings(BaseSettings):
         description="ORDERSAGA_EVENT_LOOP: the workers' event loop, uvloop or aio (asyncio's).",
     )
     retention_s: float = Field(
-        default=600.0,
+        default=120.0,
         gt=0,
         description="ORDERSAGA_RETENTION_S: how long after its end an order's state stays "
         "in the tables (sagas, holds, ledger, shipments, notifications) before it is "
@@ -146,6 +146,17 @@ class Settings(BaseSettings):
         default=".ordersaga", description="ORDERSAGA_DATA_DIR: worker state and logs."
     )
     log_level: str = Field(default="info", description="ORDERSAGA_LOG_LEVEL")
+
+    @model_validator(mode="after")
+    def _views_outlive_idempotency_keys(self) -> Settings:
+        # A retried POST whose order is already projected is not re-sent (the
+        # orchestrator may have forgotten it and would run it again), so the view
+        # must last as long as the key that can bring the retry.
+        if self.finished_view_ttl_s < self.idempotency_ttl_s:
+            raise ValueError(
+                "ORDERSAGA_FINISHED_VIEW_TTL_S must be at least ORDERSAGA_IDEMPOTENCY_TTL_S"
+            )
+        return self
 
     @property
     def broker_url(self) -> str:

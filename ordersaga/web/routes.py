@@ -163,8 +163,11 @@ def register_routes(app: faust.App, desk: Desk) -> None:
                     payment_token=order.payment_token,
                     shipping_address=order.shipping_address,
                 )
+                retry = False
                 if key:
-                    command = await remember_key(key, fingerprint, command)
+                    claimed = await remember_key(key, fingerprint, command)
+                    retry = claimed.order_id != command.order_id
+                    command = claimed
             except HttpError as exc:
                 return _error(self, exc)
             now = datetime.now(UTC).isoformat()
@@ -186,9 +189,14 @@ def register_routes(app: faust.App, desk: Desk) -> None:
             await desk.store.remember_accepted(
                 command.order_id, accepted, settings.idempotency_ttl_s
             )
-            # A retried request re-sends the same PlaceOrder: the orchestrator
-            # ignores it if the first arrived, and runs it if the first was lost.
-            await desk.send(command, key=command.order_id, correlation_id=command.order_id)
+            # A retried request re-sends the same PlaceOrder unless the order is
+            # already projected: the orchestrator ignores it if the first arrived,
+            # and runs it if the first was lost. Once the orchestrator has seen the
+            # order it is never re-sent, since an order that ended long ago is
+            # forgotten by the orchestrator (ORDERSAGA_RETENTION_S) and would run
+            # again; its view outlives the Idempotency-Key (see Settings).
+            if not retry or await desk.store.order(command.order_id) is None:
+                await desk.send(command, key=command.order_id, correlation_id=command.order_id)
             return self.json(
                 {**accepted, "links": {"self": f"/orders/{command.order_id}"}},
                 status=202,

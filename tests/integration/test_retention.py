@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pytest
@@ -16,7 +17,8 @@ pytestmark = pytest.mark.integration
 
 def test_a_finished_order_is_forgotten_by_every_group(system: System, client: httpx.Client) -> None:
     sku = new_sku(client, 10, 400)
-    completed = place(client, order_body([(sku, 3)], customer="cust-retention"))
+    body = order_body([(sku, 3)], customer="cust-retention")
+    completed = place(client, body, **{"Idempotency-Key": f"retention-{sku}"})
     declined = place(client, order_body([(sku, 2)], token="tok_decline"))
     assert final(client, completed)["status"] == "COMPLETED"
     assert final(client, declined)["status"] == "FAILED"
@@ -62,3 +64,11 @@ def test_a_finished_order_is_forgotten_by_every_group(system: System, client: ht
     assert client.get(f"/orders/{completed}").json()["status"] == "COMPLETED"
     metrics = httpx.get(f"http://127.0.0.1:{system.web_port + 1}/metrics").text
     assert 'ordersaga_entries_forgotten_total{table="sagas"}' in metrics
+
+    # A client retrying the POST now gets the same order, and it does not run again
+    # although the orchestrator has forgotten it.
+    assert place(client, body, **{"Idempotency-Key": f"retention-{sku}"}) == completed
+    time.sleep(3)
+    again = tables()
+    assert completed not in again["sagas"]
+    assert again["stock"][sku]["available"] == 7
