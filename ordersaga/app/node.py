@@ -166,18 +166,26 @@ class Node:
                 self.metrics.messages_handled.labels(agent, "?", "dead_letter").inc()
                 await self.dead_letter(event, str(exc), attempts=1)
                 continue
-            tried = 0
+            tried = 1
             outcome: str | None = None
             try:
-                async for attempt in AsyncRetrying(
-                    stop=stop_after_attempt(attempts),
-                    wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
-                    retry=retry_if_exception(_is_transient),
-                    reraise=True,
-                ):
-                    with attempt:
-                        tried += 1
-                        outcome = await handler(envelope, message)
+                try:
+                    # The first attempt outside tenacity: building its retry state for
+                    # every message cost ~4% of a loaded worker's CPU.
+                    outcome = await handler(envelope, message)
+                except Exception as first:
+                    if attempts <= 1 or not _is_transient(first):
+                        raise
+                    await asyncio.sleep(0.05)  # tenacity's first wait, had it run attempt 1
+                    async for attempt in AsyncRetrying(
+                        stop=stop_after_attempt(attempts - 1),
+                        wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
+                        retry=retry_if_exception(_is_transient),
+                        reraise=True,
+                    ):
+                        with attempt:
+                            tried += 1
+                            outcome = await handler(envelope, message)
             except Exception as exc:  # the worker keeps going whatever the input
                 self.metrics.messages_handled.labels(agent, envelope.type, "dead_letter").inc()
                 await self.dead_letter(event, f"{type(exc).__name__}: {exc}", attempts=tried)
