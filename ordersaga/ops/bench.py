@@ -1193,7 +1193,17 @@ async def run_bench(cfg: BenchConfig, console: Console | None = None) -> tuple[i
                                 [e.at for e in tracker.ended.values()],
                                 join["started_at"],
                                 join.get("healthy_at", join["started_at"]),
-                                settings.rebalance_timeout_s + 5,
+                                # The workers' rebalance timeout (the embedded
+                                # profile sets its own), plus a few seconds.
+                                float(
+                                    runtime.env.get(
+                                        "ORDERSAGA_REBALANCE_TIMEOUT_S",
+                                        settings.rebalance_timeout_s,
+                                    )
+                                    if runtime is not None
+                                    else settings.rebalance_timeout_s
+                                )
+                                + 5,
                             ),
                         }
                         if "healthy_at" not in join:
