@@ -258,6 +258,9 @@ async def test_no_order_lost_and_nothing_done_twice_under_sigkill(
         "ORDERSAGA_STEP_MAX_ATTEMPTS": "4",
         "ORDERSAGA_LOG_LEVEL": "warn",
         "ORDERSAGA_RECOVERY_LIMIT_S": "45",
+        # Every order's end state is checked against the gateway journal, so none
+        # may be forgotten during the run (forgetting has its own tests).
+        "ORDERSAGA_RETENTION_S": "3600",
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("KAFKA_BROKER", raising=False)
