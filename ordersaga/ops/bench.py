@@ -762,20 +762,17 @@ async def settled_lag(bootstrap: str, settle_s: float) -> tuple[dict[str, dict[s
         await asyncio.sleep(1.0)
 
 
-def read_peak_rss_kb(pid: int) -> int | None:
-    """VmHWM of process ``pid`` in kB, None if it cannot be read."""
+def read_peak_rss_kb(pid: int, field_name: str = "VmHWM") -> int | None:
+    """VmHWM (or ``field_name``) of process ``pid`` in kB, None if it cannot be read."""
     try:
-        return parse_vmhwm_kb(Path(f"/proc/{pid}/status").read_text())
+        return parse_vmhwm_kb(Path(f"/proc/{pid}/status").read_text(), field_name)
     except OSError:
         return None
 
 
 def read_rss_kb(pid: int) -> int | None:
     """VmRSS (current resident set) of process ``pid`` in kB, None if it cannot be read."""
-    try:
-        return parse_vmhwm_kb(Path(f"/proc/{pid}/status").read_text(), "VmRSS")
-    except OSError:
-        return None
+    return read_peak_rss_kb(pid, "VmRSS")
 
 
 def read_cpu_s(pid: int) -> float | None:

@@ -288,41 +288,47 @@ async def test_sku_command_on_the_order_topic_is_dead_lettered(drive, outbox):
 # ------------------------------------------------------------ both agents together
 
 
+async def stock_every_sku(change) -> None:
+    """Five of each SKU of the test order, through change_stock."""
+    for sku, price in PRICES.items():
+        await change.put(
+            restock_sku(sku=sku, quantity=5, unit_price=price, restock_id=f"r-{sku}"),
+            key=sku,
+            topic=INVENTORY_SKU_COMMANDS,
+        )
+
+
+async def settle(outbox, gather, change) -> None:
+    """Deliver SKU commands to change_stock and its answers back to the gather, as Kafka would."""
+    while True:
+        commands = outbox.on(INVENTORY_SKU_COMMANDS)
+        results = outbox.on(INVENTORY_SKU_REPLIES)
+        if not commands and not results:
+            return
+        for s in commands + results:
+            outbox.sent.remove(s)
+        for s in commands:
+            await change.put_sent(s)
+        for s in results:
+            await gather.put_sent(s)
+
+
 async def test_reserve_then_commit_across_both_agents(drive, outbox):
     """Route each agent's output into the other, as Kafka would, for a whole order."""
-
-    async def settle(gather, change) -> None:
-        # Deliver SKU commands to change_stock and its answers back to the gather.
-        while True:
-            commands = outbox.on(INVENTORY_SKU_COMMANDS)
-            results = outbox.on(INVENTORY_SKU_REPLIES)
-            if not commands and not results:
-                return
-            for s in commands + results:
-                outbox.sent.remove(s)
-            for s in commands:
-                await change.put_sent(s)
-            for s in results:
-                await gather.put_sent(s)
 
     async with (
         drive(inventory.change_stock, inventory.node) as change,
         drive(inventory.gather_reservations, inventory.node) as gather,
     ):
-        for sku, price in PRICES.items():
-            await change.put(
-                restock_sku(sku=sku, quantity=5, unit_price=price, restock_id=f"r-{sku}"),
-                key=sku,
-                topic=INVENTORY_SKU_COMMANDS,
-            )
+        await stock_every_sku(change)
         await gather.put(
             ReserveStock(order_id=ORDER_ID, items=ITEMS), key=ORDER_ID, topic=INVENTORY_COMMANDS
         )
-        await settle(gather, change)
+        await settle(outbox, gather, change)
         await gather.put(
             CommitStock(order_id=ORDER_ID, items=ITEMS), key=ORDER_ID, topic=INVENTORY_COMMANDS
         )
-        await settle(gather, change)
+        await settle(outbox, gather, change)
 
     replies = outbox.messages(ORDERS_REPLIES)
     assert [type(r) for r in replies] == [StockReserved, StockCommitted]
@@ -334,37 +340,19 @@ async def test_reserve_then_commit_across_both_agents(drive, outbox):
 
 
 async def test_forgetting_an_order_drops_its_holds_and_keeps_the_levels(drive, outbox):
-    async def settle(gather, change) -> None:
-        while True:
-            commands = outbox.on(INVENTORY_SKU_COMMANDS)
-            results = outbox.on(INVENTORY_SKU_REPLIES)
-            if not commands and not results:
-                return
-            for s in commands + results:
-                outbox.sent.remove(s)
-            for s in commands:
-                await change.put_sent(s)
-            for s in results:
-                await gather.put_sent(s)
-
     async with (
         drive(inventory.change_stock, inventory.node) as change,
         drive(inventory.gather_reservations, inventory.node) as gather,
     ):
-        for sku, price in PRICES.items():
-            await change.put(
-                restock_sku(sku=sku, quantity=5, unit_price=price, restock_id=f"r-{sku}"),
-                key=sku,
-                topic=INVENTORY_SKU_COMMANDS,
-            )
+        await stock_every_sku(change)
         await gather.put(
             ReserveStock(order_id=ORDER_ID, items=ITEMS), key=ORDER_ID, topic=INVENTORY_COMMANDS
         )
-        await settle(gather, change)
+        await settle(outbox, gather, change)
         await gather.put(
             CommitStock(order_id=ORDER_ID, items=ITEMS), key=ORDER_ID, topic=INVENTORY_COMMANDS
         )
-        await settle(gather, change)
+        await settle(outbox, gather, change)
         before = {sku: inventory.stock.get(sku) for sku in PRICES}
         outbox.clear()
         forget = ForgetOrders(order_ids=(ORDER_ID, "ord-never-seen"))
@@ -372,7 +360,7 @@ async def test_forgetting_an_order_drops_its_holds_and_keeps_the_levels(drive, o
         assert sorted(outbox.messages(INVENTORY_SKU_COMMANDS), key=lambda m: m.sku) == [
             ForgetHolds(sku=sku, order_ids=(ORDER_ID,)) for sku in sorted(PRICES)
         ]
-        await settle(gather, change)
+        await settle(outbox, gather, change)
         await gather.put(forget, key=ORDER_ID, topic=INVENTORY_COMMANDS)  # a duplicate
 
     assert inventory.order_stock.get(ORDER_ID) is None
