@@ -9,12 +9,24 @@ reaches into another group's tables. Run alone with
 
 from __future__ import annotations
 
+import logging
+import time
+
 from faust.types import StreamT
 
 from ordersaga.app.node import Node
 from ordersaga.app.topics import INVENTORY_EVENTS, ORDERS_EVENTS
-from ordersaga.schemas.messages import Envelope, ForgetOrders, Message, OrderEvent, StockChanged
+from ordersaga.schemas.messages import (
+    Envelope,
+    ForgetOrders,
+    Message,
+    OrderEvent,
+    PlaceOrder,
+    StockChanged,
+)
 from ordersaga.web.routes import TERMINAL, Desk, register_routes
+
+log = logging.getLogger(__name__)
 
 node = Node("webview")
 app = node.app
@@ -68,3 +80,36 @@ async def project_orders(stream: StreamT) -> None:
 async def project_stock(stream: StreamT) -> None:
     """Maintain the stock views the web API answers from."""
     await node.consume(stream, project_stock_event, "project_stock")
+
+
+@app.timer(interval=node.settings.deadline_scan_interval_s)
+async def redrive_unconfirmed_orders() -> None:
+    """Send PlaceOrder again for accepted orders of which no event is projected yet.
+
+    The HTTP edge answers 202 once the broker has the command, but a consumer can
+    still skip it (seen under SIGKILL: an accepted order never started). Each
+    webview worker claims due orders from Redis, so one re-sends each; duplicates
+    are harmless since the orchestrator ignores a PlaceOrder for a saga it has.
+    """
+    settings = node.settings
+    now = time.time()
+    for record in await desk.store.claim_unconfirmed(now, settings.redrive_after_s):
+        command = PlaceOrder.model_validate(record["command"])
+        if now - record["accepted_at"] >= settings.redrive_window_s:
+            # The orchestrator may have run and forgotten it: sending could run it twice.
+            await desk.store.drop_unconfirmed(command.order_id)
+            node.metrics.orders_unstarted.inc()
+            log.error(
+                "order %s: no event projected %.0f s after acceptance; not re-sent",
+                command.order_id,
+                now - record["accepted_at"],
+            )
+            continue
+        await node.send(
+            command,
+            key=command.order_id,
+            correlation_id=command.order_id,
+            event_id=f"{command.order_id}:place:{now:.3f}",
+            acked=True,
+        )
+        node.metrics.orders_redriven.inc()

@@ -129,6 +129,13 @@ class Settings(BaseSettings):
         "forgotten. It must outlast any redelivery: a duplicate older than this would "
         "find no memory of the order.",
     )
+    redrive_after_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="ORDERSAGA_REDRIVE_AFTER_S: an order accepted over HTTP whose first "
+        "event is not projected after this long has its PlaceOrder sent again (then "
+        "after waits that double), for as long as half the retention period allows.",
+    )
     idempotency_ttl_s: int = Field(
         default=24 * 3600, description="ORDERSAGA_IDEMPOTENCY_TTL_S: Idempotency-Key lifetime."
     )
@@ -157,6 +164,25 @@ class Settings(BaseSettings):
                 "ORDERSAGA_FINISHED_VIEW_TTL_S must be at least ORDERSAGA_IDEMPOTENCY_TTL_S"
             )
         return self
+
+    @model_validator(mode="after")
+    def _redrive_within_retention(self) -> Settings:
+        if self.redrive_after_s >= self.redrive_window_s:
+            raise ValueError(
+                "ORDERSAGA_REDRIVE_AFTER_S must be under half of ORDERSAGA_RETENTION_S"
+            )
+        return self
+
+    @property
+    def redrive_window_s(self) -> float:
+        """How long after acceptance a PlaceOrder may still be sent.
+
+        The orchestrator forgets an order at the earliest ``retention_s`` after it
+        ended, so after it was accepted; a PlaceOrder appended to the log before
+        then finds the saga (and is ignored) or finds none because the first copy
+        never arrived. Half the retention leaves the other half for a slow send.
+        """
+        return self.retention_s / 2
 
     @property
     def broker_url(self) -> str:

@@ -31,6 +31,23 @@ class Metrics:
             ["table"],
             registry=self.registry,
         )
+        self.offsets_skipped = Counter(
+            "ordersaga_offsets_skipped",
+            "Offsets the consumer jumped over within one consumer generation, by topic "
+            "(messages Faust delivered to no handler; re-drives recover their effects)",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.orders_redriven = Counter(
+            "ordersaga_orders_redriven",
+            "PlaceOrder commands re-sent because no event of the order was projected yet",
+            registry=self.registry,
+        )
+        self.orders_unstarted = Counter(
+            "ordersaga_orders_unstarted",
+            "Accepted orders given up on: no event projected within the re-drive window",
+            registry=self.registry,
+        )
         self.saga_outcomes = Counter(
             "ordersaga_saga_outcomes",
             "Sagas that reached a terminal state, by status and failure reason",

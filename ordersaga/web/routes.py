@@ -126,6 +126,26 @@ def _stock_response(view: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def accepted_record(command: PlaceOrder, accepted_at: float) -> dict[str, Any]:
+    """What GET answers for an accepted order before its first event is projected."""
+    at = datetime.fromtimestamp(accepted_at, UTC).isoformat()
+    return {
+        "order_id": command.order_id,
+        "status": "PENDING",
+        "failure_reason": None,
+        "failure_detail": None,
+        "customer_id": command.customer_id,
+        "items": [line.model_dump() for line in command.items],
+        "lines": [],
+        "total": None,
+        "charge_id": None,
+        "shipment_id": None,
+        "placed_at": at,
+        "updated_at": at,
+        "events_seen": 0,
+    }
+
+
 def register_routes(app: faust.App, desk: Desk) -> None:
     """Add the HTTP API to the webview app."""
     settings = desk.settings
@@ -163,39 +183,30 @@ def register_routes(app: faust.App, desk: Desk) -> None:
                     payment_token=order.payment_token,
                     shipping_address=order.shipping_address,
                 )
-                retry = False
+                accepted_at = time.time()
                 if key:
-                    claimed = await remember_key(key, fingerprint, command)
-                    retry = claimed.order_id != command.order_id
-                    command = claimed
+                    command, accepted_at = await remember_key(
+                        key, fingerprint, command, accepted_at
+                    )
             except HttpError as exc:
                 return _error(self, exc)
-            now = datetime.now(UTC).isoformat()
-            accepted = {
-                "order_id": command.order_id,
-                "status": "PENDING",
-                "failure_reason": None,
-                "failure_detail": None,
-                "customer_id": command.customer_id,
-                "items": [line.model_dump() for line in command.items],
-                "lines": [],
-                "total": None,
-                "charge_id": None,
-                "shipment_id": None,
-                "placed_at": now,
-                "updated_at": now,
-                "events_seen": 0,
-            }
+            accepted = accepted_record(command, accepted_at)
             await desk.store.remember_accepted(
                 command.order_id, accepted, settings.idempotency_ttl_s
             )
-            # A retried request re-sends the same PlaceOrder unless the order is
-            # already projected: the orchestrator ignores it if the first arrived,
-            # and runs it if the first was lost. Once the orchestrator has seen the
-            # order it is never re-sent, since an order that ended long ago is
-            # forgotten by the orchestrator (ORDERSAGA_RETENTION_S) and would run
-            # again; its view outlives the Idempotency-Key (see Settings).
-            if not retry or await desk.store.order(command.order_id) is None:
+            # The PlaceOrder is re-sent by the webview's re-drive until an event of
+            # the order is projected, so neither a lost send nor a message the
+            # orchestrator skipped leaves an accepted order unstarted. A retried
+            # request sends it again under the same rule. Neither sends once the
+            # orchestrator may have forgotten the order (Settings.redrive_window_s):
+            # it would run again.
+            waiting = await desk.store.await_confirmation(
+                command.order_id,
+                command.model_dump(mode="json"),
+                accepted_at,
+                redrive_at=time.time() + settings.redrive_after_s,
+            )
+            if waiting and time.time() - accepted_at < settings.redrive_window_s:
                 await desk.send(command, key=command.order_id, correlation_id=command.order_id)
             return self.json(
                 {**accepted, "links": {"self": f"/orders/{command.order_id}"}},
@@ -203,11 +214,17 @@ def register_routes(app: faust.App, desk: Desk) -> None:
                 headers={"Location": f"/orders/{command.order_id}"},
             )
 
-    async def remember_key(key: str, fingerprint: str, command: PlaceOrder) -> PlaceOrder:
-        """The order an Idempotency-Key stands for; the first request under it wins."""
+    async def remember_key(
+        key: str, fingerprint: str, command: PlaceOrder, accepted_at: float
+    ) -> tuple[PlaceOrder, float]:
+        """The order an Idempotency-Key stands for and when it was first accepted."""
         if len(key) > 200:
             raise HttpError(400, "bad_idempotency_key", "Idempotency-Key is over 200 characters")
-        record = {"fingerprint": fingerprint, "command": command.model_dump(mode="json")}
+        record = {
+            "fingerprint": fingerprint,
+            "command": command.model_dump(mode="json"),
+            "accepted_at": accepted_at,
+        }
         first = await desk.store.claim_key(key, record, settings.idempotency_ttl_s)
         if first["fingerprint"] != fingerprint:
             raise HttpError(
@@ -215,7 +232,7 @@ def register_routes(app: faust.App, desk: Desk) -> None:
                 "idempotency_key_reused",
                 "Idempotency-Key was already used with a different body",
             )
-        return PlaceOrder.model_validate(first["command"])
+        return PlaceOrder.model_validate(first["command"]), float(first["accepted_at"])
 
     @app.page("/orders/{order_id}")
     class Order(View):

@@ -10,7 +10,7 @@ one instance (faust-streaming issue 283).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -22,9 +22,15 @@ STOCK = PREFIX + "stock:"  # StockChanged JSON
 SKUS = PREFIX + "skus"  # set of SKUs
 ACCEPTED = PREFIX + "accepted:"  # accepted-over-HTTP record
 IDEMPOTENCY = PREFIX + "idempotency:"  # Idempotency-Key -> first request
+UNCONFIRMED = PREFIX + "unconfirmed"  # sorted set: order id -> when to re-send next
+UNCONFIRMED_ORDERS = PREFIX + "unconfirmed:orders"  # hash: order id -> accepted_at, command
 
-# KEYS: order hash, events list. ARGV: seq, snapshot, entry, ttl (0 keeps).
+# KEYS: order hash, events list, unconfirmed set, unconfirmed hash.
+# ARGV: seq, snapshot, entry, ttl (0 keeps), order id.
+# Any event of the order confirms that the orchestrator has it: nothing to re-send.
 _PROJECT_ORDER = """
+redis.call('ZREM', KEYS[3], ARGV[5])
+redis.call('HDEL', KEYS[4], ARGV[5])
 local seen = redis.call('HGET', KEYS[1], 'seq')
 if seen and tonumber(seen) >= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'order', ARGV[2])
@@ -48,6 +54,38 @@ redis.call('SADD', KEYS[2], ARGV[3])
 return 1
 """
 
+# KEYS: order hash, unconfirmed set, unconfirmed hash. ARGV: order id, record, re-send at.
+# An order already projected needs no re-send; one already waiting keeps its record.
+_AWAIT_CONFIRMATION = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 1 then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+end
+return 1
+"""
+
+# KEYS: unconfirmed set, unconfirmed hash. ARGV: now, after, limit.
+# Claims the due entries (so two webview workers never re-send the same order at
+# once) and moves each one's next re-send to now + max(after, its age): the waits
+# double while the orchestrator's group is down or far behind.
+_CLAIM_UNCONFIRMED = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, order_id in ipairs(due) do
+  local raw = redis.call('HGET', KEYS[2], order_id)
+  if raw then
+    local accepted_at = tonumber(cjson.decode(raw)['accepted_at'])
+    local now = tonumber(ARGV[1])
+    local wait = math.max(tonumber(ARGV[2]), now - accepted_at)
+    redis.call('ZADD', KEYS[1], now + wait, order_id)
+    table.insert(out, raw)
+  else
+    redis.call('ZREM', KEYS[1], order_id)
+  end
+end
+return out
+"""
+
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
@@ -61,6 +99,8 @@ class ViewStore:
         self.finished_ttl_s = finished_ttl_s
         self._project_order = client.register_script(_PROJECT_ORDER)
         self._project_stock = client.register_script(_PROJECT_STOCK)
+        self._await_confirmation = client.register_script(_AWAIT_CONFIRMATION)
+        self._claim_unconfirmed = client.register_script(_CLAIM_UNCONFIRMED)
 
     @classmethod
     def from_url(cls, url: str, finished_ttl_s: int) -> ViewStore:
@@ -83,12 +123,13 @@ class ViewStore:
     ) -> bool:
         """Apply one order event unless its sequence number was seen; True if applied."""
         applied = await self._project_order(
-            keys=[ORDER + order_id, ORDER + order_id + EVENTS],
+            keys=[ORDER + order_id, ORDER + order_id + EVENTS, UNCONFIRMED, UNCONFIRMED_ORDERS],
             args=[
                 seq,
                 orjson.dumps(snapshot),
                 orjson.dumps(entry),
                 self.finished_ttl_s if terminal else 0,
+                order_id,
             ],
         )
         return bool(applied)
@@ -165,3 +206,41 @@ class ViewStore:
             raw = await self.redis.get(IDEMPOTENCY + key)
             if raw is not None:  # else it expired between the two calls: try again
                 return dict(orjson.loads(raw))
+
+    # ------------------------------------------------------------ unconfirmed
+
+    async def await_confirmation(
+        self, order_id: str, command: dict[str, Any], accepted_at: float, redrive_at: float
+    ) -> bool:
+        """Remember an accepted PlaceOrder until an event of its order is projected.
+
+        False if the order is projected already. A record already kept stays as it
+        was, so a retried request does not make the order look younger.
+        """
+        record = orjson.dumps({"accepted_at": accepted_at, "command": command})
+        waiting = await self._await_confirmation(
+            keys=[ORDER + order_id, UNCONFIRMED, UNCONFIRMED_ORDERS],
+            args=[order_id, record, redrive_at],
+        )
+        return bool(waiting)
+
+    async def claim_unconfirmed(
+        self, now: float, after_s: float, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """Accepted orders due for a re-send (``accepted_at`` and ``command`` each)."""
+        raw = await self._claim_unconfirmed(
+            keys=[UNCONFIRMED, UNCONFIRMED_ORDERS], args=[now, after_s, limit]
+        )
+        return [orjson.loads(r) for r in raw]
+
+    async def drop_unconfirmed(self, order_id: str) -> None:
+        """Stop re-sending an order."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(UNCONFIRMED, order_id)
+            pipe.hdel(UNCONFIRMED_ORDERS, order_id)
+            await pipe.execute()
+
+    async def unconfirmed_ids(self) -> set[str]:
+        """Orders accepted over HTTP whose first event is not projected yet."""
+        members = await self.redis.zrange(UNCONFIRMED, 0, -1)
+        return {_text(cast(bytes, m)) for m in members}

@@ -8,8 +8,10 @@ on a database flushed before the test (``view_store`` in conftest).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -33,7 +35,14 @@ from ordersaga.schemas.messages import (
     RestockSku,
     StockChanged,
 )
-from ordersaga.web.store import EVENTS, IDEMPOTENCY, ORDER, ViewStore
+from ordersaga.web.store import (
+    EVENTS,
+    IDEMPOTENCY,
+    ORDER,
+    UNCONFIRMED,
+    UNCONFIRMED_ORDERS,
+    ViewStore,
+)
 
 from .conftest import ADDRESS, ORDER_ID, order_event
 
@@ -380,6 +389,101 @@ async def test_the_same_key_with_another_body_is_422(client, outbox, drive, stor
     retried = await post_order(client, order_body(), key="reused-1")
     assert (retried.status, (await retried.json())["order_id"]) == (202, order_id)
     assert await store.accepted_ids() == {order_id}
+
+
+# ------------------------------------------------- re-drive of unconfirmed orders
+
+redrive = inspect.unwrap(webview.redrive_unconfirmed_orders)
+
+
+async def test_an_accepted_order_waits_for_its_first_event(client, outbox, drive, store):
+    await stock(drive, "SKU-A")
+    order_id = (await (await post_order(client, order_body())).json())["order_id"]
+    assert await store.unconfirmed_ids() == {order_id}
+
+    async with drive(webview.project_orders, webview.node) as d:
+        await d.put(
+            order_event("OrderPlaced", 1, "PENDING", order_id=order_id),
+            key=order_id,
+            topic=ORDERS_EVENTS,
+        )
+    assert await store.unconfirmed_ids() == set()
+    # Confirmed for good: a replayed projection or a retry does not bring it back.
+    assert not await store.await_confirmation(order_id, {}, time.time(), time.time())
+    assert await store.unconfirmed_ids() == set()
+
+
+async def test_an_unconfirmed_order_is_sent_again_once_due(client, outbox, drive, store):
+    await stock(drive, "SKU-A")
+    order_id = (await (await post_order(client, order_body())).json())["order_id"]
+    [first] = outbox.messages(ORDERS_COMMANDS)
+
+    await redrive()  # not due yet
+    assert outbox.messages(ORDERS_COMMANDS) == [first]
+
+    # As if the re-send time had come: the same PlaceOrder goes out again, once.
+    await store.redis.zadd(UNCONFIRMED, {order_id: time.time() - 1})
+    await redrive()
+    await redrive()
+    assert outbox.messages(ORDERS_COMMANDS) == [first, first]
+    [_, again] = outbox.on(ORDERS_COMMANDS)
+    assert again.key == order_id.encode()
+    assert again.envelope.correlation_id == order_id
+    assert webview.node.metrics.orders_redriven._value.get() >= 1
+    # The next try waits at least ORDERSAGA_REDRIVE_AFTER_S.
+    next_at = await store.redis.zscore(UNCONFIRMED, order_id)
+    assert next_at >= time.time() + webview.node.settings.redrive_after_s - 1
+
+
+async def test_an_order_past_the_redrive_window_is_given_up(client, outbox, drive, store):
+    await stock(drive, "SKU-A")
+    order_id = (await (await post_order(client, order_body())).json())["order_id"]
+    # Accepted so long ago that the orchestrator may have run and forgotten it.
+    record = orjson.loads(await store.redis.hget(UNCONFIRMED_ORDERS, order_id))
+    record["accepted_at"] -= webview.node.settings.redrive_window_s + 1
+    await store.redis.hset(UNCONFIRMED_ORDERS, order_id, orjson.dumps(record))
+    await store.redis.zadd(UNCONFIRMED, {order_id: time.time() - 1})
+    given_up = webview.node.metrics.orders_unstarted._value.get()
+
+    await redrive()
+
+    assert len(outbox.messages(ORDERS_COMMANDS)) == 1
+    assert await store.unconfirmed_ids() == set()
+    assert webview.node.metrics.orders_unstarted._value.get() == given_up + 1
+
+
+async def test_a_retry_after_the_window_sends_nothing(client, outbox, drive, store):
+    await stock(drive, "SKU-A")
+    first = await post_order(client, order_body(), key="late-retry")
+    order_id = (await first.json())["order_id"]
+    raw = await store.redis.get(IDEMPOTENCY + "late-retry")
+    record = orjson.loads(raw)
+    record["accepted_at"] -= webview.node.settings.redrive_window_s + 1
+    await store.redis.set(IDEMPOTENCY + "late-retry", orjson.dumps(record))
+    await store.drop_unconfirmed(order_id)
+
+    again = await post_order(client, order_body(), key="late-retry")
+
+    assert (again.status, (await again.json())["order_id"]) == (202, order_id)
+    assert len(outbox.messages(ORDERS_COMMANDS)) == 1
+    # It answers with when the key was first used, not with the retry's time.
+    body = await (await client.get(f"/orders/{order_id}")).json()
+    assert body["placed_at"] == datetime.fromtimestamp(record["accepted_at"], UTC).isoformat()
+
+
+async def test_a_retry_of_a_projected_order_sends_nothing(client, outbox, drive, store):
+    await stock(drive, "SKU-A")
+    order_id = (await (await post_order(client, order_body(), key="seen")).json())["order_id"]
+    async with drive(webview.project_orders, webview.node) as d:
+        await d.put(
+            order_event("OrderPlaced", 1, "PENDING", order_id=order_id),
+            key=order_id,
+            topic=ORDERS_EVENTS,
+        )
+    again = await post_order(client, order_body(), key="seen")
+    assert (await again.json())["order_id"] == order_id
+    assert len(outbox.messages(ORDERS_COMMANDS)) == 1
+    assert await store.unconfirmed_ids() == set()
 
 
 # ------------------------------------------------------------------ order reads

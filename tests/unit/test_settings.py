@@ -1,0 +1,38 @@
+"""Settings that would break a guarantee are refused at start-up."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from ordersaga.app.settings import Settings
+
+
+def test_defaults_are_consistent() -> None:
+    settings = Settings()
+    assert settings.redrive_after_s < settings.redrive_window_s == settings.retention_s / 2
+    assert settings.finished_view_ttl_s >= settings.idempotency_ttl_s
+
+
+def test_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDERSAGA_RETENTION_S", "30")
+    monkeypatch.setenv("ORDERSAGA_REDRIVE_AFTER_S", "4.5")
+    settings = Settings()
+    assert (settings.retention_s, settings.redrive_after_s, settings.redrive_window_s) == (
+        30.0,
+        4.5,
+        15.0,
+    )
+
+
+@pytest.mark.parametrize(("retention", "after"), [(6, 3), (6, 5), (2, 2)])
+def test_a_redrive_that_could_outlive_the_saga_is_refused(retention: float, after: float) -> None:
+    # A PlaceOrder re-sent after the orchestrator forgot the order would run it twice.
+    with pytest.raises(ValidationError, match="REDRIVE_AFTER_S"):
+        Settings(retention_s=retention, redrive_after_s=after)
+
+
+def test_views_must_outlive_idempotency_keys() -> None:
+    with pytest.raises(ValidationError, match="FINISHED_VIEW_TTL_S"):
+        Settings(idempotency_ttl_s=100, finished_view_ttl_s=99)
+    assert Settings(idempotency_ttl_s=100, finished_view_ttl_s=100).finished_view_ttl_s == 100
