@@ -86,7 +86,7 @@ async def advance_saga(envelope: Envelope, message: Message) -> str | None:
     if not order_id:
         raise ValueError(f"{envelope.type} names no order")
     decision = decide(load_saga(order_id), message, time.time(), policy)
-    if not decision.changed or decision.state is None:
+    if decision.state is None or not (decision.changed or decision.events):
         return "unchanged"
     state = decision.state
     # Ids derive from the saga's event sequence, so a replayed decision resends the
@@ -106,6 +106,8 @@ async def advance_saga(envelope: Envelope, message: Message) -> str | None:
             topic=ORDERS_EVENTS,
             event_id=f"{order_id}:{event.seq}",
         )
+    if not decision.changed:
+        return "republished"
     # Written last: if a send fails, the retry recomputes the same decision.
     sagas[order_id] = state.model_dump(mode="json")
     if decision.step_latency:

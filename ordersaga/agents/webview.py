@@ -22,6 +22,7 @@ from ordersaga.schemas.messages import (
     Message,
     OrderEvent,
     PlaceOrder,
+    RepublishOrder,
     StockChanged,
 )
 from ordersaga.web.routes import TERMINAL, Desk, register_routes
@@ -113,3 +114,16 @@ async def redrive_unconfirmed_orders() -> None:
             acked=True,
         )
         node.metrics.orders_redriven.inc()
+
+
+@app.timer(interval=node.settings.deadline_scan_interval_s)
+async def refresh_stale_order_views() -> None:
+    """Ask for the latest event of open order views that stayed unchanged too long.
+
+    A consumer can skip messages around a rebalance, and a view that missed its
+    order's last event would show it in flight forever. The orchestrator answers
+    RepublishOrder with that event again; a view that has it ignores the copy.
+    """
+    for order_id in await desk.store.claim_stale_views(time.time()):
+        await node.send(RepublishOrder(order_id=order_id), key=order_id, correlation_id=order_id)
+        node.metrics.views_refreshed.inc()

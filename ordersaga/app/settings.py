@@ -136,6 +136,13 @@ class Settings(BaseSettings):
         "event is not projected after this long has its PlaceOrder sent again (then "
         "after waits that double), for as long as half the retention period allows.",
     )
+    view_refresh_after_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="ORDERSAGA_VIEW_REFRESH_AFTER_S: an order view that is not terminal and "
+        "has not changed for this long asks the orchestrator for the order's latest event "
+        "(then after waits that grow with the view's age), in case the view missed it.",
+    )
     idempotency_ttl_s: int = Field(
         default=24 * 3600, description="ORDERSAGA_IDEMPOTENCY_TTL_S: Idempotency-Key lifetime."
     )

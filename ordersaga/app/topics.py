@@ -15,6 +15,7 @@ from ordersaga.schemas.messages import (
     PrepareShipment,
     RefundPayment,
     ReleaseStock,
+    RepublishOrder,
     ReserveStock,
     RestockSku,
     SkuCommand,
@@ -59,6 +60,7 @@ ALL_DLQ_TOPICS: tuple[str, ...] = tuple(dlq_topic(t) for t in CONSUMED_TOPICS)
 _DESTINATION: dict[type[Message], str] = {
     PlaceOrder: ORDERS_COMMANDS,
     CancelOrder: ORDERS_COMMANDS,
+    RepublishOrder: ORDERS_COMMANDS,
     StepDeadlineExpired: ORDERS_REPLIES,
     ReserveStock: INVENTORY_COMMANDS,
     ReleaseStock: INVENTORY_COMMANDS,

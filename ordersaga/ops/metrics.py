@@ -48,6 +48,11 @@ class Metrics:
             "Accepted orders given up on: no event projected within the re-drive window",
             registry=self.registry,
         )
+        self.views_refreshed = Counter(
+            "ordersaga_views_refreshed",
+            "RepublishOrder requests for open order views that stayed unchanged",
+            registry=self.registry,
+        )
         self.saga_outcomes = Counter(
             "ordersaga_saga_outcomes",
             "Sagas that reached a terminal state, by status and failure reason",

@@ -44,6 +44,7 @@ from ordersaga.schemas.messages import (
     PricedLine,
     RefundPayment,
     ReleaseStock,
+    RepublishOrder,
     ReserveStock,
     ShipmentCancelled,
     ShipmentPrepared,
@@ -196,6 +197,9 @@ class SagaState(BaseModel):
     deadline: float | None = None
     sent_at: float | None = None
     seq: int = 0
+    # The latest event's name and detail, so it can be published again unchanged.
+    last_event: str | None = None
+    last_detail: str | None = None
     placed_at: datetime
     updated_at: datetime
 
@@ -286,6 +290,7 @@ class _Builder:
         self.events.append(
             OrderEvent(name=name, seq=self.state.seq, detail=detail, order=self.state.snapshot())
         )
+        self.update(last_event=name, last_detail=detail)
 
     def send(self, name: str, policy: Policy, attempt: int = 1) -> None:
         """Send a step's command and wait for its reply until the deadline."""
@@ -374,6 +379,8 @@ def decide(state: SagaState | None, message: Message, now: float, policy: Policy
     """Apply one command, reply or deadline to a saga; the heart of the orchestrator."""
     if isinstance(message, PlaceOrder):
         return unchanged(state) if state is not None else start(message, now, policy)
+    if isinstance(message, RepublishOrder):
+        return republish(state)
     if state is None or state.terminal:
         return unchanged(state)
     if isinstance(message, CancelOrder):
@@ -385,6 +392,16 @@ def decide(state: SagaState | None, message: Message, now: float, policy: Policy
     if state.compensating:
         return _compensation_done(state, now, policy)
     return _forward_reply(state, message, now, policy)
+
+
+def republish(state: SagaState | None) -> Decision:
+    """The saga's latest event once more, as it was published; the state is unchanged."""
+    if state is None or state.last_event is None:
+        return unchanged(state)
+    event = OrderEvent(
+        name=state.last_event, seq=state.seq, detail=state.last_detail, order=state.snapshot()
+    )
+    return Decision(state=state, events=(event,))
 
 
 def _is_awaited_reply(state: SagaState, message: Message) -> bool:

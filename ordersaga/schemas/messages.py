@@ -100,6 +100,17 @@ class StepDeadlineExpired(Message):
     attempt: int
 
 
+class RepublishOrder(Message):
+    """The web view asks for an order's latest event again: its view may have missed it.
+
+    The orchestrator answers with the very event it published last (same ``seq``,
+    same event id), so a view that has it ignores the copy.
+    """
+
+    TYPE = "RepublishOrder"
+    order_id: str
+
+
 class ForgetOrders(Message):
     """Orders that ended at least the retention period ago: drop what is kept about them.
 
@@ -380,6 +391,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         PlaceOrder,
         CancelOrder,
         StepDeadlineExpired,
+        RepublishOrder,
         ForgetOrders,
         ForgetHolds,
         ReserveStock,

@@ -71,6 +71,7 @@ class Desk:
             self._store = ViewStore.from_url(
                 self.settings.redis_url or "redis://127.0.0.1:6379/0",
                 finished_ttl_s=self.settings.finished_view_ttl_s,
+                refresh_after_s=self.settings.view_refresh_after_s,
             )
         return self._store
 

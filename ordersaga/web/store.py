@@ -10,6 +10,7 @@ one instance (faust-streaming issue 283).
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 
 import orjson
@@ -24,21 +25,30 @@ ACCEPTED = PREFIX + "accepted:"  # accepted-over-HTTP record
 IDEMPOTENCY = PREFIX + "idempotency:"  # Idempotency-Key -> first request
 UNCONFIRMED = PREFIX + "unconfirmed"  # sorted set: order id -> when to re-send next
 UNCONFIRMED_ORDERS = PREFIX + "unconfirmed:orders"  # hash: order id -> accepted_at, command
+OPEN = PREFIX + "open"  # sorted set: order id of an open view -> when to refresh it
+# The longest wait between two refreshes of a view that stays open.
+MAX_REFRESH_WAIT_S = 300
 
-# KEYS: order hash, events list, unconfirmed set, unconfirmed hash.
-# ARGV: seq, snapshot, entry, ttl (0 keeps), order id.
+# KEYS: order hash, events list, unconfirmed set, unconfirmed hash, open set.
+# ARGV: seq, snapshot, entry, ttl (0 keeps), order id, now, refresh after, terminal (1/0).
 # Any event of the order confirms that the orchestrator has it: nothing to re-send.
+# An open (not terminal) view is due for a refresh if no newer event follows in time.
 _PROJECT_ORDER = """
 redis.call('ZREM', KEYS[3], ARGV[5])
 redis.call('HDEL', KEYS[4], ARGV[5])
 local seen = redis.call('HGET', KEYS[1], 'seq')
 if seen and tonumber(seen) >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'order', ARGV[2])
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'order', ARGV[2], 'projected_at', ARGV[6])
 redis.call('RPUSH', KEYS[2], ARGV[3])
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('EXPIRE', KEYS[2], ttl)
+end
+if ARGV[8] == '1' then
+  redis.call('ZREM', KEYS[5], ARGV[5])
+else
+  redis.call('ZADD', KEYS[5], tonumber(ARGV[6]) + tonumber(ARGV[7]), ARGV[5])
 end
 return 1
 """
@@ -86,6 +96,27 @@ end
 return out
 """
 
+# KEYS: open set. ARGV: now, after, max wait, limit, order key prefix.
+# Claims the views due for a refresh; the next one waits as long as the view has
+# been unchanged (at least ``after``, at most the max wait).
+_CLAIM_STALE_VIEWS = """
+local now = tonumber(ARGV[1])
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
+local out = {}
+for _, order_id in ipairs(due) do
+  local at = redis.call('HGET', ARGV[5] .. order_id, 'projected_at')
+  if at then
+    local age = now - tonumber(at)
+    local wait = math.min(tonumber(ARGV[3]), math.max(tonumber(ARGV[2]), age))
+    redis.call('ZADD', KEYS[1], now + wait, order_id)
+    table.insert(out, order_id)
+  else
+    redis.call('ZREM', KEYS[1], order_id)
+  end
+end
+return out
+"""
+
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
@@ -94,18 +125,22 @@ def _text(value: bytes | str) -> str:
 class ViewStore:
     """Order and stock views plus accepted orders and idempotency keys."""
 
-    def __init__(self, client: aioredis.Redis, finished_ttl_s: int) -> None:
+    def __init__(
+        self, client: aioredis.Redis, finished_ttl_s: int, refresh_after_s: float = 10.0
+    ) -> None:
         self.redis = client
         self.finished_ttl_s = finished_ttl_s
+        self.refresh_after_s = refresh_after_s
         self._project_order = client.register_script(_PROJECT_ORDER)
         self._project_stock = client.register_script(_PROJECT_STOCK)
         self._await_confirmation = client.register_script(_AWAIT_CONFIRMATION)
         self._claim_unconfirmed = client.register_script(_CLAIM_UNCONFIRMED)
+        self._claim_stale_views = client.register_script(_CLAIM_STALE_VIEWS)
 
     @classmethod
-    def from_url(cls, url: str, finished_ttl_s: int) -> ViewStore:
+    def from_url(cls, url: str, finished_ttl_s: int, refresh_after_s: float = 10.0) -> ViewStore:
         """A store on the Redis at ``url`` (connects on first use)."""
-        return cls(aioredis.from_url(url), finished_ttl_s)
+        return cls(aioredis.from_url(url), finished_ttl_s, refresh_after_s)
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -123,13 +158,22 @@ class ViewStore:
     ) -> bool:
         """Apply one order event unless its sequence number was seen; True if applied."""
         applied = await self._project_order(
-            keys=[ORDER + order_id, ORDER + order_id + EVENTS, UNCONFIRMED, UNCONFIRMED_ORDERS],
+            keys=[
+                ORDER + order_id,
+                ORDER + order_id + EVENTS,
+                UNCONFIRMED,
+                UNCONFIRMED_ORDERS,
+                OPEN,
+            ],
             args=[
                 seq,
                 orjson.dumps(snapshot),
                 orjson.dumps(entry),
                 self.finished_ttl_s if terminal else 0,
                 order_id,
+                time.time(),
+                self.refresh_after_s,
+                "1" if terminal else "0",
             ],
         )
         return bool(applied)
@@ -243,4 +287,18 @@ class ViewStore:
     async def unconfirmed_ids(self) -> set[str]:
         """Orders accepted over HTTP whose first event is not projected yet."""
         members = await self.redis.zrange(UNCONFIRMED, 0, -1)
+        return {_text(cast(bytes, m)) for m in members}
+
+    # ------------------------------------------------------------- open views
+
+    async def claim_stale_views(self, now: float, limit: int = 500) -> list[str]:
+        """Open order views unchanged for long enough to ask for their latest event."""
+        ids = await self._claim_stale_views(
+            keys=[OPEN], args=[now, self.refresh_after_s, MAX_REFRESH_WAIT_S, limit, ORDER]
+        )
+        return [_text(i) for i in ids]
+
+    async def open_ids(self) -> set[str]:
+        """Orders whose view is not terminal yet."""
+        members = await self.redis.zrange(OPEN, 0, -1)
         return {_text(cast(bytes, m)) for m in members}

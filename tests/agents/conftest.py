@@ -266,7 +266,7 @@ def finished(node: Node, agent: str) -> float:
     ok = sum(
         s.value
         for s in _samples(node.metrics.messages_handled)
-        if s.labels["agent"] == agent and s.labels["outcome"] in {"ok", "unchanged"}
+        if s.labels["agent"] == agent and s.labels["outcome"] != "dead_letter"
     )
     # dead_letters is counted after the DLQ send returned (messages_handled before it).
     dead = sum(s.value for s in _samples(node.metrics.dead_letters))

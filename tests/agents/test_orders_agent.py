@@ -31,6 +31,7 @@ from ordersaga.schemas.messages import (
     PrepareShipment,
     PricedLine,
     ReleaseStock,
+    RepublishOrder,
     ReserveStock,
     ShipmentPrepared,
     StepDeadlineExpired,
@@ -110,6 +111,30 @@ async def test_same_place_order_twice_sends_nothing_the_second_time(drive, outbo
     assert sent_after_first == 2
     assert len(outbox.sent) == 2
     assert saga() == first_state
+
+
+async def test_republish_sends_the_latest_event_again_under_its_own_id(drive, outbox):
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+        await d.put(
+            PaymentDeclined(order_id=ORDER_ID, reason="card declined"),
+            key=ORDER_ID,
+            topic=ORDERS_REPLIES,
+        )  # not awaited yet: ignored, so OrderPlaced stays the latest event
+        before = saga()
+        [original] = outbox.on(ORDERS_EVENTS)
+        outbox.clear()
+        await d.put(RepublishOrder(order_id=ORDER_ID), key=ORDER_ID, topic=ORDERS_COMMANDS)
+        await d.put(
+            RepublishOrder(order_id="ord-unknown"), key="ord-unknown", topic=ORDERS_COMMANDS
+        )
+
+    [again] = outbox.sent
+    assert again.topic == ORDERS_EVENTS
+    assert again.message == original.message
+    assert again.envelope.event_id == original.envelope.event_id == f"{ORDER_ID}:1"
+    assert saga() == before
+    assert "ord-unknown" not in orders.sagas
 
 
 async def test_happy_path_ends_completed_with_the_right_commands(drive, outbox):

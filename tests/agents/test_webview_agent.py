@@ -32,12 +32,14 @@ from ordersaga.schemas.messages import (
     ForgetOrders,
     OrderLine,
     PlaceOrder,
+    RepublishOrder,
     RestockSku,
     StockChanged,
 )
 from ordersaga.web.store import (
     EVENTS,
     IDEMPOTENCY,
+    OPEN,
     ORDER,
     UNCONFIRMED,
     UNCONFIRMED_ORDERS,
@@ -484,6 +486,46 @@ async def test_a_retry_of_a_projected_order_sends_nothing(client, outbox, drive,
     assert (await again.json())["order_id"] == order_id
     assert len(outbox.messages(ORDERS_COMMANDS)) == 1
     assert await store.unconfirmed_ids() == set()
+
+
+# ----------------------------------------------------------- stale open views
+
+refresh = inspect.unwrap(webview.refresh_stale_order_views)
+
+
+async def test_an_open_view_that_stays_unchanged_asks_for_the_latest_event(drive, outbox, store):
+    async with drive(webview.project_orders, webview.node) as d:
+        await d.put(order_event("OrderPlaced", 1, "PENDING"), key=ORDER_ID, topic=ORDERS_EVENTS)
+    assert await store.open_ids() == {ORDER_ID}
+
+    await refresh()  # changed just now: nothing asked
+    assert outbox.messages(ORDERS_COMMANDS) == []
+
+    await store.redis.zadd(OPEN, {ORDER_ID: time.time() - 1})  # as if the wait were over
+    await refresh()
+    await refresh()  # claimed: the next ask waits
+    assert outbox.messages(ORDERS_COMMANDS) == [RepublishOrder(order_id=ORDER_ID)]
+    [asked] = outbox.on(ORDERS_COMMANDS)
+    assert asked.key == ORDER_ID.encode()
+    next_at = await store.redis.zscore(OPEN, ORDER_ID)
+    assert next_at >= time.time() + store.refresh_after_s - 1
+
+
+async def test_a_view_leaves_the_open_set_once_terminal(drive, outbox, store):
+    async with drive(webview.project_orders, webview.node) as d:
+        await d.put(order_event("OrderPlaced", 1, "PENDING"), key=ORDER_ID, topic=ORDERS_EVENTS)
+        await d.put(
+            order_event("OrderCompleted", 5, "COMPLETED"), key=ORDER_ID, topic=ORDERS_EVENTS
+        )
+        # A late, older event does not reopen it.
+        await d.put(
+            order_event("StockReserved", 2, "STOCK_RESERVED"), key=ORDER_ID, topic=ORDERS_EVENTS
+        )
+    assert await store.open_ids() == set()
+    await store.redis.zadd(OPEN, {"ord-gone": time.time() - 1})  # a view that expired
+    await refresh()
+    assert outbox.messages(ORDERS_COMMANDS) == []
+    assert await store.open_ids() == set()
 
 
 # ------------------------------------------------------------------ order reads

@@ -40,6 +40,7 @@ from ordersaga.schemas.messages import (
     PricedLine,
     RefundPayment,
     ReleaseStock,
+    RepublishOrder,
     ReserveStock,
     ShipmentCancelled,
     ShipmentPrepared,
@@ -974,3 +975,27 @@ def test_random_message_sequences_end_at_most_once_and_only_undo_what_was_sent(a
     assert saga.state is not None
     assert saga.state.status in TERMINAL
     _check_invariants(saga)
+
+
+# ------------------------------------------------------------------ republishing
+
+
+@pytest.mark.parametrize("point", list(POINTS))
+def test_republish_sends_the_latest_event_again_and_changes_nothing(point):
+    # Given a saga at any point of its life, terminal or not
+    saga = POINTS[point]()
+    before = saga.state
+    latest = saga.events[-1]
+    # When the web view asks for its latest event, twice
+    first = saga.deliver(RepublishOrder(order_id=ORDER_ID))
+    second = saga.deliver(RepublishOrder(order_id=ORDER_ID))
+    # Then the very event published last comes again each time, and nothing else moves
+    assert first.events == second.events == (latest,)
+    assert first.changed is second.changed is False
+    assert first.state is second.state is before
+    assert first.commands == second.commands == ()
+
+
+def test_republish_of_an_unknown_order_sends_nothing():
+    decision = decide(None, RepublishOrder(order_id=ORDER_ID), T0, POLICY)
+    assert (decision.state, decision.events, decision.changed) == (None, (), False)
