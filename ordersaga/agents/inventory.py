@@ -36,6 +36,7 @@ from ordersaga.schemas.messages import (
     RestockSku,
     SkuCommand,
     SkuResult,
+    StockChanged,
 )
 
 node = Node("inventory")
@@ -156,3 +157,29 @@ async def change_stock(stream: StreamT) -> None:
 async def gather_reservations(stream: StreamT) -> None:
     """Reserve, release or commit an order's stock across its SKUs, all or nothing."""
     await node.consume(stream, gather_order_stock, "gather_reservations")
+
+
+#: SKU -> the version ``republish_changed_stock`` last published again
+_republished: dict[str, int] = {}
+
+
+@app.timer(interval=node.settings.view_refresh_after_s)
+async def republish_changed_stock() -> None:
+    """Publish the levels of every SKU that changed since the last tick once more.
+
+    A consumer can skip messages around a rebalance; a web view that missed a SKU's
+    last StockChanged would show old levels until the next change, which may never
+    come. The copy has the same version and event id, so a view that has it ignores
+    it. The cost is one message per changed SKU per tick, whatever the traffic.
+    """
+    for sku, raw in list(stock.items()):
+        if not raw or _republished.get(sku) == raw["version"]:
+            continue
+        # Straight from the table's JSON: validating the whole record (every hold) is
+        # what made SKU writes expensive.
+        fields = StockChanged.model_fields
+        levels = StockChanged.model_validate({name: raw[name] for name in fields})
+        await node.send(
+            levels, key=sku, topic=INVENTORY_EVENTS, event_id=f"{sku}:{levels.version}"
+        )
+        _republished[sku] = levels.version

@@ -433,6 +433,7 @@ def _fresh_state() -> Iterable[None]:
                 table.data.clear()
         orders._last_deadline_sent.clear()
         orders._forget_sent.clear()
+        inventory._republished.clear()
         webview.desk.watch = OrderWatch()
         if _GATEWAY_BREAKER is not None:
             _GATEWAY.breaker = _GATEWAY_BREAKER

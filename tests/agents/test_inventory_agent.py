@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 from ordersaga.agents import inventory
@@ -63,6 +65,33 @@ async def test_restock_creates_the_sku_and_publishes_stock_changed(drive, outbox
     assert changed.envelope.event_id == "SKU-A:1"
     record = inventory.stock.get("SKU-A")
     assert (record["available"], record["put_in"], record["version"]) == (10, 10, 1)
+
+
+async def test_changed_levels_are_published_once_more_per_version(drive, outbox):
+    republish = inspect.unwrap(inventory.republish_changed_stock)
+    async with drive(inventory.change_stock, inventory.node) as d:
+        await d.put(restock_sku(), key="SKU-A", topic=INVENTORY_SKU_COMMANDS)
+        [original] = outbox.on(INVENTORY_EVENTS)
+        outbox.clear()
+
+        await republish()
+        await republish()  # nothing changed since: nothing sent
+        [again] = outbox.sent
+        assert (again.topic, again.key, again.message) == (
+            INVENTORY_EVENTS,
+            b"SKU-A",
+            original.message,
+        )
+        assert again.envelope.event_id == original.envelope.event_id == "SKU-A:1"
+
+        await d.put(
+            restock_sku(restock_id="r-2", quantity=5), key="SKU-A", topic=INVENTORY_SKU_COMMANDS
+        )
+        outbox.clear()
+        await republish()
+    [newer] = outbox.messages(INVENTORY_EVENTS)
+    assert isinstance(newer, StockChanged)
+    assert (newer.version, newer.available) == (2, 15)
 
 
 async def test_replayed_restock_changes_nothing(drive, outbox):
