@@ -286,8 +286,7 @@ class ViewStore:
 
     async def unconfirmed_ids(self) -> set[str]:
         """Orders accepted over HTTP whose first event is not projected yet."""
-        members = await self.redis.zrange(UNCONFIRMED, 0, -1)
-        return {_text(cast(bytes, m)) for m in members}
+        return await self._members(UNCONFIRMED)
 
     # ------------------------------------------------------------- open views
 
@@ -300,5 +299,8 @@ class ViewStore:
 
     async def open_ids(self) -> set[str]:
         """Orders whose view is not terminal yet."""
-        members = await self.redis.zrange(OPEN, 0, -1)
+        return await self._members(OPEN)
+
+    async def _members(self, key: str) -> set[str]:
+        members = await self.redis.zrange(key, 0, -1)
         return {_text(cast(bytes, m)) for m in members}

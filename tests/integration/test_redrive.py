@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -31,12 +33,21 @@ from tests.integration.support import (
 pytestmark = pytest.mark.integration
 
 
+@asynccontextmanager
+async def view_store(system: System) -> AsyncIterator[ViewStore]:
+    """The running system's view store, closed on exit."""
+    store = ViewStore.from_url(system.redis_url, finished_ttl_s=60)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 def accept_without_sending(system: System, command: PlaceOrder, accepted_at: float) -> bool:
     """Do what the HTTP edge does for an order, except the send (as if it was lost)."""
 
     async def go() -> bool:
-        store = ViewStore.from_url(system.redis_url, finished_ttl_s=60)
-        try:
+        async with view_store(system) as store:
             body = command.model_dump(mode="json")
             await store.remember_accepted(
                 command.order_id, accepted_record(command, accepted_at), 60
@@ -44,18 +55,13 @@ def accept_without_sending(system: System, command: PlaceOrder, accepted_at: flo
             return await store.await_confirmation(
                 command.order_id, body, accepted_at, redrive_at=accepted_at + 0.5
             )
-        finally:
-            await store.close()
 
     return asyncio.run(go())
 
 
 async def forget_accepted(system: System, order_id: str) -> None:
-    store = ViewStore.from_url(system.redis_url, finished_ttl_s=60)
-    try:
+    async with view_store(system) as store:
         await store.redis.delete(ACCEPTED + order_id)
-    finally:
-        await store.close()
 
 
 def place_order(sku: str, quantity: int) -> PlaceOrder:
@@ -134,8 +140,7 @@ def test_a_view_that_missed_its_last_event_gets_it_again(
     # As if the web view had skipped every event after OrderPlaced (and had waited
     # long enough to ask): the saga is still in the table, the retention is 6 s.
     async def roll_back_view() -> None:
-        store = ViewStore.from_url(system.redis_url, finished_ttl_s=60)
-        try:
+        async with view_store(system) as store:
             view = await store.order(order_id)
             assert view is not None
             stale = {**view["order"], "status": "PENDING"}
@@ -143,8 +148,6 @@ def test_a_view_that_missed_its_last_event_gets_it_again(
                 ORDER + order_id, mapping={"seq": 1, "order": orjson.dumps(stale)}
             )
             await store.redis.zadd(OPEN, {order_id: time.time()})
-        finally:
-            await store.close()
 
     asyncio.run(roll_back_view())
     assert client.get(f"/orders/{order_id}").json()["status"] == "PENDING"
