@@ -179,7 +179,5 @@ async def republish_changed_stock() -> None:
         # what made SKU writes expensive.
         fields = StockChanged.model_fields
         levels = StockChanged.model_validate({name: raw[name] for name in fields})
-        await node.send(
-            levels, key=sku, topic=INVENTORY_EVENTS, event_id=f"{sku}:{levels.version}"
-        )
+        await node.send(levels, key=sku, topic=INVENTORY_EVENTS, event_id=f"{sku}:{levels.version}")
         _republished[sku] = levels.version
