@@ -2,24 +2,54 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
-from ordersaga.schemas.messages import Address, Cents, OrderLine
+from ordersaga.schemas.bounds import (
+    MAX_LINE_QUANTITY,
+    MAX_LINES,
+    Id,
+    PaymentToken,
+    RestockQuantity,
+    UnitPrice,
+)
+from ordersaga.schemas.messages import Address, OrderLine
 
 
 class PlaceOrderBody(BaseModel):
     """``POST /orders``: what a customer orders, how they pay and where it goes."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
-    customer_id: str = Field(min_length=1, max_length=100)
-    items: list[OrderLine] = Field(min_length=1, max_length=100)
-    payment_token: str = Field(min_length=1, max_length=200)
+    customer_id: Id
+    items: list[OrderLine] = Field(min_length=1, max_length=MAX_LINES)
+    payment_token: PaymentToken
     shipping_address: Address
+
+    @field_validator("items")
+    @classmethod
+    def _merged_lines_fit(cls, items: list[OrderLine]) -> list[OrderLine]:
+        # Lines of one SKU are merged into one; the merged line must fit a line's bound.
+        totals: dict[str, int] = {}
+        for i, line in enumerate(items):
+            totals[line.sku] = totals.get(line.sku, 0) + line.quantity
+            if totals[line.sku] > MAX_LINE_QUANTITY:
+                raise PydanticCustomError(
+                    "merged_quantity",
+                    "line {index} brings the quantity of SKU {sku} over {limit}",
+                    {"index": i, "sku": line.sku, "limit": MAX_LINE_QUANTITY},
+                )
+        return items
 
 
 class RestockBody(BaseModel):
     """``POST /inventory/{sku}/restock``: stock to add; the price is needed for a new SKU."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
-    quantity: int = Field(gt=0, le=1_000_000)
-    unit_price: Cents | None = None
+    quantity: RestockQuantity
+    unit_price: UnitPrice | None = None
+
+
+class CancelBody(BaseModel):
+    """``POST /orders/{id}/cancel``: an optional reason (the body may be empty)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)

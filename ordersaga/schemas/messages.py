@@ -8,10 +8,31 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
-Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
-Cents = Annotated[int, Field(ge=0)]
+from ordersaga.schemas.bounds import (
+    MAX_LINES,
+    MAX_RESTOCK_QUANTITY,
+    MAX_UNIT_PRICE,
+    Amount,
+    City,
+    Counter,
+    CountryCode,
+    EventId,
+    Id,
+    Name,
+    PaymentToken,
+    PostalCode,
+    Quantity,
+    Reason,
+    Sku,
+    StockLevel,
+    TypeName,
+    UnitPrice,
+)
+
+# The most ids one ForgetOrders or ForgetHolds carries (the orchestrator batches by it).
+MAX_FORGET_BATCH = 1_000
 
 
 class Message(BaseModel):
@@ -31,12 +52,12 @@ class Envelope(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    event_id: str = Field(min_length=1)
-    type: str = Field(min_length=1)
-    version: int = 1
-    order_id: str | None = None
-    correlation_id: str = Field(min_length=1)
-    causation_id: str | None = None
+    event_id: EventId
+    type: TypeName
+    version: int = Field(default=1, ge=1, le=1_000)
+    order_id: Id | None = None
+    correlation_id: EventId
+    causation_id: EventId | None = None
     occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     payload: dict[str, Any]
 
@@ -49,24 +70,24 @@ class OrderLine(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     sku: Sku
-    quantity: int = Field(gt=0, le=10_000)
+    quantity: Quantity
 
 
 class PricedLine(OrderLine):
     """An order line priced from the inventory catalogue at reservation time."""
 
-    unit_price: Cents
+    unit_price: UnitPrice
 
 
 class Address(BaseModel):
     """A shipping address."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    line1: str = Field(min_length=1, max_length=200)
-    city: str = Field(min_length=1, max_length=100)
-    postal_code: str = Field(min_length=1, max_length=20)
-    country: str = Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")
+    name: Name
+    line1: Name
+    city: City
+    postal_code: PostalCode
+    country: CountryCode
 
 
 # ------------------------------------------------------------ orders.commands
@@ -76,10 +97,10 @@ class PlaceOrder(Message):
     """The web view asks the orchestrator to run a new saga."""
 
     TYPE = "PlaceOrder"
-    order_id: str
-    customer_id: str
-    items: tuple[OrderLine, ...] = Field(min_length=1)
-    payment_token: str
+    order_id: Id
+    customer_id: Id
+    items: tuple[OrderLine, ...] = Field(min_length=1, max_length=MAX_LINES)
+    payment_token: PaymentToken
     shipping_address: Address
 
 
@@ -87,17 +108,17 @@ class CancelOrder(Message):
     """The customer asks to cancel an order in flight."""
 
     TYPE = "CancelOrder"
-    order_id: str
-    reason: str = "customer_request"
+    order_id: Id
+    reason: Reason = "customer_request"
 
 
 class StepDeadlineExpired(Message):
     """The orchestrator's own timer: the step awaited at ``attempt`` had no reply in time."""
 
     TYPE = "StepDeadlineExpired"
-    order_id: str
-    awaiting: str
-    attempt: int
+    order_id: Id
+    awaiting: TypeName
+    attempt: int = Field(ge=0, le=1_000_000)
 
 
 class RepublishOrder(Message):
@@ -108,7 +129,7 @@ class RepublishOrder(Message):
     """
 
     TYPE = "RepublishOrder"
-    order_id: str
+    order_id: Id
 
 
 class ForgetOrders(Message):
@@ -119,7 +140,7 @@ class ForgetOrders(Message):
     """
 
     TYPE = "ForgetOrders"
-    order_ids: tuple[str, ...] = Field(min_length=1)
+    order_ids: tuple[Id, ...] = Field(min_length=1, max_length=MAX_FORGET_BATCH)
 
 
 # ---------------------------------------------------------- inventory.commands
@@ -129,24 +150,24 @@ class ReserveStock(Message):
     """Reserve every line of an order, all or nothing."""
 
     TYPE = "ReserveStock"
-    order_id: str
-    items: tuple[OrderLine, ...]
+    order_id: Id
+    items: tuple[OrderLine, ...] = Field(min_length=1, max_length=MAX_LINES)
 
 
 class ReleaseStock(Message):
     """Give back whatever the order holds (reserved or committed)."""
 
     TYPE = "ReleaseStock"
-    order_id: str
-    items: tuple[OrderLine, ...]
+    order_id: Id
+    items: tuple[OrderLine, ...] = Field(min_length=1, max_length=MAX_LINES)
 
 
 class CommitStock(Message):
     """Turn the order's reservations into committed (shipped) stock."""
 
     TYPE = "CommitStock"
-    order_id: str
-    items: tuple[OrderLine, ...]
+    order_id: Id
+    items: tuple[OrderLine, ...] = Field(min_length=1, max_length=MAX_LINES)
 
 
 # ------------------------------------------------------ inventory.sku-commands
@@ -159,19 +180,20 @@ class SkuCommand(Message):
 
     TYPE = "SkuCommand"
     op: SkuOp
-    order_id: str
+    order_id: Id
     sku: Sku
-    quantity: int = Field(gt=0)
+    quantity: Quantity
 
 
 class RestockSku(Message):
     """Create a SKU or top it up; ``restock_id`` makes a replay harmless."""
 
     TYPE = "RestockSku"
-    restock_id: str
+    restock_id: Id
     sku: Sku
-    quantity: int = Field(ge=0)
-    unit_price: Cents | None = None
+    # 0 only re-prices (HTTP restocks add at least one).
+    quantity: Annotated[int, Field(ge=0, le=MAX_RESTOCK_QUANTITY)]
+    unit_price: UnitPrice | None = None
 
 
 # ------------------------------------------------------- inventory.sku-replies
@@ -182,7 +204,7 @@ class ForgetHolds(Message):
 
     TYPE = "ForgetHolds"
     sku: Sku
-    order_ids: tuple[str, ...] = Field(min_length=1)
+    order_ids: tuple[Id, ...] = Field(min_length=1, max_length=MAX_FORGET_BATCH)
 
 
 class SkuResult(Message):
@@ -190,11 +212,11 @@ class SkuResult(Message):
 
     TYPE = "SkuResult"
     op: SkuOp
-    order_id: str
+    order_id: Id
     sku: Sku
     ok: bool
-    unit_price: Cents = 0
-    reason: str | None = None
+    unit_price: Annotated[int, Field(ge=0, le=MAX_UNIT_PRICE)] = 0
+    reason: Reason | None = None
 
 
 # ----------------------------------------------------------- payments.commands
@@ -204,17 +226,17 @@ class ChargePayment(Message):
     """Charge the order's total to the customer's payment token."""
 
     TYPE = "ChargePayment"
-    order_id: str
-    customer_id: str
-    payment_token: str
-    amount: Cents
+    order_id: Id
+    customer_id: Id
+    payment_token: PaymentToken
+    amount: Amount
 
 
 class RefundPayment(Message):
     """Refund whatever was charged for the order (and refuse any later charge)."""
 
     TYPE = "RefundPayment"
-    order_id: str
+    order_id: Id
 
 
 # ----------------------------------------------------------- shipping.commands
@@ -224,16 +246,16 @@ class PrepareShipment(Message):
     """Book a shipment for the order."""
 
     TYPE = "PrepareShipment"
-    order_id: str
+    order_id: Id
     address: Address
-    items: tuple[OrderLine, ...]
+    items: tuple[OrderLine, ...] = Field(min_length=1, max_length=MAX_LINES)
 
 
 class CancelShipment(Message):
     """Cancel the order's shipment (and refuse any later booking)."""
 
     TYPE = "CancelShipment"
-    order_id: str
+    order_id: Id
 
 
 # -------------------------------------------------------------- orders.replies
@@ -243,81 +265,81 @@ class StockReserved(Message):
     """Every line is reserved; prices and total come from the catalogue."""
 
     TYPE = "StockReserved"
-    order_id: str
-    lines: tuple[PricedLine, ...]
-    total: Cents
+    order_id: Id
+    lines: tuple[PricedLine, ...] = Field(min_length=1, max_length=MAX_LINES)
+    total: Amount
 
 
 class StockRejected(Message):
     """At least one SKU was short; partial reservations were released first."""
 
     TYPE = "StockRejected"
-    order_id: str
-    reason: str = "out_of_stock"
-    skus: tuple[str, ...] = ()
+    order_id: Id
+    reason: Reason = "out_of_stock"
+    skus: tuple[Sku, ...] = Field(default=(), max_length=MAX_LINES)
 
 
 class StockReleased(Message):
     """Everything the order held is back on the shelf."""
 
     TYPE = "StockReleased"
-    order_id: str
+    order_id: Id
 
 
 class StockCommitted(Message):
     """The order's reservations are committed."""
 
     TYPE = "StockCommitted"
-    order_id: str
+    order_id: Id
 
 
 class PaymentCharged(Message):
     """The gateway took the money."""
 
     TYPE = "PaymentCharged"
-    order_id: str
-    amount: Cents
-    charge_id: str
+    order_id: Id
+    amount: Amount
+    charge_id: Id
 
 
 class PaymentDeclined(Message):
     """The gateway refused the charge."""
 
     TYPE = "PaymentDeclined"
-    order_id: str
-    reason: str
+    order_id: Id
+    reason: Reason
 
 
 class PaymentRefunded(Message):
     """The charge (if any) is refunded; ``amount`` may be 0 when nothing was charged."""
 
     TYPE = "PaymentRefunded"
-    order_id: str
-    amount: Cents
+    order_id: Id
+    amount: Amount
 
 
 class ShipmentPrepared(Message):
     """The carrier booked the shipment."""
 
     TYPE = "ShipmentPrepared"
-    order_id: str
-    shipment_id: str
-    carrier: str
+    order_id: Id
+    shipment_id: Id
+    carrier: Name
 
 
 class ShipmentRefused(Message):
     """The carrier refused the shipment."""
 
     TYPE = "ShipmentRefused"
-    order_id: str
-    reason: str
+    order_id: Id
+    reason: Reason
 
 
 class ShipmentCancelled(Message):
     """The shipment (if any) is cancelled."""
 
     TYPE = "ShipmentCancelled"
-    order_id: str
+    order_id: Id
 
 
 # --------------------------------------------------------------- orders.events
@@ -327,16 +349,16 @@ class OrderSnapshot(BaseModel):
     """What the outside world may know of an order; carried by every order event."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    order_id: str
-    customer_id: str
-    status: str
-    failure_reason: str | None = None
-    failure_detail: str | None = None
-    items: tuple[OrderLine, ...]
-    lines: tuple[PricedLine, ...] = ()
-    total: Cents | None = None
-    charge_id: str | None = None
-    shipment_id: str | None = None
+    order_id: Id
+    customer_id: Id
+    status: TypeName
+    failure_reason: Reason | None = None
+    failure_detail: Reason | None = None
+    items: tuple[OrderLine, ...] = Field(min_length=1, max_length=MAX_LINES)
+    lines: tuple[PricedLine, ...] = Field(default=(), max_length=MAX_LINES)
+    total: Amount | None = None
+    charge_id: Id | None = None
+    shipment_id: Id | None = None
     placed_at: datetime
     updated_at: datetime
 
@@ -345,9 +367,9 @@ class OrderEvent(Message):
     """One entry of an order's history; ``name`` says what happened, ``seq`` orders them."""
 
     TYPE = "OrderEvent"
-    name: str
-    seq: int
-    detail: str | None = None
+    name: TypeName
+    seq: Counter
+    detail: Reason | None = None
     order: OrderSnapshot
 
     def order_ref(self) -> str | None:
@@ -363,12 +385,12 @@ class StockChanged(Message):
 
     TYPE = "StockChanged"
     sku: Sku
-    version: int
-    unit_price: Cents
-    put_in: int
-    available: int
-    reserved: int
-    committed: int
+    version: Counter
+    unit_price: UnitPrice
+    put_in: StockLevel
+    available: StockLevel
+    reserved: StockLevel
+    committed: StockLevel
 
 
 # ---------------------------------------------------------------- notifications
@@ -378,11 +400,11 @@ class CustomerNotified(Message):
     """What the customer was told about the outcome of an order."""
 
     TYPE = "CustomerNotified"
-    customer_id: str
-    order_id: str
-    status: str
-    failure_reason: str | None
-    text: str
+    customer_id: Id
+    order_id: Id
+    status: TypeName
+    failure_reason: Reason | None
+    text: Annotated[str, Field(max_length=2_000)]
 
 
 MESSAGE_TYPES: dict[str, type[Message]] = {

@@ -274,7 +274,7 @@ sku_actions = st.one_of(
         st.just("restock"),
         st.sampled_from(["r1", "r2", "r3", "r4"]),
         st.integers(min_value=0, max_value=8),
-        st.none() | st.integers(min_value=0, max_value=1000),
+        st.none() | st.integers(min_value=1, max_value=1000),
     ),
 )
 

@@ -1,0 +1,64 @@
+"""Every bound on what a client or another producer can put into the system.
+
+The HTTP bodies and the Kafka messages share these types, so a value refused at
+the edge is refused on the wire too, whoever produced it. The numbers are chosen
+so that no product of them overflows: the largest possible order total
+(MAX_LINES x MAX_LINE_QUANTITY x MAX_UNIT_PRICE = 10**13 cents) is far inside
+both a signed 64-bit integer and the integers a JSON client reads exactly (2**53).
+README "Bounds" lists them with what exceeding each answers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+MAX_ID_LENGTH = 64
+MAX_LINES = 100
+MAX_LINE_QUANTITY = 10_000
+MAX_UNIT_PRICE = 10_000_000  # cents: 100,000.00 a unit
+MAX_ORDER_TOTAL = MAX_LINES * MAX_LINE_QUANTITY * MAX_UNIT_PRICE
+MAX_RESTOCK_QUANTITY = 1_000_000
+# The most a SKU can have on the shelf, so a restock flood cannot grow its levels without bound.
+MAX_STOCK_LEVEL = 1_000_000_000
+# Counters that only grow (put_in, versions, sequence numbers) stay exact in JSON clients.
+MAX_COUNTER = 2**53 - 1
+MAX_IDEMPOTENCY_KEY_LENGTH = 128
+MAX_EVENT_ID_LENGTH = 256
+MAX_REASON_LENGTH = 500
+
+# No control characters (C0, DEL, C1), no line or paragraph separators, no bidi overrides.
+_CONTROL = "\\x00-\\x1f\\x7f-\\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_NO_CONTROL = f"[^{_CONTROL}]"
+# An identifier: a letter or digit first (so never "." or ".."), then a small safe alphabet.
+_ID = rf"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{{0,{MAX_ID_LENGTH - 1}}}$"
+
+Id = Annotated[str, StringConstraints(pattern=_ID)]
+Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+PaymentToken = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")]
+_EVENT_ID = rf"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{{0,{MAX_EVENT_ID_LENGTH - 1}}}$"
+EventId = Annotated[str, StringConstraints(pattern=_EVENT_ID)]
+# Message types, statuses and event names.
+TypeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+
+
+# Free text: not blank, no control characters (length bounds per field, below).
+_TEXT = rf"^{_NO_CONTROL}*[^\s{_CONTROL}]{_NO_CONTROL}*$"
+
+
+def _text(max_length: int) -> StringConstraints:
+    return StringConstraints(min_length=1, max_length=max_length, pattern=_TEXT)
+
+
+Name = Annotated[str, _text(200)]
+City = Annotated[str, _text(100)]
+PostalCode = Annotated[str, _text(20)]
+Reason = Annotated[str, _text(MAX_REASON_LENGTH)]
+Quantity = Annotated[int, Field(ge=1, le=MAX_LINE_QUANTITY)]
+UnitPrice = Annotated[int, Field(ge=1, le=MAX_UNIT_PRICE)]
+Amount = Annotated[int, Field(ge=0, le=MAX_ORDER_TOTAL)]
+RestockQuantity = Annotated[int, Field(ge=1, le=MAX_RESTOCK_QUANTITY)]
+StockLevel = Annotated[int, Field(ge=0, le=MAX_COUNTER)]
+Counter = Annotated[int, Field(ge=0, le=MAX_COUNTER)]
