@@ -163,7 +163,7 @@ async def gather_reservations(stream: StreamT) -> None:
 _republished: dict[str, int] = {}
 
 
-@app.timer(interval=node.settings.view_refresh_after_s)
+@node.timer(interval=node.settings.view_refresh_after_s)
 async def republish_changed_stock() -> None:
     """Publish the levels of every SKU that changed since the last tick once more.
 

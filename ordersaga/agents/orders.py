@@ -129,7 +129,7 @@ async def run_sagas(stream: StreamT) -> None:
 _last_deadline_sent: dict[tuple[str, str, int], float] = {}
 
 
-@app.timer(interval=node.settings.deadline_scan_interval_s)
+@node.timer(interval=node.settings.deadline_scan_interval_s)
 async def expire_overdue_steps() -> None:
     """Send a deadline message for every local saga whose awaited reply is overdue.
 
@@ -167,7 +167,7 @@ _forget_sent: dict[str, float] = {}
 FORGET_BATCH = 200
 
 
-@app.timer(interval=5.0)
+@node.timer(interval=5.0)
 async def forget_finished_orders() -> None:
     """Have every group drop the orders that ended more than the retention period ago.
 

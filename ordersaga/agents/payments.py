@@ -87,7 +87,7 @@ class PaymentGateway:
     def redis(self) -> aioredis.Redis:
         """The gateway's journal (connects on first use, inside the worker's loop)."""
         if self._redis is None:
-            self._redis = aioredis.from_url(node.settings.redis_url or "redis://127.0.0.1:6379/0")
+            self._redis = aioredis.from_url(node.settings.redis_url_or_default)
         return self._redis
 
     async def _call(self, command: ChargePayment) -> GatewayOutcome:
@@ -106,6 +106,13 @@ class PaymentGateway:
 
 
 gateway = PaymentGateway()
+
+
+async def _gateway_answers() -> None:
+    await gateway.redis.ping()
+
+
+node.health_checks["gateway"] = _gateway_answers
 
 
 async def settle_payment(envelope: Envelope, message: Message) -> str | None:

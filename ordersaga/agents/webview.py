@@ -83,7 +83,7 @@ async def project_stock(stream: StreamT) -> None:
     await node.consume(stream, project_stock_event, "project_stock")
 
 
-@app.timer(interval=node.settings.deadline_scan_interval_s)
+@node.timer(interval=node.settings.deadline_scan_interval_s)
 async def redrive_unconfirmed_orders() -> None:
     """Send PlaceOrder again for accepted orders of which no event is projected yet.
 
@@ -116,7 +116,7 @@ async def redrive_unconfirmed_orders() -> None:
         node.metrics.orders_redriven.inc()
 
 
-@app.timer(interval=node.settings.deadline_scan_interval_s)
+@node.timer(interval=node.settings.deadline_scan_interval_s)
 async def refresh_stale_order_views() -> None:
     """Ask for the latest event of open order views that stayed unchanged too long.
 

@@ -65,7 +65,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     settings = _settings()
     state, accepted = asyncio.run(
-        load_state(settings.bootstrap_servers, settings.redis_url or "redis://127.0.0.1:6379/0")
+        load_state(settings.bootstrap_servers, settings.redis_url_or_default)
     )
     checks = check_invariants(state, accepted)
     print(report(checks))

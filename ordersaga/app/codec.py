@@ -20,7 +20,15 @@ Headers = list[tuple[str, bytes]]
 
 
 class DecodeError(ValueError):
-    """A message that cannot be read; its text is the reason written to the DLQ."""
+    """A message that cannot be read; its text is the reason written to the DLQ.
+
+    ``envelope`` is set when the envelope was valid but its payload was not, so the
+    sender can still be told which order the refused message was about.
+    """
+
+    def __init__(self, reason: str, envelope: Envelope | None = None) -> None:
+        super().__init__(reason)
+        self.envelope = envelope
 
 
 @dataclass(frozen=True)
@@ -88,11 +96,11 @@ def decode(value: bytes | None) -> tuple[Envelope, Message]:
         raise DecodeError(f"bad envelope: {_first_error(exc)}") from None
     payload_type = MESSAGE_TYPES.get(envelope.type)
     if payload_type is None:
-        raise DecodeError(f"unknown message type {envelope.type!r}")
+        raise DecodeError(f"unknown message type {envelope.type!r}", envelope)
     try:
         message = payload_type.model_validate(envelope.payload)
     except ValidationError as exc:
-        raise DecodeError(f"bad {envelope.type} payload: {_first_error(exc)}") from None
+        raise DecodeError(f"bad {envelope.type} payload: {_first_error(exc)}", envelope) from None
     return envelope, message
 
 

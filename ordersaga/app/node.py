@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -19,16 +20,26 @@ from pathlib import Path
 from typing import Any, cast
 
 import faust
+import orjson
 from faust.types import EventT, StreamT, TableT
-from faust.web import Request, Response, View
+from faust.web import Request, Response
+from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from ordersaga.agents import AgentGroup, group
 from ordersaga.app.codec import DecodeError, decode, encode, header_pairs
+from ordersaga.app.http import ApiView, json_errors
 from ordersaga.app.settings import Settings, get_settings
-from ordersaga.app.topics import ALL_DLQ_TOPICS, ALL_TOPICS, destination, dlq_topic
+from ordersaga.app.topics import (
+    ALL_DLQ_TOPICS,
+    ALL_TOPICS,
+    REJECTION_REPLY_TOPICS,
+    carries,
+    destination,
+    dlq_topic,
+)
 from ordersaga.ops.metrics import Metrics
-from ordersaga.schemas.messages import Envelope, Message
+from ordersaga.schemas.messages import CommandRejected, Envelope, Message
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +47,21 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Envelope, Message], Awaitable[str | None]]
 
 
-class Rejected(ValueError):
-    """A readable message that its handler can never apply: dead-lettered at once."""
+# A dependency check: returns nothing when the dependency answers, raises when not.
+HealthCheck = Callable[[], Awaitable[None]]
+HEALTH_CHECK_TIMEOUT_S = 1.0
+# /health answers from a result this young, so a flood of probes is not a flood on Redis.
+HEALTH_CACHE_S = 1.0
+
+
+class RecordTooLarge(ValueError):
+    """A table value over ``ORDERSAGA_MAX_RECORD_BYTES``: the message that led to it is refused."""
 
 
 def _is_transient(exc: BaseException) -> bool:
-    return not isinstance(exc, Rejected | DecodeError | ValueError)
+    # ValueError covers pydantic's ValidationError, DecodeError and RecordTooLarge:
+    # the same message fails the same way every time, so retrying only delays the answer.
+    return not isinstance(exc, ValueError)
 
 
 class Node:
@@ -53,6 +73,10 @@ class Node:
         self.metrics = Metrics()
         self.app = make_app(self.group, self.settings)
         self._topics: dict[str, faust.TopicT] = {}
+        self.health_checks: dict[str, HealthCheck] = {"broker": self._broker_reachable}
+        self._health: tuple[float, dict[str, str]] | None = None
+        # Registered before the web server starts: aiohttp freezes its middlewares then.
+        cast(Any, self.app.web).web_app.middlewares.append(json_errors)
         self._register_pages()
         _exit_when_stuck(self.app, self.settings.recovery_limit_s)
 
@@ -97,6 +121,47 @@ class Node:
             deleted += 1
         self.metrics.entries_forgotten.labels(table.name).inc(deleted)
         return None if deleted else "unchanged"
+
+    def fit(self, record: BaseModel) -> dict[str, Any]:
+        """A record as its table stores it, refused when it would be too large to write.
+
+        Call it before sending what the record's change causes: a record the broker
+        cannot take (its message size limit) would otherwise fail the changelog write
+        on every replay and crash-loop the worker.
+        """
+        value = record.model_dump(mode="json")
+        size = len(orjson.dumps(value))
+        if size > self.settings.max_record_bytes:
+            self.metrics.records_refused.labels(type(record).__name__).inc()
+            raise RecordTooLarge(
+                f"{type(record).__name__} would be {size} bytes, "
+                f"over the limit of {self.settings.max_record_bytes}"
+            )
+        return value
+
+    def timer(self, interval: float) -> Callable[[Callable[[], Awaitable[None]]], Any]:
+        """``app.timer`` whose failures are logged and counted, never fatal.
+
+        An exception escaping a Faust timer crashes the whole app (seen: a Redis pool
+        exhausted by long-polls made a web view timer raise and the worker die).
+        """
+
+        def register(fn: Callable[[], Awaitable[None]]) -> Any:
+            name = fn.__name__
+
+            @functools.wraps(fn)
+            async def guarded() -> None:
+                try:
+                    await fn()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self.metrics.timer_failures.labels(name).inc()
+                    log.warning("timer %s failed: %s: %s", name, type(exc).__name__, exc)
+
+            return self.app.timer(interval=interval)(guarded)
+
+        return register
 
     # -------------------------------------------------------------------- send
 
@@ -167,6 +232,8 @@ class Node:
             except DecodeError as exc:
                 self.metrics.messages_handled.labels(agent, "?", "dead_letter").inc()
                 await self.dead_letter(event, str(exc), attempts=1)
+                if exc.envelope is not None:
+                    await self._reject(event, exc.envelope, str(exc))
                 continue
             tried = 1
             outcome: str | None = None
@@ -190,9 +257,33 @@ class Node:
                             outcome = await handler(envelope, message)
             except Exception as exc:  # the worker keeps going whatever the input
                 self.metrics.messages_handled.labels(agent, envelope.type, "dead_letter").inc()
-                await self.dead_letter(event, f"{type(exc).__name__}: {exc}", attempts=tried)
+                reason = _reason(exc)
+                await self.dead_letter(event, reason, attempts=tried)
+                if not _is_transient(exc):
+                    await self._reject(event, envelope, reason)
             else:
                 self.metrics.messages_handled.labels(agent, envelope.type, outcome or "ok").inc()
+
+    async def _reject(self, event: EventT, envelope: Envelope, reason: str) -> None:
+        """Tell the orchestrator that a command about an order can never be applied.
+
+        Without this the saga waits out the step's deadline, re-sends the same
+        command (refused the same way) and ends ``step_timeout``, which is untrue.
+        """
+        topic = event.message.topic
+        if topic not in REJECTION_REPLY_TOPICS or not envelope.order_id:
+            return
+        if not carries(topic, envelope.type):  # misrouted: not this step's command
+            return
+        rejected = CommandRejected(
+            order_id=envelope.order_id, command=envelope.type, reason=reason[:500]
+        )
+        await self.send(
+            rejected,
+            key=envelope.order_id,
+            cause=envelope,
+            event_id=f"{envelope.event_id}:rejected",
+        )
 
     def _note_skipped_offsets(self, event: EventT, last: dict[Any, tuple[int, int]]) -> None:
         """Count offsets a partition jumped over within one consumer generation.
@@ -221,20 +312,110 @@ class Node:
 
     # ------------------------------------------------------------------- pages
 
+    async def _broker_reachable(self) -> None:
+        host, _, port = self.settings.bootstrap_servers.split(",")[0].rpartition(":")
+        _, writer = await asyncio.open_connection(host or "127.0.0.1", int(port))
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+    async def health(self) -> dict[str, str]:
+        """Each dependency's state: "ok" or why not (cached for a second)."""
+        now = time.monotonic()
+        if self._health is not None and now - self._health[0] < HEALTH_CACHE_S:
+            return self._health[1]
+
+        async def check(fn: HealthCheck) -> str:
+            try:
+                await asyncio.wait_for(fn(), HEALTH_CHECK_TIMEOUT_S)
+            except Exception as exc:  # any failure is the answer, not an error
+                return f"down: {type(exc).__name__}: {exc}"[:300]
+            return "ok"
+
+        names = list(self.health_checks)
+        states = await asyncio.gather(*(check(self.health_checks[n]) for n in names))
+        result = dict(zip(names, states, strict=True))
+        self._health = (now, result)
+        return result
+
+    def readiness(self) -> list[str]:
+        """Why this worker cannot serve yet (empty once it has its partitions and tables)."""
+        reasons: list[str] = []
+        app = cast(Any, self.app)
+        recovery = app.tables.recovery
+        if not recovery.completed.is_set():
+            reasons.append("tables not recovered yet")
+        elif recovery.in_recovery:
+            reasons.append("tables recovering")
+        if app.rebalancing:
+            reasons.append("consumer group rebalancing")
+        return reasons
+
     def _register_pages(self) -> None:
         node = self
 
         @self.app.page("/health")
-        class Health(View):
+        class Health(ApiView):
             async def get(self, request: Request) -> Response:
+                """200 when every dependency answers; 503 naming the ones that do not."""
+                checks = await node.health()
+                body: dict[str, Any] = {
+                    "status": "ok",
+                    "group": node.group.name,
+                    "app": node.app.conf.id,
+                    "checks": checks,
+                }
+                down = {name: state for name, state in checks.items() if state != "ok"}
+                if not down:
+                    return self.json(body)
                 return self.json(
-                    {"status": "ok", "group": node.group.name, "app": node.app.conf.id}
+                    {
+                        **body,
+                        "status": "unavailable",
+                        "error": "dependency_down",
+                        "message": ", ".join(f"{n} {s}" for n, s in down.items()),
+                        "problems": [{"field": n, "message": s} for n, s in down.items()],
+                    },
+                    status=503,
+                    headers={"Retry-After": "1"},
+                )
+
+        @self.app.page("/ready")
+        class Ready(ApiView):
+            async def get(self, request: Request) -> Response:
+                """200 once this worker has its partitions and restored tables; 503 before."""
+                reasons = node.readiness()
+                assigned = sorted(
+                    f"{tp.topic}[{tp.partition}]" for tp in node.app.assignor.assigned_actives()
+                )
+                body = {"ready": not reasons, "group": node.group.name, "assigned": assigned}
+                if not reasons:
+                    return self.json(body)
+                return self.json(
+                    {
+                        **body,
+                        "error": "not_ready",
+                        "message": "; ".join(reasons),
+                        "problems": [{"field": "worker", "message": r} for r in reasons],
+                    },
+                    status=503,
+                    headers={"Retry-After": "1"},
                 )
 
         @self.app.page("/metrics")
-        class MetricsPage(View):
+        class MetricsPage(ApiView):
             async def get(self, request: Request) -> Response:
                 return self.bytes(node.metrics.render(), content_type="text/plain; version=0.0.4")
+
+
+def _reason(exc: BaseException) -> str:
+    """A dead-letter reason: the exception's type and its first line, bounded."""
+    if isinstance(exc, ValidationError):
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        return f"ValidationError: {exc.title}.{where}: {err['msg']}"[:1000]
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:1000]
 
 
 def _exit_when_stuck(app: faust.App, recovery_limit_s: float, interval_s: float = 2.0) -> None:
@@ -406,6 +587,12 @@ def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
         producer_linger=settings.producer_linger_ms / 1000,
         table_standby_replicas=0,
         web_enabled=True,
+        # Faust's own pages show table contents (payment data, holds) and routing
+        # internals to anyone who can reach the port: none of them is served.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=agent_group.web_port(settings.web_port),
@@ -415,4 +602,4 @@ def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
     return app
 
 
-__all__ = ["ALL_DLQ_TOPICS", "ALL_TOPICS", "Node", "Rejected", "make_app"]
+__all__ = ["ALL_DLQ_TOPICS", "ALL_TOPICS", "Node", "RecordTooLarge", "make_app"]

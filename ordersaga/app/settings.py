@@ -152,6 +152,42 @@ class Settings(BaseSettings):
         "order's view in Redis.",
     )
     max_body_bytes: int = Field(default=64 * 1024, description="ORDERSAGA_MAX_BODY_BYTES")
+    max_record_bytes: int = Field(
+        default=512 * 1024,
+        gt=0,
+        description="ORDERSAGA_MAX_RECORD_BYTES: the largest table value a worker writes. "
+        "A message whose effect would write a larger one is dead-lettered instead (the "
+        "broker refuses messages over 1 MB, and a changelog write it refuses would fail "
+        "on every replay).",
+    )
+    max_holds_per_sku: int = Field(
+        default=5_000,
+        gt=0,
+        description="ORDERSAGA_MAX_HOLDS_PER_SKU: orders one SKU record remembers at once "
+        "(finished ones are dropped after the retention period); a reservation beyond it "
+        "is refused as out of stock, so no traffic grows a SKU record without bound.",
+    )
+    max_skus: int = Field(
+        default=10_000,
+        gt=0,
+        description="ORDERSAGA_MAX_SKUS: SKUs the catalogue may hold; a restock creating "
+        "one more answers 409.",
+    )
+    max_long_polls: int = Field(
+        default=1_000,
+        gt=0,
+        description="ORDERSAGA_MAX_LONG_POLLS: concurrent `?wait=` requests one web view "
+        "worker holds; beyond it they answer 503 with Retry-After.",
+    )
+    redis_max_connections: int = Field(
+        default=50,
+        gt=0,
+        description="ORDERSAGA_REDIS_MAX_CONNECTIONS: the web view's Redis pool; a request "
+        "finding it busy waits up to ORDERSAGA_REDIS_POOL_TIMEOUT_S, then answers 503.",
+    )
+    redis_pool_timeout_s: float = Field(
+        default=5.0, gt=0, description="ORDERSAGA_REDIS_POOL_TIMEOUT_S"
+    )
     seed_catalog: bool = Field(
         default=True,
         description="ORDERSAGA_SEED_CATALOG: `ordersaga run` stocks a small demo catalogue.",
@@ -160,6 +196,18 @@ class Settings(BaseSettings):
         default=".ordersaga", description="ORDERSAGA_DATA_DIR: worker state and logs."
     )
     log_level: str = Field(default="info", description="ORDERSAGA_LOG_LEVEL")
+    log_max_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=0,
+        description="ORDERSAGA_LOG_MAX_BYTES: size at which `ordersaga run` rotates the log "
+        "of a worker, the broker or Redis (<data_dir>/logs/<name>.log); 0 never rotates.",
+    )
+    log_backups: int = Field(
+        default=3,
+        ge=1,
+        description="ORDERSAGA_LOG_BACKUPS: rotated logs kept per process "
+        "(<name>.log.1 is the newest). At least 1: with none the log would never rotate.",
+    )
 
     @model_validator(mode="after")
     def _views_outlive_idempotency_keys(self) -> Settings:
@@ -190,6 +238,11 @@ class Settings(BaseSettings):
         never arrived. Half the retention leaves the other half for a slow send.
         """
         return self.retention_s / 2
+
+    @property
+    def redis_url_or_default(self) -> str:
+        """The Redis to use: REDIS_URL, or the conventional local one."""
+        return self.redis_url or "redis://127.0.0.1:6379/0"
 
     @property
     def broker_url(self) -> str:

@@ -49,6 +49,12 @@ CONSUMED_TOPICS: tuple[str, ...] = (
 
 ALL_TOPICS: tuple[str, ...] = (*CONSUMED_TOPICS, NOTIFICATIONS)
 
+# Topics of saga steps' commands: a command refused there for its content is
+# answered with CommandRejected, so its saga fails at once instead of timing out.
+REJECTION_REPLY_TOPICS: frozenset[str] = frozenset(
+    {INVENTORY_COMMANDS, PAYMENTS_COMMANDS, SHIPPING_COMMANDS}
+)
+
 
 def dlq_topic(topic: str) -> str:
     """The dead-letter topic of ``topic``."""
@@ -74,6 +80,14 @@ _DESTINATION: dict[type[Message], str] = {
     PrepareShipment: SHIPPING_COMMANDS,
     CancelShipment: SHIPPING_COMMANDS,
 }
+
+
+_TOPIC_OF_TYPE: dict[str, str] = {cls.TYPE: topic for cls, topic in _DESTINATION.items()}
+
+
+def carries(topic: str, type_name: str) -> bool:
+    """True when messages of ``type_name`` are sent to ``topic`` (not misrouted there)."""
+    return _TOPIC_OF_TYPE.get(type_name) == topic
 
 
 def destination(message: Message) -> str:

@@ -66,6 +66,30 @@ class Metrics:
             buckets=STEP_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.records_refused = Counter(
+            "ordersaga_records_refused",
+            "Table writes refused as over ORDERSAGA_MAX_RECORD_BYTES, by record type "
+            "(the message that led to each was dead-lettered)",
+            ["record"],
+            registry=self.registry,
+        )
+        self.timer_failures = Counter(
+            "ordersaga_timer_failures",
+            "Timer runs that raised (logged; the timer runs again at its next tick)",
+            ["timer"],
+            registry=self.registry,
+        )
+        self.http_rejected = Counter(
+            "ordersaga_http_rejected",
+            "Requests refused at the HTTP edge, by status",
+            ["status"],
+            registry=self.registry,
+        )
+        self.long_polls = Gauge(
+            "ordersaga_long_polls",
+            "`?wait=` requests being held by this worker",
+            registry=self.registry,
+        )
 
         self.circuit_state = Gauge(
             "ordersaga_circuit_state",

@@ -31,6 +31,7 @@ from ordersaga.schemas.messages import (
     CancelOrder,
     CancelShipment,
     ChargePayment,
+    CommandRejected,
     CommitStock,
     Message,
     OrderEvent,
@@ -179,7 +180,9 @@ class SagaState(BaseModel):
     order_id: str
     customer_id: str
     items: tuple[OrderLine, ...]
-    payment_token: str
+    # Dropped once the charge is answered or the saga compensates: a stored card
+    # token is a liability, and no later step needs it.
+    payment_token: str | None
     shipping_address: Address
     status: SagaStatus
     failure_reason: FailureReason | None = None
@@ -252,6 +255,8 @@ def _command_for(name: str, state: SagaState) -> Message:
         case "reserve_stock":
             return ReserveStock(order_id=state.order_id, items=state.items)
         case "charge_payment":
+            if state.payment_token is None:
+                raise ValueError(f"order {state.order_id} has no payment token left to charge")
             return ChargePayment(
                 order_id=state.order_id,
                 customer_id=state.customer_id,
@@ -356,6 +361,7 @@ def _begin_compensation(
     done_until = b.state.step_index + (1 if include_in_flight else 0)
     pending = _compensations_for(FORWARD_STEPS[:done_until])
     b.update(
+        payment_token=None,
         compensating=True,
         outcome=outcome,
         failure_reason=reason,
@@ -387,6 +393,8 @@ def decide(state: SagaState | None, message: Message, now: float, policy: Policy
         return _cancel(state, now, policy)
     if isinstance(message, StepDeadlineExpired):
         return _deadline_expired(state, message, now, policy)
+    if isinstance(message, CommandRejected):
+        return _command_rejected(state, message, now, policy)
     if not _is_awaited_reply(state, message):
         return unchanged(state)
     if state.compensating:
@@ -425,6 +433,41 @@ def _cancel(state: SagaState, now: float, policy: Policy) -> Decision:
         outcome=SagaStatus.CANCELLED,
         reason=None,
         detail="cancelled by the customer",
+    )
+    return b.decision()
+
+
+def _command_rejected(
+    state: SagaState, message: CommandRejected, now: float, policy: Policy
+) -> Decision:
+    """A participant refused the awaited command for its content: it will never succeed."""
+    if state.awaiting is None:
+        return unchanged(state)
+    b = _Builder(state, now)
+    detail = f"{message.command} rejected: {message.reason}"[:500]
+    if state.compensating:
+        if message.command != _command_for(state.pending_compensations[0], state).TYPE:
+            return unchanged(state)
+        if state.status == SagaStatus.COMPENSATION_STUCK:
+            return unchanged(state)
+        # An undo cannot be given up; it stays retried, and an operator must look.
+        b.update(status=SagaStatus.COMPENSATION_STUCK)
+        b.emit("CompensationStuck", detail)
+        return b.decision()
+    step = FORWARD_STEPS[state.step_index]
+    if message.command != step.command.TYPE:
+        return unchanged(state)
+    b.update(failure_detail=detail)
+    b.emit(CommandRejected.TYPE, detail)
+    # The participant may have acted before it refused (a reservation made, then a
+    # reply too large to send): undo the step in flight too; undos are idempotent.
+    _begin_compensation(
+        b,
+        policy,
+        include_in_flight=True,
+        outcome=SagaStatus.FAILED,
+        reason=FailureReason.INVALID_ORDER,
+        detail=f"{step.name} rejected",
     )
     return b.decision()
 
@@ -494,7 +537,7 @@ def _forward_reply(state: SagaState, message: Message, now: float, policy: Polic
     if isinstance(message, StockReserved):
         b.update(lines=message.lines, total=message.total)
     elif isinstance(message, PaymentCharged):
-        b.update(charge_id=message.charge_id)
+        b.update(charge_id=message.charge_id, payment_token=None)
     elif isinstance(message, ShipmentPrepared):
         b.update(shipment_id=message.shipment_id)
     b.update(step_index=state.step_index + 1, status=step.status_after)

@@ -261,6 +261,19 @@ class CancelShipment(Message):
 # -------------------------------------------------------------- orders.replies
 
 
+class CommandRejected(Message):
+    """A participant can never apply ``command`` for this order (its content is invalid).
+
+    Sent instead of waiting out the step's deadline: retrying would be refused the
+    same way, so the saga fails at once with ``invalid_order``.
+    """
+
+    TYPE = "CommandRejected"
+    order_id: Id
+    command: TypeName
+    reason: Reason
+
+
 class StockReserved(Message):
     """Every line is reserved; prices and total come from the catalogue."""
 
@@ -436,6 +449,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         ShipmentPrepared,
         ShipmentRefused,
         ShipmentCancelled,
+        CommandRejected,
         OrderEvent,
         StockChanged,
         CustomerNotified,

@@ -1,20 +1,15 @@
-"""Turning bad requests into 4xx JSON bodies that name the problem."""
+"""Reading request bodies strictly, and turning what is wrong with them into 4xx answers."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
-import orjson
 from pydantic import BaseModel, ValidationError
 
+from ordersaga.app.http import HttpError, invalid
 
-class HttpError(Exception):
-    """An error answer: status code and a JSON body."""
-
-    def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = {"error": error, "message": message, **extra}
+__all__ = ["HttpError", "invalid", "parse_body", "parse_json", "validation_problem"]
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
@@ -36,6 +31,45 @@ def validation_problem(exc: ValidationError) -> HttpError:
     )
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # The standard parsers keep the last of two equal keys, so a body could show a
+    # reviewer one quantity and hand the system another.
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON document in ``body``; 400 unless it is strict JSON (no duplicate keys, NaN)."""
+    if not body.strip():
+        raise HttpError(400, "empty_body", "a JSON body is required")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HttpError(400, "malformed_json", "body is not UTF-8") from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except _DuplicateKey as exc:
+        raise invalid(
+            str(exc), "appears twice in one object", status=400, error="duplicate_key"
+        ) from None
+    except RecursionError:
+        raise HttpError(400, "malformed_json", "body is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity
+        raise HttpError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -43,20 +77,10 @@ def parse_body(model: type[M], body: bytes, max_bytes: int) -> M:
     """Validate a JSON request body against ``model`` or raise the HttpError to answer."""
     if len(body) > max_bytes:
         raise HttpError(413, "body_too_large", f"body is over {max_bytes} bytes")
-    if not body.strip():
-        raise HttpError(400, "empty_body", "a JSON body is required")
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise HttpError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
+    data = parse_json(body)
     if not isinstance(data, dict):
-        raise HttpError(
-            422,
-            "validation_error",
-            "(body): must be a JSON object",
-            problems=[{"field": "(body)", "message": "must be a JSON object"}],
-        )
+        raise invalid("(body)", "must be a JSON object")
     try:
-        return model.model_validate_json(body, strict=True)
+        return model.model_validate(data, strict=True)
     except ValidationError as exc:
         raise validation_problem(exc) from None

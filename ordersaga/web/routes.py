@@ -1,58 +1,47 @@
 """The web view's routes: place, cancel and query orders; query and restock inventory.
 
-Bad input never reaches Kafka: every body is validated here first, and each
-error answer names the field at fault.
+Bad input never reaches Kafka: every body, path parameter, query parameter and
+header a client controls is validated here first, against the bounds in
+``ordersaga.schemas.bounds``, and each error answer names the field at fault.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
+import re
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, cast
+from functools import wraps
+from typing import Any, TypeVar, cast
 
 import faust
 from aiohttp import web
-from faust.web import Request, Response, View
+from faust.web import Request, Response
+from pydantic import TypeAdapter, ValidationError
+from redis.exceptions import RedisError
 
 from ordersaga.app.codec import new_id
+from ordersaga.app.http import ApiView, HttpError, invalid, require_json
 from ordersaga.app.node import Node
 from ordersaga.saga.inventory import merge_lines
-from ordersaga.schemas.http import PlaceOrderBody, RestockBody
+from ordersaga.schemas.bounds import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_STOCK_LEVEL, Id, Sku
+from ordersaga.schemas.http import CancelBody, PlaceOrderBody, RestockBody
 from ordersaga.schemas.messages import CancelOrder, Message, PlaceOrder, RestockSku
-from ordersaga.web.errors import HttpError, parse_body
+from ordersaga.web.errors import parse_body
 from ordersaga.web.store import ViewStore
+from ordersaga.web.watch import OrderWatch, WatchFull
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 MAX_WAIT_S = 60.0
-# How often a long poll re-reads the view: another worker may have projected the change.
+# How often the long-poll watcher re-reads the watched orders: another worker may
+# have projected the change.
 POLL_INTERVAL_S = 0.1
-
-
-class OrderWatch:
-    """Wakes long-polling requests when this process projects an order's change."""
-
-    def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
-
-    def changed(self, order_id: str) -> None:
-        """Wake whoever waits on ``order_id`` here."""
-        event = self._events.pop(order_id, None)
-        if event is not None:
-            event.set()
-
-    async def wait(self, order_id: str, timeout: float) -> None:
-        """Wait until ``order_id`` changes here or ``timeout`` seconds pass."""
-        event = self._events.setdefault(order_id, asyncio.Event())
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout)
-        finally:
-            # Forget the order once nobody waits, or ids projected elsewhere pile up here.
-            if self._events.get(order_id) is event:
-                del self._events[order_id]
+_WAIT = re.compile(r"^[0-9]{1,2}(\.[0-9]{1,3})?$")
+# Visible ASCII only: keys end up in logs and Redis key names.
+_IDEMPOTENCY_KEY = re.compile(rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}$")
+_ID = TypeAdapter(Id)
+_SKU = TypeAdapter(Sku)
 
 
 class Desk:
@@ -61,27 +50,62 @@ class Desk:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.settings = node.settings
-        self.watch = OrderWatch()
         self._store: ViewStore | None = None
+        self.watch = self.new_watch()
+        node.health_checks["redis"] = self._redis_answers
+
+    def new_watch(self) -> OrderWatch:
+        """The one long-poll watcher of this worker."""
+
+        async def statuses(order_ids: list[str]) -> dict[str, str | None]:
+            return await self.store.order_statuses(order_ids)
+
+        return OrderWatch(
+            statuses, TERMINAL, limit=self.settings.max_long_polls, interval_s=POLL_INTERVAL_S
+        )
 
     @property
     def store(self) -> ViewStore:
         """The view store (its Redis pool connects on first use, in the worker's loop)."""
         if self._store is None:
             self._store = ViewStore.from_url(
-                self.settings.redis_url or "redis://127.0.0.1:6379/0",
+                self.settings.redis_url_or_default,
                 finished_ttl_s=self.settings.finished_view_ttl_s,
                 refresh_after_s=self.settings.view_refresh_after_s,
+                max_connections=self.settings.redis_max_connections,
+                pool_timeout_s=self.settings.redis_pool_timeout_s,
             )
         return self._store
+
+    async def _redis_answers(self) -> None:
+        await self.store.redis.ping()
 
     async def send(self, message: Message, *, key: str, correlation_id: str) -> None:
         """Send a command from the HTTP edge; returns once the broker has it."""
         await self.node.send(message, key=key, correlation_id=correlation_id, acked=True)
 
 
-def _error(view: View, exc: HttpError) -> Response:
-    return view.json(exc.body, status=exc.status)
+V = TypeVar("V", bound=ApiView)
+Route = Callable[..., Awaitable[Response]]
+
+
+def answers(fn: Route) -> Route:
+    """A route whose dependency failures answer 503 (with Retry-After), never 500."""
+
+    @wraps(fn)
+    async def route(self: ApiView, request: Request, **kwargs: Any) -> Response:
+        try:
+            return await fn(self, request, **kwargs)
+        except RedisError as exc:
+            raise HttpError(
+                503,
+                "dependency_down",
+                f"the view store is unavailable ({type(exc).__name__})",
+                problems=[{"field": "redis", "message": "unavailable"}],
+                headers={"Retry-After": "1"},
+            ) from None
+
+    return route
 
 
 async def _read_body(request: Request, max_bytes: int) -> bytes:
@@ -94,6 +118,52 @@ async def _read_body(request: Request, max_bytes: int) -> bytes:
     if len(body) > max_bytes:
         raise HttpError(413, "body_too_large", f"body is over {max_bytes} bytes")
     return body
+
+
+async def _json_body(request: Request, max_bytes: int) -> bytes:
+    require_json(cast(web.Request, request))
+    return await _read_body(request, max_bytes)
+
+
+def _path_id(value: str, field: str) -> str:
+    try:
+        return _ID.validate_python(value)
+    except ValidationError:
+        raise invalid(field, "not a valid id (1-64 of A-Z a-z 0-9 _ . : @ -)") from None
+
+
+def _path_sku(value: str) -> str:
+    try:
+        return _SKU.validate_python(value)
+    except ValidationError:
+        raise invalid(
+            "sku", "not a valid SKU (1-64 of A-Z a-z 0-9 _ . -, a letter or digit first)"
+        ) from None
+
+
+def _wait_seconds(request: Request) -> float:
+    raw = request.query.get("wait")
+    if raw is None:
+        return 0.0
+    if not _WAIT.match(raw) or float(raw) > MAX_WAIT_S:
+        raise invalid("wait", f"must be a number of seconds from 0 to {MAX_WAIT_S:.0f}")
+    return float(raw)
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not _IDEMPOTENCY_KEY.match(key):
+        raise invalid(
+            "Idempotency-Key",
+            f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters",
+        )
+    return key
+
+
+def _not_found(what: str) -> HttpError:
+    return HttpError(404, "not_found", f"no {what}")
 
 
 def _order_response(view: dict[str, Any]) -> dict[str, Any]:
@@ -159,38 +229,35 @@ def register_routes(app: faust.App, desk: Desk) -> None:
         return await desk.store.accepted(order_id)
 
     @app.page("/orders")
-    class Orders(View):
+    class Orders(ApiView):
+        @answers
         async def post(self, request: Request) -> Response:
             """Place an order: 202 with its id; Idempotency-Key makes retries safe."""
-            try:
-                body = await _read_body(request, settings.max_body_bytes)
-                order = parse_body(PlaceOrderBody, body, settings.max_body_bytes)
-                items = merge_lines(order.items)
-                known = await desk.store.stock(*(line.sku for line in items))
-                for i, line in enumerate(items):
-                    if line.sku not in known:
-                        raise HttpError(
-                            422,
-                            "unknown_sku",
-                            f"items[{i}].sku: unknown SKU {line.sku!r}",
-                            problems=[{"field": f"items[{i}].sku", "message": "unknown SKU"}],
-                        )
-                key = request.headers.get("Idempotency-Key")
-                fingerprint = hashlib.sha256(body).hexdigest()
-                command = PlaceOrder(
-                    order_id=f"ord_{new_id()[:24]}",
-                    customer_id=order.customer_id,
-                    items=items,
-                    payment_token=order.payment_token,
-                    shipping_address=order.shipping_address,
-                )
-                accepted_at = time.time()
-                if key:
-                    command, accepted_at = await remember_key(
-                        key, fingerprint, command, accepted_at
+            body = await _json_body(request, settings.max_body_bytes)
+            key = _idempotency_key(request)
+            order = parse_body(PlaceOrderBody, body, settings.max_body_bytes)
+            items = merge_lines(order.items)
+            known = await desk.store.stock(*(line.sku for line in items))
+            for i, line in enumerate(items):
+                if line.sku not in known:
+                    raise invalid(
+                        f"items[{i}].sku", f"unknown SKU {line.sku!r}", error="unknown_sku"
                     )
-            except HttpError as exc:
-                return _error(self, exc)
+            order_id = f"ord_{new_id()[:24]}"
+            accepted_at = time.time()
+            if key:
+                order_id, accepted_at = await remember_key(
+                    "order", key, hashlib.sha256(body).hexdigest(), order_id, accepted_at
+                )
+            # Built from the body, so a retry with the same body rebuilds the same
+            # command: the key's record needs no copy of the payment token.
+            command = PlaceOrder(
+                order_id=order_id,
+                customer_id=order.customer_id,
+                items=items,
+                payment_token=order.payment_token,
+                shipping_address=order.shipping_address,
+            )
             accepted = accepted_record(command, accepted_at)
             await desk.store.remember_accepted(
                 command.order_id, accepted, settings.idempotency_ttl_s
@@ -216,131 +283,140 @@ def register_routes(app: faust.App, desk: Desk) -> None:
             )
 
     async def remember_key(
-        key: str, fingerprint: str, command: PlaceOrder, accepted_at: float
-    ) -> tuple[PlaceOrder, float]:
-        """The order an Idempotency-Key stands for and when it was first accepted."""
-        if len(key) > 200:
-            raise HttpError(400, "bad_idempotency_key", "Idempotency-Key is over 200 characters")
-        record = {
-            "fingerprint": fingerprint,
-            "command": command.model_dump(mode="json"),
-            "accepted_at": accepted_at,
-        }
-        first = await desk.store.claim_key(key, record, settings.idempotency_ttl_s)
-        if first["fingerprint"] != fingerprint:
-            raise HttpError(
-                422,
-                "idempotency_key_reused",
-                "Idempotency-Key was already used with a different body",
+        kind: str, key: str, fingerprint: str, minted_id: str, accepted_at: float
+    ) -> tuple[str, float]:
+        """The id an Idempotency-Key stands for and when it was first used; 422 if reused."""
+        record = {"fingerprint": fingerprint, "id": minted_id, "accepted_at": accepted_at}
+        first = await desk.store.claim_key(kind, key, record, settings.idempotency_ttl_s)
+        if first.get("fingerprint") != fingerprint:
+            raise invalid(
+                "Idempotency-Key",
+                "was already used with a different request",
+                error="idempotency_key_reused",
             )
-        return PlaceOrder.model_validate(first["command"]), float(first["accepted_at"])
+        return str(first["id"]), float(first["accepted_at"])
 
     @app.page("/orders/{order_id}")
-    class Order(View):
+    class Order(ApiView):
+        @answers
         async def get(self, request: Request, order_id: str) -> Response:
             """The order; ``?wait=SECONDS`` long-polls until it is terminal."""
-            try:
-                wait = float(request.query.get("wait", "0"))
-            except ValueError:
-                return self.json(
-                    {"error": "bad_query", "message": "wait: must be a number"}, status=400
-                )
-            deadline = time.monotonic() + max(0.0, min(wait, MAX_WAIT_S))
-            while True:
-                found = await find_order(order_id)
-                if found is None and wait <= 0:
-                    break
-                if found is not None and found["status"] in TERMINAL:
-                    break
+            order_id = _path_id(order_id, "order_id")
+            wait = _wait_seconds(request)
+            found = await find_order(order_id)
+            if found is None:
+                raise _not_found(f"order {order_id}")
+            deadline = time.monotonic() + wait
+            while found["status"] not in TERMINAL:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                await desk.watch.wait(order_id, min(remaining, POLL_INTERVAL_S))
-            if found is None:
-                return self.json(
-                    {"error": "not_found", "message": f"no order {order_id}"}, status=404
-                )
+                try:
+                    desk.node.metrics.long_polls.inc()
+                    await desk.watch.wait(order_id, remaining)
+                except WatchFull:
+                    raise HttpError(
+                        503,
+                        "too_many_waiters",
+                        f"{desk.watch.limit} long-polls are held here already; retry, "
+                        "or read without wait",
+                        problems=[{"field": "wait", "message": "too many concurrent long-polls"}],
+                        headers={"Retry-After": "1"},
+                    ) from None
+                finally:
+                    desk.node.metrics.long_polls.dec()
+                found = await find_order(order_id) or found
             return self.json(found)
 
     @app.page("/orders/{order_id}/events")
-    class OrderEvents(View):
+    class OrderEvents(ApiView):
+        @answers
         async def get(self, request: Request, order_id: str) -> Response:
             """The order's history, oldest first."""
+            order_id = _path_id(order_id, "order_id")
             view = await desk.store.order(order_id)
             if view is None:
                 if await desk.store.accepted(order_id) is not None:
                     return self.json({"order_id": order_id, "events": []})
-                return self.json(
-                    {"error": "not_found", "message": f"no order {order_id}"}, status=404
-                )
+                raise _not_found(f"order {order_id}")
             return self.json({"order_id": order_id, "events": await desk.store.events(order_id)})
 
     @app.page("/orders/{order_id}/cancel")
-    class CancelOrderView(View):
+    class CancelOrderView(ApiView):
+        @answers
         async def post(self, request: Request, order_id: str) -> Response:
             """Ask to cancel: 202 while in flight, 409 once terminal."""
+            order_id = _path_id(order_id, "order_id")
+            body = await _json_body(request, settings.max_body_bytes)
+            if body.strip():
+                parse_body(CancelBody, body, settings.max_body_bytes)
             found = await find_order(order_id)
             if found is None:
-                return self.json(
-                    {"error": "not_found", "message": f"no order {order_id}"}, status=404
-                )
+                raise _not_found(f"order {order_id}")
             if found["status"] in TERMINAL:
-                return self.json(
-                    {
-                        "error": "conflict",
-                        "message": f"order is already {found['status']}",
-                        "status": found["status"],
-                    },
-                    status=409,
+                conflict = HttpError(
+                    409,
+                    "conflict",
+                    f"order is already {found['status']}",
+                    problems=[{"field": "order_id", "message": f"order is {found['status']}"}],
                 )
+                conflict.body["status"] = found["status"]
+                raise conflict
             await desk.send(CancelOrder(order_id=order_id), key=order_id, correlation_id=order_id)
             return self.json({"order_id": order_id, "status": "CANCEL_REQUESTED"}, status=202)
 
     @app.page("/inventory")
-    class Inventory(View):
+    class Inventory(ApiView):
+        @answers
         async def get(self, request: Request) -> Response:
             """Every SKU's levels."""
             items = [_stock_response(v) for v in await desk.store.all_stock()]
             return self.json({"items": items})
 
     @app.page("/inventory/{sku}")
-    class InventoryItem(View):
+    class InventoryItem(ApiView):
+        @answers
         async def get(self, request: Request, sku: str) -> Response:
             """One SKU's levels."""
+            sku = _path_sku(sku)
             view = (await desk.store.stock(sku)).get(sku)
             if view is None:
-                return self.json({"error": "not_found", "message": f"no SKU {sku}"}, status=404)
+                raise _not_found(f"SKU {sku}")
             return self.json(_stock_response(view))
 
     @app.page("/inventory/{sku}/restock")
-    class Restock(View):
+    class Restock(ApiView):
+        @answers
         async def post(self, request: Request, sku: str) -> Response:
             """Create a SKU or top it up."""
-            try:
-                body = parse_body(
-                    RestockBody,
-                    await _read_body(request, settings.max_body_bytes),
-                    settings.max_body_bytes,
-                )
-                if body.unit_price is None and not await desk.store.stock(sku):
-                    raise HttpError(
-                        422,
-                        "validation_error",
-                        "unit_price: required for a new SKU",
-                        problems=[{"field": "unit_price", "message": "required for a new SKU"}],
+            sku = _path_sku(sku)
+            raw = await _json_body(request, settings.max_body_bytes)
+            key = _idempotency_key(request)
+            body = parse_body(RestockBody, raw, settings.max_body_bytes)
+            current = (await desk.store.stock(sku)).get(sku)
+            if current is None:
+                if body.unit_price is None:
+                    raise invalid("unit_price", "required for a new SKU")
+                if await desk.store.sku_count() >= settings.max_skus:
+                    raise invalid(
+                        "sku",
+                        f"the catalogue holds {settings.max_skus} SKUs, its limit",
+                        status=409,
+                        error="catalogue_full",
                     )
-                command = RestockSku(
-                    restock_id=request.headers.get("Idempotency-Key") or new_id(),
-                    sku=sku,
-                    quantity=body.quantity,
-                    unit_price=body.unit_price,
+            elif int(current["available"]) + body.quantity > MAX_STOCK_LEVEL:
+                raise invalid("quantity", f"would bring {sku} over {MAX_STOCK_LEVEL} available")
+            restock_id = f"rst_{new_id()[:24]}"
+            if key:
+                # The key is kept in Redis with a TTL, never in the SKU record: only
+                # the fixed-size restock id travels, whatever the client sends.
+                fingerprint = hashlib.sha256(sku.encode() + b"\0" + raw).hexdigest()
+                restock_id, _ = await remember_key(
+                    "restock", key, fingerprint, restock_id, time.time()
                 )
-            except HttpError as exc:
-                return _error(self, exc)
-            except ValueError as exc:  # the SKU in the path is not a valid SKU
-                return self.json(
-                    {"error": "validation_error", "message": f"sku: {exc}"}, status=422
-                )
+            command = RestockSku(
+                restock_id=restock_id, sku=sku, quantity=body.quantity, unit_price=body.unit_price
+            )
             await desk.send(command, key=sku, correlation_id=command.restock_id)
             return self.json(
                 {

@@ -10,6 +10,7 @@ one instance (faust-streaming issue 283).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any, cast
 
@@ -22,7 +23,7 @@ EVENTS = ":events"  # list of history entries, after ORDER + id
 STOCK = PREFIX + "stock:"  # StockChanged JSON
 SKUS = PREFIX + "skus"  # set of SKUs
 ACCEPTED = PREFIX + "accepted:"  # accepted-over-HTTP record
-IDEMPOTENCY = PREFIX + "idempotency:"  # Idempotency-Key -> first request
+IDEMPOTENCY = PREFIX + "idempotency:"  # kind:sha256(Idempotency-Key) -> first request
 UNCONFIRMED = PREFIX + "unconfirmed"  # sorted set: order id -> when to re-send next
 UNCONFIRMED_ORDERS = PREFIX + "unconfirmed:orders"  # hash: order id -> accepted_at, command
 OPEN = PREFIX + "open"  # sorted set: order id of an open view -> when to refresh it
@@ -118,6 +119,11 @@ return out
 """
 
 
+def idempotency_key(kind: str, key: str) -> str:
+    """The Redis key of a client's Idempotency-Key for ``kind`` (order, restock)."""
+    return f"{IDEMPOTENCY}{kind}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -138,9 +144,28 @@ class ViewStore:
         self._claim_stale_views = client.register_script(_CLAIM_STALE_VIEWS)
 
     @classmethod
-    def from_url(cls, url: str, finished_ttl_s: int, refresh_after_s: float = 10.0) -> ViewStore:
-        """A store on the Redis at ``url`` (connects on first use)."""
-        return cls(aioredis.from_url(url), finished_ttl_s, refresh_after_s)
+    def from_url(
+        cls,
+        url: str,
+        finished_ttl_s: int,
+        refresh_after_s: float = 10.0,
+        max_connections: int = 50,
+        pool_timeout_s: float = 5.0,
+    ) -> ViewStore:
+        """A store on the Redis at ``url`` (connects on first use).
+
+        The pool is bounded and a request finding it busy waits for a connection
+        (up to ``pool_timeout_s``) instead of failing at once, as redis-py's default
+        pool does past 100 connections.
+        """
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=pool_timeout_s,
+            socket_connect_timeout=pool_timeout_s,
+            socket_timeout=pool_timeout_s * 2,
+        )
+        return cls(aioredis.Redis(connection_pool=pool), finished_ttl_s, refresh_after_s)
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -242,14 +267,24 @@ class ViewStore:
             async for key in self.redis.scan_iter(match=ACCEPTED + "*", count=1000)
         }
 
-    async def claim_key(self, key: str, record: dict[str, Any], ttl_s: int) -> dict[str, Any]:
-        """Store ``record`` under an Idempotency-Key unless one is there; return the winner."""
+    async def claim_key(
+        self, kind: str, key: str, record: dict[str, Any], ttl_s: int
+    ) -> dict[str, Any]:
+        """Store ``record`` under an Idempotency-Key unless one is there; return the winner.
+
+        The key is stored hashed, so what a client sends sizes nothing in Redis.
+        """
+        name = idempotency_key(kind, key)
         while True:
-            if await self.redis.set(IDEMPOTENCY + key, orjson.dumps(record), nx=True, ex=ttl_s):
+            if await self.redis.set(name, orjson.dumps(record), nx=True, ex=ttl_s):
                 return record
-            raw = await self.redis.get(IDEMPOTENCY + key)
+            raw = await self.redis.get(name)
             if raw is not None:  # else it expired between the two calls: try again
                 return dict(orjson.loads(raw))
+
+    async def sku_count(self) -> int:
+        """How many SKUs the catalogue holds."""
+        return int(await self.redis.scard(SKUS))
 
     # ------------------------------------------------------------ unconfirmed
 

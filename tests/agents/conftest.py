@@ -69,7 +69,6 @@ from ordersaga.schemas.messages import (  # noqa: E402
     OrderSnapshot,
     PlaceOrder,
 )
-from ordersaga.web.routes import OrderWatch  # noqa: E402
 from ordersaga.web.store import ViewStore  # noqa: E402
 
 AGENT_MODULES = (orders, inventory, payments, shipping, notifications, webview)
@@ -434,7 +433,7 @@ def _fresh_state() -> Iterable[None]:
         orders._last_deadline_sent.clear()
         orders._forget_sent.clear()
         inventory._republished.clear()
-        webview.desk.watch = OrderWatch()
+        webview.desk.watch = webview.desk.new_watch()
         if _GATEWAY_BREAKER is not None:
             _GATEWAY.breaker = _GATEWAY_BREAKER
 

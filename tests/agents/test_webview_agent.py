@@ -44,6 +44,7 @@ from ordersaga.web.store import (
     UNCONFIRMED,
     UNCONFIRMED_ORDERS,
     ViewStore,
+    idempotency_key,
 )
 
 from .conftest import ADDRESS, ORDER_ID, order_event
@@ -190,7 +191,7 @@ async def test_wrong_message_types_are_dead_lettered(drive, outbox, store):
 async def client() -> AsyncIterator[TestClient]:
     # A fresh aiohttp app per test (an aiohttp app is bound to the first loop that
     # serves it) carrying the webview app's own routes and handlers.
-    app = web.Application()
+    app = web.Application(middlewares=list(webview.app.web.web_app.middlewares))
     for route in webview.app.web.web_app.router.routes():
         app.router.add_route(route.method, route.resource.canonical, route.handler)
     async with TestClient(TestServer(app)) as c:
@@ -224,18 +225,20 @@ async def assert_nothing_accepted(outbox, store: ViewStore) -> None:
     assert [k async for k in store.redis.scan_iter(match=IDEMPOTENCY + "*")] == []
 
 
+JSON = {"Content-Type": "application/json"}
+
 # --------------------------------------------------------- POST /orders rejected
 
 
 async def test_malformed_json_is_400(client, outbox, store):
-    resp = await client.post("/orders", data=b'{"customer_id": ')
+    resp = await client.post("/orders", data=b'{"customer_id": ', headers=JSON)
     assert resp.status == 400
     assert (await resp.json())["error"] == "malformed_json"
     await assert_nothing_accepted(outbox, store)
 
 
 async def test_empty_body_is_400(client, outbox, store):
-    resp = await client.post("/orders", data=b"")
+    resp = await client.post("/orders", data=b"", headers=JSON)
     assert resp.status == 400
     assert (await resp.json())["error"] == "empty_body"
     await assert_nothing_accepted(outbox, store)
@@ -275,13 +278,13 @@ async def test_unknown_sku_is_422(client, outbox, drive, store):
     assert resp.status == 422
     answer = await resp.json()
     assert answer["error"] == "unknown_sku"
-    assert answer["problems"] == [{"field": "items[1].sku", "message": "unknown SKU"}]
+    assert answer["problems"] == [{"field": "items[1].sku", "message": "unknown SKU 'SKU-NOPE'"}]
     await assert_nothing_accepted(outbox, store)
 
 
 async def test_a_body_over_the_limit_is_413(client, outbox, store):
     limit = webview.desk.settings.max_body_bytes
-    declared = await client.post("/orders", data=b" " * (limit + 1))
+    declared = await client.post("/orders", data=b" " * (limit + 1), headers=JSON)
     assert declared.status == 413
     assert (await declared.json())["error"] == "body_too_large"
 
@@ -289,17 +292,24 @@ async def test_a_body_over_the_limit_is_413(client, outbox, store):
         for _ in range(limit // 1024 + 2):
             yield b" " * 1024
 
-    streamed = await client.post("/orders", data=chunks())
+    streamed = await client.post("/orders", data=chunks(), headers=JSON)
     assert streamed.status == 413
     assert (await streamed.json())["error"] == "body_too_large"
     await assert_nothing_accepted(outbox, store)
 
 
-async def test_an_idempotency_key_over_200_characters_is_400(client, outbox, drive, store):
+@pytest.mark.parametrize("key", ["k" * 129, "", "a b", "caf\u00e9"])
+async def test_an_idempotency_key_out_of_bounds_is_422_naming_the_header(
+    client, outbox, drive, store, key
+):
     await stock(drive, "SKU-A")
-    resp = await post_order(client, order_body(), key="k" * 201)
-    assert resp.status == 400
-    assert (await resp.json())["error"] == "bad_idempotency_key"
+    resp = await client.post(
+        "/orders",
+        data=orjson.dumps(order_body()),
+        headers={**JSON, "Idempotency-Key": key.encode("utf-8").decode("latin-1")},
+    )
+    assert resp.status == 422
+    assert (await resp.json())["problems"][0]["field"] == "Idempotency-Key"
     await assert_nothing_accepted(outbox, store)
 
 
@@ -458,10 +468,10 @@ async def test_a_retry_after_the_window_sends_nothing(client, outbox, drive, sto
     await stock(drive, "SKU-A")
     first = await post_order(client, order_body(), key="late-retry")
     order_id = (await first.json())["order_id"]
-    raw = await store.redis.get(IDEMPOTENCY + "late-retry")
+    raw = await store.redis.get(idempotency_key("order", "late-retry"))
     record = orjson.loads(raw)
     record["accepted_at"] -= webview.node.settings.redrive_window_s + 1
-    await store.redis.set(IDEMPOTENCY + "late-retry", orjson.dumps(record))
+    await store.redis.set(idempotency_key("order", "late-retry"), orjson.dumps(record))
     await store.drop_unconfirmed(order_id)
 
     again = await post_order(client, order_body(), key="late-retry")
@@ -549,7 +559,7 @@ async def test_an_order_is_readable_right_after_it_is_accepted(client, outbox, d
     assert history.status == 200
     assert (await history.json()) == {"order_id": order_id, "events": []}
 
-    cancel = await client.post(f"/orders/{order_id}/cancel")
+    cancel = await client.post(f"/orders/{order_id}/cancel", headers=JSON)
     assert cancel.status == 202
     assert outbox.messages(ORDERS_COMMANDS)[-1] == CancelOrder(order_id=order_id)
 
@@ -580,14 +590,15 @@ async def test_order_routes_answer_from_the_view(client, outbox, drive):
     history = await client.get(f"/orders/{ORDER_ID}/events")
     assert [e["type"] for e in (await history.json())["events"]] == ["OrderPlaced"]
     bad_wait = await client.get(f"/orders/{ORDER_ID}?wait=soon")
-    assert bad_wait.status == 400
+    assert bad_wait.status == 422
+    assert (await bad_wait.json())["problems"][0]["field"] == "wait"
 
-    terminal = await client.post("/orders/ord-done/cancel")
+    terminal = await client.post("/orders/ord-done/cancel", headers=JSON)
     assert terminal.status == 409
     assert (await terminal.json())["status"] == "CANCELLED"
     assert outbox.sent == []
 
-    in_flight = await client.post(f"/orders/{ORDER_ID}/cancel")
+    in_flight = await client.post(f"/orders/{ORDER_ID}/cancel", headers=JSON)
     assert in_flight.status == 202
     [sent] = outbox.on(ORDERS_COMMANDS)
     assert sent.key == ORDER_ID.encode()
@@ -598,7 +609,7 @@ async def test_unknown_orders_are_404(client, outbox):
     for resp in (
         await client.get("/orders/ord-nope"),
         await client.get("/orders/ord-nope/events"),
-        await client.post("/orders/ord-nope/cancel"),
+        await client.post("/orders/ord-nope/cancel", headers=JSON),
         await client.get("/orders/ord-nope?wait=0.2"),
     ):
         assert resp.status == 404
@@ -652,19 +663,44 @@ async def test_inventory_is_empty_before_any_stock_event(client, outbox):
     assert (await resp.json()) == {"items": []}
 
 
-async def test_restock_sends_restock_sku_keyed_by_sku(client, outbox, drive):
+async def test_restock_sends_restock_sku_keyed_by_sku(client, outbox, drive, store):
     resp = await client.post(
         "/inventory/SKU-N/restock",
         json={"quantity": 5, "unit_price": 250},
         headers={"Idempotency-Key": "rk-1"},
     )
     assert resp.status == 202
-    assert (await resp.json())["restock_id"] == "rk-1"
+    restock_id = (await resp.json())["restock_id"]
+    # A fixed-size id of the server's, never the client's key, travels and is kept.
+    assert restock_id.startswith("rst_") and len(restock_id) == 28
     [sent] = outbox.on(INVENTORY_SKU_COMMANDS)
     assert outbox.topics() == [INVENTORY_SKU_COMMANDS]
     assert sent.key == b"SKU-N"
-    assert sent.message == RestockSku(restock_id="rk-1", sku="SKU-N", quantity=5, unit_price=250)
-    assert sent.envelope.correlation_id == "rk-1"
+    assert sent.message == RestockSku(
+        restock_id=restock_id, sku="SKU-N", quantity=5, unit_price=250
+    )
+    assert sent.envelope.correlation_id == restock_id
+
+
+async def test_a_restock_retried_with_its_key_is_the_same_restock(client, outbox, drive, store):
+    async def restock(body: dict[str, int], key: str = "rk-same") -> ClientResponse:
+        return await client.post(
+            "/inventory/SKU-N/restock", json=body, headers={"Idempotency-Key": key}
+        )
+
+    first = await restock({"quantity": 5, "unit_price": 250})
+    again = await restock({"quantity": 5, "unit_price": 250})
+    other = await restock({"quantity": 6, "unit_price": 250})
+
+    assert (first.status, again.status) == (202, 202)
+    assert (await first.json())["restock_id"] == (await again.json())["restock_id"]
+    assert other.status == 422
+    answer = await other.json()
+    assert (answer["error"], answer["problems"][0]["field"]) == (
+        "idempotency_key_reused",
+        "Idempotency-Key",
+    )
+    assert len({m.restock_id for m in outbox.messages(INVENTORY_SKU_COMMANDS)}) == 1
 
 
 async def test_restocking_a_known_sku_needs_no_price(client, outbox, drive):
@@ -673,12 +709,13 @@ async def test_restocking_a_known_sku_needs_no_price(client, outbox, drive):
         "/inventory/SKU-A/restock", json={"quantity": 3}, headers={"Idempotency-Key": "rk-2"}
     )
     assert resp.status == 202
+    restock_id = (await resp.json())["restock_id"]
     assert outbox.messages(INVENTORY_SKU_COMMANDS) == [
-        RestockSku(restock_id="rk-2", sku="SKU-A", quantity=3, unit_price=None)
+        RestockSku(restock_id=restock_id, sku="SKU-A", quantity=3, unit_price=None)
     ]
 
 
-async def test_restock_rejections(client, outbox):
+async def test_restock_rejections(client, outbox, store):
     new_without_price = await client.post("/inventory/SKU-N/restock", json={"quantity": 5})
     assert new_without_price.status == 422
     assert (await new_without_price.json())["problems"][0]["field"] == "unit_price"
