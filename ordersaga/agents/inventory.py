@@ -70,7 +70,7 @@ async def change_sku(envelope: Envelope, message: Message) -> str | None:
             len(record.holds) - len(kept.holds)
         )
         # Levels did not change, so there is no StockChanged to publish.
-        stock[kept.sku] = kept.model_dump(mode="json")
+        stock[kept.sku] = node.fit(kept)
         return None
     if isinstance(message, RestockSku):
         before = load_stock(message.sku)
@@ -78,15 +78,19 @@ async def change_sku(envelope: Envelope, message: Message) -> str | None:
         result: SkuResult | None = None
     elif isinstance(message, SkuCommand):
         before = load_stock(message.sku)
-        after_or_none, result = apply_sku_command(before, message)
+        after_or_none, result = apply_sku_command(
+            before, message, max_holds=node.settings.max_holds_per_sku
+        )
         after = after_or_none  # type: ignore[assignment]
     else:
         raise ValueError(f"{envelope.type} does not belong on {INVENTORY_SKU_COMMANDS}")
+    # Checked before anything is sent: a refused record must leave no answer behind.
+    value = node.fit(after) if after is not None and after != before else None
     if result is not None:
         await node.send(
             result, key=result.order_id, cause=envelope, event_id=f"{envelope.event_id}:result"
         )
-    if after is not None and after != before:
+    if value is not None:
         await node.send(
             after.changed_event(),
             key=after.sku,
@@ -94,7 +98,7 @@ async def change_sku(envelope: Envelope, message: Message) -> str | None:
             topic=INVENTORY_EVENTS,
             event_id=f"{after.sku}:{after.version}",
         )
-        stock[after.sku] = after.model_dump(mode="json")
+        stock[after.sku] = value
     return None
 
 
@@ -131,6 +135,7 @@ async def gather_order_stock(envelope: Envelope, message: Message) -> str | None
         step = collect_sku_result(record, message)
     else:
         raise ValueError(f"{envelope.type} does not belong to the inventory gather")
+    value = node.fit(step.record) if step.changed and step.record is not None else None
     for command in step.sku_commands:
         await node.send(
             command,
@@ -142,8 +147,8 @@ async def gather_order_stock(envelope: Envelope, message: Message) -> str | None
         await node.send(
             step.reply, key=order_id, cause=envelope, event_id=f"{envelope.event_id}:reply"
         )
-    if step.changed and step.record is not None:
-        order_stock[order_id] = step.record.model_dump(mode="json")
+    if value is not None:
+        order_stock[order_id] = value
     return None
 
 

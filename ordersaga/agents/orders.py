@@ -89,6 +89,7 @@ async def advance_saga(envelope: Envelope, message: Message) -> str | None:
     if decision.state is None or not (decision.changed or decision.events):
         return "unchanged"
     state = decision.state
+    value = node.fit(state) if decision.changed else None
     # Ids derive from the saga's event sequence, so a replayed decision resends the
     # very same messages and consumers can recognise them.
     for i, command in enumerate(decision.commands):
@@ -106,10 +107,10 @@ async def advance_saga(envelope: Envelope, message: Message) -> str | None:
             topic=ORDERS_EVENTS,
             event_id=f"{order_id}:{event.seq}",
         )
-    if not decision.changed:
+    if value is None:
         return "republished"
     # Written last: if a send fails, the retry recomputes the same decision.
-    sagas[order_id] = state.model_dump(mode="json")
+    sagas[order_id] = value
     if decision.step_latency:
         step, seconds = decision.step_latency
         node.metrics.step_latency.labels(step).observe(seconds)

@@ -129,12 +129,13 @@ async def settle_payment(envelope: Envelope, message: Message) -> str | None:
     else:
         after, reply = refund(before, message)
         await gateway.refund(message.order_id, reply.amount)
+    value = node.fit(after) if after is not None and after != before else None
     if reply is not None:
         await node.send(
             reply, key=message.order_id, cause=envelope, event_id=f"{envelope.event_id}:reply"
         )
-    if after is not None and after != before:
-        payment_ledger[message.order_id] = after.model_dump(mode="json")
+    if value is not None:
+        payment_ledger[message.order_id] = value
     return None
 
 

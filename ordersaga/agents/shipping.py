@@ -39,11 +39,12 @@ async def book_shipment(envelope: Envelope, message: Message) -> str | None:
         after, reply = prepare(before, message)
     else:
         after, reply = cancel(before, message)
+    value = node.fit(after) if after != before else None
     await node.send(
         reply, key=message.order_id, cause=envelope, event_id=f"{envelope.event_id}:reply"
     )
-    if after != before:
-        shipments[message.order_id] = after.model_dump(mode="json")
+    if value is not None:
+        shipments[message.order_id] = value
     return None
 
 

@@ -19,6 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ordersaga.schemas.bounds import MAX_STOCK_LEVEL
 from ordersaga.schemas.messages import (
     CommitStock,
     Message,
@@ -38,8 +39,13 @@ from ordersaga.schemas.messages import (
 )
 
 HoldState = Literal["reserved", "committed", "released", "rejected"]
-# Restock ids remembered per SKU to absorb redelivered restocks.
-RESTOCK_MEMORY = 256
+# Restock ids remembered per SKU to absorb redelivered restocks. The web view mints
+# them (fixed size) and keeps clients' Idempotency-Keys in Redis, so this memory is
+# bounded in size as well as in count.
+RESTOCK_MEMORY = 64
+SKU_BUSY = "sku_busy"
+# Orders one SKU record remembers by default (Settings.max_holds_per_sku).
+DEFAULT_MAX_HOLDS = 5_000
 
 
 class InvalidCommand(ValueError):
@@ -97,6 +103,11 @@ def restock(record: StockRecord | None, command: RestockSku) -> StockRecord:
         record = StockRecord(sku=command.sku, unit_price=command.unit_price)
     elif command.restock_id in record.restocks:
         return record
+    if record.available + command.quantity > MAX_STOCK_LEVEL:
+        raise InvalidCommand(
+            f"restock of {command.quantity} would bring {command.sku!r} over "
+            f"{MAX_STOCK_LEVEL} available"
+        )
     return record.model_copy(
         update={
             "put_in": record.put_in + command.quantity,
@@ -111,9 +122,15 @@ def restock(record: StockRecord | None, command: RestockSku) -> StockRecord:
 
 
 def apply_sku_command(
-    record: StockRecord | None, command: SkuCommand
+    record: StockRecord | None, command: SkuCommand, max_holds: int = DEFAULT_MAX_HOLDS
 ) -> tuple[StockRecord | None, SkuResult]:
-    """Reserve, release or commit one order's quantity of one SKU, idempotently."""
+    """Reserve, release or commit one order's quantity of one SKU, idempotently.
+
+    A reservation that would make the record remember more than ``max_holds``
+    orders is refused (``sku_busy``) and remembered by no one, so the record stays
+    bounded whatever the traffic; finished holds are dropped after the retention
+    period and make room again.
+    """
 
     def result(ok: bool, reason: str | None = None) -> SkuResult:
         return SkuResult(
@@ -134,6 +151,8 @@ def apply_sku_command(
     q = hold.quantity if hold else 0
     match command.op, hold.state if hold else None:
         case "reserve", None:
+            if len(record.holds) >= max_holds:
+                return record, result(False, SKU_BUSY)
             if record.available < command.quantity:
                 return record._with(command.order_id, Hold(quantity=0, state="rejected")), result(
                     False, "out_of_stock"
@@ -324,7 +343,9 @@ def _complete(
     if name == "reserve":
         short = tuple(sku for sku, r in op.results.items() if not r.ok)
         if short:
-            held = tuple(sku for sku, r in op.results.items() if r.ok)
+            # A SKU refused as busy kept no hold: releasing it too leaves a tombstone
+            # that refuses a late duplicate of the reserve.
+            held = tuple(sku for sku, r in op.results.items() if r.ok or r.reason == SKU_BUSY)
             rollback = GatherOp(sku_op="release", pending=held)
             record = record.model_copy(update={"ops": {**record.ops, "rollback": rollback}})
             if held:
