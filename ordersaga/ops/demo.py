@@ -66,7 +66,7 @@ async def play(client: httpx.AsyncClient, sku: str, scenario: Scenario) -> dict[
     placed.raise_for_status()
     order_id = placed.json()["order_id"]
     if scenario.cancel:
-        (await client.post(f"/orders/{order_id}/cancel")).raise_for_status()
+        (await client.post(f"/orders/{order_id}/cancel", json={})).raise_for_status()
     final = await client.get(f"/orders/{order_id}", params={"wait": 30})
     final.raise_for_status()
     return dict(final.json())

@@ -107,7 +107,9 @@ async def post_until_accepted(
         url = random.choice(urls)
         try:
             r = await client.post(
-                url + path, json=payload, headers={"Idempotency-Key": key} if key else {}
+                url + path,
+                json=payload if payload is not None else {},
+                headers={"Idempotency-Key": key} if key else {},
             )
             if r.status_code in ok:
                 return r

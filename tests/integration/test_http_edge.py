@@ -62,7 +62,7 @@ def test_body_over_the_limit_is_413(client: httpx.Client) -> None:
 def test_unknown_order_is_404(client: httpx.Client) -> None:
     assert client.get("/orders/ord_nope").status_code == 404
     assert client.get("/orders/ord_nope/events").status_code == 404
-    assert client.post("/orders/ord_nope/cancel").status_code == 404
+    assert client.post("/orders/ord_nope/cancel", json={}).status_code == 404
 
 
 def test_unknown_sku_is_404(client: httpx.Client) -> None:

@@ -95,7 +95,7 @@ def test_cancelled_order_is_compensated_and_cannot_be_cancelled_again(
     sku = new_sku(client, 5, UNIT_PRICE)
     # When the customer cancels right after placing the order
     order_id = place(client, order_body([(sku, 2)]))
-    r = client.post(f"/orders/{order_id}/cancel")
+    r = client.post(f"/orders/{order_id}/cancel", json={})
     assert r.status_code == 202, r.text
     # Then it ends CANCELLED with its stock back on the shelf
     order = final(client, order_id)
@@ -103,7 +103,7 @@ def test_cancelled_order_is_compensated_and_cannot_be_cancelled_again(
     assert "StockReleased" in history(client, order_id)
     assert wait_for(lambda: levels(client, sku) == (5, 0, 0))
     # And a terminal order answers 409 to a second cancel
-    again = client.post(f"/orders/{order_id}/cancel")
+    again = client.post(f"/orders/{order_id}/cancel", json={})
     assert again.status_code == 409
     assert again.json()["status"] == "CANCELLED"
 
@@ -112,7 +112,7 @@ def test_completed_order_cannot_be_cancelled(client: httpx.Client) -> None:
     sku = new_sku(client, 5, UNIT_PRICE)
     order = final(client, place(client, order_body([(sku, 1)])))
     assert order["status"] == "COMPLETED"
-    assert client.post(f"/orders/{order['order_id']}/cancel").status_code == 409
+    assert client.post(f"/orders/{order['order_id']}/cancel", json={}).status_code == 409
 
 
 def test_retried_post_with_the_same_idempotency_key_returns_the_same_order(
