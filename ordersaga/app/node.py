@@ -77,6 +77,7 @@ class Node:
         self._health: tuple[float, dict[str, str]] | None = None
         # Registered before the web server starts: aiohttp freezes its middlewares then.
         cast(Any, self.app.web).web_app.middlewares.append(json_errors)
+        _serve_no_faust_pages(self.app)
         self._register_pages()
         _exit_when_stuck(self.app, self.settings.recovery_limit_s)
 
@@ -406,6 +407,20 @@ class Node:
         class MetricsPage(ApiView):
             async def get(self, request: Request) -> Response:
                 return self.bytes(node.metrics.render(), content_type="text/plain; version=0.0.4")
+
+
+def _serve_no_faust_pages(app: faust.App) -> None:
+    """Drop Faust's own blueprints that settings cannot turn off (the "/" status page).
+
+    Every route a worker serves is one of ours and listed in the README; the
+    settings in ``make_app`` turn off the table, router, stats and graph pages.
+    """
+    manager = cast(Any, app.web).blueprints
+    manager._enabled = [
+        (prefix, bp)
+        for prefix, bp in manager._enabled
+        if not (isinstance(bp, str) and bp.startswith("faust.web.apps."))
+    ]
 
 
 def _reason(exc: BaseException) -> str:

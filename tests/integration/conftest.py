@@ -63,6 +63,9 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         # Finished orders are forgotten within the session, so every test (and the
         # audit at the end) also runs against tables that are being pruned.
         "ORDERSAGA_RETENTION_S": "6",
+        # Small bounds, so the hostile tier reaches them with little traffic.
+        "ORDERSAGA_MAX_LONG_POLLS": "20",
+        "ORDERSAGA_MAX_RECORD_BYTES": str(64 * 1024),
     }
     env.pop("KAFKA_BROKER", None)
     env.pop("REDIS_URL", None)
