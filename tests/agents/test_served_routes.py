@@ -1,0 +1,48 @@
+"""Every route any worker serves is one the README lists: nothing internal is on the network."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.agents.conftest import AGENT_MODULES
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+WORKER_ROUTES = {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics")}
+
+
+def documented_webview_routes() -> set[tuple[str, str]]:
+    text = README.read_text()
+    block = text.split("<!-- served-routes: the web view -->")[1].split("<!-- /served-routes -->")[
+        0
+    ]
+    return {(m, p) for m, p in re.findall(r"^- `([A-Z]+) (\S+)`$", block, re.MULTILINE)}
+
+
+def served(module: Any) -> set[tuple[str, str]]:
+    web = module.app.web
+    routes = {
+        (route.method, route.resource.canonical)
+        for route in web.web_app.router.routes()
+        if route.method != "HEAD"
+    }
+    return routes
+
+
+@pytest.mark.parametrize("module", AGENT_MODULES, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_a_worker_serves_only_documented_routes(module: Any) -> None:
+    expected = documented_webview_routes() if module.__name__.endswith("webview") else WORKER_ROUTES
+    assert served(module) == expected
+    # And Faust adds none of its own pages when the web server starts.
+    assert module.app.web.blueprints._enabled == []
+
+
+def test_head_is_served_only_where_get_is() -> None:
+    for module in AGENT_MODULES:
+        routes = module.app.web.web_app.router.routes()
+        heads = {r.resource.canonical for r in routes if r.method == "HEAD"}
+        gets = {r.resource.canonical for r in routes if r.method == "GET"}
+        assert heads == gets, module.__name__
