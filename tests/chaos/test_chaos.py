@@ -172,6 +172,25 @@ async def produce_poison(bootstrap: str) -> set[tuple[str, bytes]]:
                 )
                 await producer.send_and_wait(topic, value, key=key)
                 sent.add((topic, key))
+        # A restock whose id alone would make the SKU record ~600 KB (and, repeated,
+        # once grew one past the broker's limit and crash-looped inventory): its
+        # id is over the bound, so it is dead-lettered and the SKU stays as it was.
+        oversize = orjson.dumps(
+            {
+                "event_id": "poison-oversize",
+                "type": "RestockSku",
+                "correlation_id": "c",
+                "payload": {
+                    "restock_id": "r" * 600_000,
+                    "sku": SCARCE,
+                    "quantity": 1,
+                    "unit_price": 100,
+                },
+            }
+        )
+        key = b"poison-oversize"
+        await producer.send_and_wait(INVENTORY_SKU_COMMANDS, oversize, key=key)
+        sent.add((INVENTORY_SKU_COMMANDS, key))
     finally:
         await producer.stop()
     return sent
