@@ -28,7 +28,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from ordersaga.agents import AgentGroup, group
 from ordersaga.app.codec import DecodeError, decode, encode, header_pairs
-from ordersaga.app.http import ApiView, json_errors
+from ordersaga.app.http import ApiView, json_errors, json_protocol_errors
 from ordersaga.app.settings import Settings, get_settings
 from ordersaga.app.topics import (
     ALL_DLQ_TOPICS,
@@ -576,6 +576,7 @@ def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
     _tune_fetch_wait(settings.fetch_max_wait_ms)
     drain_producer_buffer_before_commit()
     _no_spinner_without_terminal()
+    json_protocol_errors()
     # Faust creates its data dir without parents.
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     app = faust.App(
