@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -73,6 +74,24 @@ def free_port(preferred: int | None = None) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# Listening ports for throwaway systems (tests, bench) come from below Linux's
+# ephemeral range (32768-60999): a port from that range can be taken as the
+# source port of an outgoing connection between the check and a worker's bind,
+# and a starting system opens hundreds of connections (seen: a worker failing
+# its bind with "address already in use" on a clean machine).
+PORT_BLOCK_RANGE = (20_000, 32_000)
+
+
+def free_port_block(size: int) -> int:
+    """A base port with ``size`` consecutive ports free, below the ephemeral range."""
+    low, high = PORT_BLOCK_RANGE
+    for _ in range(200):
+        base = random.randrange(low, high - size)
+        if all(port_is_free(base + i) for i in range(size)):
+            return base
+    raise RuntimeError(f"no block of {size} free ports in {low}-{high}")
 
 
 async def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:
@@ -623,4 +642,4 @@ async def run(settings: Settings, workers_per_group: int = 1) -> None:
         await runtime.stop()
 
 
-__all__ = ["Runtime", "free_port", "run"]
+__all__ = ["Runtime", "free_port", "free_port_block", "run"]

@@ -99,7 +99,7 @@ from rich.progress import (
 
 from ordersaga.agents import GROUPS
 from ordersaga.app.codec import DecodeError, decode, encode
-from ordersaga.app.runtime import Runtime, free_port, port_is_free
+from ordersaga.app.runtime import Runtime, free_port_block
 from ordersaga.app.settings import Settings
 from ordersaga.app.topics import ORDERS_COMMANDS, ORDERS_EVENTS
 from ordersaga.ops.relay import run_relay
@@ -807,23 +807,17 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def _pick_web_port(workers: int) -> int:
-    """A base web port whose six group ports (and +100 per extra worker) are all free."""
-    while True:
-        base = free_port()
-        wanted = [base + k * 100 + g.port_offset for k in range(workers) for g in GROUPS]
-        if all(0 < p < 65536 and port_is_free(p) for p in wanted):
-            return base
-
-
 def _embedded_environment(data_dir: str, workers: int, retention_s: float | None) -> None:
     """Point Settings (and the workers, which inherit it) at fresh ports and a fresh dir."""
+    # Group ports base+0..5, +100 per extra worker; then the broker and Redis.
+    span = (workers - 1) * 100 + len(GROUPS)
+    base = free_port_block(span + 2)
     os.environ.update(
         {
             "ORDERSAGA_DATA_DIR": data_dir,
-            "ORDERSAGA_WEB_PORT": str(_pick_web_port(workers)),
-            "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(free_port()),
-            "ORDERSAGA_EMBEDDED_REDIS_PORT": str(free_port()),
+            "ORDERSAGA_WEB_PORT": str(base),
+            "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(base + span),
+            "ORDERSAGA_EMBEDDED_REDIS_PORT": str(base + span + 1),
             "ORDERSAGA_SEED_CATALOG": "false",
         }
     )

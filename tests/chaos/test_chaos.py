@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from ordersaga.agents.payments import GATEWAY_CALLS, GATEWAY_CHARGES, GATEWAY_REFUNDS
-from ordersaga.app.runtime import Runtime, free_port, port_is_free
+from ordersaga.app.runtime import Runtime, free_port_block
 from ordersaga.app.settings import Settings
 from ordersaga.app.topics import (
     CONSUMED_TOPICS,
@@ -264,16 +264,13 @@ async def explain_stuck(
 async def test_no_order_lost_and_nothing_done_twice_under_sigkill(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Two workers per group: ports base+0..5 and base+100..105 must all be free.
-    offsets = [*range(6), *range(100, 106)]
-    web_port = free_port()
-    while web_port > 65000 or not all(port_is_free(web_port + d) for d in offsets):
-        web_port = free_port()
+    # Two workers per group (ports base+0..5 and base+100..105), then broker and Redis.
+    web_port = free_port_block(108)
     for name, value in {
         "ORDERSAGA_DATA_DIR": str(tmp_path),
         "ORDERSAGA_WEB_PORT": str(web_port),
-        "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(free_port()),
-        "ORDERSAGA_EMBEDDED_REDIS_PORT": str(free_port()),
+        "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(web_port + 106),
+        "ORDERSAGA_EMBEDDED_REDIS_PORT": str(web_port + 107),
         "ORDERSAGA_SEED_CATALOG": "false",
         "ORDERSAGA_STEP_TIMEOUT_S": "3",
         "ORDERSAGA_STEP_MAX_ATTEMPTS": "4",

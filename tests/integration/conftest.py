@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ordersaga.app.runtime import free_port, port_is_free
+from ordersaga.app.runtime import free_port_block
 
 pytestmark = pytest.mark.integration
 
@@ -35,26 +35,18 @@ class System:
     output: list[str]
 
 
-def _free_port_block(size: int) -> int:
-    """A base port with ``size`` consecutive free ports."""
-    for _ in range(50):
-        base = free_port()
-        if base + size < 65000 and all(port_is_free(base + i) for i in range(size)):
-            return base
-    raise RuntimeError("no block of free ports")
-
-
 @pytest.fixture(scope="session")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     """Start `ordersaga run` on fresh ports and stop it after the session."""
     data_dir = tmp_path_factory.mktemp("ordersaga")
-    web_port = _free_port_block(8)
+    # Six workers, then the embedded broker and Redis.
+    web_port = free_port_block(8)
     env = {
         **os.environ,
         "ORDERSAGA_DATA_DIR": str(data_dir),
         "ORDERSAGA_WEB_PORT": str(web_port),
-        "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(free_port()),
-        "ORDERSAGA_EMBEDDED_REDIS_PORT": str(free_port()),
+        "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(web_port + 6),
+        "ORDERSAGA_EMBEDDED_REDIS_PORT": str(web_port + 7),
         "ORDERSAGA_SEED_CATALOG": "false",
         # Short deadlines and breaker settings so timeouts and the breaker show in seconds.
         "ORDERSAGA_STEP_TIMEOUT_S": "1",
