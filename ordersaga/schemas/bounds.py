@@ -35,13 +35,17 @@ _NO_CONTROL = f"[^{_CONTROL}]"
 _ID = rf"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{{0,{MAX_ID_LENGTH - 1}}}$"
 
 Id = Annotated[str, StringConstraints(pattern=_ID)]
-Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
-PaymentToken = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")]
+_SKU = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+_PAYMENT_TOKEN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
+Sku = Annotated[str, StringConstraints(pattern=_SKU)]
+PaymentToken = Annotated[str, StringConstraints(pattern=_PAYMENT_TOKEN)]
 _EVENT_ID = rf"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{{0,{MAX_EVENT_ID_LENGTH - 1}}}$"
 EventId = Annotated[str, StringConstraints(pattern=_EVENT_ID)]
 # Message types, statuses and event names.
-TypeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
-CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+_TYPE_NAME = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+_COUNTRY = r"^[A-Z]{2}$"
+TypeName = Annotated[str, StringConstraints(pattern=_TYPE_NAME)]
+CountryCode = Annotated[str, StringConstraints(pattern=_COUNTRY)]
 
 
 # Free text: not blank, no control characters (length bounds per field, below).
@@ -62,3 +66,15 @@ Amount = Annotated[int, Field(ge=0, le=MAX_ORDER_TOTAL)]
 RestockQuantity = Annotated[int, Field(ge=1, le=MAX_RESTOCK_QUANTITY)]
 StockLevel = Annotated[int, Field(ge=0, le=MAX_COUNTER)]
 Counter = Annotated[int, Field(ge=0, le=MAX_COUNTER)]
+
+
+# What each pattern means, for error messages (the patterns themselves are unreadable).
+PATTERN_DESCRIPTIONS: dict[str, str] = {
+    _ID: f"must be 1-{MAX_ID_LENGTH} of A-Z a-z 0-9 _ . : @ -, a letter or digit first",
+    _SKU: "must be 1-64 of A-Z a-z 0-9 _ . -, a letter or digit first",
+    _PAYMENT_TOKEN: "must be 1-64 of A-Z a-z 0-9 _ -, a letter or digit first",
+    _EVENT_ID: f"must be 1-{MAX_EVENT_ID_LENGTH} of A-Z a-z 0-9 _ . : @ -",
+    _TYPE_NAME: "must be a name of letters, digits and _",
+    _COUNTRY: "must be two capital letters",
+    _TEXT: "must not be blank nor hold control, line-separator or bidi-override characters",
+}

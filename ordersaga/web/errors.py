@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ordersaga.app.http import HttpError, invalid
+from ordersaga.schemas.bounds import PATTERN_DESCRIPTIONS
 
 __all__ = ["HttpError", "invalid", "parse_body", "parse_json", "validation_problem"]
 
@@ -19,10 +20,17 @@ def _field(loc: tuple[int | str, ...]) -> str:
     return out or "(body)"
 
 
+def _message(error: Any) -> str:
+    if error["type"] == "string_pattern_mismatch":
+        pattern = str(error.get("ctx", {}).get("pattern", ""))
+        return PATTERN_DESCRIPTIONS.get(pattern, "has characters that are not allowed")
+    return str(error["msg"])
+
+
 def validation_problem(exc: ValidationError) -> HttpError:
     """A 422 listing each invalid field with pydantic's message."""
     problems = [
-        {"field": _field(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
+        {"field": _field(tuple(e["loc"])), "message": _message(e), "type": e["type"]}
         for e in exc.errors(include_url=False, include_input=False)
     ]
     first = problems[0]

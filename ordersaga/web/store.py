@@ -27,6 +27,8 @@ IDEMPOTENCY = PREFIX + "idempotency:"  # kind:sha256(Idempotency-Key) -> first r
 UNCONFIRMED = PREFIX + "unconfirmed"  # sorted set: order id -> when to re-send next
 UNCONFIRMED_ORDERS = PREFIX + "unconfirmed:orders"  # hash: order id -> accepted_at, command
 OPEN = PREFIX + "open"  # sorted set: order id of an open view -> when to refresh it
+# Every command of the web view is small; one slower than this means Redis is unwell.
+REDIS_SOCKET_TIMEOUT_S = 2.0
 # The longest wait between two refreshes of a view that stays open.
 MAX_REFRESH_WAIT_S = 300
 
@@ -162,8 +164,9 @@ class ViewStore:
             url,
             max_connections=max_connections,
             timeout=pool_timeout_s,
-            socket_connect_timeout=pool_timeout_s,
-            socket_timeout=pool_timeout_s * 2,
+            # A stalled Redis makes a request answer 503 in seconds, not hang.
+            socket_connect_timeout=REDIS_SOCKET_TIMEOUT_S,
+            socket_timeout=REDIS_SOCKET_TIMEOUT_S,
         )
         return cls(aioredis.Redis(connection_pool=pool), finished_ttl_s, refresh_after_s)
 
