@@ -18,7 +18,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ordersaga.app.runtime import run
 
     try:
-        asyncio.run(run(_settings(), workers_per_group=args.workers))
+        asyncio.run(run(_settings(), workers_per_group=args.workers, fresh=args.fresh))
     except KeyboardInterrupt:
         pass
     return 0
@@ -117,6 +117,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return main(config)
 
 
+def cmd_kafka(args: argparse.Namespace) -> int:
+    """Run one of Apache Kafka's console tools from the cached jars (fetched if needed)."""
+    import subprocess
+
+    from ordersaga.app import kafka
+
+    kafka.fetch_jars(lambda line: print(line, file=sys.stderr))
+    extra = list(args.args)
+    if not any(a in ("--bootstrap-server", "--bootstrap-servers") for a in extra):
+        extra = ["--bootstrap-server", _settings().bootstrap_servers, *extra]
+    return subprocess.call(kafka.tool_command(args.tool, *extra))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ordersaga`` command."""
     parser = argparse.ArgumentParser(prog="ordersaga", description=__doc__)
@@ -124,7 +137,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help=cmd_run.__doc__)
     p.add_argument("--workers", type=int, default=1, help="workers per agent group")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start the broker's and Redis' data from nothing (Apache Kafka keeps it otherwise)",
+    )
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("kafka", help=cmd_kafka.__doc__)
+    p.add_argument(
+        "tool", choices=["console-consumer", "console-producer", "topics", "consumer-groups"]
+    )
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the tool's own arguments")
+    p.set_defaults(func=cmd_kafka)
 
     p = sub.add_parser("topics", help=cmd_topics.__doc__)
     p.add_argument("--create", action="store_true", help="create missing ordersaga topics")

@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from ordersaga.agents import GROUPS, AgentGroup, group
+from ordersaga.app import kafka
 from ordersaga.app.settings import Settings
 from ordersaga.ops.topics import ensure_topics
 
@@ -128,10 +129,30 @@ def redis_binary() -> str:
     return found
 
 
-def redis_argv(port: int, data_dir: Path) -> list[str]:
-    """The command line of a throwaway, memory-only Redis-protocol server on loopback."""
-    argv = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1"]
-    return [*argv, "--save", "", "--appendonly", "no", "--dir", str(data_dir)]
+def redis_argv(port: int, data_dir: Path, persistent: bool = False) -> list[str]:
+    """A Redis-protocol server on loopback: memory only, or with an append-only file.
+
+    Persistent beside Apache Kafka, whose data outlives a restart, so views and
+    Idempotency-Keys do too; memory only beside Tansu, which keeps nothing.
+    """
+    argv = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir)]
+    if persistent:
+        return [*argv, "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"]
+    return [*argv, "--save", "", "--appendonly", "no"]
+
+
+def choose_broker(wanted: str) -> tuple[str, str]:
+    """Which broker to start for ORDERSAGA_BROKER, and why, in words."""
+    if wanted == "tansu":
+        return "tansu", "ORDERSAGA_BROKER=tansu"
+    found = kafka.availability()
+    if wanted == "kafka":
+        if not found.ok:
+            raise RuntimeError(f"ORDERSAGA_BROKER=kafka, but {found.why}")
+        return "kafka", f"ORDERSAGA_BROKER=kafka; {found.why}"
+    if found.ok:
+        return "kafka", f"ORDERSAGA_BROKER=auto; {found.why}"
+    return "tansu", f"ORDERSAGA_BROKER=auto; {found.why}, so the embedded Tansu"
 
 
 def utc_now() -> str:
@@ -368,6 +389,9 @@ class Runtime:
     logs: dict[Path, logging.Logger] = field(default_factory=dict)
     copiers: set[asyncio.Future[None]] = field(default_factory=set)
     state: str = "starting"  # published in supervisor.json: starting, up, stopping, stopped
+    # Start the broker's and Redis' data from nothing (`ordersaga run --fresh`).
+    fresh: bool = False
+    broker: str = ""  # what was started: kafka, tansu, or external
 
     def say(self, text: str) -> None:
         if not self.quiet:
@@ -402,31 +426,45 @@ class Runtime:
             raise
 
     async def _start(self) -> None:
+        if self.fresh:
+            for kept in ("kafka", "redis"):
+                shutil.rmtree(self.data_dir / kept, ignore_errors=True)
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        persistent = False
         if not self.settings.kafka_broker:
+            broker, why = choose_broker(self.settings.broker)
+            self.broker = broker
             port = free_port(self.settings.embedded_kafka_port)
-            url = f"tcp://127.0.0.1:{port}"
-            argv = [broker_binary(), "broker", "--listener-url", url]
-            argv += ["--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
-            await self._serve(argv, logs / "broker.log")
-            await wait_for_port(port, 15)
+            if broker == "kafka":
+                await self._start_kafka(port, logs, why)
+                persistent = True
+            else:
+                url = f"tcp://127.0.0.1:{port}"
+                argv = [broker_binary(), "broker", "--listener-url", url]
+                argv += ["--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
+                await self._serve(argv, logs / "broker.log")
+                await wait_for_port(port, 15)
+                env.setdefault("ORDERSAGA_REBALANCE_TIMEOUT_S", EMBEDDED_REBALANCE_TIMEOUT_S)
+                env.setdefault("ORDERSAGA_SESSION_TIMEOUT_S", EMBEDDED_SESSION_TIMEOUT_S)
+                env.setdefault("ORDERSAGA_FETCH_MAX_WAIT_MS", EMBEDDED_FETCH_MAX_WAIT_MS)
+                self.say(
+                    f"broker    kafka://127.0.0.1:{port} (embedded Tansu, memory storage; {why})"
+                )
             env["KAFKA_BROKER"] = f"127.0.0.1:{port}"
-            env.setdefault("ORDERSAGA_REBALANCE_TIMEOUT_S", EMBEDDED_REBALANCE_TIMEOUT_S)
-            env.setdefault("ORDERSAGA_SESSION_TIMEOUT_S", EMBEDDED_SESSION_TIMEOUT_S)
-            env.setdefault("ORDERSAGA_FETCH_MAX_WAIT_MS", EMBEDDED_FETCH_MAX_WAIT_MS)
-            self.say(f"broker    kafka://127.0.0.1:{port} (embedded Tansu, memory storage)")
         else:
-            self.say(f"broker    {self.settings.broker_url}")
+            self.broker = "external"
+            self.say(f"broker    {self.settings.broker_url} (KAFKA_BROKER; none started)")
         if not self.settings.redis_url:
             port = free_port(self.settings.embedded_redis_port)
             redis_dir = self.data_dir / "redis"
             redis_dir.mkdir(exist_ok=True)
-            await self._serve(redis_argv(port, redis_dir), logs / "redis.log")
+            await self._serve(redis_argv(port, redis_dir, persistent), logs / "redis.log")
             await wait_for_port(port, 15)
             env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-            self.say(f"redis     redis://127.0.0.1:{port}/0 (embedded valkey-server)")
+            kept = f"append-only file in {redis_dir}" if persistent else "memory only"
+            self.say(f"redis     redis://127.0.0.1:{port}/0 (embedded valkey-server, {kept})")
         else:
             self.say(f"redis     {self.settings.redis_url}")
         self.env = env
@@ -510,6 +548,25 @@ class Runtime:
             w.exits.append({"code": code, "at": utc_now()})
             self.publish()
 
+    async def _start_kafka(self, port: int, logs: Path, why: str) -> None:
+        """Fetch (once), format (once) and start a single Apache Kafka KRaft node."""
+        await asyncio.to_thread(kafka.fetch_jars, self.say)
+        node = kafka.KafkaNode(
+            data_dir=self.data_dir / "kafka",
+            port=port,
+            controller_port=free_port(port + 1),
+            partitions=self.settings.partitions,
+        )
+        node.write_config()
+        formatted = await asyncio.to_thread(node.format_if_new)
+        await self._serve(node.argv(), logs / "broker.log")
+        await wait_for_port(port, 60)
+        kept = "formatted now" if formatted else "kept from the last run"
+        self.say(
+            f"broker    kafka://127.0.0.1:{port} (Apache Kafka {kafka.KAFKA_VERSION}, "
+            f"KRaft, data in {node.log_dirs}, {kept}; {why})"
+        )
+
     async def _serve(self, argv: list[str], log_path: Path) -> None:
         self.servers.append(await self._exec(argv, log_path))
 
@@ -592,7 +649,9 @@ class Runtime:
             self.publish("stopping")
         procs = [w.process for w in self.workers if w.process is not None]
         await _terminate(procs, grace=15)
-        await _terminate(self.servers, grace=5)
+        # Apache Kafka's controlled shutdown takes a few seconds; a kill is safe but
+        # makes the next start recover its logs.
+        await _terminate(self.servers, grace=20)
         # The copiers end once their process has exited; they must be done
         # before the handlers they write to are closed.
         if self.copiers:
@@ -626,9 +685,9 @@ async def _terminate(procs: list[asyncio.subprocess.Process], grace: float) -> N
             await asyncio.wait_for(p.wait(), 5)
 
 
-async def run(settings: Settings, workers_per_group: int = 1) -> None:
+async def run(settings: Settings, workers_per_group: int = 1, fresh: bool = False) -> None:
     """Start everything and keep it running until SIGINT or SIGTERM."""
-    runtime = Runtime(settings, workers_per_group)
+    runtime = Runtime(settings, workers_per_group, fresh=fresh)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

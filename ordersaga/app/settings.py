@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,13 @@ class Settings(BaseSettings):
         validation_alias="REDIS_URL",
         description="REDIS_URL: redis://host:port/db. Unset means `ordersaga run` starts "
         "an embedded Redis-protocol server.",
+    )
+    broker: Literal["auto", "kafka", "tansu"] = Field(
+        default="auto",
+        description="ORDERSAGA_BROKER: the broker `ordersaga run` starts when KAFKA_BROKER "
+        "is unset: `kafka` (Apache Kafka, fetched with Maven, data kept under the data "
+        "dir), `tansu` (embedded, memory only), or `auto` (Apache Kafka where a JDK 17+ "
+        "and Maven, or its cached jars, are at hand; else Tansu).",
     )
     embedded_kafka_port: int = Field(
         default=9092, description="ORDERSAGA_EMBEDDED_KAFKA_PORT: preferred embedded broker port."
