@@ -7,7 +7,7 @@ import asyncio
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from ordersaga.app.topics import ALL_DLQ_TOPICS, ALL_TOPICS
+from ordersaga.app.topics import ALL_DLQ_TOPICS, ALL_TOPICS, CHANGELOG_TOPICS
 
 
 async def list_topics(bootstrap: str) -> list[str]:
@@ -22,7 +22,7 @@ async def list_topics(bootstrap: str) -> list[str]:
 
 async def ensure_topics(bootstrap: str, partitions: int, attempts: int = 30) -> list[str]:
     """Create every ordersaga topic that does not exist yet; returns those created."""
-    wanted = (*ALL_TOPICS, *ALL_DLQ_TOPICS)
+    wanted = (*ALL_TOPICS, *ALL_DLQ_TOPICS, *CHANGELOG_TOPICS)
     for attempt in range(attempts):
         try:
             admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -38,7 +38,18 @@ async def ensure_topics(bootstrap: str, partitions: int, attempts: int = 30) -> 
         if missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
+                    [
+                        NewTopic(
+                            t,
+                            num_partitions=partitions,
+                            replication_factor=1,
+                            # As Faust makes them: a changelog keeps each key's last value.
+                            topic_configs={"cleanup.policy": "compact"}
+                            if t in CHANGELOG_TOPICS
+                            else {},
+                        )
+                        for t in missing
+                    ]
                 )
             except TopicAlreadyExistsError:
                 pass

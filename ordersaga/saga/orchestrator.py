@@ -540,12 +540,15 @@ def _forward_reply(state: SagaState, message: Message, now: float, policy: Polic
         b.update(charge_id=message.charge_id, payment_token=None)
     elif isinstance(message, ShipmentPrepared):
         b.update(shipment_id=message.shipment_id)
-    b.update(step_index=state.step_index + 1, status=step.status_after)
+    last = state.step_index + 1 == len(FORWARD_STEPS)
+    # The terminal status appears first on the terminal event: a reader that saw it
+    # may take the history to be complete.
+    b.update(step_index=state.step_index + 1, status=state.status if last else step.status_after)
     b.emit(message.TYPE)
-    if state.step_index + 1 < len(FORWARD_STEPS):
+    if not last:
         b.send(FORWARD_STEPS[state.step_index + 1].name, policy)
     else:
-        b.update(awaiting=None, deadline=None, sent_at=None, attempt=1)
+        b.update(awaiting=None, deadline=None, sent_at=None, attempt=1, status=step.status_after)
         b.emit("OrderCompleted")
     return b.decision(latency)
 

@@ -46,3 +46,14 @@ def test_head_is_served_only_where_get_is() -> None:
         heads = {r.resource.canonical for r in routes if r.method == "HEAD"}
         gets = {r.resource.canonical for r in routes if r.method == "GET"}
         assert heads == gets, module.__name__
+
+
+def test_every_table_has_its_changelog_created_up_front() -> None:
+    from ordersaga.app.topics import CHANGELOG_TOPICS
+
+    declared = {
+        table.changelog_topic.get_topic_name()
+        for module in AGENT_MODULES
+        for table in module.app.tables.values()
+    }
+    assert declared == set(CHANGELOG_TOPICS)

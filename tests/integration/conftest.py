@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from ordersaga.app.runtime import free_port_block
+from tests.brokers import BROKERS, require
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +28,7 @@ START_TIMEOUT_S = 180
 class System:
     """A running ordersaga: where its parts listen."""
 
+    broker: str
     base_url: str
     web_port: int
     bootstrap: str
@@ -35,18 +37,27 @@ class System:
     output: list[str]
 
 
-@pytest.fixture(scope="session")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    """Start `ordersaga run` on fresh ports and stop it after the session."""
-    data_dir = tmp_path_factory.mktemp("ordersaga")
-    # Six workers, then the embedded broker and Redis.
-    web_port = free_port_block(8)
+@pytest.fixture(scope="session", params=BROKERS)
+def system(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[System]:
+    """Start `ordersaga run` on fresh ports, once per broker, and stop it after its tests.
+
+    Every whole-system test runs on each broker; pytest runs all of them on one
+    before it starts the other.
+    """
+    broker = str(request.param)
+    require(broker)
+    data_dir = tmp_path_factory.mktemp(f"ordersaga-{broker}")
+    # Six workers, then the broker, its KRaft controller (Apache Kafka) and Redis.
+    web_port = free_port_block(9)
     env = {
         **os.environ,
+        "ORDERSAGA_BROKER": broker,
         "ORDERSAGA_DATA_DIR": str(data_dir),
         "ORDERSAGA_WEB_PORT": str(web_port),
         "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(web_port + 6),
-        "ORDERSAGA_EMBEDDED_REDIS_PORT": str(web_port + 7),
+        "ORDERSAGA_EMBEDDED_REDIS_PORT": str(web_port + 8),
         "ORDERSAGA_SEED_CATALOG": "false",
         # Short deadlines and breaker settings so timeouts and the breaker show in seconds.
         "ORDERSAGA_STEP_TIMEOUT_S": "1",
@@ -88,13 +99,14 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         logs = "\n".join(output[-40:])
         pytest.fail(f"ordersaga run did not come up:\n{logs}")
     text = "\n".join(output)
-    broker = re.search(r"broker\s+kafka://(\S+)", text)
+    listening = re.search(r"broker\s+kafka://(\S+)", text)
     redis = re.search(r"redis\s+(redis://\S+)", text)
-    assert broker and redis, text
+    assert listening and redis, text
     yield System(
+        broker=broker,
         base_url=f"http://127.0.0.1:{web_port}",
         web_port=web_port,
-        bootstrap=broker.group(1),
+        bootstrap=listening.group(1),
         redis_url=redis.group(1),
         data_dir=data_dir,
         output=output,
