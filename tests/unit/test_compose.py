@@ -296,6 +296,12 @@ def test_kafka_is_kraft_without_zookeeper(services) -> None:
             assert "ZOOKEEPER" not in key.upper(), f"{name} sets {key}"
 
 
+def test_kafka_image_is_the_version_make_run_fetches(services) -> None:
+    from ordersaga.app.kafka import KAFKA_VERSION
+
+    assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
+
+
 def test_kafka_listeners_internal_and_external(services) -> None:
     env = kafka_env(services)
     bound = listeners(env["KAFKA_LISTENERS"])
