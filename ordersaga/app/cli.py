@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 from ordersaga.app.settings import Settings
@@ -90,6 +91,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from ordersaga.ops.bench import BenchConfig, main
 
+    if args.broker:
+        # Read by the embedded system the bench starts (ORDERSAGA_BROKER).
+        os.environ["ORDERSAGA_BROKER"] = args.broker
     try:
         config = BenchConfig(
             via=args.via,
@@ -185,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=None, help="closed loop: orders in flight (default 32)"
     )
     p.add_argument("--workers", type=int, default=1, help="workers per agent group")
+    p.add_argument(
+        "--broker",
+        choices=["kafka", "tansu", "auto"],
+        default=None,
+        help="the broker of the system the bench starts (default: ORDERSAGA_BROKER)",
+    )
     p.add_argument("--skus", type=int, default=4, help="SKUs the orders spread over")
     p.add_argument(
         "--attach", action="store_true", help="use the system at KAFKA_BROKER/ORDERSAGA_WEB_PORT"

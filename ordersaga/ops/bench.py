@@ -809,15 +809,16 @@ def machine_info() -> dict[str, Any]:
 
 def _embedded_environment(data_dir: str, workers: int, retention_s: float | None) -> None:
     """Point Settings (and the workers, which inherit it) at fresh ports and a fresh dir."""
-    # Group ports base+0..5, +100 per extra worker; then the broker and Redis.
+    # Group ports base+0..5, +100 per extra worker; then the broker, its KRaft
+    # controller (Apache Kafka takes the broker's port + 1) and Redis.
     span = (workers - 1) * 100 + len(GROUPS)
-    base = free_port_block(span + 2)
+    base = free_port_block(span + 3)
     os.environ.update(
         {
             "ORDERSAGA_DATA_DIR": data_dir,
             "ORDERSAGA_WEB_PORT": str(base),
             "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(base + span),
-            "ORDERSAGA_EMBEDDED_REDIS_PORT": str(base + span + 1),
+            "ORDERSAGA_EMBEDDED_REDIS_PORT": str(base + span + 2),
             "ORDERSAGA_SEED_CATALOG": "false",
         }
     )
