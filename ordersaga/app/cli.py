@@ -19,7 +19,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ordersaga.app.runtime import run
 
     try:
-        asyncio.run(run(_settings(), workers_per_group=args.workers, fresh=args.fresh))
+        asyncio.run(
+            run(_settings(), workers_per_group=args.workers, fresh=args.fresh, brokers=args.brokers)
+        )
     except KeyboardInterrupt:
         pass
     return 0
@@ -141,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help=cmd_run.__doc__)
     p.add_argument("--workers", type=int, default=1, help="workers per agent group")
+    p.add_argument(
+        "--brokers",
+        type=int,
+        default=1,
+        help="Apache Kafka nodes (3: replication factor 3, min.insync.replicas 2)",
+    )
     p.add_argument(
         "--fresh",
         action="store_true",

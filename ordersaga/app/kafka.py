@@ -168,6 +168,11 @@ class KafkaNode:
     port: int
     controller_port: int
     partitions: int = 4
+    node_id: int = 1
+    # Every controller of the cluster as "id@host:port,..."; this node alone by default.
+    voters: str = ""
+    replication: int = 1
+    cluster_id_file: Path | None = None
 
     @property
     def config_path(self) -> Path:
@@ -180,10 +185,14 @@ class KafkaNode:
     def write_config(self) -> None:
         """server.properties for a single node: replication 1, no initial rebalance delay."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        replication = str(self.replication)
+        # A write acked by all in-sync replicas survives the loss of any one broker.
+        min_isr = "2" if self.replication >= 3 else "1"
         lines = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.voters
+            or f"{self.node_id}@127.0.0.1:{self.controller_port}",
             "listeners": (
                 f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
             ),
@@ -192,13 +201,14 @@ class KafkaNode:
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": str(self.log_dirs),
             "num.partitions": str(self.partitions),
-            "default.replication.factor": "1",
-            "offsets.topic.replication.factor": "1",
+            "default.replication.factor": replication,
+            "min.insync.replicas": min_isr,
+            "offsets.topic.replication.factor": replication,
             "offsets.topic.num.partitions": "8",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "transaction.state.log.replication.factor": replication,
+            "transaction.state.log.min.isr": min_isr,
+            "share.coordinator.state.topic.replication.factor": replication,
+            "share.coordinator.state.topic.min.isr": min_isr,
             # A group's first join is not held back waiting for more members.
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",
@@ -210,7 +220,7 @@ class KafkaNode:
         """Format the storage on first start; True if it was formatted now."""
         if (self.log_dirs / "meta.properties").exists():
             return False
-        cluster_id = _kraft_cluster_id()
+        cluster_id = self.cluster_id()
         argv = java_command(
             "kafka.tools.StorageTool",
             "format",
@@ -224,6 +234,15 @@ class KafkaNode:
         if done.returncode != 0:
             raise RuntimeError(f"formatting Kafka storage failed: {done.stdout}{done.stderr}")
         return True
+
+    def cluster_id(self) -> str:
+        """The cluster's id: every node of one cluster is formatted with the same."""
+        if self.cluster_id_file is None:
+            return _kraft_cluster_id()
+        if not self.cluster_id_file.exists():
+            self.cluster_id_file.parent.mkdir(parents=True, exist_ok=True)
+            self.cluster_id_file.write_text(_kraft_cluster_id())
+        return self.cluster_id_file.read_text().strip()
 
     def argv(self) -> list[str]:
         """The broker's command line."""

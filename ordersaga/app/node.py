@@ -314,11 +314,20 @@ class Node:
     # ------------------------------------------------------------------- pages
 
     async def _broker_reachable(self) -> None:
-        host, _, port = self.settings.bootstrap_servers.split(",")[0].rpartition(":")
-        _, writer = await asyncio.open_connection(host or "127.0.0.1", int(port))
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+        # Any one broker of the cluster will do: clients fail over between them.
+        failure: Exception | None = None
+        for server in self.settings.bootstrap_servers.split(","):
+            host, _, port = server.rpartition(":")
+            try:
+                _, writer = await asyncio.open_connection(host or "127.0.0.1", int(port))
+            except OSError as exc:
+                failure = exc
+                continue
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            return
+        raise failure or OSError("no broker configured")
 
     async def health(self) -> dict[str, str]:
         """Each dependency's state: "ok" or why not (cached for a second)."""
@@ -585,7 +594,7 @@ def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
         store="memory://",
         autodiscover=False,
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,
         key_serializer="raw",
         value_serializer="raw",

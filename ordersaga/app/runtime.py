@@ -231,6 +231,10 @@ class Runtime:
     state: str = "starting"  # published in supervisor.json: starting, up, stopping, stopped
     # Start the broker's and Redis' data from nothing (`ordersaga run --fresh`).
     fresh: bool = False
+    # Apache Kafka nodes to run (`ordersaga run --brokers 3`).
+    brokers: int = 1
+    kafka_nodes: list[kafka.KafkaNode] = field(default_factory=list)
+    broker_procs: list[asyncio.subprocess.Process] = field(default_factory=list)
     broker: str = ""  # what was started: kafka, tansu, or external
 
     def say(self, text: str) -> None:
@@ -277,8 +281,11 @@ class Runtime:
             broker, why = choose_broker(self.settings.broker)
             self.broker = broker
             port = free_port(self.settings.embedded_kafka_port)
+            if self.brokers > 1 and broker != "kafka":
+                raise RuntimeError(f"--brokers {self.brokers} needs Apache Kafka ({why})")
             if broker == "kafka":
-                await self._start_kafka(port, logs, why)
+                env["KAFKA_BROKER"] = await self._start_kafka(port, logs, why)
+                env["ORDERSAGA_REPLICATION_FACTOR"] = str(min(3, self.brokers))
                 persistent = True
             else:
                 url = f"tcp://127.0.0.1:{port}"
@@ -292,7 +299,7 @@ class Runtime:
                 self.say(
                     f"broker    kafka://127.0.0.1:{port} (embedded Tansu, memory storage; {why})"
                 )
-            env["KAFKA_BROKER"] = f"127.0.0.1:{port}"
+                env["KAFKA_BROKER"] = f"127.0.0.1:{port}"
         else:
             self.broker = "external"
             self.say(f"broker    {self.settings.broker_url} (KAFKA_BROKER; none started)")
@@ -309,7 +316,11 @@ class Runtime:
             self.say(f"redis     {self.settings.redis_url}")
         self.env = env
         bootstrap = env.get("KAFKA_BROKER") or self.settings.bootstrap_servers
-        await ensure_topics(bootstrap.split("://")[-1], self.settings.partitions)
+        await ensure_topics(
+            bootstrap.split("://")[-1],
+            self.settings.partitions,
+            replication=int(env.get("ORDERSAGA_REPLICATION_FACTOR", "1")),
+        )
         for g in GROUPS:
             for i in range(self.workers_per_group):
                 port = g.web_port(self.settings.web_port) + i * 100
@@ -388,27 +399,75 @@ class Runtime:
             w.exits.append({"code": code, "at": utc_now()})
             self.publish()
 
-    async def _start_kafka(self, port: int, logs: Path, why: str) -> None:
-        """Fetch (once), format (once) and start a single Apache Kafka KRaft node."""
-        await asyncio.to_thread(kafka.fetch_jars, self.say)
-        node = kafka.KafkaNode(
-            data_dir=self.data_dir / "kafka",
-            port=port,
-            controller_port=free_port(port + 1),
-            partitions=self.settings.partitions,
-        )
-        node.write_config()
-        formatted = await asyncio.to_thread(node.format_if_new)
-        await self._serve(node.argv(), logs / "broker.log")
-        await wait_for_port(port, 60)
-        kept = "formatted now" if formatted else "kept from the last run"
-        self.say(
-            f"broker    kafka://127.0.0.1:{port} (Apache Kafka {kafka.KAFKA_VERSION}, "
-            f"KRaft, data in {node.log_dirs}, {kept}; {why})"
-        )
+    async def _start_kafka(self, port: int, logs: Path, why: str) -> str:
+        """Fetch (once), format (once) and start Apache Kafka: one KRaft node, or a cluster.
 
-    async def _serve(self, argv: list[str], log_path: Path) -> None:
-        self.servers.append(await self._exec(argv, log_path))
+        Returns the bootstrap servers. With ``brokers`` > 1 every node is broker and
+        controller, on loopback, with replication factor 3 (at most the node count).
+        """
+        await asyncio.to_thread(kafka.fetch_jars, self.say)
+        root = self.data_dir / "kafka"
+        if self.brokers == 1:
+            ports = [(port, free_port(port + 1))]
+        else:
+            base = free_port_block(2 * self.brokers)
+            ports = [(base + 2 * i, base + 2 * i + 1) for i in range(self.brokers)]
+        voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports))
+        replication = min(3, self.brokers)
+        formatted = False
+        for i, (broker_port, controller_port) in enumerate(ports):
+            node = kafka.KafkaNode(
+                data_dir=root if self.brokers == 1 else root / f"node-{i + 1}",
+                port=broker_port,
+                controller_port=controller_port,
+                partitions=self.settings.partitions,
+                node_id=i + 1,
+                voters=voters,
+                replication=replication,
+                cluster_id_file=root / "cluster.id",
+            )
+            node.write_config()
+            formatted = await asyncio.to_thread(node.format_if_new) or formatted
+            self.kafka_nodes.append(node)
+        for i, node in enumerate(self.kafka_nodes):
+            name = "broker" if self.brokers == 1 else f"broker-{i + 1}"
+            self.broker_procs.append(await self._serve(node.argv(), logs / f"{name}.log"))
+        for node in self.kafka_nodes:
+            await wait_for_port(node.port, 60)
+        kept = "formatted now" if formatted else "kept from the last run"
+        bootstrap = ",".join(f"127.0.0.1:{n.port}" for n in self.kafka_nodes)
+        shape = (
+            "KRaft"
+            if self.brokers == 1
+            else f"{self.brokers} KRaft nodes, replication {replication}"
+        )
+        self.say(
+            f"broker    kafka://{bootstrap} (Apache Kafka {kafka.KAFKA_VERSION}, "
+            f"{shape}, data in {root}, {kept}; {why})"
+        )
+        return bootstrap
+
+    async def kill_broker(self, index: int) -> None:
+        """SIGKILL one broker of the cluster (for fault tests)."""
+        proc = self.broker_procs[index]
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+    async def restart_broker(self, index: int) -> None:
+        """Start a killed broker again on its own data."""
+        node = self.kafka_nodes[index]
+        old = self.broker_procs[index]
+        if old in self.servers:
+            self.servers.remove(old)
+        log = self.data_dir / "logs" / f"broker-{index + 1}.log"
+        self.broker_procs[index] = await self._serve(node.argv(), log)
+
+    async def _serve(self, argv: list[str], log_path: Path) -> asyncio.subprocess.Process:
+        process = await self._exec(argv, log_path)
+        self.servers.append(process)
+        return process
 
     async def _spawn(self, w: Worker) -> None:
         # `python -m faust` is the `faust` command, found whatever the PATH says.
@@ -525,9 +584,11 @@ async def _terminate(procs: list[asyncio.subprocess.Process], grace: float) -> N
             await asyncio.wait_for(p.wait(), 5)
 
 
-async def run(settings: Settings, workers_per_group: int = 1, fresh: bool = False) -> None:
+async def run(
+    settings: Settings, workers_per_group: int = 1, fresh: bool = False, brokers: int = 1
+) -> None:
     """Start everything and keep it running until SIGINT or SIGTERM."""
-    runtime = Runtime(settings, workers_per_group, fresh=fresh)
+    runtime = Runtime(settings, workers_per_group, fresh=fresh, brokers=brokers)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

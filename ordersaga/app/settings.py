@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         "dir), `tansu` (embedded, memory only), or `auto` (Apache Kafka where a JDK 17+ "
         "and Maven, or its cached jars, are at hand; else Tansu).",
     )
+    replication_factor: int = Field(
+        default=1,
+        ge=1,
+        description="ORDERSAGA_REPLICATION_FACTOR: replicas of every topic, changelogs "
+        "included (`ordersaga run --brokers 3` sets 3, with min.insync.replicas 2).",
+    )
     embedded_kafka_port: int = Field(
         default=9092, description="ORDERSAGA_EMBEDDED_KAFKA_PORT: preferred embedded broker port."
     )
@@ -254,14 +260,15 @@ class Settings(BaseSettings):
 
     @property
     def broker_url(self) -> str:
-        """The broker as Faust wants it (kafka://host:port)."""
-        broker = self.kafka_broker or "127.0.0.1:9092"
-        return broker if "://" in broker else f"kafka://{broker}"
+        """The brokers as Faust wants them (kafka://host:port[;kafka://host:port])."""
+        return ";".join(f"kafka://{host}" for host in self.bootstrap_servers.split(","))
 
     @property
     def bootstrap_servers(self) -> str:
-        """The broker as aiokafka wants it (host:port[,host:port])."""
-        return self.broker_url.split("://", 1)[1]
+        """The brokers as aiokafka wants them (host:port[,host:port])."""
+        broker = self.kafka_broker or "127.0.0.1:9092"
+        hosts = [h.strip().split("://", 1)[-1] for h in broker.replace(";", ",").split(",")]
+        return ",".join(h for h in hosts if h)
 
 
 @lru_cache(maxsize=1)

@@ -20,7 +20,20 @@ async def list_topics(bootstrap: str) -> list[str]:
         await admin.close()
 
 
-async def ensure_topics(bootstrap: str, partitions: int, attempts: int = 30) -> list[str]:
+def _topic_configs(topic: str, replication: int) -> dict[str, str]:
+    configs: dict[str, str] = {}
+    if topic in CHANGELOG_TOPICS:
+        # As Faust makes them: a changelog keeps each key's last value.
+        configs["cleanup.policy"] = "compact"
+    if replication >= 3:
+        # With acks=all a write then survives any one broker's loss.
+        configs["min.insync.replicas"] = "2"
+    return configs
+
+
+async def ensure_topics(
+    bootstrap: str, partitions: int, attempts: int = 30, replication: int = 1
+) -> list[str]:
     """Create every ordersaga topic that does not exist yet; returns those created."""
     wanted = (*ALL_TOPICS, *ALL_DLQ_TOPICS, *CHANGELOG_TOPICS)
     for attempt in range(attempts):
@@ -42,11 +55,8 @@ async def ensure_topics(bootstrap: str, partitions: int, attempts: int = 30) -> 
                         NewTopic(
                             t,
                             num_partitions=partitions,
-                            replication_factor=1,
-                            # As Faust makes them: a changelog keeps each key's last value.
-                            topic_configs={"cleanup.policy": "compact"}
-                            if t in CHANGELOG_TOPICS
-                            else {},
+                            replication_factor=replication,
+                            topic_configs=_topic_configs(t, replication),
                         )
                         for t in missing
                     ]
