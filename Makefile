@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install run test chaos chaos-kafka test-unit test-agents test-integration demo lint typecheck check clean bench
+.PHONY: help install run test chaos chaos-brokers chaos-kafka test-unit test-agents test-integration demo lint typecheck check clean bench
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ run: $(STAMP) ## start broker (ORDERSAGA_BROKER=auto|kafka|tansu), Redis, every 
 	$(BIN)/ordersaga run
 
 test: $(STAMP) ## every test: unit, agents, the whole system and the chaos test, on both brokers
-	$(BIN)/pytest -m "not chaos"
+	$(BIN)/pytest -m "not chaos and not chaos_brokers"
 	$(BIN)/pytest -m chaos -s
 
 chaos: $(STAMP) ## the chaos test alone (CHAOS_ORDERS=N sets its size, default 2000)
@@ -51,6 +51,9 @@ typecheck: $(STAMP) ## mypy
 	$(BIN)/mypy ordersaga
 
 check: lint typecheck test ## lint, types and tests
+
+chaos-brokers: $(STAMP) ## chaos on a three-node Kafka cluster, brokers SIGKILLed too
+	$(BIN)/pytest -m chaos_brokers -s
 
 chaos-kafka: $(STAMP) ## the chaos test on Apache Kafka alone
 	$(BIN)/pytest -m chaos -s -k kafka

@@ -46,6 +46,8 @@ ORDERS = int(os.environ.get("CHAOS_ORDERS", "2000"))
 SECOND_BROKER_ORDERS = int(os.environ.get("CHAOS_ORDERS_SECOND", "800"))
 CONCURRENCY = 24
 KILL_EVERY_S = (2.0, 4.0)
+BROKER_KILL_EVERY_S = (4.0, 8.0)
+BROKER_DOWN_S = (2.0, 5.0)
 POISON_PER_TOPIC = 4
 POISON_TOPICS = (
     ORDERS_COMMANDS,
@@ -73,6 +75,7 @@ MIX = (("ok", 55), ("decline", 10), ("refused", 10), ("out_of_stock", 10), ("can
 class Figures:
     orders: int = 0
     kills: int = 0
+    broker_kills: int = 0
     duplicate_posts: int = 0
     duplicate_posts_absorbed: int = 0
     http_retries: int = 0
@@ -270,6 +273,36 @@ async def test_no_order_lost_and_nothing_done_twice_under_sigkill(
 ) -> None:
     require(broker)
     orders = ORDERS if broker == BROKERS[0] else SECOND_BROKER_ORDERS
+    await run_chaos(broker, orders, tmp_path, monkeypatch)
+
+
+async def broker_killer(runtime: Runtime, figures: Figures, stop: asyncio.Event) -> None:
+    """SIGKILL a random broker of the cluster every few seconds and start it again.
+
+    One at a time: with replication 3 and min.insync.replicas 2 the cluster keeps
+    taking acks=all writes with any one broker down.
+    """
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), random.uniform(*BROKER_KILL_EVERY_S))
+            return
+        except TimeoutError:
+            pass
+        victim = random.randrange(len(runtime.kafka_nodes))
+        await runtime.kill_broker(victim)
+        figures.broker_kills += 1
+        await asyncio.sleep(random.uniform(*BROKER_DOWN_S))
+        await runtime.restart_broker(victim)
+
+
+async def run_chaos(
+    broker: str,
+    orders: int,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    brokers: int = 1,
+) -> None:
+    """The chaos run: orders pour in while workers (and, with a cluster, brokers) die."""
     # Two workers per group (ports base+0..5 and base+100..105), then the broker,
     # its KRaft controller (Apache Kafka) and Redis.
     web_port = free_port_block(109)
@@ -291,7 +324,7 @@ async def test_no_order_lost_and_nothing_done_twice_under_sigkill(
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("KAFKA_BROKER", raising=False)
     monkeypatch.delenv("REDIS_URL", raising=False)
-    runtime = Runtime(Settings(), workers_per_group=2, quiet=True)
+    runtime = Runtime(Settings(), workers_per_group=2, quiet=True, brokers=brokers)
     await runtime.start()
     supervisor = asyncio.ensure_future(runtime.supervise())
     figures = Figures()
@@ -327,6 +360,11 @@ async def test_no_order_lost_and_nothing_done_twice_under_sigkill(
             placed: dict[str, str] = {}
             stop = asyncio.Event()
             kill_task = asyncio.ensure_future(killer(runtime, figures, stop))
+            broker_task = (
+                asyncio.ensure_future(broker_killer(runtime, figures, stop))
+                if brokers > 1
+                else None
+            )
             started = time.monotonic()
             queue: asyncio.Queue[int] = asyncio.Queue()
             for i in range(orders):
@@ -342,6 +380,8 @@ async def test_no_order_lost_and_nothing_done_twice_under_sigkill(
             print(f"\nload done: {figures.orders} orders in {load_s:.1f} s, {figures.kills} kills")
             stop.set()
             await kill_task
+            if broker_task is not None:
+                await broker_task
             # Then, with no new traffic, every order settles
             settle_start = time.monotonic()
             ids = sorted(placed)
@@ -409,9 +449,10 @@ async def test_no_order_lost_and_nothing_done_twice_under_sigkill(
             reasons = Counter(state.sagas[i].get("failure_reason") for i in ids)
             restarts = sum(w.restarts for w in runtime.workers)
             print(
-                f"\nchaos figures ({broker}): {figures.orders} orders in {load_s:.1f} s "
-                f"({figures.orders / load_s:.0f}/s) with 2 workers per group; "
-                f"{figures.kills} SIGKILLs, {restarts} restarts; "
+                f"\nchaos figures ({broker}, {brokers} broker(s)): {figures.orders} orders "
+                f"in {load_s:.1f} s ({figures.orders / load_s:.0f}/s) with 2 workers per group; "
+                f"{figures.kills} worker SIGKILLs, {restarts} restarts; "
+                f"{figures.broker_kills} broker SIGKILLs; "
                 f"{figures.duplicate_posts} duplicate POSTs, "
                 f"{figures.duplicate_posts_absorbed} absorbed; "
                 f"{figures.http_retries} HTTP retries; "
