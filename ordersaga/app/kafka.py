@@ -224,8 +224,8 @@ class KafkaNode:
         argv = java_command(
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
+            # One argument: a base64 id may begin with "-", which would read as an option.
+            f"--cluster-id={cluster_id}",
             "-c",
             str(self.config_path),
             jvm=("-Xmx256m", f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.yaml'}"),

@@ -7,6 +7,7 @@ runs it at the default size. Prints its figures at the end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
@@ -20,6 +21,8 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from ordersaga.agents.payments import GATEWAY_CALLS, GATEWAY_CHARGES, GATEWAY_REFUNDS
 from ordersaga.app.runtime import Runtime, free_port_block
@@ -293,6 +296,34 @@ async def broker_killer(runtime: Runtime, figures: Figures, stop: asyncio.Event)
         figures.broker_kills += 1
         await asyncio.sleep(random.uniform(*BROKER_DOWN_S))
         await runtime.restart_broker(victim)
+        # The next kill waits until the restarted broker is back in every ISR: a
+        # second loss before that is a double fault, past what min.insync 2 covers.
+        await fully_replicated(runtime.env["KAFKA_BROKER"], timeout=120)
+
+
+async def fully_replicated(bootstrap: str, timeout: float) -> None:
+    """Wait until every partition of every topic has all its replicas in sync."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            await admin.start()
+            topics = await admin.describe_topics()
+            lagging = [
+                (t["topic"], p["partition"])
+                for t in topics
+                for p in t["partitions"]
+                if len(p["isr"]) < len(p["replicas"])
+            ]
+            if not lagging:
+                return
+        except KafkaError:
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+        await asyncio.sleep(1.0)
+    raise AssertionError(f"partitions not fully replicated within {timeout} s")
 
 
 async def run_chaos(
