@@ -50,7 +50,7 @@ lint: $(STAMP) ## ruff
 typecheck: $(STAMP) ## mypy
 	$(BIN)/mypy ordersaga
 
-check: lint typecheck test ## lint, types and tests
+check: lint typecheck test ## lint, types and tests (what CI runs)
 
 chaos-brokers: $(STAMP) ## chaos on a three-node Kafka cluster, brokers SIGKILLed too
 	$(BIN)/pytest -m chaos_brokers -s

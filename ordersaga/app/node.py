@@ -12,8 +12,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -28,6 +26,13 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from ordersaga.agents import AgentGroup, group
 from ordersaga.app.codec import DecodeError, decode, encode, header_pairs
+from ordersaga.app.faust_patches import (
+    _exit_when_stuck,
+    _no_spinner_without_terminal,
+    _serve_no_faust_pages,
+    _tune_fetch_wait,
+    drain_producer_buffer_before_commit,
+)
 from ordersaga.app.http import ApiView, json_errors, json_protocol_errors
 from ordersaga.app.settings import Settings, get_settings
 from ordersaga.app.topics import (
@@ -418,20 +423,6 @@ class Node:
                 return self.bytes(node.metrics.render(), content_type="text/plain; version=0.0.4")
 
 
-def _serve_no_faust_pages(app: faust.App) -> None:
-    """Drop Faust's own blueprints that settings cannot turn off (the "/" status page).
-
-    Every route a worker serves is one of ours and listed in the README; the
-    settings in ``make_app`` turn off the table, router, stats and graph pages.
-    """
-    manager = cast(Any, app.web).blueprints
-    manager._enabled = [
-        (prefix, bp)
-        for prefix, bp in manager._enabled
-        if not (isinstance(bp, str) and bp.startswith("faust.web.apps."))
-    ]
-
-
 def _reason(exc: BaseException) -> str:
     """A dead-letter reason: the exception's type and its first line, bounded."""
     if isinstance(exc, ValidationError):
@@ -440,144 +431,6 @@ def _reason(exc: BaseException) -> str:
         return f"ValidationError: {exc.title}.{where}: {err['msg']}"[:1000]
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}"[:1000]
-
-
-def _exit_when_stuck(app: faust.App, recovery_limit_s: float, interval_s: float = 2.0) -> None:
-    """Exit the process when a core Faust service crashed or table recovery hangs.
-
-    A crashed service (recovery, consumer, producer) leaves a worker that is up but
-    processes nothing, and so does a recovery that waits forever for changelog
-    events that never come (seen in the chaos test: "No event received for active
-    tp ... since recovery start" for minutes; faust-streaming issues 176 and 651
-    describe hangs of the same kind). No supervisor notices either. Exiting hands
-    the partitions to another worker and lets the supervisor start a fresh one;
-    with the memory store a fresh process rebuilds its tables from the changelogs.
-    """
-
-    def services() -> list[Any]:
-        found: list[Any] = [app]
-        for name in ("consumer", "producer", "tables"):
-            with contextlib.suppress(Exception):
-                found.append(getattr(app, name))
-        with contextlib.suppress(Exception):
-            found.append(cast(Any, app.tables).recovery)
-        return found
-
-    def stuck_reason() -> str | None:
-        for service in services():
-            if getattr(service, "crashed", False):
-                return f"{type(service).__name__} crashed ({service.crash_reason!r})"
-        with contextlib.suppress(Exception):
-            recovery = cast(Any, app.tables).recovery
-            started = recovery._recovery_started_at
-            if recovery.in_recovery and started and time.monotonic() - started > recovery_limit_s:
-                return f"table recovery still running after {recovery_limit_s:.0f} s"
-        return None
-
-    def watch() -> None:
-        while True:
-            time.sleep(interval_s)
-            reason = stuck_reason()
-            if reason:
-                log.critical("%s: exiting so the worker is replaced", reason)
-                logging.shutdown()
-                os._exit(70)
-
-    @app.task
-    async def start_stuck_watch() -> None:
-        # A task runs only in a started worker, never in agent.test_context().
-        threading.Thread(target=watch, name="ordersaga-stuck-watch", daemon=True).start()
-
-
-def _tune_fetch_wait(max_wait_ms: int) -> None:
-    """Make Faust's consumers ask the broker to answer a fetch within ``max_wait_ms``.
-
-    Faust hard-codes fetch_max_wait_ms=1500 for its worker consumer. Kafka answers a
-    fetch as soon as data arrives, but the embedded broker (Tansu) holds an empty
-    fetch for the whole wait even when data arrives meanwhile, which cost every saga
-    hop about 0.75 s (a saga took 5-6 s). Measured, not assumed: see BENCHMARKS.md.
-    """
-    from faust.transport.drivers import aiokafka as faust_aiokafka
-
-    thread_cls = faust_aiokafka.AIOKafkaConsumerThread
-    original = getattr(thread_cls, "_ordersaga_original_create", None)
-    if original is None:
-        original = thread_cls._create_worker_consumer
-        thread_cls._ordersaga_original_create = original  # type: ignore[attr-defined]
-
-    def create_worker_consumer(self: Any, transport: Any) -> Any:
-        consumer = original(self, transport)
-        # Read when the consumer starts its fetcher, so setting it here takes effect.
-        consumer._fetch_max_wait_ms = max_wait_ms
-        return consumer
-
-    thread_cls._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
-
-
-def drain_producer_buffer_before_commit() -> None:
-    """Make Faust's offset commit wait until every buffered table write is sent.
-
-    ``Consumer._commit_offsets`` awaits ``Producer.flush()`` before committing, but
-    ``ProducerBuffer.flush`` gives up after 0.1 s without progress, and its sender
-    pops a message (the buffer looks empty) before handing it to the client. Table
-    changelog writes go through that buffer, so offsets could be committed while
-    the writes they reflect were still in memory: a SIGKILL then loses those table
-    updates for good (the input is not replayed). Counting messages put and handed
-    over lets ``flush`` wait for all of them. See README "Lost updates".
-    """
-    from faust.transport.producer import ProducerBuffer
-
-    if getattr(ProducerBuffer, "_ordersaga_drains", False):
-        return
-    original_put = ProducerBuffer.put
-    original_send = ProducerBuffer._send_pending
-
-    def put(self: Any, fut: Any) -> None:
-        self._ordersaga_put = getattr(self, "_ordersaga_put", 0) + 1
-        original_put(self, fut)
-
-    async def send_pending(self: Any, fut: Any) -> None:
-        try:
-            await original_send(self, fut)
-        finally:
-            self._ordersaga_sent = getattr(self, "_ordersaga_sent", 0) + 1
-
-    async def flush(self: Any) -> None:
-        while getattr(self, "_ordersaga_sent", 0) < getattr(self, "_ordersaga_put", 0):
-            if self.state != "running":
-                raise RuntimeError("Cannot flush: producer buffer not running")
-            self.message_sent.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.message_sent.wait(), timeout=0.1)
-
-    ProducerBuffer.put = put  # type: ignore[method-assign]
-    ProducerBuffer._send_pending = send_pending  # type: ignore[method-assign]
-    ProducerBuffer.flush = flush  # type: ignore[method-assign]
-    ProducerBuffer._ordersaga_drains = True  # type: ignore[attr-defined]
-
-
-def _no_spinner_without_terminal() -> None:
-    """Stop Faust from setting the root logger to DEBUG when no one sees its spinner.
-
-    At log level warn or above, ``faust worker`` feeds a terminal spinner from every
-    log record and for that lowers the root logger to DEBUG, whether or not stdout is
-    a terminal. Every debug call in Faust and aiokafka then builds a LogRecord (one
-    per message sent, among others): the profile of a loaded worker showed ~5% of
-    its CPU in ``Logger.debug``. A worker whose stdout is a log file keeps its level.
-    """
-    from faust.worker import Worker
-
-    if getattr(Worker, "_ordersaga_spinner_checked", False):
-        return
-    original = Worker._setup_spinner_handler
-
-    def setup_spinner_handler(self: Any, logger: logging.Logger, level: int) -> None:
-        if self.spinner is not None and not self.spinner.file.isatty():
-            self.spinner = None
-        original(self, logger, level)
-
-    Worker._setup_spinner_handler = setup_spinner_handler  # type: ignore[method-assign]
-    Worker._ordersaga_spinner_checked = True  # type: ignore[attr-defined]
 
 
 def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
@@ -627,4 +480,11 @@ def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
     return app
 
 
-__all__ = ["ALL_DLQ_TOPICS", "ALL_TOPICS", "Node", "RecordTooLarge", "make_app"]
+__all__ = [
+    "ALL_DLQ_TOPICS",
+    "ALL_TOPICS",
+    "Node",
+    "RecordTooLarge",
+    "drain_producer_buffer_before_commit",
+    "make_app",
+]

@@ -437,6 +437,29 @@ def _cancel(state: SagaState, now: float, policy: Policy) -> Decision:
     return b.decision()
 
 
+def _fail_step(
+    b: _Builder,
+    policy: Policy,
+    event: str,
+    detail: str | None,
+    reason: FailureReason | None,
+    *,
+    undo_in_flight: bool,
+    summary: str,
+) -> None:
+    """Record why the step in flight failed, then compensate towards FAILED."""
+    b.update(failure_detail=detail)
+    b.emit(event, detail)
+    _begin_compensation(
+        b,
+        policy,
+        include_in_flight=undo_in_flight,
+        outcome=SagaStatus.FAILED,
+        reason=reason,
+        detail=summary,
+    )
+
+
 def _command_rejected(
     state: SagaState, message: CommandRejected, now: float, policy: Policy
 ) -> Decision:
@@ -446,7 +469,7 @@ def _command_rejected(
     b = _Builder(state, now)
     detail = f"{message.command} rejected: {message.reason}"[:500]
     if state.compensating:
-        if message.command != _command_for(state.pending_compensations[0], state).TYPE:
+        if message.command != COMPENSATIONS[state.pending_compensations[0]].command.TYPE:
             return unchanged(state)
         if state.status == SagaStatus.COMPENSATION_STUCK:
             return unchanged(state)
@@ -457,17 +480,16 @@ def _command_rejected(
     step = FORWARD_STEPS[state.step_index]
     if message.command != step.command.TYPE:
         return unchanged(state)
-    b.update(failure_detail=detail)
-    b.emit(CommandRejected.TYPE, detail)
     # The participant may have acted before it refused (a reservation made, then a
     # reply too large to send): undo the step in flight too; undos are idempotent.
-    _begin_compensation(
+    _fail_step(
         b,
         policy,
-        include_in_flight=True,
-        outcome=SagaStatus.FAILED,
-        reason=FailureReason.INVALID_ORDER,
-        detail=f"{step.name} rejected",
+        CommandRejected.TYPE,
+        detail,
+        FailureReason.INVALID_ORDER,
+        undo_in_flight=True,
+        summary=f"{step.name} rejected",
     )
     return b.decision()
 
@@ -522,16 +544,14 @@ def _forward_reply(state: SagaState, message: Message, now: float, policy: Polic
     b = _Builder(state, now)
     latency = (step.name, max(0.0, now - (state.sent_at or now)))
     if step.failure is not None and isinstance(message, step.failure):
-        detail = getattr(message, "reason", None)
-        b.update(failure_detail=detail)
-        b.emit(message.TYPE, detail)
-        _begin_compensation(
+        _fail_step(
             b,
             policy,
-            include_in_flight=False,
-            outcome=SagaStatus.FAILED,
-            reason=step.failure_reason,
-            detail=f"{step.name} failed",
+            message.TYPE,
+            getattr(message, "reason", None),
+            step.failure_reason,
+            undo_in_flight=False,
+            summary=f"{step.name} failed",
         )
         return b.decision(latency)
     if isinstance(message, StockReserved):
