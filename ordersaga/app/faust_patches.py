@@ -147,6 +147,44 @@ def drain_producer_buffer_before_commit() -> None:
     ProducerBuffer._ordersaga_drains = True  # type: ignore[attr-defined]
 
 
+def retry_topic_declaration(within_s: float = 60.0, pause_s: float = 1.0) -> None:
+    """Make a worker's topic declarations at start survive a broker that is down.
+
+    At start Faust declares each changelog topic, asking the first broker in its
+    metadata for the controller and sending CreateTopics there, whether or not
+    that broker is reachable. With one of three brokers down the worker's start
+    failed (``NodeNotReadyError``) and the process exited, so in the broker chaos
+    run both web view workers could be away for a minute at once. A declaration
+    is retried on connection errors, with fresh metadata, for ``within_s``.
+    """
+    from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, RequestTimedOutError
+    from faust.transport.drivers.aiokafka import Transport
+
+    if getattr(Transport, "_ordersaga_retries_declare", False):
+        return
+    original = Transport._create_topic
+    transient = (NodeNotReadyError, KafkaConnectionError, RequestTimedOutError, TimeoutError)
+
+    async def create_topic(
+        self: Any, owner: Any, client: Any, topic: str, *args: Any, **kwargs: Any
+    ) -> None:
+        deadline = time.monotonic() + within_s
+        while True:
+            try:
+                await original(self, owner, client, topic, *args, **kwargs)
+                return
+            except transient as exc:
+                if owner.should_stop or time.monotonic() > deadline:
+                    raise
+                log.warning("declaring topic %s: %r; retrying", topic, exc)
+            await asyncio.sleep(pause_s)
+            with contextlib.suppress(*transient):
+                await client.force_metadata_update()
+
+    Transport._create_topic = create_topic  # type: ignore[method-assign]
+    Transport._ordersaga_retries_declare = True  # type: ignore[attr-defined]
+
+
 def _no_spinner_without_terminal() -> None:
     """Stop Faust from setting the root logger to DEBUG when no one sees its spinner.
 

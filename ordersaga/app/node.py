@@ -32,6 +32,7 @@ from ordersaga.app.faust_patches import (
     _serve_no_faust_pages,
     _tune_fetch_wait,
     drain_producer_buffer_before_commit,
+    retry_topic_declaration,
 )
 from ordersaga.app.http import ApiView, json_errors, json_protocol_errors
 from ordersaga.app.settings import Settings, get_settings
@@ -437,6 +438,7 @@ def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
     """The Faust app of one agent group, configured from ``settings``."""
     _tune_fetch_wait(settings.fetch_max_wait_ms)
     drain_producer_buffer_before_commit()
+    retry_topic_declaration()
     _no_spinner_without_terminal()
     json_protocol_errors()
     # Faust creates its data dir without parents.
@@ -449,6 +451,9 @@ def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,
+        # Nothing here runs on the leader only; the leader topic would be one more
+        # topic each worker declares at start.
+        topic_disable_leader=True,
         key_serializer="raw",
         value_serializer="raw",
         broker_rebalance_timeout=settings.rebalance_timeout_s,

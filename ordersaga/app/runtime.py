@@ -58,6 +58,10 @@ from ordersaga.ops.topics import ensure_topics
 EMBEDDED_REBALANCE_TIMEOUT_S = "3"
 EMBEDDED_SESSION_TIMEOUT_S = "6"
 EMBEDDED_FETCH_MAX_WAIT_MS = "20"
+# A worker that dies soon after its start waits twice as long as last time before
+# the next, up to this: long enough that a crash-looping worker costs little, short
+# enough that workers which died while a broker was down are back soon after it.
+MAX_RESTART_BACKOFF_S = 8.0
 DEMO_CATALOGUE = (("book", 100, 1500), ("mug", 100, 900), ("poster", 50, 1200))
 
 
@@ -373,7 +377,7 @@ class Runtime:
                 if self.stopping or w.process is None or w.process.returncode is None:
                     continue
                 uptime = time.monotonic() - w.started_at
-                w.backoff_s = 1.0 if uptime > 60 else min(w.backoff_s * 2, 30.0)
+                w.backoff_s = 1.0 if uptime > 60 else min(w.backoff_s * 2, MAX_RESTART_BACKOFF_S)
                 self.say(
                     f"worker {w.name} exited with {w.process.returncode}; "
                     f"restarting in {w.backoff_s:.0f}s"
