@@ -2,6 +2,6 @@
 
 import sys
 
-from ordersaga.app.cli import main
+from ordersaga.cli import main
 
 sys.exit(main())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from faust.types import StreamT
 
+from ordersaga.app.dispatch import Dispatch
 from ordersaga.app.node import Node
 from ordersaga.app.topics import (
     INVENTORY_COMMANDS,
@@ -16,7 +17,6 @@ from ordersaga.app.topics import (
 )
 from ordersaga.saga.inventory import (
     GatherStep,
-    OrderStockRecord,
     StockRecord,
     apply_sku_command,
     begin_stock_command,
@@ -30,7 +30,6 @@ from ordersaga.schemas.messages import (
     Envelope,
     ForgetHolds,
     ForgetOrders,
-    Message,
     ReleaseStock,
     ReserveStock,
     RestockSku,
@@ -38,59 +37,52 @@ from ordersaga.schemas.messages import (
     SkuResult,
     StockChanged,
 )
+from ordersaga.tables import ORDER_STOCK, STOCK
 
 node = Node("inventory")
 app = node.app
+stock = node.table(STOCK)
+order_stock = node.table(ORDER_STOCK)
 
-#: SKU -> StockRecord (levels and per-order holds)
-stock = node.table("stock")
-#: order id -> OrderStockRecord (fan-outs in progress and their answers)
-order_stock = node.table("order_stock")
+# ------------------------------------------------------------------ per SKU
 
-order_inputs = node.topic(INVENTORY_COMMANDS, INVENTORY_SKU_REPLIES)
-sku_inputs = node.topic(INVENTORY_SKU_COMMANDS)
+change_sku = Dispatch(f"on {INVENTORY_SKU_COMMANDS}", forget=None)
 
 
-def load_stock(sku: str) -> StockRecord | None:
-    """A SKU's record from the table, if the SKU exists."""
-    raw = stock.get(sku)
-    return StockRecord.model_validate(raw) if raw else None
+@change_sku.on(ForgetHolds)
+async def drop_holds(envelope: Envelope, message: ForgetHolds) -> str | None:
+    """Drop the holds of forgotten orders from a SKU record."""
+    record = stock.load(message.sku)
+    if record is None:
+        return "unchanged"
+    kept = forget_holds(record, message.order_ids)
+    if kept == record:
+        return "unchanged"
+    node.metrics.entries_forgotten.labels("stock.holds").inc(len(record.holds) - len(kept.holds))
+    # Levels did not change, so there is no StockChanged to publish.
+    stock[kept.sku] = stock.fit(kept)
+    return None
 
 
-async def change_sku(envelope: Envelope, message: Message) -> str | None:
+@change_sku.on(RestockSku, SkuCommand)
+async def change_levels(envelope: Envelope, message: RestockSku | SkuCommand) -> None:
     """Apply a reserve, release, commit or restock to one SKU and answer it."""
-    if isinstance(message, ForgetHolds):
-        record = load_stock(message.sku)
-        if record is None:
-            return "unchanged"
-        kept = forget_holds(record, message.order_ids)
-        if kept == record:
-            return "unchanged"
-        node.metrics.entries_forgotten.labels("stock.holds").inc(
-            len(record.holds) - len(kept.holds)
-        )
-        # Levels did not change, so there is no StockChanged to publish.
-        stock[kept.sku] = node.fit(kept)
-        return None
+    before = stock.load(message.sku)
+    after: StockRecord | None
+    result: SkuResult | None = None
     if isinstance(message, RestockSku):
-        before = load_stock(message.sku)
         after = restock(before, message)
-        result: SkuResult | None = None
-    elif isinstance(message, SkuCommand):
-        before = load_stock(message.sku)
-        after_or_none, result = apply_sku_command(
+    else:
+        after, result = apply_sku_command(
             before, message, max_holds=node.settings.max_holds_per_sku
         )
-        after = after_or_none  # type: ignore[assignment]
-    else:
-        raise ValueError(f"{envelope.type} does not belong on {INVENTORY_SKU_COMMANDS}")
     # Checked before anything is sent: a refused record must leave no answer behind.
-    value = node.fit(after) if after is not None and after != before else None
+    stored = stock.fit(after) if after is not None and after != before else None
     if result is not None:
         await node.send(
             result, key=result.order_id, cause=envelope, event_id=f"{envelope.event_id}:result"
         )
-    if value is not None:
+    if stored is not None and after is not None:
         await node.send(
             after.changed_event(),
             key=after.sku,
@@ -98,17 +90,15 @@ async def change_sku(envelope: Envelope, message: Message) -> str | None:
             topic=INVENTORY_EVENTS,
             event_id=f"{after.sku}:{after.version}",
         )
-        stock[after.sku] = value
-    return None
+        stock[after.sku] = stored
+
+
+# ---------------------------------------------------------------- per order
 
 
 async def forget_order_stock(envelope: Envelope, message: ForgetOrders) -> str | None:
     """Drop forgotten orders' gather records and ask their SKUs to drop the holds."""
-    records = [
-        OrderStockRecord.model_validate(raw)
-        for raw in (order_stock.get(order_id) for order_id in message.order_ids)
-        if raw
-    ]
+    records = [r for r in map(order_stock.load, message.order_ids) if r is not None]
     for sku, order_ids in skus_to_forget(records).items():
         await node.send(
             ForgetHolds(sku=sku, order_ids=tuple(order_ids)),
@@ -116,26 +106,24 @@ async def forget_order_stock(envelope: Envelope, message: ForgetOrders) -> str |
             cause=envelope,
             event_id=f"{envelope.event_id}:{sku}",
         )
-    return node.forget(order_stock, message.order_ids)
+    return order_stock.forget(message.order_ids)
 
 
-async def gather_order_stock(envelope: Envelope, message: Message) -> str | None:
+gather_order_stock = Dispatch("to the inventory gather", forget=forget_order_stock)
+
+
+@gather_order_stock.on(ReserveStock, ReleaseStock, CommitStock, SkuResult)
+async def fan_out_or_collect(
+    envelope: Envelope, message: ReserveStock | ReleaseStock | CommitStock | SkuResult
+) -> None:
     """Fan an order's stock command out per SKU, and fold the SKU answers back in."""
-    if isinstance(message, ForgetOrders):
-        return await forget_order_stock(envelope, message)
-    order_id = getattr(message, "order_id", None)
-    if not order_id:
-        raise ValueError(f"{envelope.type} names no order")
-    raw = order_stock.get(order_id)
-    record = OrderStockRecord.model_validate(raw) if raw else None
+    record = order_stock.load(message.order_id)
     step: GatherStep
-    if isinstance(message, ReserveStock | ReleaseStock | CommitStock):
-        step = begin_stock_command(record, message)
-    elif isinstance(message, SkuResult):
+    if isinstance(message, SkuResult):
         step = collect_sku_result(record, message)
     else:
-        raise ValueError(f"{envelope.type} does not belong to the inventory gather")
-    value = node.fit(step.record) if step.changed and step.record is not None else None
+        step = begin_stock_command(record, message)
+    stored = order_stock.fit(step.record) if step.changed and step.record is not None else None
     for command in step.sku_commands:
         await node.send(
             command,
@@ -144,21 +132,21 @@ async def gather_order_stock(envelope: Envelope, message: Message) -> str | None
             event_id=f"{envelope.event_id}:{command.op}:{command.sku}",
         )
     if step.reply is not None:
-        await node.send(
-            step.reply, key=order_id, cause=envelope, event_id=f"{envelope.event_id}:reply"
-        )
-    if value is not None:
-        order_stock[order_id] = value
-    return None
+        await node.reply(step.reply, to=envelope, key=message.order_id)
+    if stored is not None:
+        order_stock[message.order_id] = stored
 
 
-@app.agent(sku_inputs)
+# ------------------------------------------------------------------- agents
+
+
+@app.agent(node.topic(INVENTORY_SKU_COMMANDS))
 async def change_stock(stream: StreamT) -> None:
     """Keep every SKU's levels: reserve, release, commit and restock."""
     await node.consume(stream, change_sku, "change_stock")
 
 
-@app.agent(order_inputs)
+@app.agent(node.topic(INVENTORY_COMMANDS, INVENTORY_SKU_REPLIES))
 async def gather_reservations(stream: StreamT) -> None:
     """Reserve, release or commit an order's stock across its SKUs, all or nothing."""
     await node.consume(stream, gather_order_stock, "gather_reservations")
@@ -177,12 +165,12 @@ async def republish_changed_stock() -> None:
     come. The copy has the same version and event id, so a view that has it ignores
     it. The cost is one message per changed SKU per tick, whatever the traffic.
     """
-    for sku, raw in list(stock.items()):
-        if not raw or _republished.get(sku) == raw["version"]:
+    for sku, stored in stock.items():
+        if not stored or _republished.get(sku) == stored["version"]:
             continue
-        # Straight from the table's JSON: validating the whole record (every hold) is
+        # Straight from the stored JSON: validating the whole record (every hold) is
         # what made SKU writes expensive.
         fields = StockChanged.model_fields
-        levels = StockChanged.model_validate({name: raw[name] for name in fields})
+        levels = StockChanged.model_validate({name: stored[name] for name in fields})
         await node.send(levels, key=sku, topic=INVENTORY_EVENTS, event_id=f"{sku}:{levels.version}")
         _republished[sku] = levels.version

@@ -7,27 +7,24 @@ from __future__ import annotations
 
 from faust.types import StreamT
 
+from ordersaga.app.dispatch import Dispatch
 from ordersaga.app.node import Node
 from ordersaga.app.topics import NOTIFICATIONS, ORDERS_EVENTS
 from ordersaga.saga.notifications import notification_for
-from ordersaga.schemas.messages import Envelope, ForgetOrders, Message, OrderEvent
+from ordersaga.schemas.messages import Envelope, OrderEvent
+from ordersaga.tables import NOTIFIED
 
 node = Node("notifications")
 app = node.app
-
-#: order id -> the status the customer was told
-notified = node.table("notified")
-order_events = node.topic(ORDERS_EVENTS)
+notified = node.table(NOTIFIED)
+notify_customer = Dispatch(f"on {ORDERS_EVENTS}", forget=notified)
 
 
-async def notify_customer(envelope: Envelope, message: Message) -> str | None:
+@notify_customer.on(OrderEvent)
+async def notify_once(envelope: Envelope, message: OrderEvent) -> str | None:
     """Send the customer one notification per order outcome."""
-    if isinstance(message, ForgetOrders):
-        return node.forget(notified, message.order_ids)
-    if not isinstance(message, OrderEvent):
-        raise ValueError(f"{envelope.type} does not belong on {ORDERS_EVENTS}")
     notification = notification_for(message)
-    if notification is None or notified.get(message.order.order_id) == notification.status:
+    if notification is None or notified.load(message.order.order_id) == notification.status:
         return "unchanged"
     await node.send(
         notification,
@@ -40,7 +37,7 @@ async def notify_customer(envelope: Envelope, message: Message) -> str | None:
     return None
 
 
-@app.agent(order_events)
+@app.agent(node.topic(ORDERS_EVENTS))
 async def notify_customers(stream: StreamT) -> None:
     """Turn order outcomes into customer notifications."""
     await node.consume(stream, notify_customer, "notify_customers")

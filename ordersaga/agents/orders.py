@@ -1,6 +1,8 @@
 """The orders group: the saga orchestrator.
 
-Run alone with ``faust -A ordersaga.agents.orders worker``.
+Run alone with ``faust -A ordersaga.agents.orders worker``. The rules are in
+``ordersaga.saga.orchestrator``; this shell reads a saga, calls ``decide``,
+sends what it returned and writes the saga back.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import time
 
 from faust.types import StreamT
 
+from ordersaga.app.dispatch import Dispatch
 from ordersaga.app.node import Node
 from ordersaga.app.topics import (
     FORGET_TOPICS,
@@ -18,54 +21,45 @@ from ordersaga.app.topics import (
     partition_of,
 )
 from ordersaga.saga.orchestrator import (
-    TERMINAL,
     Policy,
-    SagaState,
     decide,
     expired,
     forget_batches,
     forgettable,
+    split_forgettable,
 )
+from ordersaga.saga.throttle import Throttle
 from ordersaga.schemas.messages import Envelope, ForgetOrders, Message
+from ordersaga.schemas.status import TERMINAL
+from ordersaga.tables import SAGAS
 
 node = Node("orders")
 app = node.app
+settings = node.settings
 policy = Policy(
-    step_timeout_s=node.settings.step_timeout_s,
-    step_max_attempts=node.settings.step_max_attempts,
-    compensation_stuck_after=node.settings.compensation_stuck_after,
+    step_timeout_s=settings.step_timeout_s,
+    step_max_attempts=settings.step_max_attempts,
+    compensation_stuck_after=settings.compensation_stuck_after,
 )
-
-#: order id -> SagaState (as JSON)
-sagas = node.table("sagas")
-saga_inputs = node.topic(ORDERS_COMMANDS, ORDERS_REPLIES)
-_TERMINAL_VALUES = {s.value for s in TERMINAL}
+sagas = node.table(SAGAS)
 
 
-def load_saga(order_id: str) -> SagaState | None:
-    """The saga of an order from the table, if any."""
-    raw = sagas.get(order_id)
-    return SagaState.model_validate(raw) if raw else None
+def _status_of(order_id: str) -> str | None:
+    stored = sagas.get(order_id)
+    return stored.get("status") if stored else None
 
 
 async def forget_sagas(envelope: Envelope, message: ForgetOrders) -> str | None:
     """Delete ended sagas, then tell every participant to forget those orders too.
 
     The saga goes first, so that whoever reads the tables never finds a live saga
-    whose participants forgot it. The participants are told about every id that
-    is not in flight, deleted now or before: if a crash lost the forwarded copies,
-    the replayed ForgetOrders sends them again although the saga is already gone.
+    whose participants forgot it.
     """
-    in_flight = {
-        order_id
-        for order_id in message.order_ids
-        if (raw := sagas.get(order_id)) and raw.get("status") not in _TERMINAL_VALUES
-    }
-    outcome = node.forget(sagas, message.order_ids, keep=lambda raw: raw["order_id"] in in_flight)
-    done = tuple(order_id for order_id in message.order_ids if order_id not in in_flight)
+    in_flight, done = split_forgettable(message.order_ids, _status_of)
+    outcome = sagas.forget(message.order_ids, keep=lambda stored: stored["order_id"] in in_flight)
     if done:
         forward = ForgetOrders(order_ids=done)
-        partition = partition_of(done[0], node.settings.partitions)
+        partition = partition_of(done[0], settings.partitions)
         for topic in FORGET_TOPICS:
             await node.send(
                 forward,
@@ -80,16 +74,14 @@ async def forget_sagas(envelope: Envelope, message: ForgetOrders) -> str | None:
 
 async def advance_saga(envelope: Envelope, message: Message) -> str | None:
     """Apply one command, reply or deadline to its saga; send what the rules decide."""
-    if isinstance(message, ForgetOrders):
-        return await forget_sagas(envelope, message)
     order_id = envelope.order_id or getattr(message, "order_id", None)
     if not order_id:
         raise ValueError(f"{envelope.type} names no order")
-    decision = decide(load_saga(order_id), message, time.time(), policy)
+    decision = decide(sagas.load(order_id), message, time.time(), policy)
     if decision.state is None or not (decision.changed or decision.events):
         return "unchanged"
     state = decision.state
-    value = node.fit(state) if decision.changed else None
+    stored = sagas.fit(state) if decision.changed else None
     # Ids derive from the saga's event sequence, so a replayed decision resends the
     # very same messages and consumers can recognise them.
     for i, command in enumerate(decision.commands):
@@ -107,10 +99,10 @@ async def advance_saga(envelope: Envelope, message: Message) -> str | None:
             topic=ORDERS_EVENTS,
             event_id=f"{order_id}:{event.seq}",
         )
-    if value is None:
+    if stored is None:
         return "republished"
     # Written last: if a send fails, the retry recomputes the same decision.
-    sagas[order_id] = value
+    sagas[order_id] = stored
     if decision.step_latency:
         step, seconds = decision.step_latency
         node.metrics.step_latency.labels(step).observe(seconds)
@@ -121,16 +113,22 @@ async def advance_saga(envelope: Envelope, message: Message) -> str | None:
     return None
 
 
-@app.agent(saga_inputs)
+run_saga = Dispatch(
+    f"on {ORDERS_COMMANDS} or {ORDERS_REPLIES}", forget=forget_sagas, otherwise=advance_saga
+)
+
+
+@app.agent(node.topic(ORDERS_COMMANDS, ORDERS_REPLIES))
 async def run_sagas(stream: StreamT) -> None:
     """Drive every saga from its commands, participant replies and deadlines."""
-    await node.consume(stream, advance_saga, "run_sagas")
+    await node.consume(stream, run_saga, "run_sagas")
 
 
-_last_deadline_sent: dict[tuple[str, str, int], float] = {}
+# A deadline message is sent once per step timeout: the first may still be queued.
+deadlines_sent = Throttle(every_s=policy.step_timeout_s, forget_after_s=10 * policy.step_timeout_s)
 
 
-@node.timer(interval=node.settings.deadline_scan_interval_s)
+@node.timer(interval=settings.deadline_scan_interval_s)
 async def expire_overdue_steps() -> None:
     """Send a deadline message for every local saga whose awaited reply is overdue.
 
@@ -140,35 +138,33 @@ async def expire_overdue_steps() -> None:
     restored table is scanned the same way, so in-flight sagas resume alone.
     """
     now = time.time()
-    for order_id, raw in list(sagas.items()):
-        if not raw or raw.get("status") in _TERMINAL_VALUES:
+    for order_id, stored in sagas.items():
+        if not stored or stored.get("status") in TERMINAL:
             continue
-        deadline = raw.get("deadline")
+        deadline = stored.get("deadline")
         if deadline is None or now < deadline:
             continue
-        message = expired(SagaState.model_validate(raw), now)
+        message = expired(SAGAS.load(stored), now)
         if message is None:
             continue
         memo = (order_id, message.awaiting, message.attempt)
-        if now - _last_deadline_sent.get(memo, 0.0) < policy.step_timeout_s:
+        if not deadlines_sent.due(memo, now):
             continue
-        _last_deadline_sent[memo] = now
+        deadlines_sent.sent(memo, now)
         await node.send(
             message,
             key=order_id,
             event_id=f"{order_id}:deadline:{message.awaiting}:{message.attempt}",
         )
-    for memo, sent in list(_last_deadline_sent.items()):
-        if now - sent > 10 * policy.step_timeout_s:
-            del _last_deadline_sent[memo]
+    deadlines_sent.prune(now)
 
 
-_forget_sent: dict[str, float] = {}
-# Ids per ForgetOrders message, so each stays a few kilobytes.
-FORGET_BATCH = 200
+forgets_sent = Throttle(
+    every_s=settings.forget_resend_after_s, forget_after_s=2 * settings.forget_resend_after_s
+)
 
 
-@node.timer(interval=5.0)
+@node.timer(interval=settings.forget_scan_interval_s)
 async def forget_finished_orders() -> None:
     """Have every group drop the orders that ended more than the retention period ago.
 
@@ -178,15 +174,16 @@ async def forget_finished_orders() -> None:
     input, on the partition the orders' keys hash to; ``forget_sagas`` does the rest.
     """
     now = time.time()
-    retention = node.settings.retention_s
     due = [
         order_id
-        for order_id, raw in list(sagas.items())
-        if raw and forgettable(raw, now, retention) and now - _forget_sent.get(order_id, 0.0) > 60.0
+        for order_id, stored in sagas.items()
+        if stored
+        and forgettable(stored, now, settings.retention_s)
+        and forgets_sent.due(order_id, now)
     ]
-    partitions = node.settings.partitions
+    partitions = settings.partitions
     for partition, order_ids in forget_batches(
-        due, lambda key: partition_of(key, partitions), FORGET_BATCH
+        due, lambda key: partition_of(key, partitions), settings.forget_batch
     ):
         await node.send(
             ForgetOrders(order_ids=order_ids),
@@ -196,7 +193,5 @@ async def forget_finished_orders() -> None:
             event_id=f"forget:{order_ids[0]}:{len(order_ids)}",
         )
         for order_id in order_ids:
-            _forget_sent[order_id] = now
-    for order_id, sent in list(_forget_sent.items()):
-        if now - sent > 120.0:
-            del _forget_sent[order_id]
+            forgets_sent.sent(order_id, now)
+    forgets_sent.prune(now)

@@ -52,14 +52,13 @@ def encode(
     correlation_id: str,
     causation_id: str | None = None,
     event_id: str | None = None,
-    order_id: str | None = None,
 ) -> Encoded:
     """Wrap ``message`` in an envelope and serialise it with its headers."""
     envelope = Envelope(
         event_id=event_id or new_id(),
         type=message.TYPE,
         version=message.VERSION,
-        order_id=order_id if order_id is not None else message.order_ref(),
+        order_id=message.order_ref(),
         correlation_id=correlation_id,
         causation_id=causation_id,
         payload=message.model_dump(mode="json"),

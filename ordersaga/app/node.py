@@ -13,18 +13,16 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import faust
-import orjson
-from faust.types import EventT, StreamT, TableT
+from faust.types import EventT, StreamT
 from faust.web import Request, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from ordersaga.agents import AgentGroup, group
 from ordersaga.app.codec import DecodeError, decode, encode, header_pairs
 from ordersaga.app.faust_patches import (
     _exit_when_stuck,
@@ -34,7 +32,10 @@ from ordersaga.app.faust_patches import (
     drain_producer_buffer_before_commit,
     retry_topic_declaration,
 )
+from ordersaga.app.groups import AgentGroup, group
 from ordersaga.app.http import ApiView, json_errors, json_protocol_errors
+from ordersaga.app.metrics import Metrics
+from ordersaga.app.records import RecordTable, RecordTooLarge
 from ordersaga.app.settings import Settings, get_settings
 from ordersaga.app.topics import (
     ALL_DLQ_TOPICS,
@@ -44,8 +45,10 @@ from ordersaga.app.topics import (
     destination,
     dlq_topic,
 )
-from ordersaga.ops.metrics import Metrics
 from ordersaga.schemas.messages import CommandRejected, Envelope, Message
+from ordersaga.tables import TableSpec
+
+R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +61,6 @@ HealthCheck = Callable[[], Awaitable[None]]
 HEALTH_CHECK_TIMEOUT_S = 1.0
 # /health answers from a result this young, so a flood of probes is not a flood on Redis.
 HEALTH_CACHE_S = 1.0
-
-
-class RecordTooLarge(ValueError):
-    """A table value over ``ORDERSAGA_MAX_RECORD_BYTES``: the message that led to it is refused."""
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -102,49 +101,14 @@ class Node:
             )
         return self._topics[key]
 
-    def table(self, name: str, **kwargs: Any) -> TableT:
-        """A changelog-backed table of JSON values keyed by str (JSON in the changelog too)."""
-        return self.app.Table(
-            name,
-            default=None,
-            key_type=str,
-            partitions=self.settings.partitions,
-            **kwargs,
+    def table(self, spec: TableSpec[R]) -> RecordTable[R]:
+        """The table ``spec`` declares: changelog-backed, str keys, JSON values."""
+        if spec.group != self.group.name:
+            raise ValueError(f"table {spec.name} belongs to {spec.group}, not {self.group.name}")
+        faust_table = self.app.Table(
+            spec.name, default=None, key_type=str, partitions=self.settings.partitions
         )
-
-    def forget(
-        self, table: TableT, keys: Iterable[str], keep: Callable[[Any], bool] | None = None
-    ) -> str | None:
-        """Delete ``keys`` from ``table`` (a tombstone each), sparing values ``keep`` accepts.
-
-        Returns the handler outcome: "unchanged" when nothing was there to delete.
-        """
-        deleted = 0
-        for key in keys:
-            value = table.get(key)
-            if value is None or (keep is not None and keep(value)):
-                continue
-            del table[key]
-            deleted += 1
-        self.metrics.entries_forgotten.labels(table.name).inc(deleted)
-        return None if deleted else "unchanged"
-
-    def fit(self, record: BaseModel) -> dict[str, Any]:
-        """A record as its table stores it, refused when it would be too large to write.
-
-        Call it before sending what the record's change causes: a record the broker
-        cannot take (its message size limit) would otherwise fail the changelog write
-        on every replay and crash-loop the worker.
-        """
-        value = record.model_dump(mode="json")
-        size = len(orjson.dumps(value))
-        if size > self.settings.max_record_bytes:
-            self.metrics.records_refused.labels(type(record).__name__).inc()
-            raise RecordTooLarge(
-                f"{type(record).__name__} would be {size} bytes, "
-                f"over the limit of {self.settings.max_record_bytes}"
-            )
-        return value
+        return RecordTable(spec, faust_table, self.metrics, self.settings.max_record_bytes)
 
     def timer(self, interval: float) -> Callable[[Callable[[], Awaitable[None]]], Any]:
         """``app.timer`` whose failures are logged and counted, never fatal.
@@ -202,6 +166,31 @@ class Node:
         )
         if acked:
             await delivery
+
+    async def reply(self, reply: Message, *, to: Envelope, key: str) -> None:
+        """Answer the command ``to``; the reply's id derives from it, so a replay sends it again."""
+        await self.send(reply, key=key, cause=to, event_id=f"{to.event_id}:reply")
+
+    async def answer(
+        self,
+        table: RecordTable[R],
+        key: str,
+        before: R | None,
+        after: R | None,
+        reply: Message | None,
+        *,
+        to: Envelope,
+    ) -> None:
+        """A participant's usual end: check the new record, answer, then store it.
+
+        Checked first so that a refused record leaves no answer behind; stored last,
+        so that a crash before it replays the command, which answers the same again.
+        """
+        stored = table.fit(after) if after is not None and after != before else None
+        if reply is not None:
+            await self.reply(reply, to=to, key=key)
+        if stored is not None:
+            table[key] = stored
 
     async def dead_letter(self, event: EventT, reason: str, attempts: int) -> None:
         """Park a message on its topic's DLQ with the reason and the original headers."""

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import httpx
 
-from ordersaga.agents import GROUPS, group
 from ordersaga.app import kafka
+from ordersaga.app.groups import GROUPS, group
 from ordersaga.app.logs import (
     LOG_DRAIN_GRACE_S,
     LOG_LINE_LIMIT,
@@ -53,7 +53,7 @@ from ordersaga.app.supervision import (
     supervisor_status,
     wait_all,
 )
-from ordersaga.ops.topics import ensure_topics
+from ordersaga.app.topic_admin import ensure_topics
 
 EMBEDDED_REBALANCE_TIMEOUT_S = "3"
 EMBEDDED_SESSION_TIMEOUT_S = "6"

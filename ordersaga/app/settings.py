@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ordersaga.schemas.messages import MAX_FORGET_BATCH
+
 
 class Settings(BaseSettings):
     """Runtime configuration.
@@ -123,6 +125,25 @@ class Settings(BaseSettings):
     )
     deadline_scan_interval_s: float = Field(
         default=1.0, gt=0, description="ORDERSAGA_DEADLINE_SCAN_INTERVAL_S"
+    )
+    forget_scan_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="ORDERSAGA_FORGET_SCAN_INTERVAL_S: how often the orchestrator looks for "
+        "orders past their retention.",
+    )
+    forget_resend_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="ORDERSAGA_FORGET_RESEND_AFTER_S: an order asked to be forgotten is not "
+        "asked again before this (its ForgetOrders may still be on its way).",
+    )
+    forget_batch: int = Field(
+        default=200,
+        ge=1,
+        le=MAX_FORGET_BATCH,
+        description="ORDERSAGA_FORGET_BATCH: order ids per ForgetOrders, so each message "
+        "stays a few kilobytes.",
     )
     producer_linger_ms: float = Field(
         default=0.0,

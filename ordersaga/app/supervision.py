@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from ordersaga.agents import AgentGroup
+from ordersaga.app.groups import AgentGroup
 from ordersaga.app.logs import (
     utc_now,
 )

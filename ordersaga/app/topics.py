@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiokafka.partitioner import murmur2
 
+from ordersaga import tables
 from ordersaga.schemas.messages import (
     CancelOrder,
     CancelShipment,
@@ -56,27 +57,11 @@ REJECTION_REPLY_TOPICS: frozenset[str] = frozenset(
 )
 
 
-# Each group's changelog-backed tables. Their changelog topics are created with the
-# others before any worker starts: a worker that creates one itself can keep a
-# stale partition count of it in its metadata for minutes, and Faust then refuses
-# every write of the table (PartitionsMismatch, seen on Apache Kafka).
-TABLES: dict[str, tuple[str, ...]] = {
-    "orders": ("sagas",),
-    "inventory": ("stock", "order_stock"),
-    "payments": ("payment_ledger",),
-    "shipping": ("shipments",),
-    "notifications": ("notified",),
-}
-
-
-def changelog_topic(group_name: str, table: str) -> str:
-    """The changelog topic Faust gives a table of an agent group's app."""
-    return f"ordersaga-{group_name}-{table}-changelog"
-
-
-CHANGELOG_TOPICS: tuple[str, ...] = tuple(
-    changelog_topic(g, t) for g, tables in TABLES.items() for t in tables
-)
+# Every table's changelog topic is created with the others before any worker
+# starts: a worker that creates one itself can keep a stale partition count of it
+# in its metadata for minutes, and Faust then refuses every write of the table
+# (PartitionsMismatch, seen on Apache Kafka). The tables are in ordersaga.tables.
+CHANGELOG_TOPICS = tables.CHANGELOG_TOPICS
 
 
 def dlq_topic(topic: str) -> str:

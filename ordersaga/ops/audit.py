@@ -12,29 +12,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from ordersaga.ops.tail import records
+from ordersaga.saga.shipping import ShipmentRecord
+from ordersaga.schemas.status import TERMINAL, SagaStatus
+from ordersaga.tables import PAYMENT_LEDGER, SAGAS, SHIPMENTS, STOCK, TableSpec
 from ordersaga.web.store import ViewStore
 
-TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+COMPLETED = SagaStatus.COMPLETED
 
-Table = dict[str, dict[str, Any]]
-
-
-def changelog_topic(group: str, table: str) -> str:
-    """The changelog topic Faust keeps for ``table`` of agent group ``group``."""
-    return f"ordersaga-{group}-{table}-changelog"
+Table = dict[str, Any]
 
 
 async def read_table(
-    bootstrap: str, group: str, table: str, deleted: set[str] | None = None
+    bootstrap: str,
+    spec: TableSpec[Any],
+    deleted: set[str] | None = None,
+    malformed: list[str] | None = None,
 ) -> Table:
     """A table's current content: the last value per key of its changelog.
 
-    Keys whose last record is a tombstone are added to ``deleted`` when given.
+    Every value is validated with the table's own record model; one that is not a
+    record is left out and named in ``malformed``. Keys whose last record is a
+    tombstone are added to ``deleted`` when given.
     """
     out: Table = {}
-    async for r in records(bootstrap, changelog_topic(group, table)):
+    async for r in records(bootstrap, spec.changelog_topic):
         key = orjson.loads(r.key) if r.key else None
         if not isinstance(key, str):
             continue
@@ -42,10 +46,18 @@ async def read_table(
             out.pop(key, None)
             if deleted is not None:
                 deleted.add(key)
-        else:
-            out[key] = orjson.loads(r.value)
-            if deleted is not None:
-                deleted.discard(key)
+            continue
+        value = orjson.loads(r.value)
+        try:
+            spec.load(value)
+        except ValidationError as exc:
+            out.pop(key, None)
+            if malformed is not None:
+                malformed.append(f"{spec.name}[{key}]: {exc.errors()[0]['msg']}")
+            continue
+        out[key] = value
+        if deleted is not None:
+            deleted.discard(key)
     return out
 
 
@@ -77,6 +89,8 @@ class State:
     stock_views: Table
     # Orders whose saga was deleted after the retention period (ForgetOrders).
     forgotten: set[str] = field(default_factory=set)
+    # Changelog values that do not validate as their table's record.
+    malformed: list[str] = field(default_factory=list)
 
 
 def check_invariants(state: State, accepted: Collection[str] | None = None) -> list[Check]:
@@ -111,7 +125,7 @@ def check_invariants(state: State, accepted: Collection[str] | None = None) -> l
             status = sagas.get(order_id, {}).get("status")
             if hold["state"] == "reserved" and status in TERMINAL:
                 stock.fail(f"{sku}: {order_id} is {status} but still holds a reservation")
-            if hold["state"] == "committed" and status in TERMINAL - {"COMPLETED"}:
+            if hold["state"] == "committed" and status in TERMINAL - {COMPLETED}:
                 stock.fail(f"{sku}: {order_id} is {status} but its stock stayed committed")
         # Forgotten orders' committed stock stays committed without a hold.
         sums["committed"] += rec.get("forgotten_committed", 0)
@@ -120,7 +134,7 @@ def check_invariants(state: State, accepted: Collection[str] | None = None) -> l
             if rec[level] != total:
                 stock.fail(f"{sku}: {level} {rec[level]} != holds {total}")
     for order_id, saga in sagas.items():
-        if saga["status"] != "COMPLETED":
+        if saga["status"] != COMPLETED:
             continue
         for line in saga["items"]:
             hold = state.stock.get(line["sku"], {}).get("holds", {}).get(order_id)
@@ -146,9 +160,9 @@ def check_invariants(state: State, accepted: Collection[str] | None = None) -> l
         refunded += entry.get("refunded", 0)
         if entry.get("refunded", 0) > entry.get("charged", 0):
             money.fail(f"{order_id}: refunded more than charged")
-        if saga["status"] == "COMPLETED" and net != saga.get("total"):
+        if saga["status"] == COMPLETED and net != saga.get("total"):
             money.fail(f"{order_id}: COMPLETED, net {net} != total {saga.get('total')}")
-        if saga["status"] in TERMINAL - {"COMPLETED"} and net != 0:
+        if saga["status"] in TERMINAL - {COMPLETED} and net != 0:
             money.fail(f"{order_id}: {saga['status']} but {net} still charged")
     for order_id in state.payments.keys() - sagas.keys() - state.forgotten:
         money.fail(f"{order_id}: a ledger entry with no saga")
@@ -159,11 +173,12 @@ def check_invariants(state: State, accepted: Collection[str] | None = None) -> l
     live = 0
     for order_id, saga in sagas.items():
         shipment = state.shipments.get(order_id)
-        is_live = bool(shipment and shipment["status"] == "prepared")
+        # Validated when read (read_table); the rule is the record's own.
+        is_live = bool(shipment and ShipmentRecord.model_construct(**shipment).live)
         live += is_live
-        if saga["status"] == "COMPLETED" and not is_live:
+        if saga["status"] == COMPLETED and not is_live:
             ship.fail(f"{order_id}: COMPLETED without a live shipment")
-        if saga["status"] in TERMINAL - {"COMPLETED"} and is_live:
+        if saga["status"] in TERMINAL - {COMPLETED} and is_live:
             ship.fail(f"{order_id}: {saga['status']} with a live shipment")
     ship.figures = {"live_shipments": live}
     checks.append(ship)
@@ -185,6 +200,12 @@ def check_invariants(state: State, accepted: Collection[str] | None = None) -> l
         "stock_views": len(state.stock_views),
     }
     checks.append(views)
+
+    records_ok = Check("6. every table record is a valid record of its table")
+    for text in state.malformed:
+        records_ok.fail(text)
+    records_ok.figures = {"malformed": len(state.malformed)}
+    checks.append(records_ok)
     return checks
 
 
@@ -193,11 +214,12 @@ async def load_state(bootstrap: str, redis_url: str) -> tuple[State, set[str]]:
     # Sagas are read last: a saga is deleted before its participants are told to
     # forget the order, so one found now was not yet forgotten anywhere when the
     # participants' tables were read, even while the system keeps forgetting.
-    stock = await read_table(bootstrap, "inventory", "stock")
-    payments = await read_table(bootstrap, "payments", "payment_ledger")
-    shipments = await read_table(bootstrap, "shipping", "shipments")
+    malformed: list[str] = []
+    stock = await read_table(bootstrap, STOCK, malformed=malformed)
+    payments = await read_table(bootstrap, PAYMENT_LEDGER, malformed=malformed)
+    shipments = await read_table(bootstrap, SHIPMENTS, malformed=malformed)
     forgotten: set[str] = set()
-    sagas = await read_table(bootstrap, "orders", "sagas", deleted=forgotten)
+    sagas = await read_table(bootstrap, SAGAS, deleted=forgotten, malformed=malformed)
     store = ViewStore.from_url(redis_url, finished_ttl_s=0)
     try:
         state = State(
@@ -208,6 +230,7 @@ async def load_state(bootstrap: str, redis_url: str) -> tuple[State, set[str]]:
             view_statuses=await store.order_statuses(sorted(sagas)),
             stock_views={v["sku"]: v for v in await store.all_stock()},
             forgotten=forgotten,
+            malformed=malformed,
         )
         return state, await store.accepted_ids()
     finally:

@@ -97,8 +97,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from ordersaga.agents import GROUPS
 from ordersaga.app.codec import DecodeError, decode, encode
+from ordersaga.app.groups import GROUPS
 from ordersaga.app.runtime import Runtime, free_port_block
 from ordersaga.app.settings import Settings
 from ordersaga.app.topics import ORDERS_COMMANDS, ORDERS_EVENTS

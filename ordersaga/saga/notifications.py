@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 from ordersaga.schemas.messages import CustomerNotified, OrderEvent
+from ordersaga.schemas.status import TERMINAL, TERMINAL_EVENTS, FailureReason, SagaStatus
 
-_TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
-
-_REASON_TEXT = {
-    "out_of_stock": "some items are out of stock",
-    "payment_declined": "the payment was declined",
-    "shipping_failed": "the carrier cannot ship to your address",
-    "step_timeout": "a service did not answer in time",
-    "invalid_order": "the order was invalid",
+_REASON_TEXT: dict[str, str] = {
+    FailureReason.OUT_OF_STOCK: "some items are out of stock",
+    FailureReason.PAYMENT_DECLINED: "the payment was declined",
+    FailureReason.SHIPPING_FAILED: "the carrier cannot ship to your address",
+    FailureReason.STEP_TIMEOUT: "a service did not answer in time",
+    FailureReason.INVALID_ORDER: "the order was invalid",
 }
+_TERMINAL_EVENT_NAMES = frozenset(TERMINAL_EVENTS.values())
 
 
 def notification_for(event: OrderEvent) -> CustomerNotified | None:
     """The message to the customer for an order event, or None when it is not an outcome."""
     order = event.order
-    if order.status not in _TERMINAL or event.name not in {
-        "OrderCompleted",
-        "OrderFailed",
-        "OrderCancelled",
-    }:
+    if order.status not in TERMINAL or event.name not in _TERMINAL_EVENT_NAMES:
         return None
-    if order.status == "COMPLETED":
+    if order.status == SagaStatus.COMPLETED:
         text = f"Your order {order.order_id} is on its way (shipment {order.shipment_id})."
-    elif order.status == "CANCELLED":
+    elif order.status == SagaStatus.CANCELLED:
         text = f"Your order {order.order_id} is cancelled; nothing was charged in the end."
     else:
         why = _REASON_TEXT.get(order.failure_reason or "", "it could not be completed")

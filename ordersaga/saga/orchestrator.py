@@ -1,4 +1,4 @@
-"""The order saga as data plus one pure transition function.
+"""The order saga's one pure transition function, walking ``saga.definition.SAGA``.
 
 ``decide(state, message, now, policy)`` returns the next state, the commands to
 send and the order events to publish. The Faust shell in
@@ -21,212 +21,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
+from ordersaga.saga.definition import SAGA, UNDOS, Step, Undo
+from ordersaga.saga.state import Policy, SagaState
 from ordersaga.schemas.messages import (
-    Address,
     CancelOrder,
-    CancelShipment,
-    ChargePayment,
     CommandRejected,
-    CommitStock,
     Message,
     OrderEvent,
-    OrderLine,
-    OrderSnapshot,
-    PaymentCharged,
-    PaymentDeclined,
-    PaymentRefunded,
     PlaceOrder,
-    PrepareShipment,
-    PricedLine,
-    RefundPayment,
-    ReleaseStock,
     RepublishOrder,
-    ReserveStock,
-    ShipmentCancelled,
-    ShipmentPrepared,
-    ShipmentRefused,
     StepDeadlineExpired,
-    StockCommitted,
-    StockRejected,
-    StockReleased,
-    StockReserved,
 )
-
-
-class SagaStatus(StrEnum):
-    """Where an order stands."""
-
-    PENDING = "PENDING"
-    STOCK_RESERVED = "STOCK_RESERVED"
-    PAID = "PAID"
-    SHIPMENT_PREPARED = "SHIPMENT_PREPARED"
-    COMPENSATING = "COMPENSATING"
-    COMPENSATION_STUCK = "COMPENSATION_STUCK"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-
-TERMINAL = frozenset({SagaStatus.COMPLETED, SagaStatus.FAILED, SagaStatus.CANCELLED})
-
-
-class FailureReason(StrEnum):
-    """Why a FAILED order failed."""
-
-    OUT_OF_STOCK = "out_of_stock"
-    PAYMENT_DECLINED = "payment_declined"
-    SHIPPING_FAILED = "shipping_failed"
-    STEP_TIMEOUT = "step_timeout"
-    INVALID_ORDER = "invalid_order"
-
-
-@dataclass(frozen=True)
-class ForwardStep:
-    """One forward step: the command it sends, the replies it waits for, its undo."""
-
-    name: str
-    command: type[Message]
-    success: type[Message]
-    failure: type[Message] | None
-    failure_reason: FailureReason | None
-    status_after: SagaStatus
-    compensation: str | None
-
-
-@dataclass(frozen=True)
-class Compensation:
-    """The command that undoes a step and the reply that confirms it."""
-
-    name: str
-    command: type[Message]
-    done: type[Message]
-
-
-COMPENSATIONS: dict[str, Compensation] = {
-    c.name: c
-    for c in (
-        Compensation("cancel_shipment", CancelShipment, ShipmentCancelled),
-        Compensation("refund_payment", RefundPayment, PaymentRefunded),
-        Compensation("release_stock", ReleaseStock, StockReleased),
-    )
-}
-
-# ReleaseStock gives back committed stock as well as reserved stock, so
-# commit_stock needs no compensation of its own.
-FORWARD_STEPS: tuple[ForwardStep, ...] = (
-    ForwardStep(
-        "reserve_stock",
-        ReserveStock,
-        StockReserved,
-        StockRejected,
-        FailureReason.OUT_OF_STOCK,
-        SagaStatus.STOCK_RESERVED,
-        "release_stock",
-    ),
-    ForwardStep(
-        "charge_payment",
-        ChargePayment,
-        PaymentCharged,
-        PaymentDeclined,
-        FailureReason.PAYMENT_DECLINED,
-        SagaStatus.PAID,
-        "refund_payment",
-    ),
-    ForwardStep(
-        "prepare_shipment",
-        PrepareShipment,
-        ShipmentPrepared,
-        ShipmentRefused,
-        FailureReason.SHIPPING_FAILED,
-        SagaStatus.SHIPMENT_PREPARED,
-        "cancel_shipment",
-    ),
-    ForwardStep(
-        "commit_stock",
-        CommitStock,
-        StockCommitted,
-        None,
-        None,
-        SagaStatus.COMPLETED,
-        None,
-    ),
-)
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Deadlines and retry bounds of the saga's steps."""
-
-    step_timeout_s: float = 10.0
-    step_max_attempts: int = 3
-    compensation_stuck_after: int = 10
-    max_backoff_s: float = 60.0
-
-    def deadline(self, now: float, attempt: int) -> float:
-        """When the ``attempt``-th send of a step times out: doubling, capped."""
-        return now + min(self.step_timeout_s * (2 ** (attempt - 1)), self.max_backoff_s)
-
-
-class SagaState(BaseModel):
-    """The orchestrator's record of one order (the ``sagas`` table value)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    order_id: str
-    customer_id: str
-    items: tuple[OrderLine, ...]
-    # Dropped once the charge is answered or the saga compensates: a stored card
-    # token is a liability, and no later step needs it.
-    payment_token: str | None
-    shipping_address: Address
-    status: SagaStatus
-    failure_reason: FailureReason | None = None
-    failure_detail: str | None = None
-    lines: tuple[PricedLine, ...] = ()
-    total: int | None = None
-    charge_id: str | None = None
-    shipment_id: str | None = None
-    step_index: int = 0
-    compensating: bool = False
-    pending_compensations: tuple[str, ...] = ()
-    outcome: SagaStatus | None = None
-    awaiting: str | None = None
-    attempt: int = 1
-    deadline: float | None = None
-    sent_at: float | None = None
-    seq: int = 0
-    # The latest event's name and detail, so it can be published again unchanged.
-    last_event: str | None = None
-    last_detail: str | None = None
-    placed_at: datetime
-    updated_at: datetime
-
-    @property
-    def terminal(self) -> bool:
-        """True once the saga has ended."""
-        return self.status in TERMINAL
-
-    def snapshot(self) -> OrderSnapshot:
-        """The public view of this order."""
-        return OrderSnapshot(
-            order_id=self.order_id,
-            customer_id=self.customer_id,
-            status=self.status.value,
-            failure_reason=self.failure_reason.value if self.failure_reason else None,
-            failure_detail=self.failure_detail,
-            items=self.items,
-            lines=self.lines,
-            total=self.total,
-            charge_id=self.charge_id,
-            shipment_id=self.shipment_id,
-            placed_at=self.placed_at,
-            updated_at=self.updated_at,
-        )
+from ordersaga.schemas.status import TERMINAL, TERMINAL_EVENTS, FailureReason, SagaStatus
 
 
 @dataclass(frozen=True)
@@ -249,35 +57,6 @@ def _at(now: float) -> datetime:
     return datetime.fromtimestamp(now, UTC)
 
 
-def _command_for(name: str, state: SagaState) -> Message:
-    """Build the command of a forward step or compensation from the saga's data."""
-    match name:
-        case "reserve_stock":
-            return ReserveStock(order_id=state.order_id, items=state.items)
-        case "charge_payment":
-            if state.payment_token is None:
-                raise ValueError(f"order {state.order_id} has no payment token left to charge")
-            return ChargePayment(
-                order_id=state.order_id,
-                customer_id=state.customer_id,
-                payment_token=state.payment_token,
-                amount=state.total or 0,
-            )
-        case "prepare_shipment":
-            return PrepareShipment(
-                order_id=state.order_id, address=state.shipping_address, items=state.items
-            )
-        case "commit_stock":
-            return CommitStock(order_id=state.order_id, items=state.items)
-        case "release_stock":
-            return ReleaseStock(order_id=state.order_id, items=state.items)
-        case "refund_payment":
-            return RefundPayment(order_id=state.order_id)
-        case "cancel_shipment":
-            return CancelShipment(order_id=state.order_id)
-    raise ValueError(f"unknown saga step {name!r}")
-
-
 class _Builder:
     """Accumulates one decision: state updates, commands and numbered events."""
 
@@ -297,15 +76,12 @@ class _Builder:
         )
         self.update(last_event=name, last_detail=detail)
 
-    def send(self, name: str, policy: Policy, attempt: int = 1) -> None:
-        """Send a step's command and wait for its reply until the deadline."""
-        command = _command_for(name, self.state)
-        if name in COMPENSATIONS:
-            awaiting = COMPENSATIONS[name].done.TYPE
-        else:
-            awaiting = next(s for s in FORWARD_STEPS if s.name == name).success.TYPE
+    def send(self, step: Step | Undo, policy: Policy, attempt: int = 1) -> None:
+        """Send a step's (or an undo's) command and wait for its reply until the deadline."""
+        command = step.build(self.state)
+        done = step.success if isinstance(step, Step) else step.done
         self.update(
-            awaiting=awaiting,
+            awaiting=done.TYPE,
             attempt=attempt,
             deadline=policy.deadline(self.now, attempt),
             sent_at=self.now,
@@ -336,16 +112,16 @@ def start(command: PlaceOrder, now: float, policy: Policy) -> Decision:
     )
     b = _Builder(state, now)
     b.emit("OrderPlaced")
-    b.send(FORWARD_STEPS[0].name, policy)
+    b.send(SAGA[0], policy)
     return b.decision()
 
 
-def _compensations_for(done: tuple[ForwardStep, ...]) -> tuple[str, ...]:
+def _undos_for(done: tuple[Step, ...]) -> tuple[str, ...]:
     """The undo of each done step, newest first, each once."""
     names: list[str] = []
     for step in reversed(done):
-        if step.compensation and step.compensation not in names:
-            names.append(step.compensation)
+        if step.undo and step.undo.name not in names:
+            names.append(step.undo.name)
     return tuple(names)
 
 
@@ -359,7 +135,7 @@ def _begin_compensation(
     detail: str,
 ) -> None:
     done_until = b.state.step_index + (1 if include_in_flight else 0)
-    pending = _compensations_for(FORWARD_STEPS[:done_until])
+    pending = _undos_for(SAGA[:done_until])
     b.update(
         payment_token=None,
         compensating=True,
@@ -374,11 +150,11 @@ def _begin_compensation(
 
 def _next_compensation_or_end(b: _Builder, policy: Policy) -> None:
     if b.state.pending_compensations:
-        b.send(b.state.pending_compensations[0], policy)
+        b.send(UNDOS[b.state.pending_compensations[0]], policy)
         return
     outcome = b.state.outcome or SagaStatus.FAILED
     b.update(status=outcome, awaiting=None, deadline=None, sent_at=None, attempt=1)
-    b.emit(f"Order{outcome.value.capitalize()}")
+    b.emit(TERMINAL_EVENTS[outcome])
 
 
 def decide(state: SagaState | None, message: Message, now: float, policy: Policy) -> Decision:
@@ -418,7 +194,7 @@ def _is_awaited_reply(state: SagaState, message: Message) -> bool:
         return True
     if state.compensating or state.awaiting is None:
         return False
-    failure = FORWARD_STEPS[state.step_index].failure
+    failure = SAGA[state.step_index].failure
     return failure is not None and isinstance(message, failure)
 
 
@@ -469,7 +245,7 @@ def _command_rejected(
     b = _Builder(state, now)
     detail = f"{message.command} rejected: {message.reason}"[:500]
     if state.compensating:
-        if message.command != COMPENSATIONS[state.pending_compensations[0]].command.TYPE:
+        if message.command != UNDOS[state.pending_compensations[0]].command.TYPE:
             return unchanged(state)
         if state.status == SagaStatus.COMPENSATION_STUCK:
             return unchanged(state)
@@ -477,7 +253,7 @@ def _command_rejected(
         b.update(status=SagaStatus.COMPENSATION_STUCK)
         b.emit("CompensationStuck", detail)
         return b.decision()
-    step = FORWARD_STEPS[state.step_index]
+    step = SAGA[state.step_index]
     if message.command != step.command.TYPE:
         return unchanged(state)
     # The participant may have acted before it refused (a reservation made, then a
@@ -505,7 +281,7 @@ def _deadline_expired(
         # reported stuck once it has failed for long enough.
         name = state.pending_compensations[0]
         attempt = state.attempt + 1
-        b.send(name, policy, attempt)
+        b.send(UNDOS[name], policy, attempt)
         if (
             attempt > policy.compensation_stuck_after
             and state.status != SagaStatus.COMPENSATION_STUCK
@@ -513,9 +289,9 @@ def _deadline_expired(
             b.update(status=SagaStatus.COMPENSATION_STUCK)
             b.emit("CompensationStuck", f"{name} unanswered after {state.attempt} attempts")
         return b.decision()
-    step = FORWARD_STEPS[state.step_index]
+    step = SAGA[state.step_index]
     if state.attempt < policy.step_max_attempts:
-        b.send(step.name, policy, state.attempt + 1)
+        b.send(step, policy, state.attempt + 1)
         b.emit("StepRetried", f"{step.name} attempt {state.attempt + 1}")
         return b.decision()
     _begin_compensation(
@@ -534,13 +310,13 @@ def _compensation_done(state: SagaState, now: float, policy: Policy) -> Decision
     name, *rest = state.pending_compensations
     # Back from COMPENSATION_STUCK once the stuck step is answered.
     b.update(pending_compensations=tuple(rest), status=SagaStatus.COMPENSATING)
-    b.emit(COMPENSATIONS[name].done.TYPE)
+    b.emit(UNDOS[name].done.TYPE)
     _next_compensation_or_end(b, policy)
     return b.decision()
 
 
 def _forward_reply(state: SagaState, message: Message, now: float, policy: Policy) -> Decision:
-    step = FORWARD_STEPS[state.step_index]
+    step = SAGA[state.step_index]
     b = _Builder(state, now)
     latency = (step.name, max(0.0, now - (state.sent_at or now)))
     if step.failure is not None and isinstance(message, step.failure):
@@ -554,22 +330,17 @@ def _forward_reply(state: SagaState, message: Message, now: float, policy: Polic
             summary=f"{step.name} failed",
         )
         return b.decision(latency)
-    if isinstance(message, StockReserved):
-        b.update(lines=message.lines, total=message.total)
-    elif isinstance(message, PaymentCharged):
-        b.update(charge_id=message.charge_id, payment_token=None)
-    elif isinstance(message, ShipmentPrepared):
-        b.update(shipment_id=message.shipment_id)
-    last = state.step_index + 1 == len(FORWARD_STEPS)
+    b.update(**step.record(message))
+    last = state.step_index + 1 == len(SAGA)
     # The terminal status appears first on the terminal event: a reader that saw it
     # may take the history to be complete.
     b.update(step_index=state.step_index + 1, status=state.status if last else step.status_after)
     b.emit(message.TYPE)
     if not last:
-        b.send(FORWARD_STEPS[state.step_index + 1].name, policy)
+        b.send(SAGA[state.step_index + 1], policy)
     else:
         b.update(awaiting=None, deadline=None, sent_at=None, attempt=1, status=step.status_after)
-        b.emit("OrderCompleted")
+        b.emit(TERMINAL_EVENTS[step.status_after])
     return b.decision(latency)
 
 
@@ -582,16 +353,13 @@ def expired(state: SagaState, now: float) -> StepDeadlineExpired | None:
     )
 
 
-_TERMINAL_NAMES = frozenset(s.value for s in TERMINAL)
-
-
 def forgettable(saga: Mapping[str, Any], now: float, retention_s: float) -> bool:
     """True when a saga (as stored in the table) ended at least ``retention_s`` ago.
 
     Takes the stored JSON, not a SagaState: the timer asks this of every saga and
     validating each full record would cost more than the question.
     """
-    if saga.get("status") not in _TERMINAL_NAMES:
+    if saga.get("status") not in TERMINAL:
         return False
     ended = datetime.fromisoformat(saga["updated_at"]).timestamp()
     return now - ended >= retention_s
@@ -609,3 +377,34 @@ def forget_batches(
         for partition, ids in sorted(by_partition.items())
         for i in range(0, len(ids), size)
     ]
+
+
+__all__ = [
+    "Decision",
+    "Policy",
+    "SagaState",
+    "decide",
+    "expired",
+    "forget_batches",
+    "forgettable",
+    "republish",
+    "split_forgettable",
+    "start",
+    "unchanged",
+]
+
+
+def split_forgettable(
+    order_ids: Iterable[str], status_of: Callable[[str], str | None]
+) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The ids of a ForgetOrders split into sagas still in flight and ids to forget.
+
+    An id whose saga is gone (deleted before, or never here) is to be forgotten
+    too: if a crash lost the forwarded copies, the replayed ForgetOrders must send
+    them again although the saga is already gone.
+    """
+    ids = tuple(order_ids)
+    in_flight = frozenset(
+        i for i in ids if (status := status_of(i)) is not None and status not in TERMINAL
+    )
+    return in_flight, tuple(i for i in ids if i not in in_flight)

@@ -1,10 +1,2 @@
-"""Pydantic models for the wire envelope, every command and event, and the HTTP bodies."""
-
-from ordersaga.schemas.messages import (
-    MESSAGE_TYPES,
-    Envelope,
-    Message,
-    message_type,
-)
-
-__all__ = ["MESSAGE_TYPES", "Envelope", "Message", "message_type"]
+"""Pydantic models for the wire envelope, every command and event, the HTTP bodies, and
+the vocabulary of statuses and failure reasons (``status``)."""

@@ -455,8 +455,3 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         CustomerNotified,
     )
 }
-
-
-def message_type(name: str) -> type[Message]:
-    """The payload class for a ``type`` header value; KeyError when unknown."""
-    return MESSAGE_TYPES[name]

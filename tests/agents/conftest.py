@@ -430,8 +430,8 @@ def _fresh_state() -> Iterable[None]:
         for module in AGENT_MODULES:
             for table in module.app.tables.values():
                 table.data.clear()
-        orders._last_deadline_sent.clear()
-        orders._forget_sent.clear()
+        orders.deadlines_sent.clear()
+        orders.forgets_sent.clear()
         inventory._republished.clear()
         webview.desk.watch = webview.desk.new_watch()
         if _GATEWAY_BREAKER is not None:

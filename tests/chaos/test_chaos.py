@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from ordersaga.agents.payments import GATEWAY_CALLS, GATEWAY_CHARGES, GATEWAY_REFUNDS
+from ordersaga.adapters.gateway import GATEWAY_CALLS, GATEWAY_CHARGES, GATEWAY_REFUNDS
 from ordersaga.app.runtime import Runtime, free_port_block
 from ordersaga.app.settings import Settings
 from ordersaga.app.topics import (

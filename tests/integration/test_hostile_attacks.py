@@ -16,8 +16,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from ordersaga.agents import GROUPS
 from ordersaga.app.codec import encode
+from ordersaga.app.groups import GROUPS
 from ordersaga.ops.tail import read_topic
 from ordersaga.schemas.messages import SkuCommand
 from tests.integration.conftest import System

@@ -16,6 +16,7 @@ import pytest
 from ordersaga.app.settings import Settings
 from ordersaga.ops.audit import read_table
 from ordersaga.schemas.messages import Address, OrderLine, PlaceOrder
+from ordersaga.tables import SAGAS
 from ordersaga.web.routes import accepted_record
 from ordersaga.web.store import ACCEPTED, OPEN, ORDER, ViewStore
 from tests.integration.conftest import System
@@ -82,7 +83,7 @@ def webview_counter(system: System, name: str) -> float:
 
 
 def sagas(system: System) -> dict[str, Any]:
-    return asyncio.run(read_table(system.bootstrap, "orders", "sagas"))
+    return asyncio.run(read_table(system.bootstrap, SAGAS))
 
 
 def test_a_lost_place_order_is_sent_again_and_runs_once(

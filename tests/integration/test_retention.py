@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from ordersaga.ops.audit import read_table
+from ordersaga.tables import NOTIFIED, ORDER_STOCK, PAYMENT_LEDGER, SAGAS, SHIPMENTS, STOCK
 from tests.integration.conftest import System
 from tests.integration.support import final, new_sku, order_body, place, wait_for
 
@@ -27,12 +28,12 @@ def test_a_finished_order_is_forgotten_by_every_group(system: System, client: ht
         async def read() -> dict[str, dict]:  # type: ignore[type-arg]
             deleted: set[str] = set()
             found = {
-                "sagas": await read_table(system.bootstrap, "orders", "sagas", deleted),
-                "order_stock": await read_table(system.bootstrap, "inventory", "order_stock"),
-                "stock": await read_table(system.bootstrap, "inventory", "stock"),
-                "ledger": await read_table(system.bootstrap, "payments", "payment_ledger"),
-                "shipments": await read_table(system.bootstrap, "shipping", "shipments"),
-                "notified": await read_table(system.bootstrap, "notifications", "notified"),
+                "sagas": await read_table(system.bootstrap, SAGAS, deleted),
+                "order_stock": await read_table(system.bootstrap, ORDER_STOCK),
+                "stock": await read_table(system.bootstrap, STOCK),
+                "ledger": await read_table(system.bootstrap, PAYMENT_LEDGER),
+                "shipments": await read_table(system.bootstrap, SHIPMENTS),
+                "notified": await read_table(system.bootstrap, NOTIFIED),
             }
             found["deleted"] = dict.fromkeys(deleted)
             return found

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from ordersaga.agents import GROUPS
+from ordersaga.app.groups import GROUPS
 from ordersaga.ops.tail import read_topic
 from tests.integration.conftest import System
 from tests.integration.support import final, new_sku, order_body, place, wait_for

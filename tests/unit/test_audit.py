@@ -43,7 +43,7 @@ def failing(state: State, accepted: set[str] | None = None) -> list[str]:
 
 def test_a_consistent_state_passes_every_invariant() -> None:
     checks = check_invariants(healthy(), {"o1", "o2"})
-    assert [c.ok for c in checks] == [True] * 5
+    assert [c.ok for c in checks] == [True] * 6
     assert checks[0].figures["orders"] == 2
 
 
@@ -109,3 +109,9 @@ def test_forgotten_orders_are_not_reported_missing_and_their_committed_stock_cou
     state.stock["A"]["forgotten_committed"] = 3
     state = dataclasses.replace(state, forgotten=set())
     assert failing(state, {"o1", "o2"}) == ["1."]
+
+
+def test_a_record_that_is_not_its_tables_record_fails_the_record_check() -> None:
+    state = healthy()
+    state.malformed.append("shipments[o3]: Input should be 'prepared', 'refused' or 'cancelled'")
+    assert failing(state) == ["6."]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ordersaga.agents import GROUPS, AgentGroup
+from ordersaga.app.groups import GROUPS, AgentGroup
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -13,16 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ordersaga.saga.orchestrator import (
-    TERMINAL,
-    Decision,
-    FailureReason,
-    Policy,
-    SagaState,
-    SagaStatus,
-    decide,
-    expired,
-)
+from ordersaga.saga.orchestrator import Decision, Policy, SagaState, decide, expired
 from ordersaga.schemas.messages import (
     Address,
     CancelOrder,
@@ -51,6 +42,7 @@ from ordersaga.schemas.messages import (
     StockReleased,
     StockReserved,
 )
+from ordersaga.schemas.status import TERMINAL, FailureReason, SagaStatus
 
 # ------------------------------------------------------------------ test data
 

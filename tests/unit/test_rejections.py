@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from ordersaga.saga.orchestrator import FailureReason, SagaStatus
 from ordersaga.schemas.messages import (
     ChargePayment,
     CommandRejected,
@@ -16,6 +15,7 @@ from ordersaga.schemas.messages import (
     ReleaseStock,
     ReserveStock,
 )
+from ordersaga.schemas.status import FailureReason, SagaStatus
 from tests.unit.test_orchestrator import ORDER_ID, Saga, _paid, _stock_reserved, placed
 
 

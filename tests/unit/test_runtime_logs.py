@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ordersaga.agents import GROUPS
+from ordersaga.app.groups import GROUPS
 from ordersaga.app.runtime import Runtime, Worker, copy_lines, rotating_log
 from ordersaga.app.settings import Settings
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ordersaga.agents import GROUPS, group
+from ordersaga.app.groups import GROUPS, group
 from ordersaga.app.runtime import (
     Runtime,
     Worker,

@@ -29,7 +29,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_topics(args: argparse.Namespace) -> int:
     """List the broker's topics (creating ordersaga's first with --create)."""
-    from ordersaga.ops.topics import ensure_topics, list_topics
+    from ordersaga.app.topic_admin import ensure_topics, list_topics
 
     settings = _settings()
     if args.create:

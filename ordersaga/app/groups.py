@@ -1,0 +1,39 @@
+"""The agent groups: each a Faust app in `ordersaga.agents.<group>`, with its web port."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["GROUPS", "AgentGroup", "group"]
+
+
+@dataclass(frozen=True)
+class AgentGroup:
+    """An agent group: its module (holding ``app``) and its web port offset."""
+
+    name: str
+    module: str
+    port_offset: int
+    summary: str
+
+    def web_port(self, base_port: int) -> int:
+        """The port this group's first worker serves its web view on."""
+        return base_port + self.port_offset
+
+
+GROUPS: tuple[AgentGroup, ...] = (
+    AgentGroup("webview", "ordersaga.agents.webview", 0, "HTTP API and read models"),
+    AgentGroup("orders", "ordersaga.agents.orders", 1, "saga orchestrator"),
+    AgentGroup("inventory", "ordersaga.agents.inventory", 2, "stock per SKU"),
+    AgentGroup("payments", "ordersaga.agents.payments", 3, "payment ledger and gateway"),
+    AgentGroup("shipping", "ordersaga.agents.shipping", 4, "shipments and carrier"),
+    AgentGroup("notifications", "ordersaga.agents.notifications", 5, "customer notifications"),
+)
+
+
+def group(name: str) -> AgentGroup:
+    """The agent group called ``name``."""
+    for g in GROUPS:
+        if g.name == name:
+            return g
+    raise KeyError(name)

@@ -1,0 +1,140 @@
+"""The order saga, declared once: its steps in order, each with its undo.
+
+``ordersaga.saga.orchestrator.decide`` walks this table and nothing else knows
+the steps. A step is sent when the one before it succeeded; its success reply
+writes ``record(reply)`` into the saga and moves it to ``status_after``; its
+failure reply fails the order with ``failure_reason`` and runs the undos of the
+steps already done, newest first. A step that timed out, or was in flight when
+the customer cancelled, may have happened, so its own undo runs too. Adding a
+step is one entry here plus the participant that answers its command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ordersaga.saga.state import SagaState
+from ordersaga.schemas.messages import (
+    CancelShipment,
+    ChargePayment,
+    CommitStock,
+    Message,
+    PaymentCharged,
+    PaymentDeclined,
+    PaymentRefunded,
+    PrepareShipment,
+    RefundPayment,
+    ReleaseStock,
+    ReserveStock,
+    ShipmentCancelled,
+    ShipmentPrepared,
+    ShipmentRefused,
+    StockCommitted,
+    StockRejected,
+    StockReleased,
+    StockReserved,
+)
+from ordersaga.schemas.status import FailureReason, SagaStatus
+
+
+@dataclass(frozen=True)
+class Undo:
+    """A compensation: the command that undoes a step and the reply that confirms it."""
+
+    name: str
+    command: type[Message]
+    build: Callable[[SagaState], Message]
+    done: type[Message]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One forward step: its command, the replies it waits for, and its undo."""
+
+    name: str
+    command: type[Message]
+    build: Callable[[SagaState], Message]
+    success: type[Message]
+    status_after: SagaStatus
+    record: Callable[[Any], Mapping[str, object]] = lambda reply: {}
+    failure: type[Message] | None = None
+    failure_reason: FailureReason | None = None
+    undo: Undo | None = None
+
+
+def _charge(s: SagaState) -> ChargePayment:
+    if s.payment_token is None:
+        raise ValueError(f"order {s.order_id} has no payment token left to charge")
+    return ChargePayment(
+        order_id=s.order_id,
+        customer_id=s.customer_id,
+        payment_token=s.payment_token,
+        amount=s.total or 0,
+    )
+
+
+# ReleaseStock gives back committed stock as well as reserved stock, so
+# commit_stock needs no undo of its own.
+RELEASE_STOCK = Undo(
+    "release_stock",
+    ReleaseStock,
+    lambda s: ReleaseStock(order_id=s.order_id, items=s.items),
+    done=StockReleased,
+)
+REFUND_PAYMENT = Undo(
+    "refund_payment", RefundPayment, lambda s: RefundPayment(order_id=s.order_id), PaymentRefunded
+)
+CANCEL_SHIPMENT = Undo(
+    "cancel_shipment",
+    CancelShipment,
+    lambda s: CancelShipment(order_id=s.order_id),
+    done=ShipmentCancelled,
+)
+
+SAGA: tuple[Step, ...] = (
+    Step(
+        "reserve_stock",
+        ReserveStock,
+        lambda s: ReserveStock(order_id=s.order_id, items=s.items),
+        success=StockReserved,
+        status_after=SagaStatus.STOCK_RESERVED,
+        record=lambda r: {"lines": r.lines, "total": r.total},
+        failure=StockRejected,
+        failure_reason=FailureReason.OUT_OF_STOCK,
+        undo=RELEASE_STOCK,
+    ),
+    Step(
+        "charge_payment",
+        ChargePayment,
+        _charge,
+        success=PaymentCharged,
+        status_after=SagaStatus.PAID,
+        # The token has served its one purpose.
+        record=lambda r: {"charge_id": r.charge_id, "payment_token": None},
+        failure=PaymentDeclined,
+        failure_reason=FailureReason.PAYMENT_DECLINED,
+        undo=REFUND_PAYMENT,
+    ),
+    Step(
+        "prepare_shipment",
+        PrepareShipment,
+        lambda s: PrepareShipment(order_id=s.order_id, address=s.shipping_address, items=s.items),
+        success=ShipmentPrepared,
+        status_after=SagaStatus.SHIPMENT_PREPARED,
+        record=lambda r: {"shipment_id": r.shipment_id},
+        failure=ShipmentRefused,
+        failure_reason=FailureReason.SHIPPING_FAILED,
+        undo=CANCEL_SHIPMENT,
+    ),
+    Step(
+        "commit_stock",
+        CommitStock,
+        lambda s: CommitStock(order_id=s.order_id, items=s.items),
+        success=StockCommitted,
+        status_after=SagaStatus.COMPLETED,
+    ),
+)
+
+UNDOS: dict[str, Undo] = {step.undo.name: step.undo for step in SAGA if step.undo is not None}

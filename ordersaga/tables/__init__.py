@@ -1,0 +1,85 @@
+"""Every changelog-backed table, declared once: its name, owning group, key and record.
+
+Agents take their tables from here (``Node.table(SAGAS)``), the changelog topics
+are created from here before any worker starts, and the audit reads the
+changelogs through the same declarations and validates with the same models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Generic, TypeVar
+
+from pydantic import TypeAdapter
+
+from ordersaga.saga.inventory import OrderStockRecord, StockRecord
+from ordersaga.saga.payments import PaymentRecord
+from ordersaga.saga.shipping import ShipmentRecord
+from ordersaga.saga.state import SagaState
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class TableSpec(Generic[R]):
+    """One table: Faust's name for it, the group whose app owns it, its key and value."""
+
+    name: str
+    group: str
+    key: str
+    record: type[R]
+    summary: str = field(default="", compare=False)
+
+    @property
+    def changelog_topic(self) -> str:
+        """The changelog topic Faust gives this table (``<app id>-<table>-changelog``)."""
+        return f"ordersaga-{self.group}-{self.name}-changelog"
+
+    @cached_property
+    def _adapter(self) -> TypeAdapter[R]:
+        return TypeAdapter(self.record)
+
+    def load(self, stored: Any) -> R:
+        """The record a stored (JSON) value holds; raises ValidationError when it is not one."""
+        return self._adapter.validate_python(stored)
+
+    def dump(self, record: R) -> Any:
+        """The JSON value stored for ``record``."""
+        return self._adapter.dump_python(record, mode="json")
+
+
+SAGAS = TableSpec("sagas", "orders", "order id", SagaState, "each order's saga")
+STOCK = TableSpec("stock", "inventory", "sku", StockRecord, "levels and per-order holds")
+ORDER_STOCK = TableSpec(
+    "order_stock", "inventory", "order id", OrderStockRecord, "an order's SKU fan-out"
+)
+PAYMENT_LEDGER = TableSpec(
+    "payment_ledger", "payments", "order id", PaymentRecord, "charges and refunds"
+)
+SHIPMENTS = TableSpec("shipments", "shipping", "order id", ShipmentRecord, "booked parcels")
+# The status the customer was last told, so a replayed event notifies nobody twice.
+NOTIFIED = TableSpec("notified", "notifications", "order id", str, "status told")
+
+TABLES: tuple[TableSpec[Any], ...] = (
+    SAGAS,
+    STOCK,
+    ORDER_STOCK,
+    PAYMENT_LEDGER,
+    SHIPMENTS,
+    NOTIFIED,
+)
+
+CHANGELOG_TOPICS: tuple[str, ...] = tuple(t.changelog_topic for t in TABLES)
+
+__all__ = [
+    "CHANGELOG_TOPICS",
+    "NOTIFIED",
+    "ORDER_STOCK",
+    "PAYMENT_LEDGER",
+    "SAGAS",
+    "SHIPMENTS",
+    "STOCK",
+    "TABLES",
+    "TableSpec",
+]
