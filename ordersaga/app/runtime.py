@@ -42,7 +42,7 @@ from ordersaga.app.servers import (
     redis_argv,
     wait_for_port,
 )
-from ordersaga.app.settings import Settings
+from ordersaga.app.settings import Settings, as_env, with_profile
 from ordersaga.app.supervision import (
     CATALOGUE_TIMEOUT_S,
     READY_TIMEOUT_S,
@@ -55,9 +55,6 @@ from ordersaga.app.supervision import (
 )
 from ordersaga.app.topic_admin import ensure_topics
 
-EMBEDDED_REBALANCE_TIMEOUT_S = "3"
-EMBEDDED_SESSION_TIMEOUT_S = "6"
-EMBEDDED_FETCH_MAX_WAIT_MS = "20"
 # A worker that dies soon after its start waits twice as long as last time before
 # the next, up to this: long enough that a crash-looping worker costs little, short
 # enough that workers which died while a broker was down are back soon after it.
@@ -73,6 +70,8 @@ class Runtime:
     workers_per_group: int = 1
     quiet: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    # What the workers run with (set by start): the settings plus what was started.
+    worker_settings: Settings | None = None
     servers: list[asyncio.subprocess.Process] = field(default_factory=list)
     workers: list[Worker] = field(default_factory=list)
     stopping: bool = False
@@ -127,17 +126,18 @@ class Runtime:
                 shutil.rmtree(self.data_dir / kept, ignore_errors=True)
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         persistent = False
+        fixed: dict[str, object] = {}
+        profile = "external"
         if not self.settings.kafka_broker:
             broker, why = choose_broker(self.settings.broker)
-            self.broker = broker
+            self.broker = profile = broker
             port = free_port(self.settings.embedded_kafka_port)
             if self.brokers > 1 and broker != "kafka":
                 raise RuntimeError(f"--brokers {self.brokers} needs Apache Kafka ({why})")
             if broker == "kafka":
-                env["KAFKA_BROKER"] = await self._start_kafka(port, logs, why)
-                env["ORDERSAGA_REPLICATION_FACTOR"] = str(min(3, self.brokers))
+                fixed["kafka_broker"] = await self._start_kafka(port, logs, why)
+                fixed["replication_factor"] = min(3, self.brokers)
                 persistent = True
             else:
                 url = f"tcp://127.0.0.1:{port}"
@@ -145,13 +145,10 @@ class Runtime:
                 argv += ["--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
                 await self._serve(argv, logs / "broker.log")
                 await wait_for_port(port, 15)
-                env.setdefault("ORDERSAGA_REBALANCE_TIMEOUT_S", EMBEDDED_REBALANCE_TIMEOUT_S)
-                env.setdefault("ORDERSAGA_SESSION_TIMEOUT_S", EMBEDDED_SESSION_TIMEOUT_S)
-                env.setdefault("ORDERSAGA_FETCH_MAX_WAIT_MS", EMBEDDED_FETCH_MAX_WAIT_MS)
                 self.say(
                     f"broker    kafka://127.0.0.1:{port} (embedded Tansu, memory storage; {why})"
                 )
-                env["KAFKA_BROKER"] = f"127.0.0.1:{port}"
+                fixed["kafka_broker"] = f"127.0.0.1:{port}"
         else:
             self.broker = "external"
             self.say(f"broker    {self.settings.broker_url} (KAFKA_BROKER; none started)")
@@ -161,17 +158,19 @@ class Runtime:
             redis_dir.mkdir(exist_ok=True)
             await self._serve(redis_argv(port, redis_dir, persistent), logs / "redis.log")
             await wait_for_port(port, 15)
-            env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+            fixed["redis_url"] = f"redis://127.0.0.1:{port}/0"
             kept = f"append-only file in {redis_dir}" if persistent else "memory only"
             self.say(f"redis     redis://127.0.0.1:{port}/0 (embedded valkey-server, {kept})")
         else:
             self.say(f"redis     {self.settings.redis_url}")
-        self.env = env
-        bootstrap = env.get("KAFKA_BROKER") or self.settings.bootstrap_servers
+        # The one place workers get their settings from: the profile of the broker
+        # started, what was started, then the environment for everything else.
+        self.worker_settings = with_profile(self.settings, profile, **fixed)
+        self.env = {**os.environ, **as_env(self.worker_settings), "PYTHONUNBUFFERED": "1"}
         await ensure_topics(
-            bootstrap.split("://")[-1],
+            self.worker_settings.bootstrap_servers,
             self.settings.partitions,
-            replication=int(env.get("ORDERSAGA_REPLICATION_FACTOR", "1")),
+            replication=self.worker_settings.replication_factor,
         )
         for g in GROUPS:
             for i in range(self.workers_per_group):
