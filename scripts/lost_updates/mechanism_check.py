@@ -48,8 +48,10 @@ async def scenario(n: int, delay: float) -> None:
             f"{n - len(handed_over)} still unsent (queue size reported: {buf.size})"
         )
     finally:
+        # Let the sender hand over the rest before stop(), within a bound. Polled: the
+        # fake channel only appends to a list, there is no event to wait on.
         deadline = time.monotonic() + n * delay + 5
-        while len(handed_over) < n and time.monotonic() < deadline:
+        while len(handed_over) < n and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         await buf.stop()
 

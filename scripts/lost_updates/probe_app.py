@@ -52,12 +52,12 @@ if FIX:
     APPLIED.append("drain_producer_buffer_before_commit")
 
 try:
-    from ordersaga.app.node import _tune_fetch_wait
+    from ordersaga.app.faust_patches import tune_fetch_wait
 except ImportError:  # pragma: no cover - optional
-    _tune_fetch_wait = None
-if _tune_fetch_wait is not None:
-    _tune_fetch_wait(20)
-    APPLIED.append("_tune_fetch_wait(20)")
+    tune_fetch_wait = None
+if tune_fetch_wait is not None:
+    tune_fetch_wait(20)
+    APPLIED.append("tune_fetch_wait(20)")
 
 
 def _instrument() -> None:

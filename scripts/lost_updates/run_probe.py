@@ -77,7 +77,11 @@ class Proc:
         fh.write(f"\n===== start #{self.starts} at {time.time():.3f} =====\n".encode())
         fh.flush()
         self.p = subprocess.Popen(
-            self.cmd, env=self.env, cwd=self.cwd, stdout=fh, stderr=subprocess.STDOUT,
+            self.cmd,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         fh.close()
@@ -204,9 +208,12 @@ async def read_table(bootstrap: str, topic: str, integrity: dict | None = None) 
             for p, offs in seen.items():
                 missing = sorted(set(range(ends[p])) - set(offs))
                 integrity[f"{topic}/{p}"] = {
-                    "end": ends[p], "read": len(offs),
+                    "end": ends[p],
+                    "read": len(offs),
                     "dup_offsets": len(offs) - len(set(offs)),
-                    "missing": len(missing), "missing_sample": missing[:10]}
+                    "missing": len(missing),
+                    "missing_sample": missing[:10],
+                }
         return table
     finally:
         await c.stop()
@@ -233,8 +240,11 @@ async def read_source(bootstrap: str, seen: Counter, keys: Counter, integrity: d
                     if m.offset + 1 >= ends[tp.partition]:
                         remaining.discard(tp)
         for p, o in offs.items():
-            integrity[p] = {"end": ends[p], "read": len(o),
-                            "missing_below_end": len(set(range(ends[p])) - set(o))}
+            integrity[p] = {
+                "end": ends[p],
+                "read": len(o),
+                "missing_below_end": len(set(range(ends[p])) - set(o)),
+            }
     finally:
         await c.stop()
 
@@ -316,7 +326,7 @@ async def run(args: argparse.Namespace) -> dict:
     rnd = random.Random(args.seed)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     logdir = Path(args.logdir or f"/tmp/lostprobe-runs/{stamp}-fix{fix}-seed{args.seed}")
-    logdir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(logdir.mkdir, parents=True, exist_ok=True)
     port = free_port()
     bootstrap = f"127.0.0.1:{port}"
     app_id = args.app_id
@@ -324,16 +334,31 @@ async def run(args: argparse.Namespace) -> dict:
     procs: list[Proc] = []
     broker = Proc(
         "tansu",
-        [tansu_bin(), "broker",
-         "--listener-url", f"tcp://127.0.0.1:{port}",
-         "--advertised-listener-url", f"tcp://127.0.0.1:{port}",
-         "--storage-engine", "memory://tansu/"],
-        dict(os.environ), logdir / "tansu.log", logdir,
+        [
+            tansu_bin(),
+            "broker",
+            "--listener-url",
+            f"tcp://127.0.0.1:{port}",
+            "--advertised-listener-url",
+            f"tcp://127.0.0.1:{port}",
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        dict(os.environ),
+        logdir / "tansu.log",
+        logdir,
     )
     procs.append(broker)
-    summary: dict = {"fix": int(fix), "seed": args.seed, "n": args.n, "keys": args.keys,
-                     "duration_s": args.duration, "kill_every_s": args.kill_every,
-                     "logdir": str(logdir), "kills": []}
+    summary: dict = {
+        "fix": int(fix),
+        "seed": args.seed,
+        "n": args.n,
+        "keys": args.keys,
+        "duration_s": args.duration,
+        "kill_every_s": args.kill_every,
+        "logdir": str(logdir),
+        "kills": [],
+    }
     t0 = time.monotonic()
     try:
         broker.start()
@@ -344,13 +369,26 @@ async def run(args: argparse.Namespace) -> dict:
         for w in range(2):
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(
-                [str(HERE)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+                [str(HERE)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+            )
             env["PROBE_BROKER"] = f"kafka://{bootstrap}"
             env["PROBE_APP_ID"] = app_id
             env["PROBE_DATADIR"] = str(logdir / f"data-w{w}")
             env["FIX"] = fix
-            cmd = [PY, "-m", "faust", "-A", "probe_app", "worker", "-l", args.loglevel,
-                   "--web-port", str(free_port()), "--web-host", "127.0.0.1"]
+            cmd = [
+                PY,
+                "-m",
+                "faust",
+                "-A",
+                "probe_app",
+                "worker",
+                "-l",
+                args.loglevel,
+                "--web-port",
+                str(free_port()),
+                "--web-host",
+                "127.0.0.1",
+            ]
             proc = Proc(f"w{w}", cmd, env, logdir / f"worker-w{w}.log", logdir)
             workers.append(proc)
             procs.append(proc)
@@ -373,8 +411,9 @@ async def run(args: argparse.Namespace) -> dict:
         acked: dict[int, int] = {}
         acked_max: dict[int, int] = {}
         acked_offsets: dict[int, set] = {}
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                    linger_ms=5, enable_idempotence=False)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", linger_ms=5, enable_idempotence=False
+        )
         await producer.start()
 
         async def produce() -> None:
@@ -388,8 +427,11 @@ async def run(args: argparse.Namespace) -> dict:
                 key = f"k{i % args.keys}"
                 seq = produced[key]
                 produced[key] += 1
-                futs.append(await producer.send(
-                    SRC, key=key.encode(), value=json.dumps({"i": i, "s": seq}).encode()))
+                futs.append(
+                    await producer.send(
+                        SRC, key=key.encode(), value=json.dumps({"i": i, "s": seq}).encode()
+                    )
+                )
             for md in await asyncio.gather(*futs):
                 acked[md.partition] = acked.get(md.partition, 0) + 1
                 acked_max[md.partition] = max(acked_max.get(md.partition, -1), md.offset)
@@ -439,10 +481,14 @@ async def run(args: argparse.Namespace) -> dict:
         # Two acknowledgements carrying the same offset = the broker handed out
         # one offset twice.
         summary["src_acked_distinct_offsets"] = {
-            p: len(acked_offsets[p]) for p in sorted(acked_offsets)}
+            p: len(acked_offsets[p]) for p in sorted(acked_offsets)
+        }
         if sum(ends.values()) != args.n:
-            print(f"  WARNING: broker end offsets {ends} sum to {sum(ends.values())}, "
-                  f"but {args.n} sends were acknowledged ({summary['src_acked']})", flush=True)
+            print(
+                f"  WARNING: broker end offsets {ends} sum to {sum(ends.values())}, "
+                f"but {args.n} sends were acknowledged ({summary['src_acked']})",
+                flush=True,
+            )
         deadline = time.monotonic() + args.settle_timeout
         stable_since = None
         comm: dict = {}
@@ -481,8 +527,7 @@ async def run(args: argparse.Namespace) -> dict:
         integrity: dict = {}
         counts = await read_table(bootstrap, f"{app_id}-counts-changelog", integrity)
         ledger = await read_table(bootstrap, f"{app_id}-ledger-changelog", integrity)
-        last_offset = await read_table(
-            bootstrap, f"{app_id}-last_offset-changelog", integrity)
+        last_offset = await read_table(bootstrap, f"{app_id}-last_offset-changelog", integrity)
         summary["changelog_integrity"] = integrity
     finally:
         for p in reversed(procs):
@@ -497,18 +542,29 @@ async def run(args: argparse.Namespace) -> dict:
         n = sum(produced.values())
     counted = sum(int(counts.get(k, 0)) for k in produced)
     extra_keys = set(counts) - set(produced)
-    deficits = {k: produced[k] - int(counts.get(k, 0))
-                for k in produced if int(counts.get(k, 0)) < produced[k]}
-    surpluses = {k: int(counts.get(k, 0)) - produced[k]
-                 for k in produced if int(counts.get(k, 0)) > produced[k]}
+    deficits = {
+        k: produced[k] - int(counts.get(k, 0))
+        for k in produced
+        if int(counts.get(k, 0)) < produced[k]
+    }
+    surpluses = {
+        k: int(counts.get(k, 0)) - produced[k]
+        for k in produced
+        if int(counts.get(k, 0)) > produced[k]
+    }
     replays = sum(int(v.get("replays", 0)) for v in ledger.values())
     gaps_tbl = sum(int(v.get("gaps", 0)) for v in ledger.values())
-    ledger_behind = {k: produced[k] - 1 - int(ledger.get(k, {}).get("last", -1))
-                     for k in produced
-                     if int(ledger.get(k, {}).get("last", -1)) != produced[k] - 1}
+    ledger_behind = {
+        k: produced[k] - 1 - int(ledger.get(k, {}).get("last", -1))
+        for k in produced
+        if int(ledger.get(k, {}).get("last", -1)) != produced[k] - 1
+    }
     summary.update(analyze_logs(Path(summary["logdir"])))
-    lo_short = {p: ends[p] - 1 - int(last_offset.get(str(p), -1))
-                for p in ends if int(last_offset.get(str(p), -1)) != ends[p] - 1}
+    lo_short = {
+        p: ends[p] - 1 - int(last_offset.get(str(p), -1))
+        for p in ends
+        if int(last_offset.get(str(p), -1)) != ends[p] - 1
+    }
     summary.update(
         sent=args.n,
         produced=n,
@@ -527,7 +583,8 @@ async def run(args: argparse.Namespace) -> dict:
         last_offset_short=lo_short,
         self_exits=len(summary.get("self_exits", [])),
         changelog_missing_offsets=sum(
-            v["missing"] for v in summary.get("changelog_integrity", {}).values()),
+            v["missing"] for v in summary.get("changelog_integrity", {}).values()
+        ),
         total_s=round(time.monotonic() - t0, 1),
     )
     return summary
@@ -547,24 +604,58 @@ def main() -> None:
     ap.add_argument("--loglevel", default="warn", help="worker -l level")
     ap.add_argument("--logdir")
     ap.add_argument("--out")
-    ap.add_argument("--reanalyze", nargs="+", metavar="JSON",
-                    help="only recompute log-derived fields of saved summaries")
+    ap.add_argument(
+        "--reanalyze",
+        nargs="+",
+        metavar="JSON",
+        help="only recompute log-derived fields of saved summaries",
+    )
     args = ap.parse_args()
     if args.reanalyze:
         reanalyze(args.reanalyze)
         return
     summary = asyncio.run(run(args))
-    out = Path(args.out or HERE / "results" /
-               f"run-fix{summary['fix']}-seed{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    out = Path(
+        args.out
+        or HERE
+        / "results"
+        / f"run-fix{summary['fix']}-seed{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2, default=str))
-    keys = ["fix", "seed", "sent", "src_acked_but_missing_n", "produced", "counted", "net", "duplicates", "dup_rate_pct",
-            "lost_keys", "lost_increments", "surplus_increments", "ledger_replays",
-            "ledger_gaps", "gap_events_logged", "gap_messages_logged", "first_past_committed", "jumps_forward", "jumps_back",
-            "skipped_offsets", "commits_seen", "commits_exposed", "max_exposed_at_commit",
-            "commits_with_unsent", "max_unsent_at_commit", "self_exits",
-            "crash_reasons", "changelog_missing_offsets", "settled",
-            "graceful_stop", "total_s"]
+    keys = [
+        "fix",
+        "seed",
+        "sent",
+        "src_acked_but_missing_n",
+        "produced",
+        "counted",
+        "net",
+        "duplicates",
+        "dup_rate_pct",
+        "lost_keys",
+        "lost_increments",
+        "surplus_increments",
+        "ledger_replays",
+        "ledger_gaps",
+        "gap_events_logged",
+        "gap_messages_logged",
+        "first_past_committed",
+        "jumps_forward",
+        "jumps_back",
+        "skipped_offsets",
+        "commits_seen",
+        "commits_exposed",
+        "max_exposed_at_commit",
+        "commits_with_unsent",
+        "max_unsent_at_commit",
+        "self_exits",
+        "crash_reasons",
+        "changelog_missing_offsets",
+        "settled",
+        "graceful_stop",
+        "total_s",
+    ]
     print("RESULT " + json.dumps({k: summary[k] for k in keys}, default=str))
     if summary["deficits"]:
         print("per-key losses (produced - counted):", summary["deficits"])

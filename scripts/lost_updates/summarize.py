@@ -1,6 +1,6 @@
 """Print a Markdown table of every run summary in results/*.json.
 
-  /tmp/probe/bin/python scripts/lost_updates/summarize.py
+/tmp/probe/bin/python scripts/lost_updates/summarize.py
 """
 
 from __future__ import annotations
@@ -48,12 +48,18 @@ def totals() -> None:
         d = json.loads(f.read_text())
         by_fix.setdefault(d["fix"], []).append(d)
     print()
-    print("| FIX | runs | runs with loss | increments lost | dup % min / median / max | "
-          "runs with skipped src offsets | commits exposed / measured |")
+    print(
+        "| FIX | runs | runs with loss | increments lost | dup % min / median / max | "
+        "runs with skipped src offsets | commits exposed / measured |"
+    )
     print("|---|---|---|---|---|---|---|")
     for fix, ds in sorted(by_fix.items()):
         dups = sorted(d["dup_rate_pct"] for d in ds)
-        med = dups[len(dups) // 2] if len(dups) % 2 else (dups[len(dups) // 2 - 1] + dups[len(dups) // 2]) / 2
+        med = (
+            dups[len(dups) // 2]
+            if len(dups) % 2
+            else (dups[len(dups) // 2 - 1] + dups[len(dups) // 2]) / 2
+        )
         meas = [d for d in ds if d.get("commits_exposed") is not None]
         print(
             f"| {fix} | {len(ds)} | {sum(1 for d in ds if d['lost_increments'])} "
