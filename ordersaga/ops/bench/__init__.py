@@ -1,0 +1,100 @@
+"""``ordersaga bench``: sagas per second, latency, memory and lag, against a ceiling.
+
+What one run does:
+
+1. Starts the embedded system (broker, Redis, ``--workers`` workers per agent
+   group, on free ports, no demo catalogue) or, with ``--attach``, uses the one
+   that ``KAFKA_BROKER`` and ``ORDERSAGA_WEB_PORT`` (and ``ORDERSAGA_WEB_HOST``)
+   point at.
+2. Creates ``--skus`` SKUs with stock for every order over
+   ``POST /inventory/{sku}/restock`` and waits until ``GET /inventory/{sku}``
+   shows it.
+3. Unless ``--no-relay``, measures the ceiling with the workers idle: a plain
+   aiokafka relay of as many hops as a saga has (``ordersaga.ops.relay``).
+4. Places ``--warmup`` then ``--orders`` orders (one SKU each, ``tok_visa``, an
+   address the carrier accepts), either closed loop (``--concurrency`` orders
+   in flight, the default) or open loop (``--rate`` orders per second whatever
+   the system does), injected ``--via kafka`` (PlaceOrder envelopes produced
+   straight onto ``orders.commands``, keyed by order id) or ``--via http``
+   (``POST /orders`` over keep-alive connections).
+5. Reads the outcome of every order from ``orders.events`` with a group-less
+   consumer on every partition, starting at the end offsets taken before the
+   first order, then reads the workers' peak RSS and the consumer lag of every
+   agent group, writes a JSON file and prints a one-screen summary.
+
+Definitions (every time is this machine's wall clock, in seconds):
+
+- *accepted*: ``--via kafka``, when the broker acknowledged the produce of the
+  PlaceOrder; ``--via http``, when the 202 arrived.
+- *ended*: the envelope ``occurred_at`` of the first OrderEvent of the order
+  whose snapshot status is COMPLETED, FAILED or CANCELLED (stamped by the
+  orders worker when it decided). Against ``--attach`` on other machines their
+  clock skew enters the latency.
+- *latency*: ended - accepted, per measured order. Percentiles are nearest-rank:
+  the smallest value with at least p% of the values at or below it.
+- *warm-up*: the first ``--warmup`` orders injected; the ``--orders`` after
+  them are the measured ones.
+- *sagas/s*: the window opens when the first measured order is accepted and
+  closes when the last measured order ends; the rate is the number of bench
+  orders (warm-up ones included) that ended inside the window divided by its
+  length. Counting every order that ended inside it, not only measured ones,
+  gives what the system sustained during the window: in closed loop the
+  warm-up orders still in flight when it opens end inside it, and excluding
+  them would understate the rate by (K-1)/N.
+- *accepted/s*: measured orders / (last measured accepted - first measured
+  accepted); in open loop, how much of ``--rate`` was really offered.
+- *ceiling*: the relay's messages per second (see ``ordersaga.ops.relay``);
+  the summary gives sagas/s as a share of it.
+- *peak RSS*: VmHWM of every worker process (and of the broker and Redis) from
+  ``/proc/<pid>/status`` at the end; not available with ``--attach``.
+- *lag*: per consumer group ``ordersaga-<group>``, end offset - committed offset
+  summed per topic, read as soon as the last order ended and again once the
+  groups have caught up (or ``--settle`` seconds passed): Faust commits every
+  few seconds, so some lag right at the end is normal. Committed offsets are
+  asked for per partition, because the embedded broker (Tansu) drops the
+  connection on an OffsetFetch for all of a group's offsets; a group whose
+  offsets cannot be read is reported n/a with the error.
+- *CPU %*: CPU time of each process over the saga phase (and over the relay)
+  as a share of one core; it shows which process limits the rate.
+
+With ``--attach`` the relay topics ``relay.0 .. relay.13`` stay on that broker
+(a later run reuses them), and the bench's SKUs stay in its inventory.
+
+Where it is: ``run`` (one run from start to end, and the CLI entry point
+``main``), ``config`` (``BenchConfig``), ``phases`` (stock, ceiling, sagas,
+lag, audit, peak RSS), ``load`` (the orders and their tracking), ``probes``
+(/proc, consumer lag, the machine), ``stats`` (the figures defined above) and
+``report`` (the summary printed at the end).
+"""
+
+from ordersaga.ops.bench.config import BenchConfig
+from ordersaga.ops.bench.load import Ended, Tracker
+from ordersaga.ops.bench.probes import cpu_percent, lag_by_topic, parse_cpu_ticks, parse_vmhwm_kb
+from ordersaga.ops.bench.report import default_out_path, format_summary
+from ordersaga.ops.bench.run import main, run_bench
+from ordersaga.ops.bench.stats import (
+    Window,
+    latency_stats,
+    percentile,
+    rate_between,
+    throughput_window,
+)
+
+__all__ = [
+    "BenchConfig",
+    "Ended",
+    "Tracker",
+    "Window",
+    "cpu_percent",
+    "default_out_path",
+    "format_summary",
+    "lag_by_topic",
+    "latency_stats",
+    "main",
+    "parse_cpu_ticks",
+    "parse_vmhwm_kb",
+    "percentile",
+    "rate_between",
+    "run_bench",
+    "throughput_window",
+]

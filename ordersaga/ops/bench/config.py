@@ -1,0 +1,64 @@
+"""What ``ordersaga bench`` was asked to do: the CLI's options, checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class BenchConfig:
+    """What ``ordersaga bench`` was asked to do."""
+
+    via: str = "kafka"
+    orders: int = 3000
+    warmup: int = 300
+    rate: float | None = None
+    concurrency: int = 32
+    workers: int = 1
+    skus: int = 4
+    attach: bool = False
+    relay: bool = True
+    relay_messages: int | None = None
+    fetch_wait_ms: int | None = None
+    timeout_s: float = 120.0
+    order_timeout_s: float = 60.0
+    settle_s: float = 15.0
+    retention_s: float | None = None
+    join_at: float | None = None
+    audit: bool = False
+    out: Path | None = None
+
+    def __post_init__(self) -> None:
+        problems = [
+            text
+            for bad, text in (
+                (self.via not in ("kafka", "http"), "--via must be kafka or http"),
+                (self.orders < 1, "--orders must be at least 1"),
+                (self.warmup < 0, "--warmup cannot be negative"),
+                (self.rate is not None and self.rate <= 0, "--rate must be positive"),
+                (self.concurrency < 1, "--concurrency must be at least 1"),
+                (self.workers < 1, "--workers must be at least 1"),
+                (self.skus < 1, "--skus must be at least 1"),
+                (
+                    self.join_at is not None and not 0 < self.join_at < 1,
+                    "--join-at must be a fraction between 0 and 1",
+                ),
+                (
+                    self.attach and (self.join_at is not None or self.retention_s is not None),
+                    "--join-at and --retention need the embedded system (not --attach)",
+                ),
+                (
+                    self.relay_messages is not None and self.relay_messages < 1,
+                    "--relay-messages must be at least 1",
+                ),
+            )
+            if bad
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def total(self) -> int:
+        """Warm-up and measured orders."""
+        return self.warmup + self.orders

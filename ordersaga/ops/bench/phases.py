@@ -1,0 +1,328 @@
+"""The phases of a bench run after the system is up: stock, ceiling, sagas, lag, audit, RSS.
+
+Each phase returns (or adds) its part of the result and appends its notes;
+``ordersaga.ops.bench.run`` runs them in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from rich.progress import Progress, TaskID
+
+from ordersaga.app.runtime import Runtime
+from ordersaga.app.settings import Settings
+from ordersaga.app.topics import ORDERS_EVENTS
+from ordersaga.ops.bench.config import BenchConfig
+from ordersaga.ops.bench.load import (
+    HttpInjector,
+    Injector,
+    KafkaInjector,
+    Tracker,
+    closed_loop,
+    open_loop,
+    stock_skus,
+    wait_all_ended,
+    watch_order_events,
+)
+from ordersaga.ops.bench.probes import (
+    Monitor,
+    consumer_lag,
+    cpu_percent,
+    processes,
+    read_cpu_s,
+    read_peak_rss_kb,
+    settled_lag,
+)
+from ordersaga.ops.bench.stats import latency_stats, rate_phases, rss_growth, saga_figures
+from ordersaga.ops.relay import run_relay
+from ordersaga.ops.tail import consumer_at_end
+
+
+@dataclass(frozen=True)
+class Target:
+    """The system the bench measures, started by it or attached to."""
+
+    settings: Settings
+    bootstrap: str
+    fetch_wait_ms: int
+    web: str
+    # The web view workers that take orders: one with --attach, one per worker of ours.
+    web_workers: list[str]
+    runtime: Runtime | None = None  # None with --attach: those processes are not ours
+
+
+def target_config(target: Target, partitions: int) -> dict[str, Any]:
+    """What the result's ``config`` learns once the system is up."""
+    return {
+        "partitions": partitions,
+        "fetch_wait_ms": target.fetch_wait_ms,
+        "bootstrap": target.bootstrap,
+        "web": target.web,
+        "web_workers": target.web_workers,
+    }
+
+
+async def stock_phase(
+    client: httpx.AsyncClient, skus: Sequence[str], needed: int, progress: Progress
+) -> None:
+    """Stock every SKU for ``needed`` orders before the first one is placed."""
+    stocking = progress.add_task(f"stocking {len(skus)} SKUs", total=None, rate="")
+    await stock_skus(client, skus, needed=needed)
+    progress.update(stocking, total=1, completed=1)
+
+
+async def relay_phase(
+    bootstrap: str,
+    messages: int,
+    partitions: int,
+    fetch_wait_ms: int,
+    pids: Mapping[str, int],
+    progress: Progress,
+) -> dict[str, Any]:
+    """Run the relay with a progress bar; its result as JSON-ready data, CPU use included."""
+    task = progress.add_task("ceiling: relay", total=messages, rate="")
+    before = {name: read_cpu_s(pid) for name, pid in pids.items()}
+    started = time.monotonic()
+    relay = await run_relay(
+        bootstrap,
+        messages=messages,
+        partitions=partitions,
+        fetch_max_wait_ms=fetch_wait_ms,
+        on_progress=lambda n: progress.update(task, completed=n),
+    )
+    after = {name: read_cpu_s(pid) for name, pid in pids.items()}
+    progress.update(task, rate=f"{relay.messages_per_s:.0f} msg/s", completed=relay.received)
+    figures = {k: v for k, v in asdict(relay).items() if k != "latencies_s"}
+    figures["latency_s"] = latency_stats(relay.latencies_s)
+    # The relay runs in the bench process: near 100% there means it limited the ceiling.
+    figures["cpu_percent"] = cpu_percent(before, after, time.monotonic() - started)
+    return figures
+
+
+@dataclass(frozen=True)
+class SagaRun:
+    """What the saga phase saw, for the figures."""
+
+    tracker: Tracker
+    monitor: Monitor | None
+    ended_task: TaskID
+    cpu_percent: dict[str, float | None]
+    worst_lateness_s: float | None  # open loop only
+
+
+async def place_orders(cfg: BenchConfig, injector: Injector, tracker: Tracker) -> float | None:
+    """Every order, open loop at ``--rate`` or closed loop; the open loop's worst lateness."""
+    if cfg.rate:
+        return await open_loop(injector, cfg.total, cfg.rate)
+    await closed_loop(injector, tracker, cfg.total, cfg.concurrency, cfg.order_timeout_s)
+    return None
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def saga_phase(
+    cfg: BenchConfig,
+    target: Target,
+    client: httpx.AsyncClient,
+    skus: Sequence[str],
+    customer_id: str,
+    progress: Progress,
+) -> SagaRun:
+    """Place the warm-up and the measured orders and wait until they ended (or ``--timeout``)."""
+    tracker = Tracker(customer_id=customer_id)
+    accepted_task = progress.add_task("orders placed", total=cfg.total, rate="")
+    ended_task = progress.add_task("orders ended", total=cfg.total, rate="")
+    tracker.on_accepted = lambda: progress.advance(accepted_task)
+    tracker.on_ended = lambda: progress.advance(ended_task)
+    events = await consumer_at_end(target.bootstrap, ORDERS_EVENTS, target.fetch_wait_ms)
+    watcher = asyncio.create_task(watch_order_events(events, tracker))
+    # CPU per process over the saga phase shows which one is the bottleneck.
+    pids = processes(target.runtime)
+    cpu_before = {name: read_cpu_s(pid) for name, pid in pids.items()}
+    phase_started = time.monotonic()
+    producer: AIOKafkaProducer | None = None
+    monitor = (
+        Monitor(target.runtime, tracker, cfg.total, cfg.join_at)
+        if target.runtime is not None
+        else None
+    )
+    monitoring = asyncio.create_task(monitor.run()) if monitor else None
+    try:
+        injector: Injector
+        if cfg.via == "kafka":
+            # acks=all, as the web view's Faust producer (producer_acks=-1).
+            producer = AIOKafkaProducer(bootstrap_servers=target.bootstrap, acks="all")
+            await producer.start()
+            injector = KafkaInjector(producer, tracker, skus)
+        else:
+            injector = HttpInjector(client, tracker, skus, target.web_workers)
+        lateness = await place_orders(cfg, injector, tracker)
+        await wait_all_ended(tracker, cfg.timeout_s)
+        cpu = cpu_percent(
+            cpu_before,
+            {name: read_cpu_s(pid) for name, pid in pids.items()},
+            time.monotonic() - phase_started,
+        )
+        if watcher.done() and watcher.exception() is not None:
+            raise RuntimeError(f"order-event consumer failed: {watcher.exception()!r}")
+    finally:
+        await _cancel(watcher)
+        if monitoring is not None:
+            await _cancel(monitoring)
+        with contextlib.suppress(Exception):
+            await events.stop()
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+    return SagaRun(tracker, monitor, ended_task, cpu, lateness)
+
+
+def join_figures(monitor: Monitor, settings: Settings) -> dict[str, Any]:
+    """When the joining workers started and were healthy, and sagas/s around their join."""
+    join = monitor.join
+    # The workers' rebalance timeout (the embedded profile sets its own), plus a few
+    # seconds: the rebalance the join sets off lasts about that long.
+    rebalance_s = (
+        float(
+            monitor.runtime.env.get("ORDERSAGA_REBALANCE_TIMEOUT_S", settings.rebalance_timeout_s)
+        )
+        + 5
+    )
+    return {
+        **join,
+        "rates": rate_phases(
+            [e.at for e in monitor.tracker.ended.values()],
+            join["started_at"],
+            join.get("healthy_at", join["started_at"]),
+            rebalance_s,
+        ),
+    }
+
+
+def saga_results(
+    cfg: BenchConfig,
+    settings: Settings,
+    run: SagaRun,
+    relay: Mapping[str, Any] | None,
+    notes: list[str],
+    progress: Progress,
+) -> dict[str, Any]:
+    """The saga phase's part of the result: CPU, saga figures, memory, the join, the ratio."""
+    part: dict[str, Any] = {}
+    if run.worst_lateness_s is not None:
+        part["saga_schedule_worst_lateness_s"] = run.worst_lateness_s
+    part["cpu_percent"] = run.cpu_percent
+    saga = part["saga"] = saga_figures(run.tracker, cfg.warmup)
+    if run.monitor is not None:
+        part["memory"] = rss_growth(run.monitor.samples, cfg.total)
+        if run.monitor.join:
+            part["join"] = join_figures(run.monitor, settings)
+            if "healthy_at" not in run.monitor.join:
+                notes.append("the joining workers were not healthy before the end")
+    if saga["sagas_per_s"]:
+        progress.update(run.ended_task, rate=f"{saga['sagas_per_s']:.0f} sagas/s")
+    if saga["warmup_not_completed"]:
+        notes.append(f"{saga['warmup_not_completed']} warm-up orders not COMPLETED")
+    relay_rate = (relay or {}).get("messages_per_s")
+    part["ratio"] = saga["sagas_per_s"] / relay_rate if relay_rate and saga["sagas_per_s"] else None
+    return part
+
+
+async def load_phases(
+    cfg: BenchConfig, target: Target, partitions: int, result: dict[str, Any], progress: Progress
+) -> None:
+    """Stocking, the relay ceiling and the sagas, over one keep-alive client to the web view."""
+    notes: list[str] = result["notes"]
+    run_id = uuid.uuid4().hex[:8]
+    skus = [f"bench-{run_id}-{i}" for i in range(cfg.skus)]
+    limits = httpx.Limits(max_connections=max(cfg.concurrency, 64), max_keepalive_connections=None)
+    async with httpx.AsyncClient(
+        base_url=target.web, timeout=httpx.Timeout(30.0, pool=None), limits=limits
+    ) as client:
+        await stock_phase(client, skus, math.ceil(cfg.total / cfg.skus) + 1, progress)
+        result["relay"] = (
+            await relay_phase(
+                target.bootstrap,
+                cfg.relay_messages or cfg.orders,
+                partitions,
+                target.fetch_wait_ms,
+                processes(target.runtime),
+                progress,
+            )
+            if cfg.relay
+            else None
+        )
+        notes.extend(f"relay: {n}" for n in (result["relay"] or {}).get("notes", []))
+        run = await saga_phase(cfg, target, client, skus, f"bench-{run_id}", progress)
+        result.update(saga_results(cfg, target.settings, run, result["relay"], notes, progress))
+
+
+async def lag_phase(
+    bootstrap: str, settle_s: float, notes: list[str], progress: Progress
+) -> dict[str, Any]:
+    """Consumer lag as the last order ended, and again once the groups caught up."""
+    lagging = progress.add_task("consumer lag", total=None, rate="")
+    at_end = await consumer_lag(bootstrap)
+    settled, after = await settled_lag(bootstrap, settle_s)
+    progress.update(lagging, total=1, completed=1)
+    if any("error" in v for v in at_end.values()):
+        notes.append("consumer lag n/a for some groups: see lag.at_end[*].error")
+    return {"at_end": at_end, "settled": settled, "settled_after_s": after}
+
+
+async def audit_figures(bootstrap: str, redis_url: str) -> dict[str, Any]:
+    """``ordersaga audit`` on the benched system: every invariant, its figures and violations."""
+    from ordersaga.ops.audit import check_invariants, load_state
+
+    state, accepted = await load_state(bootstrap, redis_url or "redis://127.0.0.1:6379/0")
+    checks = check_invariants(state, accepted)
+    return {
+        "ok": all(c.ok for c in checks),
+        "checks": [
+            {"name": c.name, "ok": c.ok, "figures": c.figures, "violations": c.violations[:5]}
+            for c in checks
+        ],
+    }
+
+
+async def audit_phase(target: Target, progress: Progress) -> dict[str, Any]:
+    """The audit's figures, against the Redis of the system measured."""
+    auditing = progress.add_task("audit", total=None, rate="")
+    figures = await audit_figures(
+        target.bootstrap,
+        (target.runtime.env if target.runtime else os.environ).get("REDIS_URL", ""),
+    )
+    progress.update(auditing, total=1, completed=1)
+    return figures
+
+
+def rss_phase(runtime: Runtime | None, notes: list[str]) -> dict[str, Any]:
+    """Peak RSS of every worker and server of ours; a restarted worker makes the run suspect."""
+    if runtime is None:
+        return {"note": "n/a with --attach (the workers are not ours to inspect)"}
+    restarts = sum(w.restarts for w in runtime.workers)
+    if restarts:
+        notes.append(f"{restarts} worker restart(s) during the run: figures suspect")
+    return {
+        "workers_kb": {
+            w.name: read_peak_rss_kb(w.process.pid) if w.process else None for w in runtime.workers
+        },
+        "servers_kb": {
+            name: read_peak_rss_kb(p.pid)
+            for name, p in zip(("broker", "redis"), runtime.servers, strict=False)
+        },
+    }

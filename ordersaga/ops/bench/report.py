@@ -1,0 +1,161 @@
+"""The one-screen summary of a bench result, and where the result file goes by default."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+
+def _fmt_s(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _fmt_mb(kb: int | None) -> str:
+    return "?" if kb is None else f"{kb / 1024:.0f}"
+
+
+def _fmt_rate(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.1f}"
+
+
+def _fmt_lag(lag: Mapping[str, Any] | None) -> str:
+    if not lag:
+        return "-"
+    return ", ".join(
+        f"{group} n/a" if "error" in figures else f"{group} {figures['total']}"
+        for group, figures in lag.items()
+    )
+
+
+def _row(label: str, text: str) -> str:
+    return f"  {label:<14}{text}"
+
+
+def _chunks(items: Sequence[str], size: int) -> list[str]:
+    return [", ".join(items[i : i + size]) for i in range(0, len(items), size)] or ["-"]
+
+
+def format_summary(result: Mapping[str, Any]) -> str:
+    """The one-screen summary of a bench result (the dict written as JSON)."""
+    cfg, saga = result["config"], result["saga"]
+    loop = (
+        f"open loop at {cfg['rate']:g}/s"
+        if cfg.get("rate")
+        else f"closed loop, {cfg['concurrency']} in flight"
+    )
+    where = "attached" if cfg.get("attach") else f"{cfg['workers']} worker(s) per group"
+    lines = [
+        f"ordersaga bench: {cfg['orders']} orders after {cfg['warmup']} warm-up, "
+        f"via {cfg['via']}, {loop}, {where}, {cfg['partitions']} partitions",
+    ]
+    window = saga.get("window")
+    if window:
+        accepted = saga.get("accepted_per_s")
+        lines.append(
+            _row(
+                "sagas/s",
+                f"{saga['sagas_per_s']:.1f}   ({window['ended']} ended in the "
+                f"{window['seconds']:.1f} s window)   accepted/s "
+                + (f"{accepted:.1f}" if accepted else "-"),
+            )
+        )
+    else:
+        lines.append(_row("sagas/s", "n/a (no measured order both accepted and ended)"))
+    lat = saga.get("latency_s")
+    if lat:
+        lines.append(
+            _row(
+                "latency",
+                f"p50 {_fmt_s(lat['p50'])}   p95 {_fmt_s(lat['p95'])}   "
+                f"p99 {_fmt_s(lat['p99'])}   max {_fmt_s(lat['max'])}   ({lat['count']} orders)",
+            )
+        )
+    detail = ", ".join(f"{k} {v}" for k, v in saga.get("not_completed_by", {}).items())
+    lines.append(
+        _row(
+            "outcomes",
+            f"{saga['completed']} COMPLETED, {saga['not_completed']} not COMPLETED"
+            f"{f' ({detail})' if detail else ''}, {saga['unfinished']} unfinished, "
+            f"{saga['rejected']} rejected at injection",
+        )
+    )
+    relay = result.get("relay")
+    if relay is None:
+        lines.append(_row("ceiling", "skipped (--no-relay)"))
+    else:
+        lines.append(
+            _row(
+                "ceiling",
+                f"relay of {relay['hops']} hops, {relay['message_bytes']}-byte messages: "
+                f"{relay['messages_per_s']:.1f} msg/s end to end ({relay['received']} of "
+                f"{relay['messages']} in {relay['seconds']:.1f} s"
+                + (
+                    f", bench CPU {relay['cpu_percent']['bench']:.0f}%)"
+                    if (relay.get("cpu_percent") or {}).get("bench") is not None
+                    else ")"
+                )
+                + (f"  ERROR {relay['error']}" if relay.get("error") else ""),
+            )
+        )
+        ratio = result.get("ratio")
+        lines.append(
+            _row(
+                "saga/ceiling",
+                "n/a" if ratio is None else f"{ratio * 100:.1f}% of the relay rate",
+            )
+        )
+    rss = result.get("rss") or {}
+    if rss.get("note"):
+        lines.append(_row("peak RSS", rss["note"]))
+    else:
+        named = [f"{n} {_fmt_mb(kb)}" for n, kb in rss.get("workers_kb", {}).items()]
+        named += [f"{n} {_fmt_mb(kb)}" for n, kb in rss.get("servers_kb", {}).items()]
+        for i, chunk in enumerate(_chunks(named, 6)):
+            lines.append(_row("peak RSS MB" if i == 0 else "", chunk))
+    cpu = result.get("cpu_percent")
+    if cpu:
+        named = [f"{n} {'?' if v is None else f'{v:.0f}'}" for n, v in cpu.items()]
+        for i, chunk in enumerate(_chunks(named, 6)):
+            lines.append(_row("CPU % sagas" if i == 0 else "", chunk))
+    memory = result.get("memory")
+    if memory:
+        named = [f"{n} {g * 100:+.0f}%" for n, g in memory["growth"].items()]
+        for i, chunk in enumerate(_chunks(named, 6)):
+            lines.append(
+                _row(
+                    f"RSS {memory['early']['ended']}->{memory['late']['ended']}" if i == 0 else "",
+                    chunk,
+                )
+            )
+    join = result.get("join")
+    if join:
+        rates = join["rates"]
+        lines.append(
+            _row(
+                "worker joins",
+                f"{len(join.get('workers', []))} at {join['ended_before']} ended: sagas/s before "
+                f"{_fmt_rate(rates['before'])}, during {_fmt_rate(rates['during'])} "
+                f"({rates.get('during_s', 0):.0f} s), after {_fmt_rate(rates['after'])}",
+            )
+        )
+    audit = result.get("audit")
+    if audit:
+        failed = [c["name"] for c in audit["checks"] if not c["ok"]]
+        lines.append(_row("audit", "PASS (5 invariants)" if audit["ok"] else f"FAIL {failed}"))
+    lag = result.get("lag") or {}
+    lines.append(_row("lag at end", _fmt_lag(lag.get("at_end"))))
+    if lag.get("settled") is not None:
+        lines.append(_row(f"lag +{lag.get('settled_after_s', 0):.0f} s", _fmt_lag(lag["settled"])))
+    lines.extend(_row("note", note) for note in result.get("notes", []))
+    if result.get("out"):
+        lines.append(_row("results", str(result["out"])))
+    return "\n".join(lines)
+
+
+def default_out_path(now: datetime) -> Path:
+    """``bench-results/bench-<UTC timestamp>.json``."""
+    return Path("bench-results") / f"bench-{now.strftime('%Y%m%d-%H%M%S')}.json"

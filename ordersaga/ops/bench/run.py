@@ -1,0 +1,247 @@
+"""One ``ordersaga bench`` run: the system up, each phase in turn, the result written, all stopped.
+
+``run_bench`` runs the phases (``ordersaga.ops.bench.phases``) in the order the
+package docstring describes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka.errors import KafkaError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from ordersaga.app.groups import GROUPS
+from ordersaga.app.runtime import Runtime, free_port_block
+from ordersaga.app.settings import Settings
+from ordersaga.app.topics import ORDERS_COMMANDS
+from ordersaga.ops.bench.config import BenchConfig
+from ordersaga.ops.bench.phases import (
+    Target,
+    audit_phase,
+    lag_phase,
+    load_phases,
+    rss_phase,
+    target_config,
+)
+from ordersaga.ops.bench.probes import machine_info, partitions_of
+from ordersaga.ops.bench.report import default_out_path, format_summary
+
+# What the bench's own consumers ask of a fetch when nothing says otherwise: the
+# embedded profile's value, so the closed loop is not held back by fetch waits.
+DEFAULT_FETCH_WAIT_MS = 20
+
+
+# ------------------------------------------------------- the system under test
+
+
+def _embedded_environment(data_dir: str, workers: int, retention_s: float | None) -> None:
+    """Point Settings (and the workers, which inherit it) at fresh ports and a fresh dir."""
+    # Group ports base+0..5, +100 per extra worker; then the broker, its KRaft
+    # controller (Apache Kafka takes the broker's port + 1) and Redis.
+    span = (workers - 1) * 100 + len(GROUPS)
+    base = free_port_block(span + 3)
+    os.environ.update(
+        {
+            "ORDERSAGA_DATA_DIR": data_dir,
+            "ORDERSAGA_WEB_PORT": str(base),
+            "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(base + span),
+            "ORDERSAGA_EMBEDDED_REDIS_PORT": str(base + span + 2),
+            "ORDERSAGA_SEED_CATALOG": "false",
+        }
+    )
+    # Info logging of six workers costs CPU the bench should measure saga work with.
+    os.environ.setdefault("ORDERSAGA_LOG_LEVEL", "warn")
+    if retention_s is not None:
+        os.environ["ORDERSAGA_RETENTION_S"] = str(retention_s)
+    os.environ.pop("KAFKA_BROKER", None)
+    os.environ.pop("REDIS_URL", None)
+
+
+@dataclass
+class Embedded:
+    """What the bench started and has to stop.
+
+    Filled in step by step as the system starts, so that a start failing half-way
+    is stopped and cleaned up all the same.
+    """
+
+    data_dir: str | None = None
+    runtime: Runtime | None = None
+    supervisor: asyncio.Future[None] | None = None
+
+    async def stop(self, console: Console) -> None:
+        """Stop supervising, then the workers and servers."""
+        if self.supervisor is not None:
+            self.supervisor.cancel()
+        if self.runtime is not None:
+            console.print("stopping the embedded system ...")
+            await self.runtime.stop()
+
+    def discard(self, console: Console, keep_logs: bool) -> None:
+        """Remove the data dir, or keep it and say where the worker logs are."""
+        if self.data_dir is not None:
+            if keep_logs:
+                console.print(f"worker logs kept in {self.data_dir}/logs")
+            else:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _web_urls(settings: Settings, workers: int) -> list[str]:
+    # Every web view worker of ours takes orders (the others are on +100 each).
+    return [f"http://{settings.web_host}:{settings.web_port + k * 100}" for k in range(workers)]
+
+
+def attach(cfg: BenchConfig) -> Target:
+    """The running system that ``KAFKA_BROKER`` and ``ORDERSAGA_WEB_PORT`` point at."""
+    settings = Settings()
+    if not settings.kafka_broker:
+        raise SystemExit("--attach needs KAFKA_BROKER (and ORDERSAGA_WEB_PORT)")
+    fetch_wait = cfg.fetch_wait_ms or int(
+        os.environ.get("ORDERSAGA_FETCH_MAX_WAIT_MS", DEFAULT_FETCH_WAIT_MS)
+    )
+    web = _web_urls(settings, 1)
+    return Target(settings, settings.bootstrap_servers, fetch_wait, web[0], web)
+
+
+async def start_embedded(cfg: BenchConfig, owned: Embedded, progress: Progress) -> Target:
+    """A fresh embedded system of ``--workers`` workers per group, on free ports."""
+    owned.data_dir = tempfile.mkdtemp(prefix="ordersaga-bench-")
+    _embedded_environment(owned.data_dir, cfg.workers, cfg.retention_s)
+    settings = Settings()
+    starting = progress.add_task(f"starting {cfg.workers} worker(s) per group", total=None, rate="")
+    runtime = owned.runtime = Runtime(settings, workers_per_group=cfg.workers, quiet=True)
+    await runtime.start()
+    owned.supervisor = asyncio.ensure_future(runtime.supervise())
+    progress.update(starting, total=1, completed=1)
+    fetch_wait = cfg.fetch_wait_ms or int(
+        runtime.env.get("ORDERSAGA_FETCH_MAX_WAIT_MS", DEFAULT_FETCH_WAIT_MS)
+    )
+    web = _web_urls(settings, cfg.workers)
+    return Target(settings, runtime.env["KAFKA_BROKER"], fetch_wait, web[0], web, runtime)
+
+
+# ------------------------------------------------------------------------ run
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<34}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def new_result(cfg: BenchConfig, started_at: datetime, out: Path) -> dict[str, Any]:
+    """The result as it stands before the first phase."""
+    return {
+        "started_at": started_at.isoformat(),
+        "machine": machine_info(),
+        "config": {**asdict(cfg), "out": str(out)},
+        "notes": [],
+    }
+
+
+def write_result(result: dict[str, Any], out: Path) -> None:
+    """Stamp the end of the run into ``result`` and write it to ``out`` as JSON."""
+    result["machine"]["loadavg_at_end"] = (
+        list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    )
+    result["finished_at"] = datetime.now(UTC).isoformat()
+    result["out"] = str(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+
+
+def exit_status(result: Mapping[str, Any]) -> int:
+    """0 when every measured order COMPLETED, none was rejected and no audit failed; else 1."""
+    saga = result["saga"]
+    clean = (
+        saga["not_completed"] == 0
+        and saga["unfinished"] == 0
+        and saga["rejected"] == 0
+        and (result.get("audit") or {}).get("ok", True)
+    )
+    return 0 if clean else 1
+
+
+async def run_bench(cfg: BenchConfig, console: Console | None = None) -> tuple[int, dict[str, Any]]:
+    """Run the whole benchmark; returns the exit status and the result written as JSON."""
+    console = console or Console(stderr=True)
+    main_task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if main_task is not None:
+        # SIGTERM ends the run like Ctrl-C does: through the finally blocks below.
+        loop.add_signal_handler(signal.SIGTERM, main_task.cancel)
+    started_at = datetime.now(UTC)
+    out = cfg.out or default_out_path(started_at)
+    result = new_result(cfg, started_at, out)
+    notes: list[str] = result["notes"]
+    owned = Embedded()
+    keep_logs = True  # unless the run ends well or is interrupted: then they tell nothing
+    try:
+        with _progress(console) as progress:
+            target = attach(cfg) if cfg.attach else await start_embedded(cfg, owned, progress)
+            partitions = (
+                await partitions_of(target.bootstrap, ORDERS_COMMANDS) or target.settings.partitions
+            )
+            result["config"].update(target_config(target, partitions))
+            await load_phases(cfg, target, partitions, result, progress)
+            result["lag"] = await lag_phase(target.bootstrap, cfg.settle_s, notes, progress)
+            if cfg.audit or cfg.join_at is not None:
+                result["audit"] = await audit_phase(target, progress)
+            result["rss"] = rss_phase(target.runtime, notes)
+        write_result(result, out)
+        status = exit_status(result)
+        keep_logs = status != 0
+        return status, result
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        keep_logs = False
+        raise
+    finally:
+        await owned.stop(console)
+        if main_task is not None:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signal.SIGTERM)
+        owned.discard(console, keep_logs)
+
+
+def main(cfg: BenchConfig) -> int:
+    """Synchronous entry point for the CLI: run, print the summary, return the exit status."""
+    try:
+        status, result = asyncio.run(run_bench(cfg))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # CancelledError: SIGTERM cancelled the run (see run_bench).
+        print("bench interrupted; everything it started is stopped", file=sys.stderr)
+        return 130
+    except (httpx.HTTPError, KafkaError, OSError, TimeoutError) as exc:
+        # The system or broker is not there or not answering: say so, no traceback.
+        print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(format_summary(result))
+    return status
