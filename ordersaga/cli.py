@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 
 from ordersaga.app.settings import Settings
@@ -93,11 +92,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from ordersaga.ops.bench import BenchConfig, main
 
-    if args.broker:
-        # Read by the embedded system the bench starts (ORDERSAGA_BROKER).
-        os.environ["ORDERSAGA_BROKER"] = args.broker
     try:
         config = BenchConfig(
+            broker=args.broker,
             via=args.via,
             orders=args.orders,
             warmup=args.warmup,

@@ -105,10 +105,6 @@ def tune_fetch_wait(max_wait_ms: int) -> None:
     thread_cls._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
 
 
-# The name it had before scripts/lost_updates needed it public.
-_tune_fetch_wait = tune_fetch_wait
-
-
 def drain_producer_buffer_before_commit() -> None:
     """Make Faust's offset commit wait until every buffered table write is sent.
 

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ordersaga.app.settings import get_settings
+
 KAFKA_VERSION = "4.4.0"
 POM = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "pom.xml"
 MIN_JAVA = 17
@@ -56,11 +58,15 @@ Configuration:
 
 def cache_dir() -> Path:
     """Where the jars of this Kafka version are kept (ORDERSAGA_KAFKA_CACHE overrides)."""
-    root = os.environ.get("ORDERSAGA_KAFKA_CACHE")
+    root = get_settings().kafka_cache
     if root:
         return Path(root) / KAFKA_VERSION
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "ordersaga" / f"kafka-{KAFKA_VERSION}"
+    return Path(user_cache_dir()) / "ordersaga" / f"kafka-{KAFKA_VERSION}"
+
+
+def user_cache_dir() -> str:
+    """The user's cache directory (XDG_CACHE_HOME, else ~/.cache)."""
+    return os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
 
 
 def libs_dir() -> Path:

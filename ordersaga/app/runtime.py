@@ -42,7 +42,7 @@ from ordersaga.app.servers import (
     redis_argv,
     wait_for_port,
 )
-from ordersaga.app.settings import Settings, as_env, with_profile
+from ordersaga.app.settings import SETTINGS_ENV, Settings, as_env, with_profile
 from ordersaga.app.supervision import (
     CATALOGUE_TIMEOUT_S,
     READY_TIMEOUT_S,
@@ -166,7 +166,9 @@ class Runtime:
         # The one place workers get their settings from: the profile of the broker
         # started, what was started, then the environment for everything else.
         self.worker_settings = with_profile(self.settings, profile, **fixed)
-        self.env = {**os.environ, **as_env(self.worker_settings), "PYTHONUNBUFFERED": "1"}
+        # Nothing of ours leaks in from the shell beyond what the settings say.
+        inherited = {k: v for k, v in os.environ.items() if k not in SETTINGS_ENV}
+        self.env = {**inherited, **as_env(self.worker_settings), "PYTHONUNBUFFERED": "1"}
         await ensure_topics(
             self.worker_settings.bootstrap_servers,
             self.settings.partitions,

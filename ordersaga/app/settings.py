@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         description="ORDERSAGA_REPLICATION_FACTOR: replicas of every topic, changelogs "
         "included (`ordersaga run --brokers 3` sets 3, with min.insync.replicas 2).",
     )
+    kafka_cache: str | None = Field(
+        default=None,
+        description="ORDERSAGA_KAFKA_CACHE: where Apache Kafka's jars are kept "
+        "(default ~/.cache/ordersaga/kafka-<version>).",
+    )
     embedded_kafka_port: int = Field(
         default=9092, description="ORDERSAGA_EMBEDDED_KAFKA_PORT: preferred embedded broker port."
     )
@@ -307,6 +312,9 @@ def env_name(name: str) -> str:
     """The environment variable a Settings field is read from."""
     alias = Settings.model_fields[name].validation_alias
     return alias if isinstance(alias, str) else f"ORDERSAGA_{name.upper()}"
+
+
+SETTINGS_ENV: frozenset[str] = frozenset(env_name(n) for n in Settings.model_fields)
 
 
 def with_profile(settings: Settings, profile: str, **fixed: Any) -> Settings:

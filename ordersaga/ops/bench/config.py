@@ -25,6 +25,8 @@ class BenchConfig:
     order_timeout_s: float = 60.0
     settle_s: float = 15.0
     retention_s: float | None = None
+    # The broker the bench's own system starts (ORDERSAGA_BROKER's values).
+    broker: str | None = None
     join_at: float | None = None
     audit: bool = False
     out: Path | None = None

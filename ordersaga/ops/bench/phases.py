@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -196,12 +195,7 @@ def join_figures(monitor: Monitor, settings: Settings) -> dict[str, Any]:
     join = monitor.join
     # The workers' rebalance timeout (the embedded profile sets its own), plus a few
     # seconds: the rebalance the join sets off lasts about that long.
-    rebalance_s = (
-        float(
-            monitor.runtime.env.get("ORDERSAGA_REBALANCE_TIMEOUT_S", settings.rebalance_timeout_s)
-        )
-        + 5
-    )
+    rebalance_s = (monitor.runtime.worker_settings or settings).rebalance_timeout_s + 5
     return {
         **join,
         "rates": rate_phases(
@@ -304,7 +298,7 @@ async def audit_phase(target: Target, progress: Progress) -> dict[str, Any]:
     auditing = progress.add_task("audit", total=None, rate="")
     figures = await audit_figures(
         target.bootstrap,
-        (target.runtime.env if target.runtime else os.environ).get("REDIS_URL", ""),
+        target.settings.redis_url_or_default,
     )
     progress.update(auditing, total=1, completed=1)
     return figures

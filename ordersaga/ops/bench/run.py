@@ -56,27 +56,31 @@ DEFAULT_FETCH_WAIT_MS = 20
 # ------------------------------------------------------- the system under test
 
 
-def _embedded_environment(data_dir: str, workers: int, retention_s: float | None) -> None:
-    """Point Settings (and the workers, which inherit it) at fresh ports and a fresh dir."""
+def _embedded_settings(cfg: BenchConfig, data_dir: str) -> Settings:
+    """The settings of a fresh system on free ports in a fresh dir (the workers get them too)."""
     # Group ports base+0..5, +100 per extra worker; then the broker, its KRaft
     # controller (Apache Kafka takes the broker's port + 1) and Redis.
-    span = (workers - 1) * 100 + len(GROUPS)
+    span = (cfg.workers - 1) * 100 + len(GROUPS)
     base = free_port_block(span + 3)
-    os.environ.update(
-        {
-            "ORDERSAGA_DATA_DIR": data_dir,
-            "ORDERSAGA_WEB_PORT": str(base),
-            "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(base + span),
-            "ORDERSAGA_EMBEDDED_REDIS_PORT": str(base + span + 2),
-            "ORDERSAGA_SEED_CATALOG": "false",
-        }
-    )
-    # Info logging of six workers costs CPU the bench should measure saga work with.
-    os.environ.setdefault("ORDERSAGA_LOG_LEVEL", "warn")
-    if retention_s is not None:
-        os.environ["ORDERSAGA_RETENTION_S"] = str(retention_s)
-    os.environ.pop("KAFKA_BROKER", None)
-    os.environ.pop("REDIS_URL", None)
+    settings = Settings()
+    update: dict[str, object] = {
+        "data_dir": data_dir,
+        "web_port": base,
+        "embedded_kafka_port": base + span,
+        "embedded_redis_port": base + span + 2,
+        "seed_catalog": False,
+        # Always a system of its own, whatever the shell points at.
+        "kafka_broker": None,
+        "redis_url": None,
+    }
+    if "log_level" not in settings.model_fields_set:
+        # Info logging of six workers costs CPU the bench should measure saga work with.
+        update["log_level"] = "warn"
+    if cfg.retention_s is not None:
+        update["retention_s"] = cfg.retention_s
+    if cfg.broker is not None:
+        update["broker"] = cfg.broker
+    return settings.model_copy(update=update)
 
 
 @dataclass
@@ -118,8 +122,10 @@ def attach(cfg: BenchConfig) -> Target:
     settings = Settings()
     if not settings.kafka_broker:
         raise SystemExit("--attach needs KAFKA_BROKER (and ORDERSAGA_WEB_PORT)")
-    fetch_wait = cfg.fetch_wait_ms or int(
-        os.environ.get("ORDERSAGA_FETCH_MAX_WAIT_MS", DEFAULT_FETCH_WAIT_MS)
+    fetch_wait = cfg.fetch_wait_ms or (
+        settings.fetch_max_wait_ms
+        if "fetch_max_wait_ms" in settings.model_fields_set
+        else DEFAULT_FETCH_WAIT_MS
     )
     web = _web_urls(settings, 1)
     return Target(settings, settings.bootstrap_servers, fetch_wait, web[0], web)
@@ -128,18 +134,16 @@ def attach(cfg: BenchConfig) -> Target:
 async def start_embedded(cfg: BenchConfig, owned: Embedded, progress: Progress) -> Target:
     """A fresh embedded system of ``--workers`` workers per group, on free ports."""
     owned.data_dir = tempfile.mkdtemp(prefix="ordersaga-bench-")
-    _embedded_environment(owned.data_dir, cfg.workers, cfg.retention_s)
-    settings = Settings()
+    settings = _embedded_settings(cfg, owned.data_dir)
     starting = progress.add_task(f"starting {cfg.workers} worker(s) per group", total=None, rate="")
     runtime = owned.runtime = Runtime(settings, workers_per_group=cfg.workers, quiet=True)
     await runtime.start()
     owned.supervisor = asyncio.ensure_future(runtime.supervise())
     progress.update(starting, total=1, completed=1)
-    fetch_wait = cfg.fetch_wait_ms or int(
-        runtime.env.get("ORDERSAGA_FETCH_MAX_WAIT_MS", DEFAULT_FETCH_WAIT_MS)
-    )
+    handed = runtime.worker_settings or settings
+    fetch_wait = cfg.fetch_wait_ms or handed.fetch_max_wait_ms
     web = _web_urls(settings, cfg.workers)
-    return Target(settings, runtime.env["KAFKA_BROKER"], fetch_wait, web[0], web, runtime)
+    return Target(handed, handed.bootstrap_servers, fetch_wait, web[0], web, runtime)
 
 
 # ------------------------------------------------------------------------ run
