@@ -40,6 +40,7 @@ from ordersaga.app.topics import (
 )
 from ordersaga.ops.audit import check_invariants, load_state, report
 from ordersaga.ops.tail import read_topic
+from ordersaga.schemas.status import TERMINAL
 from tests.brokers import BROKERS, require
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900)]
@@ -62,7 +63,6 @@ POISON_TOPICS = (
     SHIPPING_COMMANDS,
 )
 SCARCE = "chaos-scarce"
-TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
 ADDRESS = {
     "name": "Chaos Monkey",
     "line1": "1 Fault Line",

@@ -20,8 +20,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from ordersaga.app.codec import DecodeError, decode, encode
 from ordersaga.app.topics import ORDERS_COMMANDS
 from ordersaga.schemas.messages import Address, OrderEvent, OrderLine, PlaceOrder
+from ordersaga.schemas.status import TERMINAL
 
-TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
 ADDRESS = {
     "name": "Bench Runner",
     "line1": "1 Throughput Way",
