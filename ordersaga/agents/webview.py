@@ -25,7 +25,8 @@ from ordersaga.schemas.messages import (
     RepublishOrder,
     StockChanged,
 )
-from ordersaga.web.routes import TERMINAL, Desk, register_routes
+from ordersaga.web.desk import TERMINAL, Desk
+from ordersaga.web.routes import register_routes
 
 log = logging.getLogger(__name__)
 
