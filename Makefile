@@ -13,7 +13,7 @@ UV         := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON=$(PYTHON) UV_PYTHON_DOWNL
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install lock run test chaos chaos-brokers chaos-kafka test-unit test-agents test-integration demo lint typecheck check clean bench
+.PHONY: help install lock run test chaos chaos-brokers chaos-kafka test-unit test-agents test-web test-integration demo lint typecheck check clean bench
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ test-unit: $(STAMP) ## pure rules only, no broker
 
 test-agents: $(STAMP) ## agents through agent.test_context(), no broker
 	$(BIN)/pytest tests/agents
+
+test-web: $(STAMP) ## the web view's decisions and HTTP routes, no broker
+	$(BIN)/pytest tests/web
 
 test-integration: $(STAMP) ## the whole system over HTTP on the embedded broker
 	$(BIN)/pytest tests/integration

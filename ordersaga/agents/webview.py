@@ -14,18 +14,20 @@ import time
 
 from faust.types import StreamT
 
+from ordersaga.app.dispatch import Dispatch
 from ordersaga.app.node import Node
 from ordersaga.app.topics import INVENTORY_EVENTS, ORDERS_EVENTS
 from ordersaga.schemas.messages import (
     Envelope,
     ForgetOrders,
-    Message,
     OrderEvent,
     PlaceOrder,
     RepublishOrder,
     StockChanged,
 )
-from ordersaga.web.routes import TERMINAL, Desk, register_routes
+from ordersaga.schemas.status import TERMINAL
+from ordersaga.web.desk import Desk
+from ordersaga.web.routes import register_routes
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +40,18 @@ order_events = node.topic(ORDERS_EVENTS)
 inventory_events = node.topic(INVENTORY_EVENTS)
 
 
-async def project_order_event(envelope: Envelope, message: Message) -> str | None:
+async def _views_expire_by_ttl(envelope: Envelope, message: ForgetOrders) -> str:
+    # Meant for the groups with tables; finished views expire in Redis by TTL.
+    return "unchanged"
+
+
+project_order_event = Dispatch(f"on {ORDERS_EVENTS}", forget=_views_expire_by_ttl)
+project_stock_event = Dispatch(f"on {INVENTORY_EVENTS}", forget=None)
+
+
+@project_order_event.on(OrderEvent)
+async def fold_order_event(envelope: Envelope, message: OrderEvent) -> None:
     """Fold an order event into the order's view, once per sequence number."""
-    if isinstance(message, ForgetOrders):
-        # Meant for the groups with tables; finished views expire in Redis by TTL.
-        return "unchanged"
-    if not isinstance(message, OrderEvent):
-        raise ValueError(f"{envelope.type} does not belong on {ORDERS_EVENTS}")
     order = message.order
     entry = {
         "seq": message.seq,
@@ -61,13 +68,11 @@ async def project_order_event(envelope: Envelope, message: Message) -> str | Non
         terminal=order.status in TERMINAL,
     )
     desk.watch.changed(order.order_id)
-    return None
 
 
-async def project_stock_event(envelope: Envelope, message: Message) -> None:
+@project_stock_event.on(StockChanged)
+async def fold_stock_event(envelope: Envelope, message: StockChanged) -> None:
     """Keep the latest levels of a SKU, ignoring older versions."""
-    if not isinstance(message, StockChanged):
-        raise ValueError(f"{envelope.type} does not belong on {INVENTORY_EVENTS}")
     await desk.store.project_stock(message.sku, message.version, message.model_dump(mode="json"))
 
 

@@ -1,16 +1,64 @@
-"""Reading request bodies strictly, and turning what is wrong with them into 4xx answers."""
+"""Reading request bodies strictly, and turning what is wrong into 4xx (or 503) answers."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from functools import wraps
 from typing import Any, TypeVar
 
+from faust.web import Request, Response
 from pydantic import BaseModel, ValidationError
+from redis.exceptions import RedisError
 
-from ordersaga.app.http import HttpError, invalid
+from ordersaga.app.http import ApiView, HttpError, invalid
 from ordersaga.schemas.bounds import PATTERN_DESCRIPTIONS
 
-__all__ = ["HttpError", "invalid", "parse_body", "parse_json", "validation_problem"]
+__all__ = [
+    "HttpError",
+    "answers",
+    "invalid",
+    "key_reused",
+    "not_found",
+    "parse_body",
+    "parse_json",
+    "validation_problem",
+]
+
+Route = Callable[..., Awaitable[Response]]
+
+
+def answers(fn: Route) -> Route:
+    """A route whose dependency failures answer 503 (with Retry-After), never 500."""
+
+    @wraps(fn)
+    async def route(self: ApiView, request: Request, **kwargs: Any) -> Response:
+        try:
+            return await fn(self, request, **kwargs)
+        except RedisError as exc:
+            raise HttpError(
+                503,
+                "dependency_down",
+                f"the view store is unavailable ({type(exc).__name__})",
+                problems=[{"field": "redis", "message": "unavailable"}],
+                headers={"Retry-After": "1"},
+            ) from None
+
+    return route
+
+
+def not_found(what: str) -> HttpError:
+    """The 404 of a missing order or SKU."""
+    return HttpError(404, "not_found", f"no {what}")
+
+
+def key_reused() -> HttpError:
+    """The 422 of an Idempotency-Key already used with another request."""
+    return invalid(
+        "Idempotency-Key",
+        "was already used with a different request",
+        error="idempotency_key_reused",
+    )
 
 
 def _field(loc: tuple[int | str, ...]) -> str:

@@ -28,8 +28,7 @@ from ordersaga.schemas.messages import (
     StockRejected,
     StockReserved,
 )
-
-from .conftest import ITEMS, ORDER_ID, PRICES, TOTAL, event_id_of
+from tests.harness import ITEMS, ORDER_ID, PRICES, TOTAL, event_id_of
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ import pytest
 from ordersaga.agents import notifications
 from ordersaga.app.topics import NOTIFICATIONS, ORDERS_EVENTS
 from ordersaga.schemas.messages import CustomerNotified, ForgetOrders, StockChanged
-
-from .conftest import CUSTOMER_ID, ORDER_ID, order_event
+from tests.harness import CUSTOMER_ID, ORDER_ID, order_event
 
 
 @pytest.fixture

@@ -40,8 +40,7 @@ from ordersaga.schemas.messages import (
     StockReleased,
     StockReserved,
 )
-
-from .conftest import (
+from tests.harness import (
     ADDRESS,
     CUSTOMER_ID,
     ITEMS,

@@ -15,8 +15,7 @@ from ordersaga.schemas.messages import (
     RefundPayment,
     ReserveStock,
 )
-
-from .conftest import CUSTOMER_ID, ITEMS, ORDER_ID, TOTAL, event_id_of
+from tests.harness import CUSTOMER_ID, ITEMS, ORDER_ID, TOTAL, event_id_of
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.agents.conftest import AGENT_MODULES
+from tests.harness import AGENT_MODULES
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 WORKER_ROUTES = {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics")}

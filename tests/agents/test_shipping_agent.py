@@ -15,8 +15,7 @@ from ordersaga.schemas.messages import (
     ShipmentPrepared,
     ShipmentRefused,
 )
-
-from .conftest import ADDRESS, ITEMS, ORDER_ID, event_id_of
+from tests.harness import ADDRESS, ITEMS, ORDER_ID, event_id_of
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from ordersaga.app.settings import Settings
 from ordersaga.ops.audit import read_table
 from ordersaga.schemas.messages import Address, OrderLine, PlaceOrder
 from ordersaga.tables import SAGAS
-from ordersaga.web.routes import accepted_record
+from ordersaga.web.orders import accepted_record
 from ordersaga.web.store import ACCEPTED, OPEN, ORDER, ViewStore
 from tests.integration.conftest import System
 from tests.integration.support import (

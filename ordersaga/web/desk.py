@@ -1,0 +1,81 @@
+"""What the web views answer from: the Redis view store, the watcher, the command topics."""
+
+from __future__ import annotations
+
+from typing import ClassVar, cast
+
+from ordersaga.app.http import ApiView
+from ordersaga.app.node import Node
+from ordersaga.schemas.messages import Message
+from ordersaga.schemas.status import TERMINAL
+from ordersaga.web.accept import KeyClaim, KeyUse, claim_outcome
+from ordersaga.web.store import ViewStore
+from ordersaga.web.watch import OrderWatch
+
+# How often the long-poll watcher re-reads the watched orders: another worker may
+# have projected the change.
+POLL_INTERVAL_S = 0.1
+
+
+class Desk:
+    """What the HTTP routes read and write: the Redis view store and the command topics."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.settings = node.settings
+        self._store: ViewStore | None = None
+        self.watch = self.new_watch()
+        node.health_checks["redis"] = self._redis_answers
+
+    def new_watch(self) -> OrderWatch:
+        """The one long-poll watcher of this worker."""
+
+        async def statuses(order_ids: list[str]) -> dict[str, str | None]:
+            return await self.store.order_statuses(order_ids)
+
+        return OrderWatch(
+            statuses, TERMINAL, limit=self.settings.max_long_polls, interval_s=POLL_INTERVAL_S
+        )
+
+    @property
+    def store(self) -> ViewStore:
+        """The view store (its Redis pool connects on first use, in the worker's loop)."""
+        if self._store is None:
+            self._store = ViewStore.from_url(
+                self.settings.redis_url_or_default,
+                finished_ttl_s=self.settings.finished_view_ttl_s,
+                refresh_after_s=self.settings.view_refresh_after_s,
+                max_connections=self.settings.redis_max_connections,
+                pool_timeout_s=self.settings.redis_pool_timeout_s,
+            )
+        return self._store
+
+    async def _redis_answers(self) -> None:
+        await self.store.redis.ping()
+
+    async def send(self, message: Message, *, key: str, correlation_id: str) -> None:
+        """Send a command from the HTTP edge; returns once the broker has it."""
+        await self.node.send(message, key=key, correlation_id=correlation_id, acked=True)
+
+    async def use_key(self, kind: str, key: str, minted: KeyUse) -> KeyClaim:
+        """Claim an Idempotency-Key of ``kind`` (order, restock) for ``minted``, unless used."""
+        first = await self.store.claim_key(
+            kind, key, minted.record(), self.settings.idempotency_ttl_s
+        )
+        return claim_outcome(minted, KeyUse.from_record(first))
+
+
+class DeskView(ApiView):
+    """A view of the web API, answering from its desk.
+
+    Faust makes each view from its class with nothing but the app, so a view is
+    registered as a subclass carrying the desk (:meth:`on`).
+    """
+
+    desk: ClassVar[Desk]
+
+    @classmethod
+    def on(cls, desk: Desk) -> type[DeskView]:
+        """This view, answering from ``desk``."""
+        attrs = {"desk": desk, "__doc__": cls.__doc__, "__module__": cls.__module__}
+        return cast(type[DeskView], type(cls.__name__, (cls,), attrs))

@@ -1,0 +1,84 @@
+"""What a client sends besides the body's fields, read within its bounds.
+
+The body is read no further than its limit; path parameters, the ``wait``
+query parameter and the ``Idempotency-Key`` header are checked against
+``ordersaga.schemas.bounds``, and each refusal names the parameter at fault.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import cast
+
+from aiohttp import web
+from faust.web import Request
+from pydantic import TypeAdapter, ValidationError
+
+from ordersaga.app.http import HttpError, invalid, require_json
+from ordersaga.schemas.bounds import MAX_IDEMPOTENCY_KEY_LENGTH, Id, Sku
+
+MAX_WAIT_S = 60.0
+_WAIT = re.compile(r"^[0-9]{1,2}(\.[0-9]{1,3})?$")
+# Visible ASCII only: keys end up in logs and Redis key names.
+_IDEMPOTENCY_KEY = re.compile(rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}$")
+_ID = TypeAdapter(Id)
+_SKU = TypeAdapter(Sku)
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The body, read no further than one byte past the limit."""
+    raw = cast(web.Request, request)  # Faust's aiohttp driver hands views aiohttp requests
+    length = raw.content_length
+    if length is not None and length > max_bytes:
+        raise HttpError(413, "body_too_large", f"body is over {max_bytes} bytes")
+    body = await raw.content.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        raise HttpError(413, "body_too_large", f"body is over {max_bytes} bytes")
+    return body
+
+
+async def json_body(request: Request, max_bytes: int) -> bytes:
+    """The body of a request declared JSON (415 otherwise), read within the limit."""
+    require_json(cast(web.Request, request))
+    return await read_body(request, max_bytes)
+
+
+def path_id(value: str, field: str) -> str:
+    """An id from the path, or the 422 naming ``field``."""
+    try:
+        return _ID.validate_python(value)
+    except ValidationError:
+        raise invalid(field, "not a valid id (1-64 of A-Z a-z 0-9 _ . : @ -)") from None
+
+
+def path_sku(value: str) -> str:
+    """A SKU from the path, or the 422 naming it."""
+    try:
+        return _SKU.validate_python(value)
+    except ValidationError:
+        raise invalid(
+            "sku", "not a valid SKU (1-64 of A-Z a-z 0-9 _ . -, a letter or digit first)"
+        ) from None
+
+
+def wait_seconds(request: Request) -> float:
+    """How long ``?wait=`` asks a read to long-poll (0 without it)."""
+    raw = request.query.get("wait")
+    if raw is None:
+        return 0.0
+    if not _WAIT.match(raw) or float(raw) > MAX_WAIT_S:
+        raise invalid("wait", f"must be a number of seconds from 0 to {MAX_WAIT_S:.0f}")
+    return float(raw)
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's Idempotency-Key, if it sends one."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not _IDEMPOTENCY_KEY.match(key):
+        raise invalid(
+            "Idempotency-Key",
+            f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters",
+        )
+    return key

@@ -1,0 +1,103 @@
+"""The inventory views: every SKU's levels, one SKU's, and restocking a SKU."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from faust.web import Request, Response
+
+from ordersaga.app.codec import new_id
+from ordersaga.app.http import invalid
+from ordersaga.schemas.bounds import MAX_STOCK_LEVEL
+from ordersaga.schemas.http import RestockBody
+from ordersaga.schemas.messages import RestockSku
+from ordersaga.web.accept import KeyOutcome, KeyUse, restock_fingerprint
+from ordersaga.web.desk import DeskView
+from ordersaga.web.errors import answers, key_reused, not_found, parse_body
+from ordersaga.web.inputs import idempotency_key, json_body, path_sku
+
+
+def stock_response(view: dict[str, Any]) -> dict[str, Any]:
+    """What GET answers for a SKU's projected levels."""
+    return {
+        "sku": view["sku"],
+        "available": view["available"],
+        "reserved": view["reserved"],
+        "committed": view["committed"],
+        "put_in": view["put_in"],
+        "unit_price": view["unit_price"],
+        "version": view["version"],
+    }
+
+
+class Inventory(DeskView):
+    """``GET /inventory``."""
+
+    @answers
+    async def get(self, request: Request) -> Response:
+        """Every SKU's levels."""
+        items = [stock_response(v) for v in await self.desk.store.all_stock()]
+        return self.json({"items": items})
+
+
+class InventoryItem(DeskView):
+    """``GET /inventory/{sku}``."""
+
+    @answers
+    async def get(self, request: Request, sku: str) -> Response:
+        """One SKU's levels."""
+        sku = path_sku(sku)
+        view = (await self.desk.store.stock(sku)).get(sku)
+        if view is None:
+            raise not_found(f"SKU {sku}")
+        return self.json(stock_response(view))
+
+
+class Restock(DeskView):
+    """``POST /inventory/{sku}/restock``."""
+
+    @answers
+    async def post(self, request: Request, sku: str) -> Response:
+        """Create a SKU or top it up."""
+        desk, settings = self.desk, self.desk.settings
+        sku = path_sku(sku)
+        raw = await json_body(request, settings.max_body_bytes)
+        key = idempotency_key(request)
+        body = parse_body(RestockBody, raw, settings.max_body_bytes)
+        current = (await desk.store.stock(sku)).get(sku)
+        if current is None:
+            if body.unit_price is None:
+                raise invalid("unit_price", "required for a new SKU")
+            if await desk.store.sku_count() >= settings.max_skus:
+                raise invalid(
+                    "sku",
+                    f"the catalogue holds {settings.max_skus} SKUs, its limit",
+                    status=409,
+                    error="catalogue_full",
+                )
+        elif int(current["available"]) + body.quantity > MAX_STOCK_LEVEL:
+            raise invalid("quantity", f"would bring {sku} over {MAX_STOCK_LEVEL} available")
+        restock_id = f"rst_{new_id()[:24]}"
+        if key:
+            # The key is kept in Redis with a TTL, never in the SKU record: only
+            # the fixed-size restock id travels, whatever the client sends.
+            minted = KeyUse(restock_fingerprint(sku, raw), restock_id, time.time())
+            claim = await desk.use_key("restock", key, minted)
+            if claim.outcome is KeyOutcome.REUSED:
+                raise key_reused()
+            restock_id = claim.id
+        # A retry is sent again: the SKU's record ignores a restock id it remembers.
+        command = RestockSku(
+            restock_id=restock_id, sku=sku, quantity=body.quantity, unit_price=body.unit_price
+        )
+        await desk.send(command, key=sku, correlation_id=command.restock_id)
+        return self.json(
+            {
+                "sku": sku,
+                "restock_id": command.restock_id,
+                "quantity": body.quantity,
+                "status": "ACCEPTED",
+            },
+            status=202,
+        )

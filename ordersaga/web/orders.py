@@ -1,0 +1,204 @@
+"""The order views: place an order, read it (long-polling if asked), its history, cancel it."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from faust.web import Request, Response
+
+from ordersaga.app.codec import new_id
+from ordersaga.app.http import HttpError, invalid
+from ordersaga.saga.inventory import merge_lines
+from ordersaga.schemas.http import CancelBody, PlaceOrderBody
+from ordersaga.schemas.messages import CancelOrder, PlaceOrder
+from ordersaga.web.accept import KeyOutcome, KeyUse, Send, order_fingerprint, place_order_send
+from ordersaga.web.desk import TERMINAL, Desk, DeskView
+from ordersaga.web.errors import answers, key_reused, not_found, parse_body
+from ordersaga.web.inputs import idempotency_key, json_body, path_id, wait_seconds
+from ordersaga.web.watch import WatchFull
+
+
+def order_response(view: dict[str, Any]) -> dict[str, Any]:
+    """What GET answers for a projected order."""
+    order = view["order"]
+    return {
+        "order_id": order["order_id"],
+        "status": order["status"],
+        "failure_reason": order.get("failure_reason"),
+        "failure_detail": order.get("failure_detail"),
+        "customer_id": order["customer_id"],
+        "items": order["items"],
+        "lines": order.get("lines", []),
+        "total": order.get("total"),
+        "charge_id": order.get("charge_id"),
+        "shipment_id": order.get("shipment_id"),
+        "placed_at": order.get("placed_at"),
+        "updated_at": order.get("updated_at"),
+        "events_seen": view.get("seq", 0),
+    }
+
+
+def accepted_record(command: PlaceOrder, accepted_at: float) -> dict[str, Any]:
+    """What GET answers for an accepted order before its first event is projected."""
+    at = datetime.fromtimestamp(accepted_at, UTC).isoformat()
+    return {
+        "order_id": command.order_id,
+        "status": "PENDING",
+        "failure_reason": None,
+        "failure_detail": None,
+        "customer_id": command.customer_id,
+        "items": [line.model_dump() for line in command.items],
+        "lines": [],
+        "total": None,
+        "charge_id": None,
+        "shipment_id": None,
+        "placed_at": at,
+        "updated_at": at,
+        "events_seen": 0,
+    }
+
+
+async def find_order(desk: Desk, order_id: str) -> dict[str, Any] | None:
+    """The order's view, or what was accepted over HTTP if the view is not there yet."""
+    view = await desk.store.order(order_id)
+    if view is not None:
+        return order_response(view)
+    return await desk.store.accepted(order_id)
+
+
+class Orders(DeskView):
+    """``POST /orders``."""
+
+    @answers
+    async def post(self, request: Request) -> Response:
+        """Place an order: 202 with its id; Idempotency-Key makes retries safe."""
+        desk, settings = self.desk, self.desk.settings
+        body = await json_body(request, settings.max_body_bytes)
+        key = idempotency_key(request)
+        order = parse_body(PlaceOrderBody, body, settings.max_body_bytes)
+        items = merge_lines(order.items)
+        known = await desk.store.stock(*(line.sku for line in items))
+        for i, line in enumerate(items):
+            if line.sku not in known:
+                raise invalid(f"items[{i}].sku", f"unknown SKU {line.sku!r}", error="unknown_sku")
+        order_id = f"ord_{new_id()[:24]}"
+        accepted_at = time.time()
+        if key:
+            minted = KeyUse(order_fingerprint(body), order_id, accepted_at)
+            claim = await desk.use_key("order", key, minted)
+            if claim.outcome is KeyOutcome.REUSED:
+                raise key_reused()
+            order_id, accepted_at = claim.id, claim.accepted_at
+        # Built from the body, so a retry with the same body rebuilds the same
+        # command: the key's record needs no copy of the payment token.
+        command = PlaceOrder(
+            order_id=order_id,
+            customer_id=order.customer_id,
+            items=items,
+            payment_token=order.payment_token,
+            shipping_address=order.shipping_address,
+        )
+        accepted = accepted_record(command, accepted_at)
+        await desk.store.remember_accepted(command.order_id, accepted, settings.idempotency_ttl_s)
+        # The webview's re-drive re-sends the PlaceOrder until an event of the
+        # order is projected, so neither a lost send nor a message the
+        # orchestrator skipped leaves an accepted order unstarted.
+        awaiting = await desk.store.await_confirmation(
+            command.order_id,
+            command.model_dump(mode="json"),
+            accepted_at,
+            redrive_at=time.time() + settings.redrive_after_s,
+        )
+        send = place_order_send(
+            awaiting=awaiting,
+            accepted_at=accepted_at,
+            now=time.time(),
+            redrive_window_s=settings.redrive_window_s,
+        )
+        if send is Send.SEND:
+            await desk.send(command, key=command.order_id, correlation_id=command.order_id)
+        return self.json(
+            {**accepted, "links": {"self": f"/orders/{command.order_id}"}},
+            status=202,
+            headers={"Location": f"/orders/{command.order_id}"},
+        )
+
+
+class Order(DeskView):
+    """``GET /orders/{order_id}``."""
+
+    @answers
+    async def get(self, request: Request, order_id: str) -> Response:
+        """The order; ``?wait=SECONDS`` long-polls until it is terminal."""
+        desk = self.desk
+        order_id = path_id(order_id, "order_id")
+        wait = wait_seconds(request)
+        found = await find_order(desk, order_id)
+        if found is None:
+            raise not_found(f"order {order_id}")
+        deadline = time.monotonic() + wait
+        while found["status"] not in TERMINAL:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                desk.node.metrics.long_polls.inc()
+                await desk.watch.wait(order_id, remaining)
+            except WatchFull:
+                raise HttpError(
+                    503,
+                    "too_many_waiters",
+                    f"{desk.watch.limit} long-polls are held here already; retry, "
+                    "or read without wait",
+                    problems=[{"field": "wait", "message": "too many concurrent long-polls"}],
+                    headers={"Retry-After": "1"},
+                ) from None
+            finally:
+                desk.node.metrics.long_polls.dec()
+            found = await find_order(desk, order_id) or found
+        return self.json(found)
+
+
+class OrderEvents(DeskView):
+    """``GET /orders/{order_id}/events``."""
+
+    @answers
+    async def get(self, request: Request, order_id: str) -> Response:
+        """The order's history, oldest first."""
+        store = self.desk.store
+        order_id = path_id(order_id, "order_id")
+        view = await store.order(order_id)
+        if view is None:
+            if await store.accepted(order_id) is not None:
+                return self.json({"order_id": order_id, "events": []})
+            raise not_found(f"order {order_id}")
+        return self.json({"order_id": order_id, "events": await store.events(order_id)})
+
+
+class CancelOrderView(DeskView):
+    """``POST /orders/{order_id}/cancel``."""
+
+    @answers
+    async def post(self, request: Request, order_id: str) -> Response:
+        """Ask to cancel: 202 while in flight, 409 once terminal."""
+        desk, settings = self.desk, self.desk.settings
+        order_id = path_id(order_id, "order_id")
+        body = await json_body(request, settings.max_body_bytes)
+        if body.strip():
+            parse_body(CancelBody, body, settings.max_body_bytes)
+        found = await find_order(desk, order_id)
+        if found is None:
+            raise not_found(f"order {order_id}")
+        if found["status"] in TERMINAL:
+            conflict = HttpError(
+                409,
+                "conflict",
+                f"order is already {found['status']}",
+                problems=[{"field": "order_id", "message": f"order is {found['status']}"}],
+            )
+            conflict.body["status"] = found["status"]
+            raise conflict
+        await desk.send(CancelOrder(order_id=order_id), key=order_id, correlation_id=order_id)
+        return self.json({"order_id": order_id, "status": "CANCEL_REQUESTED"}, status=202)

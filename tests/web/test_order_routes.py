@@ -1,0 +1,340 @@
+"""The order routes: POST /orders (refused, accepted, retried), reads, long-polls, cancel.
+
+Each test runs against the session's real valkey-server on a flushed database;
+orders and stock reach the read model through the webview's own projections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from ordersaga.agents import webview
+from ordersaga.app.topics import ORDERS_COMMANDS, ORDERS_EVENTS
+from ordersaga.schemas.messages import Address, CancelOrder, OrderLine, PlaceOrder
+from ordersaga.web.store import IDEMPOTENCY, ViewStore, idempotency_key
+from tests.harness import (
+    ADDRESS,
+    JSON,
+    ORDER_ID,
+    order_body,
+    order_event,
+    post_order,
+    stock,
+)
+
+
+async def assert_nothing_accepted(outbox, store: ViewStore) -> None:
+    assert outbox.sent == []
+    assert await store.accepted_ids() == set()
+    assert [k async for k in store.redis.scan_iter(match=IDEMPOTENCY + "*")] == []
+
+
+# ---------------------------------------------------------------- POST /orders rejected
+
+
+async def test_malformed_json_is_400(client, outbox, store):
+    resp = await client.post("/orders", data=b'{"customer_id": ', headers=JSON)
+    assert resp.status == 400
+    assert (await resp.json())["error"] == "malformed_json"
+    await assert_nothing_accepted(outbox, store)
+
+
+async def test_empty_body_is_400(client, outbox, store):
+    resp = await client.post("/orders", data=b"", headers=JSON)
+    assert resp.status == 400
+    assert (await resp.json())["error"] == "empty_body"
+    await assert_nothing_accepted(outbox, store)
+
+
+async def test_missing_field_is_422_naming_it(client, outbox, store):
+    body = order_body()
+    del body["payment_token"]
+    resp = await client.post("/orders", json=body)
+    assert resp.status == 422
+    answer = await resp.json()
+    assert answer["error"] == "validation_error"
+    assert answer["message"].startswith("payment_token:")
+    assert [p["field"] for p in answer["problems"]] == ["payment_token"]
+    await assert_nothing_accepted(outbox, store)
+
+
+async def test_zero_quantity_is_422(client, outbox, store):
+    resp = await client.post("/orders", json=order_body(items=[{"sku": "SKU-A", "quantity": 0}]))
+    assert resp.status == 422
+    answer = await resp.json()
+    assert answer["problems"][0]["field"] == "items[0].quantity"
+    await assert_nothing_accepted(outbox, store)
+
+
+async def test_non_object_body_is_422(client, outbox, store):
+    resp = await client.post("/orders", json=[order_body()])
+    assert resp.status == 422
+    assert (await resp.json())["message"] == "(body): must be a JSON object"
+    await assert_nothing_accepted(outbox, store)
+
+
+async def test_unknown_sku_is_422(client, outbox, drive, store):
+    await stock(drive, "SKU-A")
+    items = [{"sku": "SKU-A", "quantity": 1}, {"sku": "SKU-NOPE", "quantity": 1}]
+    resp = await post_order(client, order_body(items=items), key="k-unknown")
+    assert resp.status == 422
+    answer = await resp.json()
+    assert answer["error"] == "unknown_sku"
+    assert answer["problems"] == [{"field": "items[1].sku", "message": "unknown SKU 'SKU-NOPE'"}]
+    await assert_nothing_accepted(outbox, store)
+
+
+async def test_a_body_over_the_limit_is_413(client, outbox, store):
+    limit = webview.desk.settings.max_body_bytes
+    declared = await client.post("/orders", data=b" " * (limit + 1), headers=JSON)
+    assert declared.status == 413
+    assert (await declared.json())["error"] == "body_too_large"
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: read up to the limit
+        for _ in range(limit // 1024 + 2):
+            yield b" " * 1024
+
+    streamed = await client.post("/orders", data=chunks(), headers=JSON)
+    assert streamed.status == 413
+    assert (await streamed.json())["error"] == "body_too_large"
+    await assert_nothing_accepted(outbox, store)
+
+
+@pytest.mark.parametrize("key", ["k" * 129, "", "a b", "caf\u00e9"])
+async def test_an_idempotency_key_out_of_bounds_is_422_naming_the_header(
+    client, outbox, drive, store, key
+):
+    await stock(drive, "SKU-A")
+    resp = await client.post(
+        "/orders",
+        data=orjson.dumps(order_body()),
+        headers={**JSON, "Idempotency-Key": key.encode("utf-8").decode("latin-1")},
+    )
+    assert resp.status == 422
+    assert (await resp.json())["problems"][0]["field"] == "Idempotency-Key"
+    await assert_nothing_accepted(outbox, store)
+
+
+# ---------------------------------------------------------------- POST /orders accepted
+
+
+async def test_an_order_for_known_skus_is_accepted_and_sent(client, outbox, drive, store):
+    await stock(drive, "SKU-A", "SKU-B")
+    items = [
+        {"sku": "SKU-A", "quantity": 1},
+        {"sku": "SKU-B", "quantity": 1},
+        {"sku": "SKU-A", "quantity": 2},
+    ]
+    resp = await post_order(client, order_body(items=items))
+
+    assert resp.status == 202
+    answer = await resp.json()
+    order_id = answer["order_id"]
+    assert order_id.startswith("ord_")
+    assert resp.headers["Location"] == f"/orders/{order_id}"
+    assert answer["links"] == {"self": f"/orders/{order_id}"}
+    assert (answer["status"], answer["customer_id"]) == ("PENDING", "cust-1")
+    merged = [{"sku": "SKU-A", "quantity": 3}, {"sku": "SKU-B", "quantity": 1}]
+    assert answer["items"] == merged
+
+    assert outbox.topics() == [ORDERS_COMMANDS]
+    [sent] = outbox.on(ORDERS_COMMANDS)
+    assert sent.key == order_id.encode()
+    assert sent.envelope.correlation_id == order_id
+    assert sent.message == PlaceOrder(
+        order_id=order_id,
+        customer_id="cust-1",
+        items=(OrderLine(sku="SKU-A", quantity=3), OrderLine(sku="SKU-B", quantity=1)),
+        payment_token="tok_ok",
+        shipping_address=Address.model_validate(ADDRESS.model_dump()),
+    )
+    accepted = await store.accepted(order_id)
+    assert accepted is not None
+    assert (accepted["order_id"], accepted["status"], accepted["items"]) == (
+        order_id,
+        "PENDING",
+        merged,
+    )
+
+
+async def test_without_a_key_each_post_is_a_new_order(client, outbox, drive, store):
+    await stock(drive, "SKU-A")
+    first = await post_order(client, order_body())
+    second = await post_order(client, order_body())
+    assert (first.status, second.status) == (202, 202)
+    ids = {(await first.json())["order_id"], (await second.json())["order_id"]}
+    assert len(ids) == 2
+    assert {m.order_id for m in outbox.messages(ORDERS_COMMANDS)} == ids
+    assert await store.accepted_ids() == ids
+
+
+async def test_a_retry_with_the_same_key_and_body_resends_the_same_order(
+    client, outbox, drive, store
+):
+    await stock(drive, "SKU-A")
+    first = await post_order(client, order_body(), key="retry-1")
+    again = await post_order(client, order_body(), key="retry-1")
+
+    assert (first.status, again.status) == (202, 202)
+    order_id = (await first.json())["order_id"]
+    assert (await again.json())["order_id"] == order_id
+    assert again.headers["Location"] == f"/orders/{order_id}"
+    sent = outbox.on(ORDERS_COMMANDS)
+    assert len(sent) == 2
+    assert sent[0].message == sent[1].message
+    assert sent[1].message.order_id == order_id
+    assert [s.key for s in sent] == [order_id.encode()] * 2
+    assert await store.accepted_ids() == {order_id}
+
+
+async def test_the_same_key_with_another_body_is_422(client, outbox, drive, store):
+    await stock(drive, "SKU-A", "SKU-B")
+    first = await post_order(client, order_body(), key="reused-1")
+    assert first.status == 202
+    order_id = (await first.json())["order_id"]
+
+    other = order_body(items=[{"sku": "SKU-B", "quantity": 1}])
+    reused = await post_order(client, other, key="reused-1")
+    assert reused.status == 422
+    assert (await reused.json())["error"] == "idempotency_key_reused"
+    assert [m.order_id for m in outbox.messages(ORDERS_COMMANDS)] == [order_id]
+
+    # The first body is still the one the key stands for.
+    retried = await post_order(client, order_body(), key="reused-1")
+    assert (retried.status, (await retried.json())["order_id"]) == (202, order_id)
+    assert await store.accepted_ids() == {order_id}
+
+
+async def test_a_retry_after_the_window_sends_nothing(client, outbox, drive, store):
+    await stock(drive, "SKU-A")
+    first = await post_order(client, order_body(), key="late-retry")
+    order_id = (await first.json())["order_id"]
+    raw = await store.redis.get(idempotency_key("order", "late-retry"))
+    record = orjson.loads(raw)
+    record["accepted_at"] -= webview.node.settings.redrive_window_s + 1
+    await store.redis.set(idempotency_key("order", "late-retry"), orjson.dumps(record))
+    await store.drop_unconfirmed(order_id)
+
+    again = await post_order(client, order_body(), key="late-retry")
+
+    assert (again.status, (await again.json())["order_id"]) == (202, order_id)
+    assert len(outbox.messages(ORDERS_COMMANDS)) == 1
+    # It answers with when the key was first used, not with the retry's time.
+    body = await (await client.get(f"/orders/{order_id}")).json()
+    assert body["placed_at"] == datetime.fromtimestamp(record["accepted_at"], UTC).isoformat()
+
+
+async def test_a_retry_of_a_projected_order_sends_nothing(client, outbox, drive, store):
+    await stock(drive, "SKU-A")
+    order_id = (await (await post_order(client, order_body(), key="seen")).json())["order_id"]
+    async with drive(webview.project_orders, webview.node) as d:
+        await d.put(
+            order_event("OrderPlaced", 1, "PENDING", order_id=order_id),
+            key=order_id,
+            topic=ORDERS_EVENTS,
+        )
+    again = await post_order(client, order_body(), key="seen")
+    assert (await again.json())["order_id"] == order_id
+    assert len(outbox.messages(ORDERS_COMMANDS)) == 1
+    assert await store.unconfirmed_ids() == set()
+
+
+# -------------------------------------------------------------------------- order reads
+
+
+async def test_an_order_is_readable_right_after_it_is_accepted(client, outbox, drive, store):
+    await stock(drive, "SKU-A")
+    placed = await post_order(client, order_body())
+    order_id = (await placed.json())["order_id"]
+
+    got = await client.get(f"/orders/{order_id}")
+    assert got.status == 200
+    body = await got.json()
+    assert (body["order_id"], body["status"], body["customer_id"]) == (
+        order_id,
+        "PENDING",
+        "cust-1",
+    )
+    assert body["items"] == [{"sku": "SKU-A", "quantity": 1}]
+    history = await client.get(f"/orders/{order_id}/events")
+    assert history.status == 200
+    assert (await history.json()) == {"order_id": order_id, "events": []}
+
+    cancel = await client.post(f"/orders/{order_id}/cancel", headers=JSON)
+    assert cancel.status == 202
+    assert outbox.messages(ORDERS_COMMANDS)[-1] == CancelOrder(order_id=order_id)
+
+    # Once projected, the view answers instead (its customer is the event's).
+    async with drive(webview.project_orders, webview.node) as d:
+        await d.put(
+            order_event("OrderPlaced", 1, "PENDING", order_id=order_id),
+            key=order_id,
+            topic=ORDERS_EVENTS,
+        )
+    body = await (await client.get(f"/orders/{order_id}")).json()
+    assert (body["customer_id"], body["events_seen"]) == ("cust-42", 1)
+
+
+async def test_order_routes_answer_from_the_view(client, outbox, drive):
+    async with drive(webview.project_orders, webview.node) as d:
+        await d.put(order_event("OrderPlaced", 1, "PENDING"), key=ORDER_ID, topic=ORDERS_EVENTS)
+        await d.put(
+            order_event("OrderCancelled", 2, "CANCELLED", order_id="ord-done"),
+            key="ord-done",
+            topic=ORDERS_EVENTS,
+        )
+
+    got = await client.get(f"/orders/{ORDER_ID}")
+    assert got.status == 200
+    body = await got.json()
+    assert (body["order_id"], body["status"], body["events_seen"]) == (ORDER_ID, "PENDING", 1)
+    history = await client.get(f"/orders/{ORDER_ID}/events")
+    assert [e["type"] for e in (await history.json())["events"]] == ["OrderPlaced"]
+    bad_wait = await client.get(f"/orders/{ORDER_ID}?wait=soon")
+    assert bad_wait.status == 422
+    assert (await bad_wait.json())["problems"][0]["field"] == "wait"
+
+    terminal = await client.post("/orders/ord-done/cancel", headers=JSON)
+    assert terminal.status == 409
+    assert (await terminal.json())["status"] == "CANCELLED"
+    assert outbox.sent == []
+
+    in_flight = await client.post(f"/orders/{ORDER_ID}/cancel", headers=JSON)
+    assert in_flight.status == 202
+    [sent] = outbox.on(ORDERS_COMMANDS)
+    assert sent.key == ORDER_ID.encode()
+    assert sent.message == CancelOrder(order_id=ORDER_ID)
+
+
+async def test_unknown_orders_are_404(client, outbox):
+    for resp in (
+        await client.get("/orders/ord-nope"),
+        await client.get("/orders/ord-nope/events"),
+        await client.post("/orders/ord-nope/cancel", headers=JSON),
+        await client.get("/orders/ord-nope?wait=0.2"),
+    ):
+        assert resp.status == 404
+        assert (await resp.json())["error"] == "not_found"
+    assert outbox.sent == []
+
+
+async def test_a_long_poll_answers_once_the_order_is_finished(client, outbox, drive):
+    async with drive(webview.project_orders, webview.node) as d:
+        await d.put(order_event("OrderPlaced", 1, "PENDING"), key=ORDER_ID, topic=ORDERS_EVENTS)
+        started = time.monotonic()
+        poll = asyncio.ensure_future(client.get(f"/orders/{ORDER_ID}?wait=10"))
+        await asyncio.sleep(0.05)
+        assert not poll.done()
+        await d.put(
+            order_event("OrderCancelled", 2, "CANCELLED"), key=ORDER_ID, topic=ORDERS_EVENTS
+        )
+        resp = await asyncio.wait_for(poll, timeout=2.0)
+    assert resp.status == 200
+    assert (await resp.json())["status"] == "CANCELLED"
+    assert time.monotonic() - started < 2.0
