@@ -16,7 +16,7 @@ from ordersaga.schemas.messages import (
     ReserveStock,
 )
 from ordersaga.schemas.status import FailureReason, SagaStatus
-from tests.unit.test_orchestrator import ORDER_ID, Saga, _paid, _stock_reserved, placed
+from tests.unit.saga_driver import ORDER_ID, Saga, _paid, _stock_reserved, placed
 
 
 def rejected(command: type, reason: str = "bad payload") -> CommandRejected:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ordersaga.saga.definition import SAGA, UNDOS
 from ordersaga.schemas.status import TERMINAL
-from tests.unit.test_orchestrator import _paid
+from tests.unit.saga_driver import _paid
 
 
 def test_every_step_builds_the_command_it_declares_from_a_saga() -> None:

@@ -1,0 +1,351 @@
+"""The per-order gather of SKU answers, and forgetting finished orders' holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from ordersaga.saga.inventory import (
+    GatherStep,
+    OrderStockRecord,
+    StockRecord,
+    apply_sku_command,
+    begin_stock_command,
+    collect_sku_result,
+    forget_holds,
+    merge_lines,
+    skus_to_forget,
+)
+from ordersaga.schemas.messages import (
+    CommitStock,
+    OrderLine,
+    PricedLine,
+    ReleaseStock,
+    ReserveStock,
+    SkuCommand,
+    SkuResult,
+    StockCommitted,
+    StockRejected,
+    StockReleased,
+    StockReserved,
+)
+from tests.unit.test_inventory_rules import ORDER, assert_conserved, cmd, stocked
+
+# ------------------------------------------------------------------ gather
+
+
+class Shelf:
+    """SKU partitions answering SKU commands, so gathers run against real rules."""
+
+    def __init__(self, **stock: int) -> None:
+        self.records: dict[str, StockRecord | None] = {
+            sku: stocked(quantity, sku=sku, price=PRICES[sku]) for sku, quantity in stock.items()
+        }
+
+    def answer(self, command: SkuCommand) -> SkuResult:
+        record, result = apply_sku_command(self.records.get(command.sku), command)
+        self.records[command.sku] = record
+        return result
+
+
+PRICES = {"A": 500, "B": 1250, "C": 99}
+
+
+def two_sku_reserve() -> ReserveStock:
+    return ReserveStock(
+        order_id=ORDER, items=(OrderLine(sku="A", quantity=2), OrderLine(sku="B", quantity=3))
+    )
+
+
+def run_gather(shelf: Shelf, step: GatherStep) -> tuple[OrderStockRecord | None, list[GatherStep]]:
+    """Answer every SKU command of ``step`` (and any it leads to), in order."""
+    steps = []
+    queue = list(step.sku_commands)
+    record = step.record
+    while queue:
+        step = collect_sku_result(record, shelf.answer(queue.pop(0)))
+        steps.append(step)
+        record = step.record
+        queue.extend(step.sku_commands)
+    return record, steps
+
+
+def test_reserve_fans_out_one_sku_command_per_sku():
+    step = begin_stock_command(None, two_sku_reserve())
+    assert step.changed is True
+    assert step.reply is None
+    assert step.sku_commands == (
+        SkuCommand(op="reserve", order_id=ORDER, sku="A", quantity=2),
+        SkuCommand(op="reserve", order_id=ORDER, sku="B", quantity=3),
+    )
+
+
+def test_two_sku_reserve_both_succeed_answers_priced_lines_and_total():
+    # Given two SKUs with enough stock
+    shelf = Shelf(A=10, B=10)
+    # When an order reserves both
+    _, steps = run_gather(shelf, begin_stock_command(None, two_sku_reserve()))
+    # Then only the last SKU answer produces the reply
+    assert [s.reply for s in steps[:-1]] == [None]
+    reply = steps[-1].reply
+    # And it is StockReserved with catalogue prices and the exact total
+    assert reply == StockReserved(
+        order_id=ORDER,
+        lines=(
+            PricedLine(sku="A", quantity=2, unit_price=500),
+            PricedLine(sku="B", quantity=3, unit_price=1250),
+        ),
+        total=2 * 500 + 3 * 1250,
+    )
+    assert all(not s.sku_commands for s in steps)
+
+
+def test_two_sku_reserve_with_one_short_releases_the_other_then_rejects():
+    # Given A in stock and B short
+    shelf = Shelf(A=10, B=1)
+    step = begin_stock_command(None, two_sku_reserve())
+    record = step.record
+    a_result = shelf.answer(step.sku_commands[0])
+    b_result = shelf.answer(step.sku_commands[1])
+    # When both answers are gathered
+    first = collect_sku_result(record, a_result)
+    assert first.reply is None and first.sku_commands == ()
+    second = collect_sku_result(first.record, b_result)
+    # Then no reply yet: only the reserved SKU is released
+    assert second.reply is None
+    assert second.sku_commands == (SkuCommand(op="release", order_id=ORDER, sku="A", quantity=2),)
+    # When the release is answered
+    third = collect_sku_result(second.record, shelf.answer(second.sku_commands[0]))
+    # Then the order is rejected naming the short SKU
+    assert third.reply == StockRejected(order_id=ORDER, skus=("B",))
+    assert third.sku_commands == ()
+    # And A's stock is back on the shelf
+    a = shelf.records["A"]
+    assert a is not None and (a.available, a.reserved) == (10, 0)
+
+
+def test_short_sku_answering_first_still_releases_the_other_after_it_answers():
+    shelf = Shelf(A=10, B=1)
+    step = begin_stock_command(None, two_sku_reserve())
+    b_first = collect_sku_result(step.record, shelf.answer(step.sku_commands[1]))
+    assert b_first.reply is None and b_first.sku_commands == ()
+    a_then = collect_sku_result(b_first.record, shelf.answer(step.sku_commands[0]))
+    assert a_then.sku_commands == (SkuCommand(op="release", order_id=ORDER, sku="A", quantity=2),)
+
+
+def test_reserve_with_every_sku_short_rejects_without_releasing():
+    shelf = Shelf(A=0, B=0)
+    _, steps = run_gather(shelf, begin_stock_command(None, two_sku_reserve()))
+    assert all(not s.sku_commands for s in steps)
+    assert steps[-1].reply == StockRejected(order_id=ORDER, skus=("A", "B"))
+
+
+def test_reserve_of_an_unknown_sku_is_rejected():
+    shelf = Shelf(A=10)
+    _, steps = run_gather(shelf, begin_stock_command(None, two_sku_reserve()))
+    assert steps[-1].reply == StockRejected(order_id=ORDER, skus=("B",))
+
+
+@pytest.mark.parametrize("stock_b", [10, 1], ids=["reserved", "rejected"])
+def test_duplicate_sku_results_change_nothing_at_any_point(stock_b):
+    # Given a reserve gather that is answered one SKU result at a time
+    shelf = Shelf(A=10, B=stock_b)
+    step = begin_stock_command(None, two_sku_reserve())
+    record = step.record
+    seen: list[SkuResult] = []
+    queue = list(step.sku_commands)
+    while queue:
+        result = shelf.answer(queue.pop(0))
+        step = collect_sku_result(record, result)
+        assert step.changed is True
+        record = step.record
+        queue.extend(step.sku_commands)
+        seen.append(result)
+        # When any answer seen so far is redelivered
+        for old in seen:
+            again = collect_sku_result(record, old)
+            # Then nothing changes and nothing is sent or answered
+            assert again == GatherStep(record)
+
+
+def test_sku_result_for_an_unknown_order_or_op_changes_nothing():
+    result = SkuResult(op="reserve", order_id=ORDER, sku="A", ok=True, unit_price=500)
+    assert collect_sku_result(None, result) == GatherStep(None)
+    step = begin_stock_command(None, two_sku_reserve())
+    commit_result = result.model_copy(update={"op": "commit"})
+    assert collect_sku_result(step.record, commit_result) == GatherStep(step.record)
+    other_sku = result.model_copy(update={"sku": "C"})
+    assert collect_sku_result(step.record, other_sku) == GatherStep(step.record)
+
+
+@pytest.mark.parametrize("stock_b", [10, 1], ids=["reserved", "rejected"])
+def test_repeated_reserve_after_completion_re_answers_the_stored_reply(stock_b):
+    # Given a reserve that has completed
+    shelf = Shelf(A=10, B=stock_b)
+    record, steps = run_gather(shelf, begin_stock_command(None, two_sku_reserve()))
+    answered = steps[-1].reply
+    assert answered is not None
+    # When the same ReserveStock is redelivered
+    again = begin_stock_command(record, two_sku_reserve())
+    # Then the stored reply is sent again, no SKU is asked again, nothing changes
+    assert again.reply == answered
+    assert type(again.reply) is type(answered)
+    assert again.sku_commands == ()
+    assert again.changed is False
+    assert again.record is record
+
+
+def test_repeated_reserve_in_progress_resends_only_the_unanswered_skus():
+    shelf = Shelf(A=10, B=10)
+    step = begin_stock_command(None, two_sku_reserve())
+    half = collect_sku_result(step.record, shelf.answer(step.sku_commands[0]))
+    again = begin_stock_command(half.record, two_sku_reserve())
+    assert again.changed is False
+    assert again.reply is None
+    assert again.sku_commands == (SkuCommand(op="reserve", order_id=ORDER, sku="B", quantity=3),)
+
+
+def test_repeated_reserve_while_rolling_back_waits_for_the_rollback():
+    shelf = Shelf(A=10, B=1)
+    step = begin_stock_command(None, two_sku_reserve())
+    first = collect_sku_result(step.record, shelf.answer(step.sku_commands[0]))
+    second = collect_sku_result(first.record, shelf.answer(step.sku_commands[1]))
+    assert second.sku_commands  # the rollback is under way
+    again = begin_stock_command(second.record, two_sku_reserve())
+    assert again == GatherStep(second.record)
+
+
+def test_duplicate_skus_in_items_are_merged():
+    # Given an order listing A twice
+    command = ReserveStock(
+        order_id=ORDER,
+        items=(
+            OrderLine(sku="A", quantity=1),
+            OrderLine(sku="B", quantity=1),
+            OrderLine(sku="A", quantity=2),
+        ),
+    )
+    shelf = Shelf(A=10, B=10)
+    # When it is reserved
+    step = begin_stock_command(None, command)
+    # Then A is asked for once with the summed quantity, in first-seen order
+    assert [(c.sku, c.quantity) for c in step.sku_commands] == [("A", 3), ("B", 1)]
+    _, steps = run_gather(shelf, step)
+    reply = steps[-1].reply
+    assert isinstance(reply, StockReserved)
+    assert [(line.sku, line.quantity) for line in reply.lines] == [("A", 3), ("B", 1)]
+    assert reply.total == 3 * 500 + 1 * 1250
+
+
+def test_merge_lines_sums_quantities_per_sku_in_first_seen_order():
+    lines = [
+        OrderLine(sku="B", quantity=1),
+        OrderLine(sku="A", quantity=2),
+        OrderLine(sku="B", quantity=4),
+    ]
+    assert merge_lines(lines) == (OrderLine(sku="B", quantity=5), OrderLine(sku="A", quantity=2))
+
+
+@pytest.mark.parametrize(
+    ("command", "op", "reply"),
+    [
+        (
+            ReleaseStock(order_id=ORDER, items=two_sku_reserve().items),
+            "release",
+            StockReleased(order_id=ORDER),
+        ),
+        (
+            CommitStock(order_id=ORDER, items=two_sku_reserve().items),
+            "commit",
+            StockCommitted(order_id=ORDER),
+        ),
+    ],
+    ids=["release", "commit"],
+)
+def test_release_and_commit_gather_answer_once_and_re_answer_on_repeat(command, op, reply):
+    # Given an order whose stock is reserved
+    shelf = Shelf(A=10, B=10)
+    record, _ = run_gather(shelf, begin_stock_command(None, two_sku_reserve()))
+    # When the release or commit is fanned out and answered
+    step = begin_stock_command(record, command)
+    assert step.changed is True
+    assert [c.op for c in step.sku_commands] == [op, op]
+    record, steps = run_gather(shelf, step)
+    # Then one reply comes after the last SKU answer
+    assert [s.reply for s in steps] == [None, reply]
+    # And a redelivered command re-answers it without asking the SKUs again
+    again = begin_stock_command(record, command)
+    assert again.reply == reply
+    assert again.sku_commands == () and again.changed is False
+
+
+def test_release_after_commit_returns_the_committed_stock():
+    shelf = Shelf(A=10, B=10)
+    items = two_sku_reserve().items
+    record, _ = run_gather(shelf, begin_stock_command(None, two_sku_reserve()))
+    record, _ = run_gather(
+        shelf, begin_stock_command(record, CommitStock(order_id=ORDER, items=items))
+    )
+    record, steps = run_gather(
+        shelf, begin_stock_command(record, ReleaseStock(order_id=ORDER, items=items))
+    )
+    assert steps[-1].reply == StockReleased(order_id=ORDER)
+    for sku in ("A", "B"):
+        sku_record = shelf.records[sku]
+        assert sku_record is not None
+        assert (sku_record.available, sku_record.reserved, sku_record.committed) == (10, 0, 0)
+
+
+def test_release_before_reserve_refuses_the_late_reservation():
+    # Given a release processed before the order's reservation (timed-out saga)
+    shelf = Shelf(A=10, B=10)
+    items = two_sku_reserve().items
+    record, steps = run_gather(
+        shelf, begin_stock_command(None, ReleaseStock(order_id=ORDER, items=items))
+    )
+    assert steps[-1].reply == StockReleased(order_id=ORDER)
+    # When the reservation arrives late
+    _, steps = run_gather(shelf, begin_stock_command(record, two_sku_reserve()))
+    # Then it is rejected and nothing is held
+    assert isinstance(steps[-1].reply, StockRejected)
+    for sku in ("A", "B"):
+        sku_record = shelf.records[sku]
+        assert sku_record is not None and sku_record.reserved == 0
+
+
+# ------------------------------------------------------------------ forgetting
+
+
+def test_forgetting_drops_finished_holds_and_keeps_committed_stock_accounted():
+    record = stocked()
+    for order_id, ops in {
+        "ord-c": ["reserve", "commit"],
+        "ord-r": ["reserve", "release"],
+        "ord-x": ["reserve"],  # still reserved: must survive
+    }.items():
+        for op in ops:
+            record, _ = apply_sku_command(record, cmd(op, 2, order_id=order_id))
+    record, _ = apply_sku_command(record, cmd("reserve", 99, order_id="ord-short"))
+    assert record.holds["ord-short"].state == "rejected"
+
+    kept = forget_holds(record, ["ord-c", "ord-r", "ord-x", "ord-short", "ord-unknown"])
+    assert set(kept.holds) == {"ord-x"}
+    assert kept.forgotten_committed == 2
+    levels = ("put_in", "available", "reserved", "committed", "version")
+    assert [getattr(kept, k) for k in levels] == [getattr(record, k) for k in levels]
+    assert_conserved(kept)
+    committed_in_holds = sum(h.quantity for h in kept.holds.values() if h.state == "committed")
+    assert kept.committed == kept.forgotten_committed + committed_in_holds
+    # Idempotent: forgetting again changes nothing.
+    assert forget_holds(kept, ["ord-c", "ord-r"]) is kept
+
+
+def test_skus_to_forget_groups_orders_by_sku():
+    def rec(order_id: str, *skus: str) -> OrderStockRecord:
+        return OrderStockRecord(
+            order_id=order_id, items=tuple(OrderLine(sku=s, quantity=1) for s in skus)
+        )
+
+    assert skus_to_forget([rec("o1", "A", "B"), rec("o2", "B")]) == {
+        "A": ["o1"],
+        "B": ["o1", "o2"],
+    }
