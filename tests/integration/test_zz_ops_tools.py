@@ -39,7 +39,7 @@ def test_audit_passes_once_the_system_is_idle(system: System, client: httpx.Clie
 
     run = wait_for(audited, timeout=60, interval=2)
     verdicts = [line.split()[0] for line in run.stdout.splitlines() if line[:4] in {"PASS", "FAIL"}]
-    assert verdicts == ["PASS"] * 5, run.stdout
+    assert verdicts == ["PASS"] * 6, run.stdout
 
 
 def test_dlq_list_and_replay(system: System) -> None:

@@ -186,6 +186,31 @@ def lag_by_topic(
     return dict(sorted(lag.items()))
 
 
+async def group_join_s(bootstrap: str, topic: str, timeout_s: float = 60.0) -> float | None:
+    """Seconds from a fresh consumer's start to its first assignment, alone in a new group.
+
+    What any new worker pays before it reads anything: the broker's join and sync
+    (Apache Kafka with no initial rebalance delay; Tansu waits out the rebalance
+    timeout). None when no assignment came within ``timeout_s``.
+    """
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"ordersaga-bench-join-{os.getpid()}-{time.monotonic_ns()}",
+        enable_auto_commit=False,
+    )
+    started = time.monotonic()
+    await consumer.start()
+    try:
+        while not consumer.assignment():
+            if time.monotonic() - started > timeout_s:
+                return None
+            await consumer.getmany(timeout_ms=50)
+        return time.monotonic() - started
+    finally:
+        await consumer.stop()
+
+
 async def partitions_of(bootstrap: str, topic: str) -> int | None:
     """How many partitions ``topic`` has, None if it does not exist."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)

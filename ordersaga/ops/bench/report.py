@@ -145,7 +145,18 @@ def format_summary(result: Mapping[str, Any]) -> str:
     audit = result.get("audit")
     if audit:
         failed = [c["name"] for c in audit["checks"] if not c["ok"]]
-        lines.append(_row("audit", "PASS (5 invariants)" if audit["ok"] else f"FAIL {failed}"))
+        passed = f"PASS ({len(audit['checks'])} checks)"
+        lines.append(_row("audit", passed if audit["ok"] else f"FAIL {failed}"))
+    if "group_join_s" in result:
+        joined = result["group_join_s"]
+        lines.append(
+            _row(
+                "group join",
+                "no assignment within the timeout"
+                if joined is None
+                else f"{joined:.2f} s for a fresh consumer in a new group (quiet system)",
+            )
+        )
     lag = result.get("lag") or {}
     lines.append(_row("lag at end", _fmt_lag(lag.get("at_end"))))
     if lag.get("settled") is not None:

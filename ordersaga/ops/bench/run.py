@@ -35,7 +35,7 @@ from rich.progress import (
 from ordersaga.app.groups import GROUPS
 from ordersaga.app.runtime import Runtime, free_port_block
 from ordersaga.app.settings import Settings
-from ordersaga.app.topics import ORDERS_COMMANDS
+from ordersaga.app.topics import ORDERS_COMMANDS, ORDERS_EVENTS
 from ordersaga.ops.bench.config import BenchConfig
 from ordersaga.ops.bench.phases import (
     Target,
@@ -45,7 +45,7 @@ from ordersaga.ops.bench.phases import (
     rss_phase,
     target_config,
 )
-from ordersaga.ops.bench.probes import machine_info, partitions_of
+from ordersaga.ops.bench.probes import group_join_s, machine_info, partitions_of
 from ordersaga.ops.bench.report import default_out_path, format_summary
 
 # What the bench's own consumers ask of a fetch when nothing says otherwise: the
@@ -217,6 +217,8 @@ async def run_bench(cfg: BenchConfig, console: Console | None = None) -> tuple[i
             result["config"].update(target_config(target, partitions))
             await load_phases(cfg, target, partitions, result, progress)
             result["lag"] = await lag_phase(target.bootstrap, cfg.settle_s, notes, progress)
+            # Measured once the load has settled, so it is the broker's join alone.
+            result["group_join_s"] = await group_join_s(target.bootstrap, ORDERS_EVENTS)
             if cfg.audit or cfg.join_at is not None:
                 result["audit"] = await audit_phase(target, progress)
             result["rss"] = rss_phase(target.runtime, notes)
