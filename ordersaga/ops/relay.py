@@ -218,6 +218,76 @@ async def _hop(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, out_topic
             await asyncio.gather(*acks)
 
 
+class _Pipeline:
+    """The relay's topology: ``relay.0 .. relay.H``, a forwarding task per hop, a sink.
+
+    Every hop's consumer and producer use the given fetch wait and linger, as the
+    workers' own do, so the ceiling is that of these client settings too.
+    """
+
+    def __init__(
+        self, bootstrap: str, hops: int, partitions: int, fetch_max_wait_ms: int, linger_ms: float
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.hops = hops
+        self.partitions = partitions
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.linger_ms = linger_ms
+        self.topics = relay_topics(hops)
+        self.consumers: list[AIOKafkaConsumer] = []
+        self.producers: list[AIOKafkaProducer] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.notes: list[str] = []
+
+    async def start(self) -> None:
+        await _ensure_relay_topics(self.bootstrap, self.topics, self.partitions)
+        for topic in self.topics:
+            self.consumers.append(
+                await consumer_at_end(self.bootstrap, topic, self.fetch_max_wait_ms)
+            )
+        actual = {len(c.assignment()) for c in self.consumers}
+        if actual != {self.partitions}:
+            self.notes.append(f"relay topics have {sorted(actual)} partitions (existing topics)")
+        for _ in range(self.hops + 1):
+            # acks=all, as the workers' producers (producer_acks=-1).
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap, acks="all", linger_ms=self.linger_ms
+            )
+            self.producers.append(producer)  # before start: a failed start is stopped too
+            await producer.start()
+        for i in range(self.hops):
+            self.tasks.append(
+                asyncio.create_task(
+                    _hop(self.consumers[i], self.producers[i + 1], self.topics[i + 1])
+                )
+            )
+
+    @property
+    def sink(self) -> AIOKafkaConsumer:
+        return self.consumers[self.hops]
+
+    @property
+    def injector(self) -> AIOKafkaProducer:
+        return self.producers[0]
+
+    def check(self) -> None:
+        """Raise if a hop (or another task of the run) failed."""
+        for t in self.tasks:
+            if t.done() and not t.cancelled() and t.exception() is not None:
+                raise RuntimeError(f"relay failed: {t.exception()!r}")
+
+    async def stop(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for c in self.consumers:
+            with contextlib.suppress(Exception):
+                await c.stop()
+        for p in self.producers:
+            with contextlib.suppress(Exception):
+                await p.stop()
+
+
 async def run_relay(
     bootstrap: str,
     *,
@@ -225,10 +295,11 @@ async def run_relay(
     partitions: int,
     hops: int = SAGA_HOPS,
     fetch_max_wait_ms: int = 20,
+    linger_ms: float = 0.0,
     idle_timeout_s: float = 30.0,
     on_progress: Callable[[int], None] | None = None,
 ) -> RelayResult:
-    """Relay ``messages`` messages through ``hops`` hops; the result holds the rate.
+    """Flood ``messages`` messages through ``hops`` hops; the result holds the rate.
 
     ``on_progress(n)`` is called with the number of messages out of the last hop.
     The run ends when all are out or nothing arrived for ``idle_timeout_s``; a
@@ -236,25 +307,11 @@ async def run_relay(
     """
     size = typical_envelope_bytes()
     result = RelayResult(hops=hops, partitions=partitions, message_bytes=size, messages=messages)
-    topics = relay_topics(hops)
-    await _ensure_relay_topics(bootstrap, topics, partitions)
-    consumers: list[AIOKafkaConsumer] = []
-    producers: list[AIOKafkaProducer] = []
-    tasks: list[asyncio.Task[None]] = []
+    pipeline = _Pipeline(bootstrap, hops, partitions, fetch_max_wait_ms, linger_ms)
     try:
-        for topic in topics:
-            consumers.append(await consumer_at_end(bootstrap, topic, fetch_max_wait_ms))
-        actual = {len(c.assignment()) for c in consumers}
-        if actual != {partitions}:
-            result.notes.append(f"relay topics have {sorted(actual)} partitions (existing topics)")
-        for _ in range(hops + 1):
-            # acks=all, as the workers' producers (producer_acks=-1).
-            producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-            producers.append(producer)  # before start: a failed start is stopped too
-            await producer.start()
-        for i in range(hops):
-            tasks.append(asyncio.create_task(_hop(consumers[i], producers[i + 1], topics[i + 1])))
-        sink, injector = consumers[hops], producers[0]
+        await pipeline.start()
+        result.notes.extend(pipeline.notes)
+        sink, injector, topics = pipeline.sink, pipeline.injector, pipeline.topics
         run = uuid.uuid4().hex[:8]
         payloads = [relay_payload(size, f"relay-{run}-{i}") for i in range(messages)]
 
@@ -268,8 +325,7 @@ async def run_relay(
             result.inject_s = time.time() - started
 
         started = time.time()
-        injecting = asyncio.create_task(inject())
-        tasks.append(injecting)
+        pipeline.tasks.append(asyncio.create_task(inject()))
         seen: set[bytes] = set()
         latencies: list[float] = []
         first_out: float | None = None
@@ -290,9 +346,7 @@ async def run_relay(
                         latencies.append(max(0.0, now - r.timestamp / 1000))
             if on_progress is not None:
                 on_progress(len(seen))
-            for t in tasks:
-                if t.done() and t.exception() is not None:
-                    raise RuntimeError(f"relay failed: {t.exception()!r}")
+            pipeline.check()
             if now - last_out > idle_timeout_s:
                 result.error = f"only {len(seen)} of {messages} out after {idle_timeout_s}s idle"
                 break
@@ -306,22 +360,108 @@ async def run_relay(
         result.latencies_s = latencies
         return result
     finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for c in consumers:
-            with contextlib.suppress(Exception):
-                await c.stop()
-        for p in producers:
-            with contextlib.suppress(Exception):
-                await p.stop()
+        await pipeline.stop()
+
+
+@dataclass
+class ChainResult:
+    """What one closed-loop chain run measured (times are wall-clock seconds)."""
+
+    hops: int
+    partitions: int
+    message_bytes: int
+    in_flight: int
+    chains: int
+    completed: int = 0
+    seconds: float = 0.0
+    # Chains completed per second, from the first chain injected to the last out.
+    chains_per_s: float = 0.0
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    # Injection to the last hop's output, per chain: the latency floor of a saga.
+    latencies_s: list[float] = field(default_factory=list, repr=False)
+
+
+async def run_chain_relay(
+    bootstrap: str,
+    *,
+    chains: int,
+    in_flight: int,
+    partitions: int,
+    hops: int = SAGA_HOPS,
+    fetch_max_wait_ms: int = 20,
+    linger_ms: float = 0.0,
+    idle_timeout_s: float = 30.0,
+    on_progress: Callable[[int], None] | None = None,
+) -> ChainResult:
+    """Keep ``in_flight`` chains going through ``hops`` hops until ``chains`` are done.
+
+    The closed-loop twin of the bench's saga load: a chain, like an order, is
+    started only when one in flight has come out of its last hop, so the rate is
+    the ceiling for sagas at that many in flight, with the same clients'
+    settings, on this broker and this machine.
+    """
+    size = typical_envelope_bytes()
+    result = ChainResult(
+        hops=hops, partitions=partitions, message_bytes=size, in_flight=in_flight, chains=chains
+    )
+    pipeline = _Pipeline(bootstrap, hops, partitions, fetch_max_wait_ms, linger_ms)
+    try:
+        await pipeline.start()
+        result.notes.extend(pipeline.notes)
+        sink, injector, first_topic = pipeline.sink, pipeline.injector, pipeline.topics[0]
+        run = uuid.uuid4().hex[:8]
+        started_at: dict[bytes, float] = {}
+
+        async def start_chain(index: int) -> None:
+            payload = relay_payload(size, f"chain-{run}-{index}")
+            started_at[payload.key] = time.monotonic()
+            await injector.send(
+                first_topic, payload.value, key=payload.key, headers=list(payload.headers)
+            )
+
+        begun = time.monotonic()
+        injected = 0
+        for _ in range(min(in_flight, chains)):
+            await start_chain(injected)
+            injected += 1
+        last_out = time.monotonic()
+        while result.completed < chains:
+            batch = await sink.getmany(timeout_ms=200)
+            now = time.monotonic()
+            for records in batch.values():
+                for r in records:
+                    sent = started_at.pop(r.key, None) if r.key is not None else None
+                    if sent is None:
+                        continue  # a duplicate, or a chain of another run
+                    result.completed += 1
+                    result.latencies_s.append(now - sent)
+                    last_out = now
+                    if injected < chains:
+                        await start_chain(injected)
+                        injected += 1
+            if on_progress is not None:
+                on_progress(result.completed)
+            pipeline.check()
+            if now - last_out > idle_timeout_s:
+                result.error = (
+                    f"only {result.completed} of {chains} out after {idle_timeout_s}s idle"
+                )
+                break
+        result.seconds = max(last_out - begun, 1e-9)
+        result.chains_per_s = result.completed / result.seconds
+        return result
+    finally:
+        await pipeline.stop()
 
 
 __all__ = [
     "SAGA_HOPS",
+    "ChainResult",
     "RelayResult",
     "critical_path_messages",
     "relay_topics",
+    "run_chain_relay",
     "run_relay",
     "typical_envelope_bytes",
 ]

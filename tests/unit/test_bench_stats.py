@@ -244,6 +244,16 @@ def result(**overrides: Any) -> dict[str, Any]:
             "error": None,
         },
         "ratio": 0.25,
+        "chain": {
+            "hops": 13,
+            "in_flight": 32,
+            "chains": 2000,
+            "completed": 2000,
+            "chains_per_s": 250.0,
+            "latency_s": {"p50": 0.12, "p99": 0.4},
+            "error": None,
+        },
+        "chain_ratio": 0.406,
         "rss": {
             "workers_kb": {"webview-0": 81920, "orders-0": 71680},
             "servers_kb": {"broker": 51200, "redis": None},
@@ -269,7 +279,9 @@ def test_summary_gives_every_figure() -> None:
     assert "p50 310 ms" in text and "p99 900 ms" in text and "max 1.25 s" in text
     assert "2000 COMPLETED, 0 not COMPLETED" in text
     assert "406.0 msg/s end to end (2000 of 2000 in 4.9 s, bench CPU 97%)" in text
-    assert "25.0% of the relay rate" in text
+    assert "250.0 chains/s closed loop, 32 in flight through 13 hops" in text
+    assert "(2000 of 2000; p50 120 ms, p99 400 ms)" in text
+    assert "40.6% of the chain rate; 25.0% of the flood relay" in text
     assert "webview-0 80, orders-0 70, broker 50, redis ?" in text
     assert "lag at end    orders 3, webview n/a" in text
     assert "lag +4 s      orders 0" in text

@@ -44,7 +44,7 @@ from ordersaga.ops.bench.probes import (
     settled_lag,
 )
 from ordersaga.ops.bench.stats import latency_stats, rate_phases, rss_growth, saga_figures
-from ordersaga.ops.relay import run_relay
+from ordersaga.ops.relay import run_chain_relay, run_relay
 from ordersaga.ops.tail import consumer_at_end
 
 
@@ -105,6 +105,31 @@ async def relay_phase(
     figures = {k: v for k, v in asdict(relay).items() if k != "latencies_s"}
     figures["latency_s"] = latency_stats(relay.latencies_s)
     # The relay runs in the bench process: near 100% there means it limited the ceiling.
+    figures["cpu_percent"] = cpu_percent(before, after, time.monotonic() - started)
+    return figures
+
+
+async def chain_phase(
+    target: Target, chains: int, in_flight: int, partitions: int, progress: Progress
+) -> dict[str, Any]:
+    """The closed-loop chain ceiling with a progress bar, as JSON-ready data."""
+    task = progress.add_task("ceiling: chains", total=chains, rate="")
+    pids = processes(target.runtime)
+    before = {name: read_cpu_s(pid) for name, pid in pids.items()}
+    started = time.monotonic()
+    chain = await run_chain_relay(
+        target.bootstrap,
+        chains=chains,
+        in_flight=in_flight,
+        partitions=partitions,
+        fetch_max_wait_ms=target.fetch_wait_ms,
+        linger_ms=target.settings.producer_linger_ms,
+        on_progress=lambda n: progress.update(task, completed=n),
+    )
+    after = {name: read_cpu_s(pid) for name, pid in pids.items()}
+    progress.update(task, rate=f"{chain.chains_per_s:.0f} chains/s", completed=chain.completed)
+    figures = {k: v for k, v in asdict(chain).items() if k != "latencies_s"}
+    figures["latency_s"] = latency_stats(chain.latencies_s)
     figures["cpu_percent"] = cpu_percent(before, after, time.monotonic() - started)
     return figures
 
@@ -212,6 +237,7 @@ def saga_results(
     settings: Settings,
     run: SagaRun,
     relay: Mapping[str, Any] | None,
+    chain: Mapping[str, Any] | None,
     notes: list[str],
     progress: Progress,
 ) -> dict[str, Any]:
@@ -233,6 +259,10 @@ def saga_results(
         notes.append(f"{saga['warmup_not_completed']} warm-up orders not COMPLETED")
     relay_rate = (relay or {}).get("messages_per_s")
     part["ratio"] = saga["sagas_per_s"] / relay_rate if relay_rate and saga["sagas_per_s"] else None
+    chain_rate = (chain or {}).get("chains_per_s")
+    part["chain_ratio"] = (
+        saga["sagas_per_s"] / chain_rate if chain_rate and saga["sagas_per_s"] else None
+    )
     return part
 
 
@@ -261,8 +291,20 @@ async def load_phases(
             else None
         )
         notes.extend(f"relay: {n}" for n in (result["relay"] or {}).get("notes", []))
+        # The same number in flight as the bench keeps orders in flight.
+        result["chain"] = (
+            await chain_phase(
+                target, cfg.relay_messages or cfg.orders, cfg.concurrency, partitions, progress
+            )
+            if cfg.relay
+            else None
+        )
         run = await saga_phase(cfg, target, client, skus, f"bench-{run_id}", progress)
-        result.update(saga_results(cfg, target.settings, run, result["relay"], notes, progress))
+        result.update(
+            saga_results(
+                cfg, target.settings, run, result["relay"], result["chain"], notes, progress
+            )
+        )
 
 
 async def lag_phase(

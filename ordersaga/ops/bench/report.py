@@ -101,11 +101,26 @@ def format_summary(result: Mapping[str, Any]) -> str:
                 + (f"  ERROR {relay['error']}" if relay.get("error") else ""),
             )
         )
-        ratio = result.get("ratio")
+        chain = result.get("chain")
+        if chain:
+            latency = chain.get("latency_s") or {}
+            lines.append(
+                _row(
+                    "chain ceiling",
+                    f"{chain['chains_per_s']:.1f} chains/s closed loop, {chain['in_flight']} in "
+                    f"flight through {chain['hops']} hops ({chain['completed']} of "
+                    f"{chain['chains']}; p50 {_fmt_s(latency.get('p50'))}, "
+                    f"p99 {_fmt_s(latency.get('p99'))})"
+                    + (f"  ERROR {chain['error']}" if chain.get("error") else ""),
+                )
+            )
+        ratio, chain_ratio = result.get("ratio"), result.get("chain_ratio")
         lines.append(
             _row(
                 "saga/ceiling",
-                "n/a" if ratio is None else f"{ratio * 100:.1f}% of the relay rate",
+                ("n/a" if chain_ratio is None else f"{chain_ratio * 100:.1f}% of the chain rate")
+                + "; "
+                + ("n/a" if ratio is None else f"{ratio * 100:.1f}% of the flood relay"),
             )
         )
     rss = result.get("rss") or {}
