@@ -389,6 +389,7 @@ def _fresh_state() -> Iterable[None]:
         orders.forgets_sent.clear()
         inventory._republished.clear()
         webview.desk.watch = webview.desk.new_watch()
+        webview.desk._in_flight = (float("-inf"), 0)
         if _GATEWAY_BREAKER is not None:
             _GATEWAY.breaker = _GATEWAY_BREAKER
 

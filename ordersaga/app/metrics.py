@@ -43,6 +43,11 @@ class Metrics:
             "PlaceOrder commands re-sent because no event of the order was projected yet",
             registry=self.registry,
         )
+        self.orders_refused = Counter(
+            "ordersaga_orders_refused",
+            "New orders refused with 429: as many sagas in flight as the system may take",
+            registry=self.registry,
+        )
         self.orders_unstarted = Counter(
             "ordersaga_orders_unstarted",
             "Accepted orders given up on: no event projected within the re-drive window",

@@ -213,6 +213,19 @@ class Settings(BaseSettings):
         description="ORDERSAGA_MAX_SKUS: SKUs the catalogue may hold; a restock creating "
         "one more answers 409.",
     )
+    max_sagas_in_flight: int = Field(
+        default=500,
+        ge=1,
+        description="ORDERSAGA_MAX_SAGAS_IN_FLIGHT: orders accepted and not yet ended "
+        "(across every web view worker) past which POST /orders answers 429 with "
+        "Retry-After: what is accepted is what the system can finish in time.",
+    )
+    overload_retry_after_s: int = Field(
+        default=1,
+        ge=1,
+        le=60,
+        description="ORDERSAGA_OVERLOAD_RETRY_AFTER_S: the Retry-After of that 429.",
+    )
     max_long_polls: int = Field(
         default=1_000,
         gt=0,

@@ -10,6 +10,7 @@ import httpx
 
 from ordersaga.app.codec import new_id
 from ordersaga.app.settings import Settings
+from ordersaga.ops.client import post_admitted
 
 ADDRESS = {
     "name": "Ada Lovelace",
@@ -62,7 +63,7 @@ def order_body(sku: str, scenario: Scenario) -> dict[str, Any]:
 
 async def play(client: httpx.AsyncClient, sku: str, scenario: Scenario) -> dict[str, Any]:
     """Place the scenario's order (cancelling it if asked) and wait for its outcome."""
-    placed = await client.post("/orders", json=order_body(sku, scenario))
+    placed = await post_admitted(client, "/orders", json=order_body(sku, scenario))
     placed.raise_for_status()
     order_id = placed.json()["order_id"]
     if scenario.cancel:

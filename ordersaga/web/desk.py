@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar, cast
 
-from ordersaga.app.http import ApiView
+from ordersaga.app.http import ApiView, HttpError
 from ordersaga.app.node import Node
 from ordersaga.schemas.messages import Message
 from ordersaga.schemas.status import TERMINAL
@@ -15,6 +16,9 @@ from ordersaga.web.watch import OrderWatch
 # How often the long-poll watcher re-reads the watched orders: another worker may
 # have projected the change.
 POLL_INTERVAL_S = 0.1
+# How long one worker reuses the count of sagas in flight: a burst of POSTs costs
+# one Redis round trip, and overshoots the limit by at most what arrives meanwhile.
+IN_FLIGHT_CACHE_S = 0.05
 
 
 class Desk:
@@ -24,6 +28,7 @@ class Desk:
         self.node = node
         self.settings = node.settings
         self._store: ViewStore | None = None
+        self._in_flight: tuple[float, int] = (float("-inf"), 0)
         self.watch = self.new_watch()
         node.health_checks["redis"] = self._redis_answers
 
@@ -52,6 +57,25 @@ class Desk:
 
     async def _redis_answers(self) -> None:
         await self.store.redis.ping()
+
+    async def admit_order(self) -> None:
+        """Refuse a new order (429) while the system has as many in flight as it may take."""
+        now = time.monotonic()
+        read_at, count = self._in_flight
+        if now - read_at > IN_FLIGHT_CACHE_S:
+            read_at, count = now, await self.store.in_flight()
+        if count >= self.settings.max_sagas_in_flight:
+            self.node.metrics.orders_refused.inc()
+            retry = str(self.settings.overload_retry_after_s)
+            raise HttpError(
+                429,
+                "overloaded",
+                f"{count} orders in flight, the limit is {self.settings.max_sagas_in_flight}: "
+                f"retry after {retry} s",
+                headers={"Retry-After": retry},
+            )
+        # Counted at once, so this worker's next POSTs within the cache see it.
+        self._in_flight = (read_at, count + 1)
 
     async def send(self, message: Message, *, key: str, correlation_id: str) -> None:
         """Send a command from the HTTP edge; returns once the broker has it."""

@@ -83,6 +83,9 @@ class Orders(DeskView):
         for i, line in enumerate(items):
             if line.sku not in known:
                 raise invalid(f"items[{i}].sku", f"unknown SKU {line.sku!r}", error="unknown_sku")
+        # Before the key is claimed: a refused order leaves nothing behind, and its
+        # retry (same key) is a new attempt.
+        await desk.admit_order()
         order_id = f"ord_{new_id()[:24]}"
         accepted_at = time.time()
         if key:

@@ -215,6 +215,14 @@ class ViewStore:
 
     # ---------------------------------------------------------------- queries
 
+    async def in_flight(self) -> int:
+        """Orders accepted and not ended: awaiting their first event, or with an open view."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(UNCONFIRMED)
+            pipe.zcard(OPEN)
+            unconfirmed, open_views = await pipe.execute()
+        return int(unconfirmed) + int(open_views)
+
     async def order(self, order_id: str) -> dict[str, Any] | None:
         """``{"seq", "order"}`` of a projected order, if any."""
         seq, order = await self.redis.hmget(ORDER + order_id, ["seq", "order"])

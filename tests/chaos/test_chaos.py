@@ -39,6 +39,7 @@ from ordersaga.app.topics import (
     dlq_topic,
 )
 from ordersaga.ops.audit import check_invariants, load_state, report
+from ordersaga.ops.client import retry_after_s
 from ordersaga.ops.tail import read_topic
 from ordersaga.schemas.status import TERMINAL
 from tests.brokers import BROKERS, require
@@ -82,6 +83,8 @@ class Figures:
     duplicate_posts: int = 0
     duplicate_posts_absorbed: int = 0
     http_retries: int = 0
+    # 429 answers: the web view refused a new order while enough were in flight.
+    overload_refusals: int = 0
     poison: int = 0
     kinds: Counter[str] = field(default_factory=Counter)
 
@@ -122,6 +125,12 @@ async def post_until_accepted(
             )
             if r.status_code in ok:
                 return r
+            if r.status_code == 429:
+                figures.overload_refusals += 1
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{path} refused (429) for 120 s")
+                await asyncio.sleep(retry_after_s(r))
+                continue
             if r.status_code < 500:
                 raise AssertionError(f"{path}: {r.status_code} {r.text}")
         except httpx.HTTPError:
@@ -487,6 +496,7 @@ async def run_chaos(
                 f"{figures.duplicate_posts} duplicate POSTs, "
                 f"{figures.duplicate_posts_absorbed} absorbed; "
                 f"{figures.http_retries} HTTP retries; "
+                f"{figures.overload_refusals} refused with 429 and retried; "
                 f"{duplicates_on_wire} duplicate records on the saga topics absorbed; "
                 f"{repeated_calls} repeated gateway calls absorbed by its idempotency key; "
                 f"DLQ {len(dead)} distinct malformed messages ({dead_records} records) "

@@ -338,3 +338,64 @@ async def test_a_long_poll_answers_once_the_order_is_finished(client, outbox, dr
     assert resp.status == 200
     assert (await resp.json())["status"] == "CANCELLED"
     assert time.monotonic() - started < 2.0
+
+
+# ---------------------------------------------------------------- overload
+
+
+@pytest.fixture
+def limit_in_flight(monkeypatch: pytest.MonkeyPatch):
+    """Set the web view's limit of sagas in flight for one test."""
+
+    def limit(n: int) -> None:
+        desk = webview.desk
+        settings = desk.settings.model_copy(update={"max_sagas_in_flight": n})
+        monkeypatch.setattr(desk, "settings", settings)
+
+    return limit
+
+
+async def test_past_the_limit_in_flight_a_new_order_is_429_with_retry_after(
+    client, outbox, drive, store, limit_in_flight
+):
+    await stock(drive, "SKU-A")
+    limit_in_flight(2)
+    first = await post_order(client, order_body())
+    second = await post_order(client, order_body(), key="k-2")
+    assert (first.status, second.status) == (202, 202)
+    assert await store.in_flight() == 2
+
+    refused = await post_order(client, order_body(), key="k-3")
+    assert refused.status == 429
+    assert refused.headers["Retry-After"] == "1"
+    answer = await refused.json()
+    assert answer["error"] == "overloaded" and "2 orders in flight" in answer["message"]
+    # Nothing of the refused order is kept: its retry with the same key is new.
+    assert len(outbox.messages(ORDERS_COMMANDS)) == 2
+    assert len(await store.accepted_ids()) == 2
+    assert await store.redis.get(IDEMPOTENCY + idempotency_key("order", "k-3")) is None
+
+
+async def test_orders_ending_make_room_again(client, outbox, drive, store, limit_in_flight):
+    await stock(drive, "SKU-A")
+    limit_in_flight(1)
+    first = await post_order(client, order_body())
+    order_id = (await first.json())["order_id"]
+    assert (await post_order(client, order_body())).status == 429
+    # Its first event opens its view (still in flight), its last one closes it.
+    async with drive(webview.project_orders, webview.node) as d:
+        await d.put(
+            order_event("OrderPlaced", 1, "PENDING", order_id=order_id),
+            key=order_id,
+            topic=ORDERS_EVENTS,
+        )
+        await asyncio.sleep(0.06)  # past this worker's cached count
+        assert (await post_order(client, order_body())).status == 429
+        await d.put(
+            order_event("OrderCancelled", 2, "CANCELLED", order_id=order_id),
+            key=order_id,
+            topic=ORDERS_EVENTS,
+        )
+    await asyncio.sleep(0.06)
+    assert await store.in_flight() == 0
+    assert (await post_order(client, order_body())).status == 202

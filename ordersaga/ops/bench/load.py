@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from ordersaga.app.codec import DecodeError, decode, encode
 from ordersaga.app.topics import ORDERS_COMMANDS
+from ordersaga.ops.client import retry_after_s
 from ordersaga.schemas.messages import Address, OrderEvent, OrderLine, PlaceOrder
 from ordersaga.schemas.status import TERMINAL
 
@@ -55,6 +56,8 @@ class Tracker:
     ended: dict[str, Ended] = field(default_factory=dict)
     rejected: int = 0
     rejections: list[str] = field(default_factory=list)
+    # 429 answers: orders the web view refused because enough were in flight.
+    refused: int = 0
     on_accepted: Callable[[], None] = lambda: None
     on_ended: Callable[[], None] = lambda: None
     _waiters: dict[str, asyncio.Future[None]] = field(default_factory=dict)
@@ -176,6 +179,9 @@ class HttpInjector:
     tracker: Tracker
     skus: Sequence[str]
     urls: Sequence[str]
+    # A closed loop retries a refused order after Retry-After, as a client should;
+    # an open loop counts it refused and goes on (what it offers is fixed).
+    retry_refused: bool = True
 
     async def place(self, index: int) -> str | None:
         """POST one order; accepted when the 202 arrives."""
@@ -185,11 +191,18 @@ class HttpInjector:
             "payment_token": "tok_visa",
             "shipping_address": ADDRESS,
         }
-        try:
-            r = await self.client.post(f"{self.urls[index % len(self.urls)]}/orders", json=body)
-        except httpx.HTTPError as exc:
-            self.tracker.reject(f"{type(exc).__name__}: {exc}")
-            return None
+        while True:
+            try:
+                r = await self.client.post(f"{self.urls[index % len(self.urls)]}/orders", json=body)
+            except httpx.HTTPError as exc:
+                self.tracker.reject(f"{type(exc).__name__}: {exc}")
+                return None
+            if r.status_code != 429:
+                break
+            self.tracker.refused += 1
+            if not self.retry_refused:
+                return None
+            await asyncio.sleep(retry_after_s(r))
         at = time.time()
         if r.status_code != 202:
             self.tracker.reject(f"HTTP {r.status_code}: {r.text[:200]}")

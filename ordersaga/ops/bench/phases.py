@@ -193,7 +193,9 @@ async def saga_phase(
             await producer.start()
             injector = KafkaInjector(producer, tracker, skus)
         else:
-            injector = HttpInjector(client, tracker, skus, target.web_workers)
+            injector = HttpInjector(
+                client, tracker, skus, target.web_workers, retry_refused=cfg.rate is None
+            )
         lateness = await place_orders(cfg, injector, tracker)
         await wait_all_ended(tracker, cfg.timeout_s)
         cpu = cpu_percent(

@@ -80,7 +80,8 @@ def format_summary(result: Mapping[str, Any]) -> str:
             "outcomes",
             f"{saga['completed']} COMPLETED, {saga['not_completed']} not COMPLETED"
             f"{f' ({detail})' if detail else ''}, {saga['unfinished']} unfinished, "
-            f"{saga['rejected']} rejected at injection",
+            f"{saga['rejected']} rejected at injection"
+            + (f", {saga['refused']} refused with 429" if saga.get("refused") else ""),
         )
     )
     relay = result.get("relay")

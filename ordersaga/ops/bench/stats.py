@@ -163,6 +163,7 @@ def saga_figures(tracker: Tracker, warmup: int) -> dict[str, Any]:
         "warmup_not_completed": warmup_not_completed,
         "unfinished": len(measured) - len(ended),
         "rejected": tracker.rejected,
+        "refused": tracker.refused,
         "rejections": tracker.rejections,
         "window": (
             {**asdict(window), "seconds": window.seconds, "rate": window.rate} if window else None
