@@ -52,6 +52,7 @@ from ordersaga.app.settings import get_settings  # noqa: E402
 if not any(name.startswith("ordersaga.agents.") for name in sys.modules):
     get_settings.cache_clear()
 
+from ordersaga.adapters.queue_probe import Place, QueueProbe  # noqa: E402
 from ordersaga.agents import (  # noqa: E402
     inventory,
     notifications,
@@ -370,6 +371,17 @@ def store(view_store: ViewStore) -> ViewStore:
 
 
 # Per-worker state kept outside tables, as it was at import.
+class _NoBroker(QueueProbe):
+    """Agent tests run without a broker: no command is known to wait in a queue.
+
+    The probe itself is tested against a real broker in tests/integration.
+    """
+
+    async def refresh(self, places: set[Place]) -> None:
+        return None
+
+
+orders.queue_probe = _NoBroker("")
 _GATEWAY = getattr(payments, "gateway", None)
 _GATEWAY_BREAKER = getattr(_GATEWAY, "breaker", None)
 

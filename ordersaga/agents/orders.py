@@ -11,17 +11,25 @@ import time
 
 from faust.types import StreamT
 
+from ordersaga.adapters.queue_probe import Place, QueueProbe
 from ordersaga.app.dispatch import Dispatch
+from ordersaga.app.groups import group as agent_group
 from ordersaga.app.node import Node
 from ordersaga.app.topics import (
+    CONSUMING_GROUP,
     FORGET_TOPICS,
+    INVENTORY_COMMANDS,
+    INVENTORY_SKU_COMMANDS,
     ORDERS_COMMANDS,
     ORDERS_EVENTS,
     ORDERS_REPLIES,
     partition_of,
+    topic_of,
 )
 from ordersaga.saga.orchestrator import (
     Policy,
+    SagaState,
+    awaited_command,
     decide,
     expired,
     forget_batches,
@@ -40,6 +48,7 @@ policy = Policy(
     step_timeout_s=settings.step_timeout_s,
     step_max_attempts=settings.step_max_attempts,
     compensation_stuck_after=settings.compensation_stuck_after,
+    queue_timeout_s=settings.step_queue_timeout_s,
 )
 sagas = node.table(SAGAS)
 
@@ -128,6 +137,28 @@ async def run_sagas(stream: StreamT) -> None:
 deadlines_sent = Throttle(every_s=policy.step_timeout_s, forget_after_s=10 * policy.step_timeout_s)
 
 
+queue_probe = QueueProbe(settings.bootstrap_servers)
+
+
+def waiting_places(state: SagaState) -> set[Place]:
+    """Where the awaited command (and, for stock, its per-SKU commands) may be waiting."""
+    command = awaited_command(state)
+    if command is None:
+        return set()
+    topic = topic_of(command)
+    group = CONSUMING_GROUP.get(topic)
+    if group is None:
+        return set()
+    app_id, partitions = agent_group(group).app_id, settings.partitions
+    places = {(app_id, topic, partition_of(state.order_id, partitions))}
+    if topic == INVENTORY_COMMANDS:
+        places |= {
+            (app_id, INVENTORY_SKU_COMMANDS, partition_of(line.sku, partitions))
+            for line in state.items
+        }
+    return places
+
+
 @node.timer(interval=settings.deadline_scan_interval_s)
 async def expire_overdue_steps() -> None:
     """Send a deadline message for every local saga whose awaited reply is overdue.
@@ -136,25 +167,34 @@ async def expire_overdue_steps() -> None:
     the timer does not change sagas itself: it sends StepDeadlineExpired to the
     saga's own partition and ``advance_saga`` decides. After a restart the
     restored table is scanned the same way, so in-flight sagas resume alone.
+    Whether each late command still waits in its participant's queue is read
+    from the broker once per scan, and only when some step is late.
     """
     now = time.time()
+    overdue = []
     for order_id, stored in sagas.items():
         if not stored or stored.get("status") in TERMINAL:
             continue
         deadline = stored.get("deadline")
         if deadline is None or now < deadline:
             continue
-        message = expired(SAGAS.load(stored), now)
+        memo = (order_id, stored.get("awaiting"), stored.get("attempt"), deadline)
+        if deadlines_sent.due(memo, now):
+            overdue.append((memo, SAGAS.load(stored)))
+    if overdue:
+        await queue_probe.refresh(set().union(*(waiting_places(s) for _, s in overdue)))
+    for memo, state in overdue:
+        sent_at = state.sent_at or now
+        queued = any(queue_probe.queued(p, sent_at) for p in waiting_places(state))
+        message = expired(state, now, queued=queued)
         if message is None:
-            continue
-        memo = (order_id, message.awaiting, message.attempt)
-        if not deadlines_sent.due(memo, now):
             continue
         deadlines_sent.sent(memo, now)
         await node.send(
             message,
-            key=order_id,
-            event_id=f"{order_id}:deadline:{message.awaiting}:{message.attempt}",
+            key=state.order_id,
+            event_id=f"{state.order_id}:deadline:{message.awaiting}:{message.attempt}"
+            f":{message.deadline:.3f}",
         )
     deadlines_sent.prune(now)
 

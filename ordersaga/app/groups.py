@@ -16,6 +16,11 @@ class AgentGroup:
     port_offset: int
     summary: str
 
+    @property
+    def app_id(self) -> str:
+        """The Faust app id, which is also the group's Kafka consumer group id."""
+        return f"ordersaga-{self.name}"
+
     def web_port(self, base_port: int) -> int:
         """The port this group's first worker serves its web view on."""
         return base_port + self.port_offset

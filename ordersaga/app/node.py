@@ -433,7 +433,7 @@ def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
     # Faust creates its data dir without parents.
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        f"ordersaga-{agent_group.name}",
+        agent_group.app_id,
         broker=settings.broker_url,
         store="memory://",
         autodiscover=False,

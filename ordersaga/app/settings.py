@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     step_timeout_s: float = Field(
         default=10.0, gt=0, description="ORDERSAGA_STEP_TIMEOUT_S: deadline of one saga step."
     )
+    step_queue_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="ORDERSAGA_STEP_QUEUE_TIMEOUT_S: how long a step's command may wait in "
+        "the queue of a participant working through its backlog before the wait counts "
+        "as a timeout (a late step still queued moves its deadline instead).",
+    )
     step_max_attempts: int = Field(
         default=3,
         ge=1,

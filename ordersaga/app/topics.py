@@ -93,6 +93,20 @@ _DESTINATION: dict[type[Message], str] = {
 _TOPIC_OF_TYPE: dict[str, str] = {cls.TYPE: topic for cls, topic in _DESTINATION.items()}
 
 
+def topic_of(message_type: type[Message]) -> str:
+    """The topic messages of this type go to."""
+    return _DESTINATION.get(message_type, ORDERS_REPLIES)
+
+
+# The group that consumes each topic a saga step's command goes to (one per topic).
+CONSUMING_GROUP: dict[str, str] = {
+    INVENTORY_COMMANDS: "inventory",
+    INVENTORY_SKU_COMMANDS: "inventory",
+    PAYMENTS_COMMANDS: "payments",
+    SHIPPING_COMMANDS: "shipping",
+}
+
+
 def carries(topic: str, type_name: str) -> bool:
     """True when messages of ``type_name`` are sent to ``topic`` (not misrouted there)."""
     return _TOPIC_OF_TYPE.get(type_name) == topic

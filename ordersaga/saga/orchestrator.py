@@ -275,7 +275,14 @@ def _deadline_expired(
 ) -> Decision:
     if message.awaiting != state.awaiting or message.attempt != state.attempt:
         return unchanged(state)
+    if message.deadline is not None and message.deadline != state.deadline:
+        return unchanged(state)
     b = _Builder(state, now)
+    if message.queued and now - (state.sent_at or now) < policy.queue_timeout_s:
+        # Still in the queue of a participant that works through its backlog: the
+        # deadline moves (the same command, not re-sent; the attempt not counted).
+        b.update(deadline=now + policy.step_timeout_s)
+        return b.decision()
     if state.compensating:
         # A compensation is never given up: it is retried with capped backoff and
         # reported stuck once it has failed for long enough.
@@ -344,13 +351,31 @@ def _forward_reply(state: SagaState, message: Message, now: float, policy: Polic
     return b.decision(latency)
 
 
-def expired(state: SagaState, now: float) -> StepDeadlineExpired | None:
-    """The deadline message to send for a saga whose awaited step is overdue, if any."""
+def expired(state: SagaState, now: float, queued: bool = False) -> StepDeadlineExpired | None:
+    """The deadline message to send for a saga whose awaited step is overdue, if any.
+
+    ``queued`` says the awaited command still waits in its participant's queue.
+    """
     if state.terminal or state.deadline is None or state.awaiting is None or now < state.deadline:
         return None
     return StepDeadlineExpired(
-        order_id=state.order_id, awaiting=state.awaiting, attempt=state.attempt
+        order_id=state.order_id,
+        awaiting=state.awaiting,
+        attempt=state.attempt,
+        queued=queued,
+        deadline=state.deadline,
     )
+
+
+def awaited_command(state: SagaState) -> type[Message] | None:
+    """The command whose reply the saga awaits (a forward step's or an undo's), if any."""
+    if state.awaiting is None:
+        return None
+    if state.compensating and state.pending_compensations:
+        return UNDOS[state.pending_compensations[0]].command
+    if not state.compensating and state.step_index < len(SAGA):
+        return SAGA[state.step_index].command
+    return None
 
 
 def forgettable(saga: Mapping[str, Any], now: float, retention_s: float) -> bool:
@@ -383,6 +408,7 @@ __all__ = [
     "Decision",
     "Policy",
     "SagaState",
+    "awaited_command",
     "decide",
     "expired",
     "forget_batches",

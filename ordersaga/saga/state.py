@@ -19,6 +19,10 @@ class Policy:
     step_max_attempts: int = 3
     compensation_stuck_after: int = 10
     max_backoff_s: float = 60.0
+    # How long a command may wait in a participant's queue before its wait counts
+    # as a timeout after all (Temporal's schedule-to-start): a participant that
+    # never starts it, dead or stuck, still fails the step.
+    queue_timeout_s: float = 120.0
 
     def deadline(self, now: float, attempt: int) -> float:
         """When the ``attempt``-th send of a step times out: doubling, capped."""

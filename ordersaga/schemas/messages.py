@@ -119,6 +119,12 @@ class StepDeadlineExpired(Message):
     order_id: Id
     awaiting: TypeName
     attempt: int = Field(ge=0, le=1_000_000)
+    # The command is still waiting in the queue of a participant working through
+    # its backlog (its committed offsets are older than the command): waiting is
+    # not failing, so the deadline moves instead of counting an attempt.
+    queued: bool = False
+    # The deadline this message is about: one about a deadline since moved is stale.
+    deadline: float | None = Field(default=None, ge=0, le=1e11)
 
 
 class RepublishOrder(Message):

@@ -393,9 +393,9 @@ async def test_deadline_timer_sends_one_expiry_and_the_saga_retries_the_step(
     assert len(outbox.sent) == 1
     assert expiry.key == ORDER_ID.encode()
     assert expiry.message == StepDeadlineExpired(
-        order_id=ORDER_ID, awaiting="StockReserved", attempt=1
+        order_id=ORDER_ID, awaiting="StockReserved", attempt=1, deadline=deadline
     )
-    assert expiry.envelope.event_id == f"{ORDER_ID}:deadline:StockReserved:1"
+    assert expiry.envelope.event_id == f"{ORDER_ID}:deadline:StockReserved:1:{deadline:.3f}"
 
     # The orchestrator then decides: the reservation is sent again, attempt 2.
     outbox.clear()

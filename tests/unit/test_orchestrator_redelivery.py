@@ -49,7 +49,10 @@ def test_expired_is_none_before_the_deadline_and_names_the_awaited_step_after(po
     # And at or after its deadline the timer names the awaited step and attempt
     for now in (state.deadline, state.deadline + 1000.0):
         assert expired(state, now) == StepDeadlineExpired(
-            order_id=ORDER_ID, awaiting=str(state.awaiting), attempt=state.attempt
+            order_id=ORDER_ID,
+            awaiting=str(state.awaiting),
+            attempt=state.attempt,
+            deadline=state.deadline,
         )
 
 
