@@ -104,6 +104,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             skus=args.skus,
             attach=args.attach,
             relay=not args.no_relay,
+            wire=args.wire,
             relay_messages=args.relay_messages,
             fetch_wait_ms=args.fetch_wait_ms,
             timeout_s=args.timeout,
@@ -205,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--attach", action="store_true", help="use the system at KAFKA_BROKER/ORDERSAGA_WEB_PORT"
     )
     p.add_argument("--no-relay", action="store_true", help="skip the plain-Kafka ceiling")
+    p.add_argument(
+        "--wire",
+        action="store_true",
+        help="count the Kafka requests per saga, by API and process (needs tshark)",
+    )
     p.add_argument("--relay-messages", type=int, default=None, help="default: --orders")
     p.add_argument(
         "--fetch-wait-ms", type=int, default=None, help="fetch wait of the bench's consumers"

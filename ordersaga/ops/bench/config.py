@@ -25,6 +25,8 @@ class BenchConfig:
     order_timeout_s: float = 60.0
     settle_s: float = 15.0
     retention_s: float | None = None
+    # Capture the Kafka requests of the saga phase with tshark (requests per saga).
+    wire: bool = False
     # The broker the bench's own system starts (ORDERSAGA_BROKER's values).
     broker: str | None = None
     join_at: float | None = None

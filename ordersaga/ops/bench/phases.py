@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -44,6 +45,7 @@ from ordersaga.ops.bench.probes import (
     settled_lag,
 )
 from ordersaga.ops.bench.stats import latency_stats, rate_phases, rss_growth, saga_figures
+from ordersaga.ops.bench.wire import WireCapture
 from ordersaga.ops.relay import run_chain_relay, run_relay
 from ordersaga.ops.tail import consumer_at_end
 
@@ -109,6 +111,11 @@ async def relay_phase(
     return figures
 
 
+def broker_ports(bootstrap: str) -> list[int]:
+    """The ports of ``host:port[,host:port]``."""
+    return [int(h.rsplit(":", 1)[1]) for h in bootstrap.split(",") if ":" in h]
+
+
 async def chain_phase(
     target: Target, chains: int, in_flight: int, partitions: int, progress: Progress
 ) -> dict[str, Any]:
@@ -143,6 +150,7 @@ class SagaRun:
     ended_task: TaskID
     cpu_percent: dict[str, float | None]
     worst_lateness_s: float | None  # open loop only
+    wire: dict[str, Any] | None = None  # with --wire: requests per saga
 
 
 async def place_orders(cfg: BenchConfig, injector: Injector, tracker: Tracker) -> float | None:
@@ -185,7 +193,11 @@ async def saga_phase(
         else None
     )
     monitoring = asyncio.create_task(monitor.run()) if monitor else None
+    wire = WireCapture(broker_ports(target.bootstrap)) if cfg.wire else None
     try:
+        if wire is not None:
+            await wire.start()
+            await wire.note_owners()
         injector: Injector
         if cfg.via == "kafka":
             # acks=all, as the web view's Faust producer (producer_acks=-1).
@@ -198,6 +210,11 @@ async def saga_phase(
             )
         lateness = await place_orders(cfg, injector, tracker)
         await wait_all_ended(tracker, cfg.timeout_s)
+        if wire is not None:
+            await wire.note_owners()
+            await wire.stop()
+            pids = {**pids, "bench": os.getpid()}
+            wire_figures = wire.figures(pids, len(tracker.ended))
         cpu = cpu_percent(
             cpu_before,
             {name: read_cpu_s(pid) for name, pid in pids.items()},
@@ -206,6 +223,8 @@ async def saga_phase(
         if watcher.done() and watcher.exception() is not None:
             raise RuntimeError(f"order-event consumer failed: {watcher.exception()!r}")
     finally:
+        if wire is not None:
+            await wire.stop()
         await _cancel(watcher)
         if monitoring is not None:
             await _cancel(monitoring)
@@ -214,7 +233,7 @@ async def saga_phase(
         if producer is not None:
             with contextlib.suppress(Exception):
                 await producer.stop()
-    return SagaRun(tracker, monitor, ended_task, cpu, lateness)
+    return SagaRun(tracker, monitor, ended_task, cpu, lateness, wire_figures if wire else None)
 
 
 def join_figures(monitor: Monitor, settings: Settings) -> dict[str, Any]:
@@ -248,6 +267,8 @@ def saga_results(
     if run.worst_lateness_s is not None:
         part["saga_schedule_worst_lateness_s"] = run.worst_lateness_s
     part["cpu_percent"] = run.cpu_percent
+    if run.wire is not None:
+        part["wire"] = run.wire
     saga = part["saga"] = saga_figures(run.tracker, cfg.warmup)
     if run.monitor is not None:
         part["memory"] = rss_growth(run.monitor.samples, cfg.total)

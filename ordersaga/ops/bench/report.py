@@ -124,6 +124,22 @@ def format_summary(result: Mapping[str, Any]) -> str:
                 + ("n/a" if ratio is None else f"{ratio * 100:.1f}% of the flood relay"),
             )
         )
+    wire = result.get("wire")
+    if wire:
+        if wire.get("error"):
+            lines.append(_row("wire", wire["error"]))
+        else:
+            per = [f"{api} {n:g}" for api, n in wire["requests_per_saga"].items()]
+            for i, chunk in enumerate(_chunks(per, 6)):
+                lines.append(_row("requests/saga" if i == 0 else "", chunk))
+            lines.append(
+                _row(
+                    "bytes/saga",
+                    f"{wire['bytes_per_saga']} to the broker ("
+                    + ", ".join(f"{p} {n}" for p, n in wire["bytes_per_saga_by_process"].items())
+                    + ")",
+                )
+            )
     rss = result.get("rss") or {}
     if rss.get("note"):
         lines.append(_row("peak RSS", rss["note"]))
