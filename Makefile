@@ -62,7 +62,7 @@ demo: $(STAMP) ## run the five scenarios against a running system (make run firs
 	$(BIN)/ordersaga demo
 
 bench: $(STAMP) ## run the benchmark and print its figures
-	$(BIN)/ordersaga bench --via kafka --orders 3000 --warmup 300 --retention 20 --audit $(BENCH_ARGS)
+	$(BIN)/ordersaga bench --via kafka --orders 3000 --warmup 300 --retention 20 --audit --overload 30 $(BENCH_ARGS)
 
 lint: $(STAMP) ## ruff check and ruff format --check on every Python file (ordersaga, tests, scripts)
 	$(BIN)/ruff check .

@@ -105,6 +105,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             attach=args.attach,
             relay=not args.no_relay,
             wire=args.wire,
+            idle_s=args.idle,
+            overload_s=args.overload,
             relay_messages=args.relay_messages,
             fetch_wait_ms=args.fetch_wait_ms,
             timeout_s=args.timeout,
@@ -206,6 +208,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--attach", action="store_true", help="use the system at KAFKA_BROKER/ORDERSAGA_WEB_PORT"
     )
     p.add_argument("--no-relay", action="store_true", help="skip the plain-Kafka ceiling")
+    p.add_argument(
+        "--overload",
+        type=float,
+        default=0.0,
+        help="then offer twice the measured rate over HTTP for this many seconds",
+    )
+    p.add_argument(
+        "--idle", type=float, default=15.0, help="seconds of idle CPU measured at the end (0: skip)"
+    )
     p.add_argument(
         "--wire",
         action="store_true",

@@ -25,6 +25,10 @@ class BenchConfig:
     order_timeout_s: float = 60.0
     settle_s: float = 15.0
     retention_s: float | None = None
+    # Seconds of twice the measured rate offered over HTTP after the run (0: skip).
+    overload_s: float = 0.0
+    # Seconds of idle CPU measured at the end, nothing sent (0: skip).
+    idle_s: float = 15.0
     # Capture the Kafka requests of the saga phase with tshark (requests per saga).
     wire: bool = False
     # The broker the bench's own system starts (ORDERSAGA_BROKER's values).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import os
 import time
@@ -328,6 +329,11 @@ async def load_phases(
                 cfg, target.settings, run, result["relay"], result["chain"], notes, progress
             )
         )
+        measured = result["saga"].get("sagas_per_s")
+        if cfg.overload_s > 0 and measured:
+            result["overload"] = await overload_phase(
+                cfg, target, client, skus, f"bench-{run_id}-over", measured, progress
+            )
 
 
 async def lag_phase(
@@ -384,4 +390,56 @@ def rss_phase(runtime: Runtime | None, notes: list[str]) -> dict[str, Any]:
             name: read_peak_rss_kb(p.pid)
             for name, p in zip(("broker", "redis"), runtime.servers, strict=False)
         },
+    }
+
+
+async def idle_phase(target: Target, seconds: float, progress: Progress) -> dict[str, Any]:
+    """CPU of every process of ours with nothing sent, once the load has settled."""
+    if target.runtime is None:
+        return {"note": "n/a with --attach (the workers are not ours to inspect)"}
+    task = progress.add_task(f"idle CPU ({seconds:.0f} s)", total=None, rate="")
+    pids = {k: v for k, v in processes(target.runtime).items() if k != "bench"}
+    before = {name: read_cpu_s(pid) for name, pid in pids.items()}
+    started = time.monotonic()
+    await asyncio.sleep(seconds)
+    share = cpu_percent(
+        before, {name: read_cpu_s(pid) for name, pid in pids.items()}, time.monotonic() - started
+    )
+    progress.update(task, total=1, completed=1)
+    known = [v for v in share.values() if v is not None]
+    return {"seconds": seconds, "percent": share, "total_percent": round(sum(known), 1)}
+
+
+async def overload_phase(
+    cfg: BenchConfig,
+    target: Target,
+    client: httpx.AsyncClient,
+    skus: Sequence[str],
+    customer_id: str,
+    measured_rate: float,
+    progress: Progress,
+) -> dict[str, Any]:
+    """Twice the measured saga rate offered over HTTP for ``--overload`` seconds.
+
+    What overload must look like: the excess refused with 429, every accepted
+    order ended, none of them FAILED ``step_timeout``.
+    """
+    rate = max(2 * measured_rate, 10.0)
+    offered = max(1, round(rate * cfg.overload_s))
+    over = dataclasses.replace(
+        cfg, via="http", rate=rate, orders=offered, warmup=0, join_at=None, wire=False
+    )
+    run = await saga_phase(over, target, client, skus, customer_id, progress)
+    saga = saga_figures(run.tracker, 0)
+    return {
+        "offered_per_s": round(rate, 1),
+        "seconds": cfg.overload_s,
+        "offered": offered,
+        "accepted": len(run.tracker.accepted),
+        "refused_429": run.tracker.refused,
+        "completed": saga["completed"],
+        "unfinished": saga["unfinished"],
+        "step_timeouts": saga["not_completed_by"].get("FAILED/step_timeout", 0),
+        "not_completed_by": saga["not_completed_by"],
+        "latency_s": saga["latency_s"],
     }

@@ -179,6 +179,33 @@ def format_summary(result: Mapping[str, Any]) -> str:
         failed = [c["name"] for c in audit["checks"] if not c["ok"]]
         passed = f"PASS ({len(audit['checks'])} checks)"
         lines.append(_row("audit", passed if audit["ok"] else f"FAIL {failed}"))
+    over = result.get("overload")
+    if over:
+        latency = over.get("latency_s") or {}
+        lines.append(
+            _row(
+                "overload",
+                f"{over['offered_per_s']:.0f}/s offered for {over['seconds']:.0f} s over HTTP: "
+                f"{over['accepted']} accepted, {over['refused_429']} refused with 429; "
+                f"{over['completed']} COMPLETED, {over['step_timeouts']} FAILED step_timeout, "
+                f"{over['unfinished']} unfinished; p99 {_fmt_s(latency.get('p99'))}",
+            )
+        )
+    idle = result.get("idle")
+    if idle:
+        if idle.get("note"):
+            lines.append(_row("idle CPU", idle["note"]))
+        else:
+            named = [f"{n} {'?' if v is None else f'{v:.1f}'}" for n, v in idle["percent"].items()]
+            lines.append(
+                _row(
+                    "idle CPU",
+                    f"{idle['total_percent']:.1f}% of one core in all, over {idle['seconds']:.0f} s "
+                    "after the load (forgetting finished orders included)",
+                )
+            )
+            for chunk in _chunks(named, 6):
+                lines.append(_row("", chunk))
     if "group_join_s" in result:
         joined = result["group_join_s"]
         lines.append(

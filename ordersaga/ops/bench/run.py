@@ -40,6 +40,7 @@ from ordersaga.ops.bench.config import BenchConfig
 from ordersaga.ops.bench.phases import (
     Target,
     audit_phase,
+    idle_phase,
     lag_phase,
     load_phases,
     rss_phase,
@@ -219,6 +220,8 @@ async def run_bench(cfg: BenchConfig, console: Console | None = None) -> tuple[i
             result["lag"] = await lag_phase(target.bootstrap, cfg.settle_s, notes, progress)
             # Measured once the load has settled, so it is the broker's join alone.
             result["group_join_s"] = await group_join_s(target.bootstrap, ORDERS_EVENTS)
+            if cfg.idle_s > 0:
+                result["idle"] = await idle_phase(target, cfg.idle_s, progress)
             if cfg.audit or cfg.join_at is not None:
                 result["audit"] = await audit_phase(target, progress)
             result["rss"] = rss_phase(target.runtime, notes)
