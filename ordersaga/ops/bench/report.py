@@ -200,8 +200,8 @@ def format_summary(result: Mapping[str, Any]) -> str:
             lines.append(
                 _row(
                     "idle CPU",
-                    f"{idle['total_percent']:.1f}% of one core in all, over {idle['seconds']:.0f} s "
-                    "after the load (forgetting finished orders included)",
+                    f"{idle['total_percent']:.1f}% of one core in all, over "
+                    f"{idle['seconds']:.0f} s after the load (forgetting included)",
                 )
             )
             for chunk in _chunks(named, 6):
