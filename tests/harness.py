@@ -74,6 +74,7 @@ from ordersaga.schemas.messages import (  # noqa: E402
     PlaceOrder,
     StockChanged,
 )
+from ordersaga.web.admission import CompletionRate  # noqa: E402
 from ordersaga.web.store import ViewStore  # noqa: E402
 
 AGENT_MODULES = (orders, inventory, payments, shipping, notifications, webview)
@@ -402,6 +403,7 @@ def _fresh_state() -> Iterable[None]:
         inventory._republished.clear()
         webview.desk.watch = webview.desk.new_watch()
         webview.desk._in_flight = (float("-inf"), 0)
+        webview.desk.completions = CompletionRate()
         if _GATEWAY_BREAKER is not None:
             _GATEWAY.breaker = _GATEWAY_BREAKER
 

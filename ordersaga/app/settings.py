@@ -223,9 +223,22 @@ class Settings(BaseSettings):
     max_sagas_in_flight: int = Field(
         default=500,
         ge=1,
-        description="ORDERSAGA_MAX_SAGAS_IN_FLIGHT: orders accepted and not yet ended "
-        "(across every web view worker) past which POST /orders answers 429 with "
-        "Retry-After: what is accepted is what the system can finish in time.",
+        description="ORDERSAGA_MAX_SAGAS_IN_FLIGHT: the most orders accepted and not yet "
+        "ended (across every web view worker); past the limit POST /orders answers 429 "
+        "with Retry-After.",
+    )
+    min_sagas_in_flight: int = Field(
+        default=64,
+        ge=1,
+        description="ORDERSAGA_MIN_SAGAS_IN_FLIGHT: the limit never falls below this, "
+        "however few orders end per second.",
+    )
+    target_latency_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="ORDERSAGA_TARGET_LATENCY_S: between the two, the limit is the orders "
+        "ended per second times this (Little's law), so what is accepted ends in about "
+        "this time.",
     )
     overload_retry_after_s: int = Field(
         default=1,

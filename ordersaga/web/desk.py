@@ -10,6 +10,7 @@ from ordersaga.app.node import Node
 from ordersaga.schemas.messages import Message
 from ordersaga.schemas.status import TERMINAL
 from ordersaga.web.accept import KeyClaim, KeyUse, claim_outcome
+from ordersaga.web.admission import CompletionRate, in_flight_limit
 from ordersaga.web.store import ViewStore
 from ordersaga.web.watch import OrderWatch
 
@@ -29,6 +30,7 @@ class Desk:
         self.settings = node.settings
         self._store: ViewStore | None = None
         self._in_flight: tuple[float, int] = (float("-inf"), 0)
+        self.completions = CompletionRate()
         self.watch = self.new_watch()
         node.health_checks["redis"] = self._redis_answers
 
@@ -60,18 +62,26 @@ class Desk:
 
     async def admit_order(self) -> None:
         """Refuse a new order (429) while the system has as many in flight as it may take."""
+        settings = self.settings
         now = time.monotonic()
         read_at, count = self._in_flight
         if now - read_at > IN_FLIGHT_CACHE_S:
-            read_at, count = now, await self.store.in_flight()
-        if count >= self.settings.max_sagas_in_flight:
+            (count, ended), read_at = await self.store.flow(), now
+            self.completions.sample(now, ended)
+        limit = in_flight_limit(
+            self.completions.rate,
+            settings.target_latency_s,
+            floor=settings.min_sagas_in_flight,
+            cap=settings.max_sagas_in_flight,
+        )
+        if count >= limit:
             self.node.metrics.orders_refused.inc()
-            retry = str(self.settings.overload_retry_after_s)
+            retry = str(settings.overload_retry_after_s)
             raise HttpError(
                 429,
                 "overloaded",
-                f"{count} orders in flight, the limit is {self.settings.max_sagas_in_flight}: "
-                f"retry after {retry} s",
+                f"{count} orders in flight, the limit is {limit} now "
+                f"({self.completions.rate:.0f} ending per second): retry after {retry} s",
                 headers={"Retry-After": retry},
             )
         # Counted at once, so this worker's next POSTs within the cache see it.

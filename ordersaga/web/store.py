@@ -27,12 +27,13 @@ IDEMPOTENCY = PREFIX + "idempotency:"  # kind:sha256(Idempotency-Key) -> first r
 UNCONFIRMED = PREFIX + "unconfirmed"  # sorted set: order id -> when to re-send next
 UNCONFIRMED_ORDERS = PREFIX + "unconfirmed:orders"  # hash: order id -> accepted_at, command
 OPEN = PREFIX + "open"  # sorted set: order id of an open view -> when to refresh it
+ENDED = PREFIX + "ended"  # counter: orders whose terminal event was projected
 # Every command of the web view is small; one slower than this means Redis is unwell.
 REDIS_SOCKET_TIMEOUT_S = 2.0
 # The longest wait between two refreshes of a view that stays open.
 MAX_REFRESH_WAIT_S = 300
 
-# KEYS: order hash, events list, unconfirmed set, unconfirmed hash, open set.
+# KEYS: order hash, events list, unconfirmed set, unconfirmed hash, open set, ended.
 # ARGV: seq, snapshot, entry, ttl (0 keeps), order id, now, refresh after, terminal (1/0).
 # Any event of the order confirms that the orchestrator has it: nothing to re-send.
 # An open (not terminal) view is due for a refresh if no newer event follows in time.
@@ -50,6 +51,7 @@ if ttl > 0 then
 end
 if ARGV[8] == '1' then
   redis.call('ZREM', KEYS[5], ARGV[5])
+  redis.call('INCR', KEYS[6])
 else
   redis.call('ZADD', KEYS[5], tonumber(ARGV[6]) + tonumber(ARGV[7]), ARGV[5])
 end
@@ -192,6 +194,7 @@ class ViewStore:
                 UNCONFIRMED,
                 UNCONFIRMED_ORDERS,
                 OPEN,
+                ENDED,
             ],
             args=[
                 seq,
@@ -217,11 +220,16 @@ class ViewStore:
 
     async def in_flight(self) -> int:
         """Orders accepted and not ended: awaiting their first event, or with an open view."""
+        return (await self.flow())[0]
+
+    async def flow(self) -> tuple[int, int]:
+        """Orders in flight now, and orders ended so far (a counter that only grows)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zcard(UNCONFIRMED)
             pipe.zcard(OPEN)
-            unconfirmed, open_views = await pipe.execute()
-        return int(unconfirmed) + int(open_views)
+            pipe.get(ENDED)
+            unconfirmed, open_views, ended = await pipe.execute()
+        return int(unconfirmed) + int(open_views), int(ended or 0)
 
     async def order(self, order_id: str) -> dict[str, Any] | None:
         """``{"seq", "order"}`` of a projected order, if any."""

@@ -1,0 +1,45 @@
+"""How many orders the system may have in flight: Little's law on what it finishes.
+
+In flight = throughput x latency, so to keep an accepted order's time to its end
+near ``target_latency_s``, no more may be in flight than the orders ended per
+second times that. The rate is measured from the view store's counter of ended
+orders, smoothed; the limit never falls below a floor (a system just started,
+or one briefly stalled, still takes work) nor rises above the configured cap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Weight of the newest sample in the smoothed rate: about ten samples of memory.
+SMOOTHING = 0.2
+# A sample needs this much time behind it to say anything about a rate.
+MIN_SAMPLE_S = 0.5
+
+
+@dataclass
+class CompletionRate:
+    """Orders ended per second, smoothed over the last samples (pure, no I/O)."""
+
+    rate: float = 0.0
+    _at: float | None = None
+    _ended: int = 0
+
+    def sample(self, now: float, ended_total: int) -> None:
+        """Take the counter of ended orders as read at ``now``."""
+        if self._at is None or ended_total < self._ended:
+            self._at, self._ended = now, ended_total  # first reading, or a reset counter
+            return
+        elapsed = now - self._at
+        if elapsed < MIN_SAMPLE_S:
+            return
+        current = (ended_total - self._ended) / elapsed
+        self.rate = (
+            current if self.rate == 0.0 else (1 - SMOOTHING) * self.rate + SMOOTHING * current
+        )
+        self._at, self._ended = now, ended_total
+
+
+def in_flight_limit(rate: float, target_latency_s: float, floor: int, cap: int) -> int:
+    """The most orders to have in flight at this completion rate (the cap wins over the floor)."""
+    return min(cap, max(floor, round(rate * target_latency_s)))

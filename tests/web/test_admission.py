@@ -1,0 +1,43 @@
+"""The in-flight limit: Little's law on the orders ended per second, floored and capped."""
+
+from __future__ import annotations
+
+import pytest
+
+from ordersaga.web.admission import CompletionRate, in_flight_limit
+
+
+def test_the_rate_is_measured_from_the_counter_of_ended_orders() -> None:
+    rate = CompletionRate()
+    rate.sample(0.0, 1000)  # the first reading only sets the origin
+    assert rate.rate == 0.0
+    rate.sample(0.1, 1100)  # too soon to say anything
+    assert rate.rate == 0.0
+    rate.sample(1.0, 1040)  # 40 ended in a second: taken as measured
+    assert rate.rate == pytest.approx(40.0)
+    rate.sample(2.0, 1140)  # 100/s: the smoothed rate moves a fifth of the way
+    assert rate.rate == pytest.approx(52.0)
+
+
+def test_a_counter_that_went_back_restarts_the_measurement() -> None:
+    rate = CompletionRate()
+    rate.sample(0.0, 500)
+    rate.sample(1.0, 540)
+    rate.sample(2.0, 3)  # Redis flushed: not a negative rate
+    assert rate.rate == pytest.approx(40.0)
+    rate.sample(3.0, 43)
+    assert rate.rate == pytest.approx(40.0)
+
+
+@pytest.mark.parametrize(
+    ("rate", "expected"),
+    [(0.0, 64), (10.0, 64), (40.0, 80), (100.0, 200), (1000.0, 500)],
+)
+def test_the_limit_is_rate_times_target_latency_between_floor_and_cap(
+    rate: float, expected: int
+) -> None:
+    assert in_flight_limit(rate, target_latency_s=2.0, floor=64, cap=500) == expected
+
+
+def test_a_cap_below_the_floor_wins() -> None:
+    assert in_flight_limit(0.0, target_latency_s=2.0, floor=64, cap=2) == 2
