@@ -180,12 +180,13 @@ async def expire_overdue_steps() -> None:
             continue
         memo = (order_id, stored.get("awaiting"), stored.get("attempt"), deadline)
         if deadlines_sent.due(memo, now):
-            overdue.append((memo, SAGAS.load(stored)))
+            state = SAGAS.load(stored)
+            overdue.append((memo, state, waiting_places(state)))
     if overdue:
-        await queue_probe.refresh(set().union(*(waiting_places(s) for _, s in overdue)))
-    for memo, state in overdue:
+        await queue_probe.refresh(set().union(*(places for _, _, places in overdue)))
+    for memo, state, places in overdue:
         sent_at = state.sent_at or now
-        queued = any(queue_probe.queued(p, sent_at) for p in waiting_places(state))
+        queued = any(queue_probe.queued(p, sent_at) for p in places)
         message = expired(state, now, queued=queued)
         if message is None:
             continue

@@ -40,6 +40,7 @@ from ordersaga.ops.bench.probes import (
     Monitor,
     consumer_lag,
     cpu_percent,
+    cpu_use,
     processes,
     read_cpu_s,
     read_peak_rss_kb,
@@ -47,7 +48,7 @@ from ordersaga.ops.bench.probes import (
 )
 from ordersaga.ops.bench.stats import latency_stats, rate_phases, rss_growth, saga_figures
 from ordersaga.ops.bench.wire import WireCapture
-from ordersaga.ops.relay import run_chain_relay, run_relay
+from ordersaga.ops.relay import ChainResult, RelayResult, run_chain_relay, run_relay
 from ordersaga.ops.tail import consumer_at_end
 
 
@@ -94,21 +95,26 @@ async def relay_phase(
 ) -> dict[str, Any]:
     """Run the relay with a progress bar; its result as JSON-ready data, CPU use included."""
     task = progress.add_task("ceiling: relay", total=messages, rate="")
-    before = {name: read_cpu_s(pid) for name, pid in pids.items()}
-    started = time.monotonic()
-    relay = await run_relay(
-        bootstrap,
-        messages=messages,
-        partitions=partitions,
-        fetch_max_wait_ms=fetch_wait_ms,
-        on_progress=lambda n: progress.update(task, completed=n),
-    )
-    after = {name: read_cpu_s(pid) for name, pid in pids.items()}
+    with cpu_use(pids) as cpu:
+        relay = await run_relay(
+            bootstrap,
+            messages=messages,
+            partitions=partitions,
+            fetch_max_wait_ms=fetch_wait_ms,
+            on_progress=lambda n: progress.update(task, completed=n),
+        )
     progress.update(task, rate=f"{relay.messages_per_s:.0f} msg/s", completed=relay.received)
-    figures = {k: v for k, v in asdict(relay).items() if k != "latencies_s"}
-    figures["latency_s"] = latency_stats(relay.latencies_s)
     # The relay runs in the bench process: near 100% there means it limited the ceiling.
-    figures["cpu_percent"] = cpu_percent(before, after, time.monotonic() - started)
+    return _ceiling_figures(relay, cpu)
+
+
+def _ceiling_figures(
+    run: RelayResult | ChainResult, cpu: dict[str, float | None]
+) -> dict[str, Any]:
+    """A relay's result as JSON-ready data: latency percentiles instead of every latency."""
+    figures = {k: v for k, v in asdict(run).items() if k != "latencies_s"}
+    figures["latency_s"] = latency_stats(run.latencies_s)
+    figures["cpu_percent"] = cpu
     return figures
 
 
@@ -122,24 +128,18 @@ async def chain_phase(
 ) -> dict[str, Any]:
     """The closed-loop chain ceiling with a progress bar, as JSON-ready data."""
     task = progress.add_task("ceiling: chains", total=chains, rate="")
-    pids = processes(target.runtime)
-    before = {name: read_cpu_s(pid) for name, pid in pids.items()}
-    started = time.monotonic()
-    chain = await run_chain_relay(
-        target.bootstrap,
-        chains=chains,
-        in_flight=in_flight,
-        partitions=partitions,
-        fetch_max_wait_ms=target.fetch_wait_ms,
-        linger_ms=target.settings.producer_linger_ms,
-        on_progress=lambda n: progress.update(task, completed=n),
-    )
-    after = {name: read_cpu_s(pid) for name, pid in pids.items()}
+    with cpu_use(processes(target.runtime)) as cpu:
+        chain = await run_chain_relay(
+            target.bootstrap,
+            chains=chains,
+            in_flight=in_flight,
+            partitions=partitions,
+            fetch_max_wait_ms=target.fetch_wait_ms,
+            linger_ms=target.settings.producer_linger_ms,
+            on_progress=lambda n: progress.update(task, completed=n),
+        )
     progress.update(task, rate=f"{chain.chains_per_s:.0f} chains/s", completed=chain.completed)
-    figures = {k: v for k, v in asdict(chain).items() if k != "latencies_s"}
-    figures["latency_s"] = latency_stats(chain.latencies_s)
-    figures["cpu_percent"] = cpu_percent(before, after, time.monotonic() - started)
-    return figures
+    return _ceiling_figures(chain, cpu)
 
 
 @dataclass(frozen=True)
@@ -399,12 +399,8 @@ async def idle_phase(target: Target, seconds: float, progress: Progress) -> dict
         return {"note": "n/a with --attach (the workers are not ours to inspect)"}
     task = progress.add_task(f"idle CPU ({seconds:.0f} s)", total=None, rate="")
     pids = {k: v for k, v in processes(target.runtime).items() if k != "bench"}
-    before = {name: read_cpu_s(pid) for name, pid in pids.items()}
-    started = time.monotonic()
-    await asyncio.sleep(seconds)
-    share = cpu_percent(
-        before, {name: read_cpu_s(pid) for name, pid in pids.items()}, time.monotonic() - started
-    )
+    with cpu_use(pids) as share:
+        await asyncio.sleep(seconds)
     progress.update(task, total=1, completed=1)
     known = [v for v in share.values() if v is not None]
     return {"seconds": seconds, "percent": share, "total_percent": round(sum(known), 1)}

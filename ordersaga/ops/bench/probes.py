@@ -13,7 +13,7 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,17 @@ def cpu_percent(
         else:
             share[name] = round((end - start) / wall_s * 100, 1)
     return share
+
+
+@contextlib.contextmanager
+def cpu_use(pids: Mapping[str, int]) -> Iterator[dict[str, float | None]]:
+    """The CPU share of each process over the ``with`` block, filled in when it ends."""
+    share: dict[str, float | None] = {}
+    before = {name: read_cpu_s(pid) for name, pid in pids.items()}
+    started = time.monotonic()
+    yield share
+    after = {name: read_cpu_s(pid) for name, pid in pids.items()}
+    share.update(cpu_percent(before, after, time.monotonic() - started))
 
 
 # ----------------------------------------------------------------- processes
