@@ -17,13 +17,17 @@ from ordersaga.app.topics import (
 )
 from ordersaga.saga.inventory import (
     GatherStep,
-    StockRecord,
+    Hold,
+    SkuTotals,
     apply_sku_command,
     begin_stock_command,
     collect_sku_result,
     forget_holds,
+    hold_key,
+    levels_of,
     restock,
     skus_to_forget,
+    totals_of,
 )
 from ordersaga.schemas.messages import (
     CommitStock,
@@ -35,62 +39,113 @@ from ordersaga.schemas.messages import (
     RestockSku,
     SkuCommand,
     SkuResult,
-    StockChanged,
 )
-from ordersaga.tables import ORDER_STOCK, STOCK
+from ordersaga.tables import ORDER_STOCK, SKU_HOLDS, STOCK
 
 node = Node("inventory")
 app = node.app
 stock = node.table(STOCK)
+holds = node.table(SKU_HOLDS)
 order_stock = node.table(ORDER_STOCK)
 
 # ------------------------------------------------------------------ per SKU
+
+#: SKU -> the sums of its holds in this worker's partitions (levels are derived from them)
+totals: dict[str, SkuTotals] = {}
+#: SKUs whose levels changed since ``republish_changed_stock`` last ran
+changed: set[str] = set()
+
+
+@holds.faust_table.on_recover
+async def count_holds() -> None:
+    """Sum the restored holds: the partitions, hence the SKUs, may have changed."""
+    totals.clear()
+    totals.update(totals_of(SKU_HOLDS.load(stored) for _, stored in holds.items()))
+    # A view may have missed the last change of a SKU that moved here.
+    changed.update(sku for sku, _ in stock.items())
+
+
+def totals_for(sku: str) -> SkuTotals:
+    return totals.setdefault(sku, SkuTotals())
+
+
+async def publish_levels(sku: str, envelope: Envelope | None = None) -> None:
+    """Send a SKU's levels (same version, same event id: a view that has them ignores them)."""
+    record = stock.load(sku)
+    if record is None:
+        return
+    levels = levels_of(record, totals_for(sku))
+    await node.send(
+        levels, key=sku, cause=envelope, topic=INVENTORY_EVENTS, event_id=f"{sku}:{levels.version}"
+    )
+
 
 change_sku = Dispatch(f"on {INVENTORY_SKU_COMMANDS}", forget=None)
 
 
 @change_sku.on(ForgetHolds)
 async def drop_holds(envelope: Envelope, message: ForgetHolds) -> str | None:
-    """Drop the holds of forgotten orders from a SKU record."""
+    """Drop the finished holds of forgotten orders; levels stay as they are."""
     record = stock.load(message.sku)
     if record is None:
         return "unchanged"
-    kept = forget_holds(record, message.order_ids)
-    if kept == record:
+    sku_totals = totals_for(message.sku)
+    keys = (hold_key(message.sku, order_id) for order_id in message.order_ids)
+    present = [hold for hold in map(holds.load, keys) if hold is not None]
+    folded, dropped = forget_holds(record, sku_totals, present)
+    if not dropped:
         return "unchanged"
-    node.metrics.entries_forgotten.labels("stock.holds").inc(len(record.holds) - len(kept.holds))
-    # Levels did not change, so there is no StockChanged to publish.
-    stock[kept.sku] = stock.fit(kept)
+    # The fold first: a crash before the deletes replays this, which folds nothing twice.
+    if folded != record:
+        stock[message.sku] = stock.fit(folded)
+    for hold in dropped:
+        del holds[hold_key(hold.sku, hold.order_id)]
+        sku_totals.count(hold, None)
+    node.metrics.entries_forgotten.labels("stock.holds").inc(len(dropped))
     return None
 
 
-@change_sku.on(RestockSku, SkuCommand)
-async def change_levels(envelope: Envelope, message: RestockSku | SkuCommand) -> None:
-    """Apply a reserve, release, commit or restock to one SKU and answer it."""
+@change_sku.on(RestockSku)
+async def add_stock(envelope: Envelope, message: RestockSku) -> str | None:
+    """Create a SKU or add stock to it, and publish its levels."""
     before = stock.load(message.sku)
-    after: StockRecord | None
-    result: SkuResult | None = None
-    if isinstance(message, RestockSku):
-        after = restock(before, message)
-    else:
-        after, result = apply_sku_command(
-            before, message, max_holds=node.settings.max_holds_per_sku
-        )
-    # Checked before anything is sent: a refused record must leave no answer behind.
-    stored = stock.fit(after) if after is not None and after != before else None
-    if result is not None:
-        await node.send(
-            result, key=result.order_id, cause=envelope, event_id=f"{envelope.event_id}:result"
-        )
-    if stored is not None and after is not None:
-        await node.send(
-            after.changed_event(),
-            key=after.sku,
-            cause=envelope,
-            topic=INVENTORY_EVENTS,
-            event_id=f"{after.sku}:{after.version}",
-        )
-        stock[after.sku] = stored
+    after = restock(before, totals_for(message.sku), message)
+    if after == before:
+        return "unchanged"
+    stock[message.sku] = stock.fit(after)
+    changed.add(message.sku)
+    await publish_levels(message.sku, envelope)
+    return None
+
+
+@change_sku.on(SkuCommand)
+async def change_hold(envelope: Envelope, message: SkuCommand) -> str | None:
+    """Reserve, release or commit one order's share of one SKU and answer it.
+
+    One small write (the order's hold) whatever the SKU's traffic; the totals
+    follow it in memory.
+    """
+    key = hold_key(message.sku, message.order_id)
+    sku_totals = totals_for(message.sku)
+    before: Hold | None = holds.load(key)
+    after, result = apply_sku_command(
+        stock.load(message.sku),
+        sku_totals,
+        before,
+        message,
+        max_holds=node.settings.max_holds_per_sku,
+    )
+    stored = holds.fit(after) if after is not None else None
+    await node.send(
+        result, key=result.order_id, cause=envelope, event_id=f"{envelope.event_id}:result"
+    )
+    if after is None:
+        return "unchanged"
+    holds[key] = stored
+    sku_totals.count(before, after)
+    changed.add(message.sku)
+    await publish_levels(message.sku, envelope)
+    return None
 
 
 # ---------------------------------------------------------------- per order
@@ -152,10 +207,6 @@ async def gather_reservations(stream: StreamT) -> None:
     await node.consume(stream, gather_order_stock, "gather_reservations")
 
 
-#: SKU -> the version ``republish_changed_stock`` last published again
-_republished: dict[str, int] = {}
-
-
 @node.timer(interval=node.settings.view_refresh_after_s)
 async def republish_changed_stock() -> None:
     """Publish the levels of every SKU that changed since the last tick once more.
@@ -163,14 +214,8 @@ async def republish_changed_stock() -> None:
     A consumer can skip messages around a rebalance; a web view that missed a SKU's
     last StockChanged would show old levels until the next change, which may never
     come. The copy has the same version and event id, so a view that has it ignores
-    it. The cost is one message per changed SKU per tick, whatever the traffic.
+    it. The cost is one message per changed SKU per tick, and no tick looks at a
+    SKU that did not change.
     """
-    for sku, stored in stock.items():
-        if not stored or _republished.get(sku) == stored["version"]:
-            continue
-        # Straight from the stored JSON: validating the whole record (every hold) is
-        # what made SKU writes expensive.
-        fields = StockChanged.model_fields
-        levels = StockChanged.model_validate({name: stored[name] for name in fields})
-        await node.send(levels, key=sku, topic=INVENTORY_EVENTS, event_id=f"{sku}:{levels.version}")
-        _republished[sku] = levels.version
+    while changed:
+        await publish_levels(changed.pop())

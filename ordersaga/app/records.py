@@ -73,6 +73,9 @@ class RecordTable(Generic[R]):
     def __setitem__(self, key: str, stored: Any) -> None:
         self.faust_table[key] = stored
 
+    def __delitem__(self, key: str) -> None:
+        del self.faust_table[key]
+
     def forget(self, keys: Iterable[str], keep: Callable[[Any], bool] | None = None) -> str | None:
         """Delete ``keys`` (a tombstone each), sparing stored values ``keep`` accepts.
 

@@ -15,9 +15,10 @@ import orjson
 from pydantic import ValidationError
 
 from ordersaga.ops.tail import records
+from ordersaga.saga.inventory import SkuTotals, levels_of, totals_of
 from ordersaga.saga.shipping import ShipmentRecord
 from ordersaga.schemas.status import TERMINAL, SagaStatus
-from ordersaga.tables import PAYMENT_LEDGER, SAGAS, SHIPMENTS, STOCK, TableSpec
+from ordersaga.tables import PAYMENT_LEDGER, SAGAS, SHIPMENTS, SKU_HOLDS, STOCK, TableSpec
 from ordersaga.web.store import ViewStore
 
 COMPLETED = SagaStatus.COMPLETED
@@ -58,6 +59,28 @@ async def read_table(
         out[key] = value
         if deleted is not None:
             deleted.discard(key)
+    return out
+
+
+def stock_with_holds(levels: Table, holds: Table) -> Table:
+    """SKU -> its levels, derived from its holds as the workers derive them, and the holds.
+
+    The shape the invariants read: ``{put_in, available, reserved, committed,
+    forgotten_committed, ..., holds: {order id: {quantity, state}}}``.
+    """
+    by_sku: dict[str, dict[str, Any]] = {}
+    for hold in holds.values():
+        by_sku.setdefault(hold["sku"], {})[hold["order_id"]] = hold
+    totals = totals_of(SKU_HOLDS.load(h) for h in holds.values())
+    out: Table = {}
+    for sku, stored in levels.items():
+        record = STOCK.load(stored)
+        derived = levels_of(record, totals.get(sku, SkuTotals()))
+        out[sku] = {
+            **stored,
+            **derived.model_dump(mode="json"),
+            "holds": by_sku.get(sku, {}),
+        }
     return out
 
 
@@ -110,9 +133,14 @@ def check_invariants(state: State, accepted: Collection[str] | None = None) -> l
     terminal.figures = {"orders": len(sagas), **by_status, "forgotten": len(state.forgotten)}
     checks.append(terminal)
 
-    stock = Check("2. per SKU: put in = available + reserved + committed")
+    stock = Check("2. per SKU: put in = available + reserved + committed, none below 0")
     held = {"reserved": 0, "committed": 0}
     for sku, rec in state.stock.items():
+        if min(rec["available"], rec["reserved"], rec["committed"]) < 0:
+            stock.fail(
+                f"{sku}: available {rec['available']}, reserved {rec['reserved']}, "
+                f"committed {rec['committed']}"
+            )
         if rec["put_in"] != rec["available"] + rec["reserved"] + rec["committed"]:
             stock.fail(
                 f"{sku}: {rec['put_in']} != {rec['available']} + {rec['reserved']} "
@@ -215,7 +243,10 @@ async def load_state(bootstrap: str, redis_url: str) -> tuple[State, set[str]]:
     # forget the order, so one found now was not yet forgotten anywhere when the
     # participants' tables were read, even while the system keeps forgetting.
     malformed: list[str] = []
-    stock = await read_table(bootstrap, STOCK, malformed=malformed)
+    stock = stock_with_holds(
+        await read_table(bootstrap, STOCK, malformed=malformed),
+        await read_table(bootstrap, SKU_HOLDS, malformed=malformed),
+    )
     payments = await read_table(bootstrap, PAYMENT_LEDGER, malformed=malformed)
     shipments = await read_table(bootstrap, SHIPMENTS, malformed=malformed)
     forgotten: set[str] = set()

@@ -1,10 +1,14 @@
 """Stock rules: per-SKU reservations and the per-order gather of SKU answers.
 
 Two pure state machines:
-- ``apply_sku_command`` runs on the SKU's partition. The SKU record holds the
-  levels and, per order, what was done (``holds``), so a repeated command gets
-  the same answer and changes nothing, and one record write moves levels and
-  hold together (a crash cannot separate them).
+- ``apply_sku_command`` runs on the SKU's partition. What each order did to a
+  SKU is a ``Hold`` of its own (table ``sku_holds``, key ``sku/order``), so a
+  repeated command gets the same answer and changes nothing, and one write of
+  one small record applies it: a hot SKU costs each order what a cold one does.
+  The SKU's reserved and committed levels are not stored at all but summed
+  from its holds (``SkuTotals``, kept in memory and rebuilt from the table
+  after each rebalance), so no crash and no stale write can set the levels
+  apart from the holds: there is no second record to disagree.
 - ``begin_stock_command`` / ``collect_sku_result`` run on the order's
   partition and fan an order's stock command out to its SKUs, then gather the
   answers into one reply to the orchestrator. A reservation with any SKU short
@@ -44,7 +48,7 @@ HoldState = Literal["reserved", "committed", "released", "rejected"]
 # bounded in size as well as in count.
 RESTOCK_MEMORY = 64
 SKU_BUSY = "sku_busy"
-# Orders one SKU record remembers by default (Settings.max_holds_per_sku).
+# Orders one SKU remembers at once by default (Settings.max_holds_per_sku).
 DEFAULT_MAX_HOLDS = 5_000
 
 
@@ -52,58 +56,103 @@ class InvalidCommand(ValueError):
     """A well-formed message that cannot be applied (it goes to the dead-letter topic)."""
 
 
+def hold_key(sku: str, order_id: str) -> str:
+    """The ``sku_holds`` key of one order's hold on one SKU ("/" is in neither alphabet)."""
+    return f"{sku}/{order_id}"
+
+
 class Hold(BaseModel):
-    """What one order did to one SKU."""
+    """What one order did to one SKU: the ``sku_holds`` table's value."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+    sku: str
+    order_id: str
     quantity: int
     state: HoldState
+    # The SKU's version this hold's last change made.
+    version: int
 
 
-class StockRecord(BaseModel):
-    """One SKU's levels; invariant: put_in == available + reserved + committed."""
+class SkuLevels(BaseModel):
+    """One SKU's catalogue entry: the ``stock`` table's value.
+
+    Written by restocks and forgetting only, never per order; ``levels_of`` adds
+    the sums of the SKU's holds to give its levels.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     sku: str
     unit_price: int
     put_in: int = 0
-    available: int = 0
-    reserved: int = 0
-    committed: int = 0
     version: int = 0
-    holds: dict[str, Hold] = {}
     restocks: tuple[str, ...] = ()
     # Committed stock of orders whose holds were forgotten, so that
     # committed == forgotten_committed + the committed holds still kept.
     forgotten_committed: int = 0
-
-    def changed_event(self) -> StockChanged:
-        """The StockChanged event that publishes these levels."""
-        return StockChanged(
-            sku=self.sku,
-            version=self.version,
-            unit_price=self.unit_price,
-            put_in=self.put_in,
-            available=self.available,
-            reserved=self.reserved,
-            committed=self.committed,
-        )
-
-    def _with(self, order_id: str, hold: Hold, **levels: int) -> StockRecord:
-        return self.model_copy(
-            update={"holds": {**self.holds, order_id: hold}, "version": self.version + 1, **levels}
-        )
+    # The orders the last ForgetHolds folded in, so that its replay folds none twice.
+    last_forgotten: tuple[str, ...] = ()
 
 
-def restock(record: StockRecord | None, command: RestockSku) -> StockRecord:
+@dataclass
+class SkuTotals:
+    """Running sums of one SKU's holds, kept in memory beside the tables."""
+
+    reserved: int = 0
+    committed: int = 0
+    holds: int = 0
+    # The highest version among the holds ever counted (a forgotten hold's version
+    # is folded into SkuLevels.version, so versions never go back).
+    version: int = 0
+
+    def count(self, before: Hold | None, after: Hold | None) -> None:
+        """Account for one hold changing from ``before`` to ``after`` (None: absent)."""
+        for hold, sign in ((before, -1), (after, 1)):
+            if hold is None:
+                continue
+            self.holds += sign
+            if hold.state == "reserved":
+                self.reserved += sign * hold.quantity
+            elif hold.state == "committed":
+                self.committed += sign * hold.quantity
+        if after is not None:
+            self.version = max(self.version, after.version)
+
+
+def totals_of(holds: Iterable[Hold]) -> dict[str, SkuTotals]:
+    """SKU -> the sums of its holds (after a rebalance, from the restored table)."""
+    totals: dict[str, SkuTotals] = {}
+    for hold in holds:
+        totals.setdefault(hold.sku, SkuTotals()).count(None, hold)
+    return totals
+
+
+def levels_of(record: SkuLevels, totals: SkuTotals) -> StockChanged:
+    """A SKU's levels: put in, less what its holds reserve and commit.
+
+    ``put_in == available + reserved + committed`` holds by construction.
+    """
+    committed = totals.committed + record.forgotten_committed
+    return StockChanged(
+        sku=record.sku,
+        version=max(record.version, totals.version),
+        unit_price=record.unit_price,
+        put_in=record.put_in,
+        available=record.put_in - totals.reserved - committed,
+        reserved=totals.reserved,
+        committed=committed,
+    )
+
+
+def restock(record: SkuLevels | None, totals: SkuTotals, command: RestockSku) -> SkuLevels:
     """Create a SKU or add stock to it; a restock id seen before changes nothing."""
     if record is None:
         if command.unit_price is None:
             raise InvalidCommand(f"unit_price is required to create SKU {command.sku!r}")
-        record = StockRecord(sku=command.sku, unit_price=command.unit_price)
+        record = SkuLevels(sku=command.sku, unit_price=command.unit_price)
     elif command.restock_id in record.restocks:
         return record
-    if record.available + command.quantity > MAX_STOCK_LEVEL:
+    levels = levels_of(record, totals)
+    if levels.available + command.quantity > MAX_STOCK_LEVEL:
         raise InvalidCommand(
             f"restock of {command.quantity} would bring {command.sku!r} over "
             f"{MAX_STOCK_LEVEL} available"
@@ -111,23 +160,27 @@ def restock(record: StockRecord | None, command: RestockSku) -> StockRecord:
     return record.model_copy(
         update={
             "put_in": record.put_in + command.quantity,
-            "available": record.available + command.quantity,
             "unit_price": command.unit_price
             if command.unit_price is not None
             else record.unit_price,
-            "version": record.version + 1,
+            "version": levels.version + 1,
             "restocks": (*record.restocks, command.restock_id)[-RESTOCK_MEMORY:],
         }
     )
 
 
 def apply_sku_command(
-    record: StockRecord | None, command: SkuCommand, max_holds: int = DEFAULT_MAX_HOLDS
-) -> tuple[StockRecord | None, SkuResult]:
+    record: SkuLevels | None,
+    totals: SkuTotals,
+    hold: Hold | None,
+    command: SkuCommand,
+    max_holds: int = DEFAULT_MAX_HOLDS,
+) -> tuple[Hold | None, SkuResult]:
     """Reserve, release or commit one order's quantity of one SKU, idempotently.
 
-    A reservation that would make the record remember more than ``max_holds``
-    orders is refused (``sku_busy``) and remembered by no one, so the record stays
+    Returns the order's new hold (None when nothing changes) and the answer. A
+    reservation that would make the SKU remember more than ``max_holds`` orders
+    is refused (``sku_busy``) and remembered by no one, so a SKU's holds stay
     bounded whatever the traffic; finished holds are dropped after the retention
     period and make room again.
     """
@@ -147,79 +200,70 @@ def apply_sku_command(
         return None, result(
             command.op == "release", None if command.op == "release" else "unknown_sku"
         )
-    hold = record.holds.get(command.order_id)
+    levels = levels_of(record, totals)
+
+    def new(state: HoldState, quantity: int = 0) -> Hold:
+        return Hold(
+            sku=command.sku,
+            order_id=command.order_id,
+            quantity=quantity,
+            state=state,
+            version=levels.version + 1,
+        )
+
     q = hold.quantity if hold else 0
     match command.op, hold.state if hold else None:
         case "reserve", None:
-            if len(record.holds) >= max_holds:
-                return record, result(False, SKU_BUSY)
-            if record.available < command.quantity:
-                return record._with(command.order_id, Hold(quantity=0, state="rejected")), result(
-                    False, "out_of_stock"
-                )
-            return record._with(
-                command.order_id,
-                Hold(quantity=command.quantity, state="reserved"),
-                available=record.available - command.quantity,
-                reserved=record.reserved + command.quantity,
-            ), result(True)
+            if totals.holds >= max_holds:
+                return None, result(False, SKU_BUSY)
+            if levels.available < command.quantity:
+                return new("rejected"), result(False, "out_of_stock")
+            return new("reserved", command.quantity), result(True)
         case "reserve", "reserved" | "committed":
-            return record, result(True)
+            return None, result(True)
         case "reserve", "rejected":
-            return record, result(False, "out_of_stock")
+            return None, result(False, "out_of_stock")
         case "reserve", "released":
-            return record, result(False, "released")
-        case "release", "reserved":
-            return record._with(
-                command.order_id,
-                Hold(quantity=0, state="released"),
-                available=record.available + q,
-                reserved=record.reserved - q,
-            ), result(True)
-        case "release", "committed":
-            return record._with(
-                command.order_id,
-                Hold(quantity=0, state="released"),
-                available=record.available + q,
-                committed=record.committed - q,
-            ), result(True)
+            return None, result(False, "released")
+        case "release", "reserved" | "committed":
+            return new("released"), result(True)
         case "release", None:
             # A tombstone, so that a reservation arriving late is refused.
-            return record._with(command.order_id, Hold(quantity=0, state="released")), result(True)
+            return new("released"), result(True)
         case "release", _:
-            return record, result(True)
+            return None, result(True)
         case "commit", "reserved":
-            return record._with(
-                command.order_id,
-                Hold(quantity=q, state="committed"),
-                reserved=record.reserved - q,
-                committed=record.committed + q,
-            ), result(True)
+            return new("committed", q), result(True)
         case "commit", "committed":
-            return record, result(True)
-    return record, result(False, "not_reserved")
+            return None, result(True)
+    return None, result(False, "not_reserved")
 
 
-def forget_holds(record: StockRecord, order_ids: Iterable[str]) -> StockRecord:
-    """Drop the finished holds of forgotten orders; levels stay as they are.
+def forget_holds(
+    record: SkuLevels, totals: SkuTotals, holds: Iterable[Hold]
+) -> tuple[SkuLevels, tuple[Hold, ...]]:
+    """Which of forgotten orders' ``holds`` to drop, and the SKU record that folds them in.
 
     A hold still ``reserved`` is kept: a finished order should hold none, and
-    dropping it would hide that from the audit.
+    dropping it would hide that from the audit. The record is written before the
+    holds are deleted; a replay after a crash between the two finds the orders in
+    ``last_forgotten`` and folds none of them twice.
     """
-    holds = dict(record.holds)
-    committed = 0
-    for order_id in order_ids:
-        hold = holds.get(order_id)
-        if hold is None or hold.state == "reserved":
-            continue
-        if hold.state == "committed":
-            committed += hold.quantity
-        del holds[order_id]
-    if len(holds) == len(record.holds):
-        return record
-    return record.model_copy(
-        update={"holds": holds, "forgotten_committed": record.forgotten_committed + committed}
+    dropped = tuple(h for h in holds if h.state != "reserved")
+    if not dropped:
+        return record, ()
+    folded = sum(
+        h.quantity
+        for h in dropped
+        if h.state == "committed" and h.order_id not in record.last_forgotten
     )
+    return record.model_copy(
+        update={
+            "forgotten_committed": record.forgotten_committed + folded,
+            "version": max(record.version, totals.version),
+            "last_forgotten": tuple(h.order_id for h in dropped),
+        }
+    ), dropped
 
 
 def skus_to_forget(records: Iterable[OrderStockRecord]) -> dict[str, list[str]]:

@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
 
-from ordersaga.saga.inventory import OrderStockRecord, StockRecord
+from ordersaga.saga.inventory import Hold, OrderStockRecord, SkuLevels
 from ordersaga.saga.payments import PaymentRecord
 from ordersaga.saga.shipping import ShipmentRecord
 from ordersaga.saga.state import SagaState
@@ -50,7 +50,8 @@ class TableSpec(Generic[R]):
 
 
 SAGAS = TableSpec("sagas", "orders", "order id", SagaState, "each order's saga")
-STOCK = TableSpec("stock", "inventory", "sku", StockRecord, "levels and per-order holds")
+STOCK = TableSpec("stock", "inventory", "sku", SkuLevels, "price and stock put in")
+SKU_HOLDS = TableSpec("sku_holds", "inventory", "sku/order id", Hold, "what an order did to a SKU")
 ORDER_STOCK = TableSpec(
     "order_stock", "inventory", "order id", OrderStockRecord, "an order's SKU fan-out"
 )
@@ -64,6 +65,7 @@ NOTIFIED = TableSpec("notified", "notifications", "order id", str, "status told"
 TABLES: tuple[TableSpec[Any], ...] = (
     SAGAS,
     STOCK,
+    SKU_HOLDS,
     ORDER_STOCK,
     PAYMENT_LEDGER,
     SHIPMENTS,
@@ -79,6 +81,7 @@ __all__ = [
     "PAYMENT_LEDGER",
     "SAGAS",
     "SHIPMENTS",
+    "SKU_HOLDS",
     "STOCK",
     "TABLES",
     "TableSpec",

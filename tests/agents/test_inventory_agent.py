@@ -14,6 +14,7 @@ from ordersaga.app.topics import (
     INVENTORY_SKU_REPLIES,
     ORDERS_REPLIES,
 )
+from ordersaga.saga.inventory import hold_key, levels_of
 from ordersaga.schemas.messages import (
     CommitStock,
     ForgetHolds,
@@ -34,6 +35,13 @@ from tests.harness import ITEMS, ORDER_ID, PRICES, TOTAL, event_id_of
 @pytest.fixture
 def outbox(capture):
     return capture(inventory.node)
+
+
+def levels(sku: str) -> dict[str, int]:
+    """A SKU's levels as the shell derives them: its record plus the sums of its holds."""
+    record = inventory.stock.load(sku)
+    assert record is not None
+    return levels_of(record, inventory.totals_for(sku)).model_dump()
 
 
 def restock_sku(
@@ -62,7 +70,7 @@ async def test_restock_creates_the_sku_and_publishes_stock_changed(drive, outbox
         sku="SKU-A", version=1, unit_price=500, put_in=10, available=10, reserved=0, committed=0
     )
     assert changed.envelope.event_id == "SKU-A:1"
-    record = inventory.stock.get("SKU-A")
+    record = levels("SKU-A")
     assert (record["available"], record["put_in"], record["version"]) == (10, 10, 1)
 
 
@@ -125,9 +133,17 @@ async def test_reserve_lowers_available_and_answers_ok_keyed_by_order(drive, out
         3,
         2,
     )
-    record = inventory.stock.get("SKU-A")
+    record = levels("SKU-A")
     assert (record["available"], record["reserved"]) == (7, 3)
-    assert record["holds"][ORDER_ID] == {"quantity": 3, "state": "reserved"}
+    assert inventory.holds.get(hold_key("SKU-A", ORDER_ID)) == {
+        "sku": "SKU-A",
+        "order_id": ORDER_ID,
+        "quantity": 3,
+        "state": "reserved",
+        "version": 2,
+    }
+    # The SKU's own record is not written per order: only restocks and forgetting do.
+    assert inventory.stock.get("SKU-A")["version"] == 1
 
 
 async def test_reserve_beyond_available_answers_out_of_stock(drive, outbox):
@@ -138,7 +154,7 @@ async def test_reserve_beyond_available_answers_out_of_stock(drive, outbox):
 
     [result] = outbox.messages(INVENTORY_SKU_REPLIES)
     assert (result.ok, result.reason) == (False, "out_of_stock")
-    assert inventory.stock.get("SKU-A")["available"] == 2
+    assert levels("SKU-A")["available"] == 2
 
 
 async def test_reserve_of_unknown_sku_answers_not_ok_and_creates_nothing(drive, outbox):
@@ -361,7 +377,7 @@ async def test_reserve_then_commit_across_both_agents(drive, outbox):
     replies = outbox.messages(ORDERS_REPLIES)
     assert [type(r) for r in replies] == [StockReserved, StockCommitted]
     assert replies[0].total == TOTAL
-    a, b = inventory.stock.get("SKU-A"), inventory.stock.get("SKU-B")
+    a, b = levels("SKU-A"), levels("SKU-B")
     assert (a["available"], a["reserved"], a["committed"]) == (3, 0, 2)
     assert (b["available"], b["reserved"], b["committed"]) == (4, 0, 1)
     assert not any(t.endswith(".dlq") for t in outbox.topics())
@@ -381,7 +397,7 @@ async def test_forgetting_an_order_drops_its_holds_and_keeps_the_levels(drive, o
             CommitStock(order_id=ORDER_ID, items=ITEMS), key=ORDER_ID, topic=INVENTORY_COMMANDS
         )
         await settle(outbox, gather, change)
-        before = {sku: inventory.stock.get(sku) for sku in PRICES}
+        before = {sku: levels(sku) for sku in PRICES}
         outbox.clear()
         forget = ForgetOrders(order_ids=(ORDER_ID, "ord-never-seen"))
         await gather.put(forget, key=ORDER_ID, topic=INVENTORY_COMMANDS)
@@ -393,12 +409,37 @@ async def test_forgetting_an_order_drops_its_holds_and_keeps_the_levels(drive, o
 
     assert inventory.order_stock.get(ORDER_ID) is None
     for sku, old in before.items():
-        new = inventory.stock.get(sku)
-        assert ORDER_ID in old["holds"] and new["holds"] == {}
-        levels = ("put_in", "available", "reserved", "committed", "version")
-        assert {k: new[k] for k in levels} == {k: old[k] for k in levels}
-        assert new["forgotten_committed"] == old["committed"]
+        assert inventory.holds.get(hold_key(sku, ORDER_ID)) is None
+        assert levels(sku) == old
+        assert inventory.stock.get(sku)["forgotten_committed"] == old["committed"]
     # Levels did not move, so nothing is published; the duplicate fans out nothing.
     assert outbox.on(INVENTORY_EVENTS) == []
     assert outbox.on(INVENTORY_SKU_COMMANDS) == []
     assert not any(t.endswith(".dlq") for t in outbox.topics())
+
+
+async def test_restored_holds_are_summed_again_after_a_rebalance(drive, outbox):
+    # Given a SKU with a reserved and a committed order
+    async with drive(inventory.change_stock, inventory.node) as d:
+        await d.put(restock_sku(), key="SKU-A", topic=INVENTORY_SKU_COMMANDS)
+        await d.put(
+            sku_command(order_id="o-r", quantity=2), key="SKU-A", topic=INVENTORY_SKU_COMMANDS
+        )
+        await d.put(
+            sku_command(order_id="o-c", quantity=3), key="SKU-A", topic=INVENTORY_SKU_COMMANDS
+        )
+        await d.put(
+            sku_command("commit", order_id="o-c", quantity=3),
+            key="SKU-A",
+            topic=INVENTORY_SKU_COMMANDS,
+        )
+    before = levels("SKU-A")
+    assert (before["available"], before["reserved"], before["committed"]) == (5, 2, 3)
+    # When a worker's sums are lost (a restart) and its tables recovered
+    inventory.totals.clear()
+    inventory.changed.clear()
+    assert levels("SKU-A")["reserved"] == 0
+    await inventory.count_holds()
+    # Then the sums are rebuilt from the holds, and the SKU is published once more
+    assert levels("SKU-A") == before
+    assert inventory.changed == {"SKU-A"}

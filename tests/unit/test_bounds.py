@@ -13,6 +13,7 @@ from ordersaga.app.http import HttpError
 from ordersaga.saga.inventory import (
     SKU_BUSY,
     InvalidCommand,
+    SkuTotals,
     apply_sku_command,
     restock,
 )
@@ -153,21 +154,34 @@ def test_free_text_is_accepted_only_without_control_characters_and_not_blank(tex
 
 
 def test_a_reservation_past_the_hold_bound_is_refused_and_remembered_by_no_one():
-    record = restock(None, RestockSku(restock_id="r", sku="book", quantity=100, unit_price=5))
+    totals = SkuTotals()
+    record = restock(
+        None, totals, RestockSku(restock_id="r", sku="book", quantity=100, unit_price=5)
+    )
     for i in range(3):
-        record, result = apply_sku_command(
-            record, SkuCommand(op="reserve", order_id=f"o{i}", sku="book", quantity=1), max_holds=3
+        hold, result = apply_sku_command(
+            record,
+            totals,
+            None,
+            SkuCommand(op="reserve", order_id=f"o{i}", sku="book", quantity=1),
+            max_holds=3,
         )
-        assert record is not None and result.ok
-    after, result = apply_sku_command(
-        record, SkuCommand(op="reserve", order_id="o9", sku="book", quantity=1), max_holds=3
+        assert hold is not None and result.ok
+        totals.count(None, hold)
+    hold, result = apply_sku_command(
+        record,
+        totals,
+        None,
+        SkuCommand(op="reserve", order_id="o9", sku="book", quantity=1),
+        max_holds=3,
     )
     assert (result.ok, result.reason) == (False, SKU_BUSY)
-    assert after == record
+    assert hold is None
 
 
 def test_a_restock_past_the_stock_level_bound_is_an_invalid_command():
-    record = restock(None, RestockSku(restock_id="r", sku="book", quantity=1, unit_price=5))
-    record = record.model_copy(update={"available": MAX_STOCK_LEVEL, "put_in": MAX_STOCK_LEVEL})
+    totals = SkuTotals()
+    record = restock(None, totals, RestockSku(restock_id="r", sku="book", quantity=1, unit_price=5))
+    record = record.model_copy(update={"put_in": MAX_STOCK_LEVEL})
     with pytest.raises(InvalidCommand):
-        restock(record, RestockSku(restock_id="r2", sku="book", quantity=1))
+        restock(record, totals, RestockSku(restock_id="r2", sku="book", quantity=1))

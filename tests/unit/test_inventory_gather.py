@@ -7,11 +7,8 @@ import pytest
 from ordersaga.saga.inventory import (
     GatherStep,
     OrderStockRecord,
-    StockRecord,
-    apply_sku_command,
     begin_stock_command,
     collect_sku_result,
-    forget_holds,
     merge_lines,
     skus_to_forget,
 )
@@ -28,7 +25,7 @@ from ordersaga.schemas.messages import (
     StockReleased,
     StockReserved,
 )
-from tests.unit.test_inventory_rules import ORDER, assert_conserved, cmd, stocked
+from tests.unit.test_inventory_rules import ORDER, Sku, stocked
 
 # ------------------------------------------------------------------ gather
 
@@ -37,14 +34,12 @@ class Shelf:
     """SKU partitions answering SKU commands, so gathers run against real rules."""
 
     def __init__(self, **stock: int) -> None:
-        self.records: dict[str, StockRecord | None] = {
+        self.records: dict[str, Sku] = {
             sku: stocked(quantity, sku=sku, price=PRICES[sku]) for sku, quantity in stock.items()
         }
 
     def answer(self, command: SkuCommand) -> SkuResult:
-        record, result = apply_sku_command(self.records.get(command.sku), command)
-        self.records[command.sku] = record
-        return result
+        return self.records.setdefault(command.sku, Sku()).apply(command)
 
 
 PRICES = {"A": 500, "B": 1250, "C": 99}
@@ -119,8 +114,8 @@ def test_two_sku_reserve_with_one_short_releases_the_other_then_rejects():
     assert third.reply == StockRejected(order_id=ORDER, skus=("B",))
     assert third.sku_commands == ()
     # And A's stock is back on the shelf
-    a = shelf.records["A"]
-    assert a is not None and (a.available, a.reserved) == (10, 0)
+    a = shelf.records["A"].levels
+    assert (a.available, a.reserved) == (10, 0)
 
 
 def test_short_sku_answering_first_still_releases_the_other_after_it_answers():
@@ -290,9 +285,8 @@ def test_release_after_commit_returns_the_committed_stock():
     )
     assert steps[-1].reply == StockReleased(order_id=ORDER)
     for sku in ("A", "B"):
-        sku_record = shelf.records[sku]
-        assert sku_record is not None
-        assert (sku_record.available, sku_record.reserved, sku_record.committed) == (10, 0, 0)
+        levels = shelf.records[sku].levels
+        assert (levels.available, levels.reserved, levels.committed) == (10, 0, 0)
 
 
 def test_release_before_reserve_refuses_the_late_reservation():
@@ -308,35 +302,10 @@ def test_release_before_reserve_refuses_the_late_reservation():
     # Then it is rejected and nothing is held
     assert isinstance(steps[-1].reply, StockRejected)
     for sku in ("A", "B"):
-        sku_record = shelf.records[sku]
-        assert sku_record is not None and sku_record.reserved == 0
+        assert shelf.records[sku].levels.reserved == 0
 
 
 # ------------------------------------------------------------------ forgetting
-
-
-def test_forgetting_drops_finished_holds_and_keeps_committed_stock_accounted():
-    record = stocked()
-    for order_id, ops in {
-        "ord-c": ["reserve", "commit"],
-        "ord-r": ["reserve", "release"],
-        "ord-x": ["reserve"],  # still reserved: must survive
-    }.items():
-        for op in ops:
-            record, _ = apply_sku_command(record, cmd(op, 2, order_id=order_id))
-    record, _ = apply_sku_command(record, cmd("reserve", 99, order_id="ord-short"))
-    assert record.holds["ord-short"].state == "rejected"
-
-    kept = forget_holds(record, ["ord-c", "ord-r", "ord-x", "ord-short", "ord-unknown"])
-    assert set(kept.holds) == {"ord-x"}
-    assert kept.forgotten_committed == 2
-    levels = ("put_in", "available", "reserved", "committed", "version")
-    assert [getattr(kept, k) for k in levels] == [getattr(record, k) for k in levels]
-    assert_conserved(kept)
-    committed_in_holds = sum(h.quantity for h in kept.holds.values() if h.state == "committed")
-    assert kept.committed == kept.forgotten_committed + committed_in_holds
-    # Idempotent: forgetting again changes nothing.
-    assert forget_holds(kept, ["ord-c", "ord-r"]) is kept
 
 
 def test_skus_to_forget_groups_orders_by_sku():
