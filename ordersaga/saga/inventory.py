@@ -129,10 +129,12 @@ def totals_of(holds: Iterable[Hold]) -> dict[str, SkuTotals]:
 def levels_of(record: SkuLevels, totals: SkuTotals) -> StockChanged:
     """A SKU's levels: put in, less what its holds reserve and commit.
 
-    ``put_in == available + reserved + committed`` holds by construction.
+    ``put_in == available + reserved + committed`` holds by construction. Not
+    validated (it runs for every SKU command): the rules never hold more than was
+    put in, and the audit checks that no level is below 0.
     """
     committed = totals.committed + record.forgotten_committed
-    return StockChanged(
+    return StockChanged.model_construct(
         sku=record.sku,
         version=max(record.version, totals.version),
         unit_price=record.unit_price,

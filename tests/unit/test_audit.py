@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ordersaga.ops.audit import State, check_invariants
+from ordersaga.ops.audit import State, check_invariants, stock_with_holds
 
 
 def healthy() -> State:
@@ -115,3 +115,35 @@ def test_a_record_that_is_not_its_tables_record_fails_the_record_check() -> None
     state = healthy()
     state.malformed.append("shipments[o3]: Input should be 'prepared', 'refused' or 'cancelled'")
     assert failing(state) == ["6."]
+
+
+def test_stock_levels_are_derived_from_the_holds_as_the_workers_derive_them() -> None:
+    # Given the stock and sku_holds changelogs' last values
+    levels = {"A": {"sku": "A", "unit_price": 100, "put_in": 10, "version": 1}}
+    holds = {
+        "A/o1": {"sku": "A", "order_id": "o1", "quantity": 3, "state": "committed", "version": 3},
+        "A/o2": {"sku": "A", "order_id": "o2", "quantity": 0, "state": "released", "version": 5},
+    }
+    # When they are merged
+    stock = stock_with_holds(levels, holds)
+    # Then the levels are the record's plus the sums of its holds, which the checks see
+    a = stock["A"]
+    assert (a["put_in"], a["available"], a["reserved"], a["committed"], a["version"]) == (
+        10,
+        7,
+        0,
+        3,
+        5,
+    )
+    assert set(a["holds"]) == {"o1", "o2"}
+    state = dataclasses.replace(healthy(), stock=stock)
+    assert failing(state) == []
+
+
+def test_more_held_than_was_put_in_fails_the_stock_check() -> None:
+    levels = {"A": {"sku": "A", "unit_price": 100, "put_in": 2, "version": 1}}
+    holds = {
+        "A/o1": {"sku": "A", "order_id": "o1", "quantity": 3, "state": "committed", "version": 2},
+    }
+    state = dataclasses.replace(healthy(), stock=stock_with_holds(levels, holds))
+    assert "2." in failing(state)
