@@ -22,6 +22,7 @@ from ordersaga.saga.inventory import (
     apply_sku_command,
     begin_stock_command,
     collect_sku_result,
+    direct_reply,
     forget_holds,
     hold_key,
     levels_of,
@@ -123,7 +124,8 @@ async def change_hold(envelope: Envelope, message: SkuCommand) -> str | None:
     """Reserve, release or commit one order's share of one SKU and answer it.
 
     One small write (the order's hold) whatever the SKU's traffic; the totals
-    follow it in memory.
+    follow it in memory. A single-SKU order's command is answered to the
+    orchestrator directly, as the gather would have answered it.
     """
     key = hold_key(message.sku, message.order_id)
     sku_totals = totals_for(message.sku)
@@ -136,9 +138,13 @@ async def change_hold(envelope: Envelope, message: SkuCommand) -> str | None:
         max_holds=node.settings.max_holds_per_sku,
     )
     stored = holds.fit(after) if after is not None else None
-    await node.send(
-        result, key=result.order_id, cause=envelope, event_id=f"{envelope.event_id}:result"
-    )
+    direct = direct_reply(message, result) if message.reply_to == "orchestrator" else None
+    if direct is not None:
+        await node.reply(direct, to=envelope, key=message.order_id)
+    else:
+        await node.send(
+            result, key=result.order_id, cause=envelope, event_id=f"{envelope.event_id}:result"
+        )
     if after is None:
         return "unchanged"
     holds[key] = stored

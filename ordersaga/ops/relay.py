@@ -24,7 +24,7 @@ critical path, and the relay does none of that.
 
 The whole relay runs in the bench process: on a small machine that one
 process can itself be what limits the ceiling (its CPU use is the price of
-13 consumers and producers in one Python interpreter).
+11 consumers and producers in one Python interpreter).
 """
 
 from __future__ import annotations
@@ -55,31 +55,29 @@ from ordersaga.schemas.messages import (
     ReserveStock,
     ShipmentPrepared,
     SkuCommand,
-    SkuResult,
     StockCommitted,
     StockReserved,
 )
 
 #: Consumed messages, one after the other, on the critical path of a saga that
-#: completes (one SKU per order; counted from agents/ and saga/):
+#: completes (one SKU per order, which its SKU's partition answers itself;
+#: counted from agents/ and saga/):
 #:
 #:  1. PlaceOrder             orders.commands        -> orders (run_sagas)
 #:  2. ReserveStock           inventory.commands     -> inventory (gather_reservations)
 #:  3. SkuCommand(reserve)    inventory.sku-commands -> inventory (change_stock)
-#:  4. SkuResult(reserve)     inventory.sku-replies  -> inventory (gather_reservations)
-#:  5. StockReserved          orders.replies         -> orders
-#:  6. ChargePayment          payments.commands      -> payments
-#:  7. PaymentCharged         orders.replies         -> orders
-#:  8. PrepareShipment        shipping.commands      -> shipping
-#:  9. ShipmentPrepared       orders.replies         -> orders
-#: 10. CommitStock            inventory.commands     -> inventory (gather_reservations)
-#: 11. SkuCommand(commit)     inventory.sku-commands -> inventory (change_stock)
-#: 12. SkuResult(commit)      inventory.sku-replies  -> inventory (gather_reservations)
-#: 13. StockCommitted         orders.replies         -> orders, which writes OrderCompleted
+#:  4. StockReserved          orders.replies         -> orders
+#:  5. ChargePayment          payments.commands      -> payments
+#:  6. PaymentCharged         orders.replies         -> orders
+#:  7. PrepareShipment        shipping.commands      -> shipping
+#:  8. ShipmentPrepared       orders.replies         -> orders
+#:  9. CommitStock            inventory.commands     -> inventory (gather_reservations)
+#: 10. SkuCommand(commit)     inventory.sku-commands -> inventory (change_stock)
+#: 11. StockCommitted         orders.replies         -> orders, which writes OrderCompleted
 #:
 #: OrderCompleted on orders.events is what the bench waits for; it is produced by
-#: the 13th hop, and the bench's own consumer reading it is the relay's sink.
-SAGA_HOPS = 13
+#: the 11th hop, and the bench's own consumer reading it is the relay's sink.
+SAGA_HOPS = 11
 
 RELAY_PREFIX = "relay."
 # Records per fetch a hop forwards before awaiting its producer's acks: big
@@ -108,8 +106,9 @@ def critical_path_messages(order_id: str = "bench-0123456789abcdef") -> list[Mes
             shipping_address=address,
         ),
         ReserveStock(order_id=order_id, items=(line,)),
-        SkuCommand(op="reserve", order_id=order_id, sku=line.sku, quantity=1),
-        SkuResult(op="reserve", order_id=order_id, sku=line.sku, ok=True, unit_price=100),
+        SkuCommand(
+            op="reserve", order_id=order_id, sku=line.sku, quantity=1, reply_to="orchestrator"
+        ),
         StockReserved(order_id=order_id, lines=(priced,), total=100),
         ChargePayment(
             order_id=order_id, customer_id="bench-customer", payment_token="tok_visa", amount=100
@@ -120,8 +119,9 @@ def critical_path_messages(order_id: str = "bench-0123456789abcdef") -> list[Mes
             order_id=order_id, shipment_id=f"shp_{uuid.uuid4().hex[:24]}", carrier="bench-post"
         ),
         CommitStock(order_id=order_id, items=(line,)),
-        SkuCommand(op="commit", order_id=order_id, sku=line.sku, quantity=1),
-        SkuResult(op="commit", order_id=order_id, sku=line.sku, ok=True, unit_price=100),
+        SkuCommand(
+            op="commit", order_id=order_id, sku=line.sku, quantity=1, reply_to="orchestrator"
+        ),
         StockCommitted(order_id=order_id),
     ]
 

@@ -327,12 +327,46 @@ _OP_OF_COMMAND: dict[type[Message], tuple[OrderOp, SkuOp]] = {
 }
 
 
-def _fan_out(record: OrderStockRecord, op: GatherOp) -> tuple[SkuCommand, ...]:
+def _fan_out(
+    record: OrderStockRecord, op: GatherOp, *, gathered: bool = False
+) -> tuple[SkuCommand, ...]:
     quantities = {line.sku: line.quantity for line in record.items}
+    # One SKU needs no gathering: its partition answers the orchestrator itself.
+    reply_to = "gather" if gathered or len(record.items) > 1 else "orchestrator"
     return tuple(
-        SkuCommand(op=op.sku_op, order_id=record.order_id, sku=sku, quantity=quantities[sku])
+        SkuCommand(
+            op=op.sku_op,
+            order_id=record.order_id,
+            sku=sku,
+            quantity=quantities[sku],
+            reply_to=reply_to,
+        )
         for sku in op.pending
     )
+
+
+def direct_reply(command: SkuCommand, result: SkuResult) -> Message | None:
+    """The order-level answer a single-SKU order's SKU gives the orchestrator itself.
+
+    The same answer the gather would give for one SKU. None for ``sku_busy``: a
+    busy SKU kept no hold, so the answer goes to the gather, whose rollback
+    releases it and leaves the tombstone that refuses a late duplicate.
+    """
+    match command.op, result.ok:
+        case "reserve", True:
+            line = PricedLine(
+                sku=command.sku, quantity=command.quantity, unit_price=result.unit_price
+            )
+            return StockReserved(
+                order_id=command.order_id, lines=(line,), total=line.quantity * line.unit_price
+            )
+        case "reserve", False:
+            if result.reason == SKU_BUSY:
+                return None
+            return StockRejected(order_id=command.order_id, skus=(command.sku,))
+        case "release", _:
+            return StockReleased(order_id=command.order_id)
+    return StockCommitted(order_id=command.order_id)
 
 
 def begin_stock_command(
@@ -395,7 +429,7 @@ def _complete(
             rollback = GatherOp(sku_op="release", pending=held)
             record = record.model_copy(update={"ops": {**record.ops, "rollback": rollback}})
             if held:
-                return record, _fan_out(record, rollback), None
+                return record, _fan_out(record, rollback, gathered=True), None
             return _complete(record, "rollback")
         lines = tuple(
             PricedLine(

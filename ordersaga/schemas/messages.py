@@ -189,6 +189,9 @@ class SkuCommand(Message):
     order_id: Id
     sku: Sku
     quantity: Quantity
+    # "orchestrator": the order has this one SKU, so the SKU's partition answers the
+    # order-level command itself and the gather's two hops are skipped.
+    reply_to: Literal["gather", "orchestrator"] = "gather"
 
 
 class RestockSku(Message):

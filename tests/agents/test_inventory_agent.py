@@ -443,3 +443,31 @@ async def test_restored_holds_are_summed_again_after_a_rebalance(drive, outbox):
     # Then the sums are rebuilt from the holds, and the SKU is published once more
     assert levels("SKU-A") == before
     assert inventory.changed == {"SKU-A"}
+
+
+async def test_a_single_sku_order_is_answered_by_the_sku_partition_itself(drive, outbox):
+    """Two hops fewer: no SkuResult goes back to the gather for a one-SKU order."""
+    line = ITEMS[0]
+    async with (
+        drive(inventory.change_stock, inventory.node) as change,
+        drive(inventory.gather_reservations, inventory.node) as gather,
+    ):
+        await stock_every_sku(change)
+        outbox.clear()
+        await gather.put(
+            ReserveStock(order_id=ORDER_ID, items=(line,)), key=ORDER_ID, topic=INVENTORY_COMMANDS
+        )
+        [sent] = outbox.on(INVENTORY_SKU_COMMANDS)
+        assert (sent.message.op, sent.message.reply_to) == ("reserve", "orchestrator")
+        await settle(outbox, gather, change)
+
+    assert INVENTORY_SKU_REPLIES not in outbox.topics()
+    [reply] = outbox.on(ORDERS_REPLIES)
+    assert reply.message == StockReserved(
+        order_id=ORDER_ID,
+        lines=(PricedLine(sku=line.sku, quantity=line.quantity, unit_price=PRICES[line.sku]),),
+        total=line.quantity * PRICES[line.sku],
+    )
+    # Its id derives from the SKU command, so a replayed command answers under the same id.
+    assert reply.envelope.event_id == f"{sent.envelope.event_id}:reply"
+    assert levels(line.sku)["reserved"] == line.quantity

@@ -9,6 +9,7 @@ from ordersaga.saga.inventory import (
     OrderStockRecord,
     begin_stock_command,
     collect_sku_result,
+    direct_reply,
     merge_lines,
     skus_to_forget,
 )
@@ -25,7 +26,7 @@ from ordersaga.schemas.messages import (
     StockReleased,
     StockReserved,
 )
-from tests.unit.test_inventory_rules import ORDER, Sku, stocked
+from tests.unit.test_inventory_rules import ORDER, Sku, cmd, stocked
 
 # ------------------------------------------------------------------ gather
 
@@ -303,6 +304,94 @@ def test_release_before_reserve_refuses_the_late_reservation():
     assert isinstance(steps[-1].reply, StockRejected)
     for sku in ("A", "B"):
         assert shelf.records[sku].levels.reserved == 0
+
+
+# ------------------------------------------------------- one SKU: answered by the SKU itself
+
+
+def one_sku_reserve(quantity: int = 2) -> ReserveStock:
+    return ReserveStock(order_id=ORDER, items=(OrderLine(sku="A", quantity=quantity),))
+
+
+def answer_directly(shelf: Shelf, step: GatherStep) -> list[object]:
+    """What the orchestrator hears when each of ``step``'s SKU commands is answered."""
+    replies: list[object] = []
+    for command in step.sku_commands:
+        assert command.reply_to == "orchestrator"
+        result = shelf.answer(command)
+        replies.append(direct_reply(command, result) or result)
+    return replies
+
+
+@pytest.mark.parametrize(
+    ("command", "stock", "expected"),
+    [
+        (
+            one_sku_reserve(),
+            10,
+            StockReserved(
+                order_id=ORDER, lines=(PricedLine(sku="A", quantity=2, unit_price=500),), total=1000
+            ),
+        ),
+        (one_sku_reserve(11), 10, StockRejected(order_id=ORDER, skus=("A",))),
+        (one_sku_reserve(), 0, StockRejected(order_id=ORDER, skus=("A",))),
+    ],
+    ids=["reserved", "short", "empty"],
+)
+def test_a_single_sku_order_is_answered_by_its_sku_as_the_gather_would(command, stock, expected):
+    # Given one SKU
+    # When a single-SKU order reserves it, directly and through a two-step gather
+    direct = answer_directly(Shelf(A=stock), begin_stock_command(None, command))
+    gathered = begin_stock_command(None, command)
+    gathered = gathered.__class__(
+        gathered.record,
+        sku_commands=tuple(
+            c.model_copy(update={"reply_to": "gather"}) for c in gathered.sku_commands
+        ),
+    )
+    _, steps = run_gather(Shelf(A=stock), gathered)
+    # Then the orchestrator hears the same answer either way
+    assert direct == [expected] == [steps[-1].reply]
+
+
+def test_a_single_sku_order_writes_its_gather_record_once_per_command():
+    step = begin_stock_command(None, one_sku_reserve())
+    assert step.changed and step.record is not None
+    # The op stays pending (no SkuResult comes back), so a repeat re-asks the SKU...
+    again = begin_stock_command(step.record, one_sku_reserve())
+    assert not again.changed and again.sku_commands == step.sku_commands
+    # ...which answers the same from its hold.
+    shelf = Shelf(A=10)
+    assert answer_directly(shelf, step) == answer_directly(shelf, again)
+    assert shelf.records["A"].levels.reserved == 2
+
+
+@pytest.mark.parametrize(
+    ("op", "reply"),
+    [("commit", StockCommitted(order_id=ORDER)), ("release", StockReleased(order_id=ORDER))],
+)
+def test_direct_commit_and_release_answer_the_order_level_reply(op, reply):
+    sku = stocked()
+    sku.apply(cmd("reserve", 2))
+    command = cmd(op, 2)
+    assert direct_reply(command, sku.apply(command)) == reply
+
+
+def test_a_busy_single_sku_falls_back_to_the_gather_which_releases_it():
+    # Given a single-SKU order whose SKU is refused as busy
+    step = begin_stock_command(None, one_sku_reserve())
+    [command] = step.sku_commands
+    busy = SkuResult(
+        op="reserve", order_id=ORDER, sku="A", ok=False, unit_price=500, reason="sku_busy"
+    )
+    # Then the SKU does not answer the orchestrator: the answer goes to the gather
+    assert direct_reply(command, busy) is None
+    # Which releases the SKU (a tombstone against a late duplicate), gathered this time
+    rollback = collect_sku_result(step.record, busy)
+    assert [(c.op, c.reply_to) for c in rollback.sku_commands] == [("release", "gather")]
+    released = SkuResult(op="release", order_id=ORDER, sku="A", ok=True, unit_price=500)
+    done = collect_sku_result(rollback.record, released)
+    assert done.reply == StockRejected(order_id=ORDER, skus=("A",))
 
 
 # ------------------------------------------------------------------ forgetting
