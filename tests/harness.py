@@ -398,8 +398,8 @@ def _fresh_state() -> Iterable[None]:
         for module in AGENT_MODULES:
             for table in module.app.tables.values():
                 table.data.clear()
-        orders.deadlines_sent.clear()
-        orders.forgets_sent.clear()
+        orders.deadlines.clear()
+        orders.forgets.clear()
         inventory.totals.clear()
         inventory.changed.clear()
         webview.desk.watch = webview.desk.new_watch()

@@ -8,6 +8,8 @@ sends what it returned and writes the saga back.
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from typing import Any
 
 from faust.types import StreamT
 
@@ -26,6 +28,7 @@ from ordersaga.app.topics import (
     partition_of,
     topic_of,
 )
+from ordersaga.saga.agenda import Agenda
 from ordersaga.saga.orchestrator import (
     Policy,
     SagaState,
@@ -36,7 +39,6 @@ from ordersaga.saga.orchestrator import (
     forgettable,
     split_forgettable,
 )
-from ordersaga.saga.throttle import Throttle
 from ordersaga.schemas.messages import Envelope, ForgetOrders, Message
 from ordersaga.schemas.status import TERMINAL
 from ordersaga.tables import SAGAS
@@ -51,6 +53,30 @@ policy = Policy(
     queue_timeout_s=settings.step_queue_timeout_s,
 )
 sagas = node.table(SAGAS)
+# What the timers read instead of the whole table: each saga under its next deadline
+# while in flight, under the time it may be forgotten once ended.
+deadlines = Agenda()
+forgets = Agenda()
+
+
+def file_saga(order_id: str, stored: Any) -> None:
+    """File a saga just written (or restored) in the agenda its state calls for."""
+    if stored.get("status") in TERMINAL:
+        deadlines.drop(order_id)
+        ended = datetime.fromisoformat(stored["updated_at"]).timestamp()
+        forgets.at(order_id, ended + settings.retention_s)
+    elif stored.get("deadline") is not None:
+        deadlines.at(order_id, stored["deadline"])
+
+
+@sagas.faust_table.on_recover
+async def file_restored_sagas() -> None:
+    """File every saga of this worker's partitions, which may just have changed."""
+    deadlines.clear()
+    forgets.clear()
+    for order_id, stored in sagas.items():
+        if stored:
+            file_saga(order_id, stored)
 
 
 def _status_of(order_id: str) -> str | None:
@@ -66,6 +92,8 @@ async def forget_sagas(envelope: Envelope, message: ForgetOrders) -> str | None:
     """
     in_flight, done = split_forgettable(message.order_ids, _status_of)
     outcome = sagas.forget(message.order_ids, keep=lambda stored: stored["order_id"] in in_flight)
+    for order_id in done:
+        forgets.drop(order_id)
     if done:
         forward = ForgetOrders(order_ids=done)
         partition = partition_of(done[0], settings.partitions)
@@ -112,6 +140,7 @@ async def advance_saga(envelope: Envelope, message: Message) -> str | None:
         return "republished"
     # Written last: if a send fails, the retry recomputes the same decision.
     sagas[order_id] = stored
+    file_saga(order_id, stored)
     if decision.step_latency:
         step, seconds = decision.step_latency
         node.metrics.step_latency.labels(step).observe(seconds)
@@ -131,10 +160,6 @@ run_saga = Dispatch(
 async def run_sagas(stream: StreamT) -> None:
     """Drive every saga from its commands, participant replies and deadlines."""
     await node.consume(stream, run_saga, "run_sagas")
-
-
-# A deadline message is sent once per step timeout: the first may still be queued.
-deadlines_sent = Throttle(every_s=policy.step_timeout_s, forget_after_s=10 * policy.step_timeout_s)
 
 
 queue_probe = QueueProbe(settings.bootstrap_servers)
@@ -165,63 +190,58 @@ async def expire_overdue_steps() -> None:
 
     Tables can only be written while handling a message of their partition, so
     the timer does not change sagas itself: it sends StepDeadlineExpired to the
-    saga's own partition and ``advance_saga`` decides. After a restart the
-    restored table is scanned the same way, so in-flight sagas resume alone.
-    Whether each late command still waits in its participant's queue is read
-    from the broker once per scan, and only when some step is late.
+    saga's own partition and ``advance_saga`` decides. It reads the agenda, not
+    the table, so a tick costs the sagas that are due; after a restart the
+    restored sagas are filed again, so in-flight sagas resume alone. Whether each
+    late command still waits in its participant's queue is read from the broker
+    once per scan, and only when some step is late.
     """
     now = time.time()
     overdue = []
-    for order_id, stored in sagas.items():
-        if not stored or stored.get("status") in TERMINAL:
+    for order_id in deadlines.due(now):
+        stored = sagas.get(order_id)
+        if not stored or stored.get("status") in TERMINAL or stored.get("deadline") is None:
             continue
-        deadline = stored.get("deadline")
-        if deadline is None or now < deadline:
+        # Looked at again one step timeout from now, unless the saga changes first:
+        # the deadline message may still be queued, and one per timeout is enough.
+        deadlines.at(order_id, max(stored["deadline"], now + policy.step_timeout_s))
+        if now < stored["deadline"]:
             continue
-        memo = (order_id, stored.get("awaiting"), stored.get("attempt"), deadline)
-        if deadlines_sent.due(memo, now):
-            state = SAGAS.load(stored)
-            overdue.append((memo, state, waiting_places(state)))
+        state = SAGAS.load(stored)
+        overdue.append((state, waiting_places(state)))
     if overdue:
-        await queue_probe.refresh(set().union(*(places for _, _, places in overdue)))
-    for memo, state, places in overdue:
+        await queue_probe.refresh(set().union(*(places for _, places in overdue)))
+    for state, places in overdue:
         sent_at = state.sent_at or now
         queued = any(queue_probe.queued(p, sent_at) for p in places)
         message = expired(state, now, queued=queued)
         if message is None:
             continue
-        deadlines_sent.sent(memo, now)
         await node.send(
             message,
             key=state.order_id,
             event_id=f"{state.order_id}:deadline:{message.awaiting}:{message.attempt}"
             f":{message.deadline:.3f}",
         )
-    deadlines_sent.prune(now)
-
-
-forgets_sent = Throttle(
-    every_s=settings.forget_resend_after_s, forget_after_s=2 * settings.forget_resend_after_s
-)
 
 
 @node.timer(interval=settings.forget_scan_interval_s)
 async def forget_finished_orders() -> None:
     """Have every group drop the orders that ended more than the retention period ago.
 
-    Without it the tables (and each SKU record, which keeps one hold per order)
-    grow with every order ever placed. Tables change only while handling a message
-    of their partition, so the timer sends ForgetOrders to the orchestrator's own
-    input, on the partition the orders' keys hash to; ``forget_sagas`` does the rest.
+    Without it the tables grow with every order ever placed. Tables change only
+    while handling a message of their partition, so the timer sends ForgetOrders
+    to the orchestrator's own input, on the partition the orders' keys hash to;
+    ``forget_sagas`` does the rest. An order not deleted within
+    ``ORDERSAGA_FORGET_RESEND_AFTER_S`` (a lost message) is asked for again.
     """
     now = time.time()
-    due = [
-        order_id
-        for order_id, stored in sagas.items()
-        if stored
-        and forgettable(stored, now, settings.retention_s)
-        and forgets_sent.due(order_id, now)
-    ]
+    due = []
+    for order_id in forgets.due(now):
+        stored = sagas.get(order_id)
+        if stored and forgettable(stored, now, settings.retention_s):
+            due.append(order_id)
+            forgets.at(order_id, now + settings.forget_resend_after_s)
     partitions = settings.partitions
     for partition, order_ids in forget_batches(
         due, lambda key: partition_of(key, partitions), settings.forget_batch
@@ -233,6 +253,3 @@ async def forget_finished_orders() -> None:
             partition=partition,
             event_id=f"forget:{order_ids[0]}:{len(order_ids)}",
         )
-        for order_id in order_ids:
-            forgets_sent.sent(order_id, now)
-    forgets_sent.prune(now)
