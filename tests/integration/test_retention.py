@@ -8,8 +8,16 @@ import time
 import httpx
 import pytest
 
-from ordersaga.ops.audit import read_table
-from ordersaga.tables import NOTIFIED, ORDER_STOCK, PAYMENT_LEDGER, SAGAS, SHIPMENTS, STOCK
+from ordersaga.ops.audit import read_table, stock_with_holds
+from ordersaga.tables import (
+    NOTIFIED,
+    ORDER_STOCK,
+    PAYMENT_LEDGER,
+    SAGAS,
+    SHIPMENTS,
+    SKU_HOLDS,
+    STOCK,
+)
 from tests.integration.conftest import System
 from tests.integration.support import final, new_sku, order_body, place, wait_for
 
@@ -30,7 +38,10 @@ def test_a_finished_order_is_forgotten_by_every_group(system: System, client: ht
             found = {
                 "sagas": await read_table(system.bootstrap, SAGAS, deleted),
                 "order_stock": await read_table(system.bootstrap, ORDER_STOCK),
-                "stock": await read_table(system.bootstrap, STOCK),
+                "stock": stock_with_holds(
+                    await read_table(system.bootstrap, STOCK),
+                    await read_table(system.bootstrap, SKU_HOLDS),
+                ),
                 "ledger": await read_table(system.bootstrap, PAYMENT_LEDGER),
                 "shipments": await read_table(system.bootstrap, SHIPMENTS),
                 "notified": await read_table(system.bootstrap, NOTIFIED),
