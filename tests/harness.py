@@ -54,6 +54,7 @@ if not any(name.startswith("ordersaga.agents.") for name in sys.modules):
 
 from ordersaga.adapters.queue_probe import Place, QueueProbe  # noqa: E402
 from ordersaga.agents import (  # noqa: E402
+    customers,
     inventory,
     notifications,
     orders,
@@ -77,7 +78,7 @@ from ordersaga.schemas.messages import (  # noqa: E402
 from ordersaga.web.admission import CompletionRate  # noqa: E402
 from ordersaga.web.store import ViewStore  # noqa: E402
 
-AGENT_MODULES = (orders, inventory, payments, shipping, notifications, webview)
+AGENT_MODULES = (orders, inventory, payments, shipping, notifications, webview, customers)
 
 # ------------------------------------------------------------------ test data
 

@@ -19,6 +19,7 @@ from ordersaga.app.groups import group as agent_group
 from ordersaga.app.node import Node
 from ordersaga.app.topics import (
     CONSUMING_GROUP,
+    CUSTOMERS_COMMANDS,
     FORGET_TOPICS,
     INVENTORY_COMMANDS,
     INVENTORY_SKU_COMMANDS,
@@ -124,7 +125,8 @@ async def advance_saga(envelope: Envelope, message: Message) -> str | None:
     for i, command in enumerate(decision.commands):
         await node.send(
             command,
-            key=order_id,
+            # A customer's commands are keyed by customer, to meet its account.
+            key=command.routing_key() or order_id,
             cause=envelope,
             event_id=f"{order_id}:{state.seq}:{state.attempt}:{i}:{command.TYPE}",
         )
@@ -175,7 +177,9 @@ def waiting_places(state: SagaState) -> set[Place]:
     if group is None:
         return set()
     app_id, partitions = agent_group(group).app_id, settings.partitions
-    places = {(app_id, topic, partition_of(state.order_id, partitions))}
+    # A customer's commands are keyed by the customer, every other by the order.
+    key = state.customer_id if topic == CUSTOMERS_COMMANDS else state.order_id
+    places = {(app_id, topic, partition_of(key, partitions))}
     if topic == INVENTORY_COMMANDS:
         places |= {
             (app_id, INVENTORY_SKU_COMMANDS, partition_of(line.sku, partitions))

@@ -33,6 +33,7 @@ GROUPS: tuple[AgentGroup, ...] = (
     AgentGroup("payments", "ordersaga.agents.payments", 3, "payment ledger and gateway"),
     AgentGroup("shipping", "ordersaga.agents.shipping", 4, "shipments and carrier"),
     AgentGroup("notifications", "ordersaga.agents.notifications", 5, "customer notifications"),
+    AgentGroup("customers", "ordersaga.agents.customers", 6, "customer accounts"),
 )
 
 

@@ -6,6 +6,7 @@ from aiokafka.partitioner import murmur2
 
 from ordersaga import tables
 from ordersaga.schemas.messages import (
+    BlockCustomer,
     CancelOrder,
     CancelShipment,
     ChargePayment,
@@ -15,6 +16,7 @@ from ordersaga.schemas.messages import (
     PlaceOrder,
     PrepareShipment,
     RefundPayment,
+    RegisterCustomer,
     ReleaseStock,
     RepublishOrder,
     ReserveStock,
@@ -22,11 +24,14 @@ from ordersaga.schemas.messages import (
     SkuCommand,
     SkuResult,
     StepDeadlineExpired,
+    ValidateCustomer,
 )
 
 ORDERS_COMMANDS = "orders.commands"
 ORDERS_REPLIES = "orders.replies"
 ORDERS_EVENTS = "orders.events"
+CUSTOMERS_COMMANDS = "customers.commands"
+CUSTOMERS_EVENTS = "customers.events"
 INVENTORY_COMMANDS = "inventory.commands"
 INVENTORY_SKU_COMMANDS = "inventory.sku-commands"
 INVENTORY_SKU_REPLIES = "inventory.sku-replies"
@@ -40,6 +45,8 @@ CONSUMED_TOPICS: tuple[str, ...] = (
     ORDERS_COMMANDS,
     ORDERS_REPLIES,
     ORDERS_EVENTS,
+    CUSTOMERS_COMMANDS,
+    CUSTOMERS_EVENTS,
     INVENTORY_COMMANDS,
     INVENTORY_SKU_COMMANDS,
     INVENTORY_SKU_REPLIES,
@@ -53,7 +60,7 @@ ALL_TOPICS: tuple[str, ...] = (*CONSUMED_TOPICS, NOTIFICATIONS)
 # Topics of saga steps' commands: a command refused there for its content is
 # answered with CommandRejected, so its saga fails at once instead of timing out.
 REJECTION_REPLY_TOPICS: frozenset[str] = frozenset(
-    {INVENTORY_COMMANDS, PAYMENTS_COMMANDS, SHIPPING_COMMANDS}
+    {CUSTOMERS_COMMANDS, INVENTORY_COMMANDS, PAYMENTS_COMMANDS, SHIPPING_COMMANDS}
 )
 
 
@@ -76,6 +83,9 @@ _DESTINATION: dict[type[Message], str] = {
     CancelOrder: ORDERS_COMMANDS,
     RepublishOrder: ORDERS_COMMANDS,
     StepDeadlineExpired: ORDERS_REPLIES,
+    RegisterCustomer: CUSTOMERS_COMMANDS,
+    BlockCustomer: CUSTOMERS_COMMANDS,
+    ValidateCustomer: CUSTOMERS_COMMANDS,
     ReserveStock: INVENTORY_COMMANDS,
     ReleaseStock: INVENTORY_COMMANDS,
     CommitStock: INVENTORY_COMMANDS,
@@ -100,6 +110,7 @@ def topic_of(message_type: type[Message]) -> str:
 
 # The group that consumes each topic a saga step's command goes to (one per topic).
 CONSUMING_GROUP: dict[str, str] = {
+    CUSTOMERS_COMMANDS: "customers",
     INVENTORY_COMMANDS: "inventory",
     INVENTORY_SKU_COMMANDS: "inventory",
     PAYMENTS_COMMANDS: "payments",

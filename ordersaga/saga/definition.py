@@ -20,6 +20,8 @@ from ordersaga.schemas.messages import (
     CancelShipment,
     ChargePayment,
     CommitStock,
+    CustomerRejected,
+    CustomerValidated,
     Message,
     PaymentCharged,
     PaymentDeclined,
@@ -35,6 +37,7 @@ from ordersaga.schemas.messages import (
     StockRejected,
     StockReleased,
     StockReserved,
+    ValidateCustomer,
 )
 from ordersaga.schemas.status import FailureReason, SagaStatus
 
@@ -94,6 +97,16 @@ CANCEL_SHIPMENT = Undo(
 )
 
 SAGA: tuple[Step, ...] = (
+    # Nothing is done for an unknown or blocked customer, so nothing needs undoing.
+    Step(
+        "validate_customer",
+        ValidateCustomer,
+        lambda s: ValidateCustomer(order_id=s.order_id, customer_id=s.customer_id),
+        success=CustomerValidated,
+        status_after=SagaStatus.CUSTOMER_VALIDATED,
+        failure=CustomerRejected,
+        failure_reason=FailureReason.CUSTOMER_INVALID,
+    ),
     Step(
         "reserve_stock",
         ReserveStock,

@@ -6,6 +6,7 @@ from ordersaga.schemas.messages import CustomerNotified, OrderEvent
 from ordersaga.schemas.status import TERMINAL, TERMINAL_EVENTS, FailureReason, SagaStatus
 
 _REASON_TEXT: dict[str, str] = {
+    FailureReason.CUSTOMER_INVALID: "your account cannot place orders (unknown or blocked)",
     FailureReason.OUT_OF_STOCK: "some items are out of stock",
     FailureReason.PAYMENT_DECLINED: "the payment was declined",
     FailureReason.SHIPPING_FAILED: "the carrier cannot ship to your address",

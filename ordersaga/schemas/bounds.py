@@ -45,6 +45,12 @@ EventId = Annotated[str, StringConstraints(pattern=_EVENT_ID)]
 _TYPE_NAME = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 _COUNTRY = r"^[A-Z]{2}$"
 TypeName = Annotated[str, StringConstraints(pattern=_TYPE_NAME)]
+# An address of the usual shape (local@domain.tld, no spaces or controls), at most
+# 254 characters (RFC 5321's path limit); whether it reaches anyone is not ours to know.
+_EMAIL_CHAR = r"[^@\s\x00-\x1f\x7f]"
+_EMAIL_EDGE = r"[^@\s\x00-\x1f\x7f.]"
+_EMAIL = rf"^{_EMAIL_CHAR}{{1,64}}@{_EMAIL_EDGE}{_EMAIL_CHAR}*\.{_EMAIL_EDGE}{{2,63}}$"
+Email = Annotated[str, StringConstraints(max_length=254, pattern=_EMAIL)]
 CountryCode = Annotated[str, StringConstraints(pattern=_COUNTRY)]
 
 
@@ -76,5 +82,6 @@ PATTERN_DESCRIPTIONS: dict[str, str] = {
     _EVENT_ID: f"must be 1-{MAX_EVENT_ID_LENGTH} of A-Z a-z 0-9 _ . : @ -",
     _TYPE_NAME: "must be a name of letters, digits and _",
     _COUNTRY: "must be two capital letters",
+    _EMAIL: "must be an email address (local@domain.tld, at most 254 characters)",
     _TEXT: "must not be blank nor hold control, line-separator or bidi-override characters",
 }

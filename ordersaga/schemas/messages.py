@@ -18,6 +18,7 @@ from ordersaga.schemas.bounds import (
     City,
     Counter,
     CountryCode,
+    Email,
     EventId,
     Id,
     Name,
@@ -45,6 +46,10 @@ class Message(BaseModel):
     def order_ref(self) -> str | None:
         """The order this message is about, if any (the envelope's ``order_id``)."""
         return getattr(self, "order_id", None)
+
+    def routing_key(self) -> str | None:
+        """The Kafka key when it is not the order's id (a customer's commands)."""
+        return self.order_ref()
 
 
 class Envelope(BaseModel):
@@ -228,6 +233,43 @@ class SkuResult(Message):
     reason: Reason | None = None
 
 
+# ---------------------------------------------------------- customers.commands
+
+
+class RegisterCustomer(Message):
+    """Create a customer account; a repeat for the same id changes nothing."""
+
+    TYPE = "RegisterCustomer"
+    customer_id: Id
+    name: Name
+    email: Email
+
+    def routing_key(self) -> str:
+        return self.customer_id
+
+
+class BlockCustomer(Message):
+    """Refuse the customer's orders from now on (``blocked`` false unblocks)."""
+
+    TYPE = "BlockCustomer"
+    customer_id: Id
+    blocked: bool = True
+
+    def routing_key(self) -> str:
+        return self.customer_id
+
+
+class ValidateCustomer(Message):
+    """The saga's first step: may this customer order? Keyed by customer, not order."""
+
+    TYPE = "ValidateCustomer"
+    order_id: Id
+    customer_id: Id
+
+    def routing_key(self) -> str:
+        return self.customer_id
+
+
 # ----------------------------------------------------------- payments.commands
 
 
@@ -281,6 +323,23 @@ class CommandRejected(Message):
     order_id: Id
     command: TypeName
     reason: Reason
+
+
+class CustomerValidated(Message):
+    """The customer exists and is not blocked."""
+
+    TYPE = "CustomerValidated"
+    order_id: Id
+    customer_id: Id
+
+
+class CustomerRejected(Message):
+    """The customer is unknown or blocked: the order fails, nothing to undo."""
+
+    TYPE = "CustomerRejected"
+    order_id: Id
+    customer_id: Id
+    reason: Literal["unknown_customer", "blocked"]
 
 
 class StockReserved(Message):
@@ -415,6 +474,21 @@ class StockChanged(Message):
     committed: StockLevel
 
 
+class CustomerChanged(Message):
+    """A customer account after a change; ``version`` grows with every change."""
+
+    TYPE = "CustomerChanged"
+    customer_id: Id
+    name: Name
+    email: Email
+    blocked: bool
+    version: Counter
+    registered_at: datetime
+
+    def routing_key(self) -> str:
+        return self.customer_id
+
+
 # ---------------------------------------------------------------- notifications
 
 
@@ -434,6 +508,12 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
     for cls in (
         PlaceOrder,
         CancelOrder,
+        RegisterCustomer,
+        BlockCustomer,
+        ValidateCustomer,
+        CustomerValidated,
+        CustomerRejected,
+        CustomerChanged,
         StepDeadlineExpired,
         RepublishOrder,
         ForgetOrders,

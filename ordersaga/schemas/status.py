@@ -13,6 +13,7 @@ class SagaStatus(StrEnum):
     """Where an order stands."""
 
     PENDING = "PENDING"
+    CUSTOMER_VALIDATED = "CUSTOMER_VALIDATED"
     STOCK_RESERVED = "STOCK_RESERVED"
     PAID = "PAID"
     SHIPMENT_PREPARED = "SHIPMENT_PREPARED"
@@ -39,6 +40,8 @@ TERMINAL_EVENTS: dict[SagaStatus, str] = {
 class FailureReason(StrEnum):
     """Why a FAILED order failed."""
 
+    # The customer is unknown or blocked (nothing was done, nothing to undo).
+    CUSTOMER_INVALID = "customer_invalid"
     OUT_OF_STOCK = "out_of_stock"
     PAYMENT_DECLINED = "payment_declined"
     SHIPPING_FAILED = "shipping_failed"

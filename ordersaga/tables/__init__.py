@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
 
+from ordersaga.saga.customers import CustomerRecord
 from ordersaga.saga.inventory import Hold, OrderStockRecord, SkuLevels
 from ordersaga.saga.payments import PaymentRecord
 from ordersaga.saga.shipping import ShipmentRecord
@@ -50,6 +51,7 @@ class TableSpec(Generic[R]):
 
 
 SAGAS = TableSpec("sagas", "orders", "order id", SagaState, "each order's saga")
+CUSTOMERS = TableSpec("customers", "customers", "customer id", CustomerRecord, "accounts")
 STOCK = TableSpec("stock", "inventory", "sku", SkuLevels, "price and stock put in")
 SKU_HOLDS = TableSpec("sku_holds", "inventory", "sku/order id", Hold, "what an order did to a SKU")
 ORDER_STOCK = TableSpec(
@@ -64,6 +66,7 @@ NOTIFIED = TableSpec("notified", "notifications", "order id", str, "status told"
 
 TABLES: tuple[TableSpec[Any], ...] = (
     SAGAS,
+    CUSTOMERS,
     STOCK,
     SKU_HOLDS,
     ORDER_STOCK,
@@ -76,6 +79,7 @@ CHANGELOG_TOPICS: tuple[str, ...] = tuple(t.changelog_topic for t in TABLES)
 
 __all__ = [
     "CHANGELOG_TOPICS",
+    "CUSTOMERS",
     "NOTIFIED",
     "ORDER_STOCK",
     "PAYMENT_LEDGER",

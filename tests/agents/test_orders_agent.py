@@ -11,6 +11,7 @@ import pytest
 from ordersaga.agents import orders
 from ordersaga.app.codec import encode
 from ordersaga.app.topics import (
+    CUSTOMERS_COMMANDS,
     FORGET_TOPICS,
     INVENTORY_COMMANDS,
     ORDERS_COMMANDS,
@@ -24,6 +25,7 @@ from ordersaga.schemas.messages import (
     CancelOrder,
     ChargePayment,
     CommitStock,
+    CustomerValidated,
     ForgetOrders,
     OrderEvent,
     PaymentCharged,
@@ -39,6 +41,7 @@ from ordersaga.schemas.messages import (
     StockCommitted,
     StockReleased,
     StockReserved,
+    ValidateCustomer,
 )
 from tests.harness import (
     ADDRESS,
@@ -68,27 +71,31 @@ def saga(order_id: str = ORDER_ID) -> dict:
     return raw
 
 
+VALIDATED = CustomerValidated(order_id=ORDER_ID, customer_id=CUSTOMER_ID)
+
+
 def events(outbox) -> list[OrderEvent]:
     return [m for m in outbox.messages(ORDERS_EVENTS) if isinstance(m, OrderEvent)]
 
 
-async def test_place_order_starts_saga_and_asks_inventory(drive, outbox):
+async def test_place_order_starts_saga_and_asks_about_the_customer(drive, outbox):
     async with drive(orders.run_sagas, orders.node) as d:
         fed = await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
 
     assert saga()["status"] == "PENDING"
-    assert saga()["awaiting"] == "StockReserved"
+    assert saga()["awaiting"] == "CustomerValidated"
 
-    assert outbox.topics() == [INVENTORY_COMMANDS, ORDERS_EVENTS]
-    [reserve] = outbox.on(INVENTORY_COMMANDS)
-    assert reserve.key == ORDER_ID.encode()
-    assert reserve.message == ReserveStock(order_id=ORDER_ID, items=ITEMS)
-    assert reserve.envelope.event_id == f"{ORDER_ID}:1:1:0:ReserveStock"
-    assert reserve.envelope.order_id == ORDER_ID
-    assert reserve.envelope.correlation_id == ORDER_ID
-    assert reserve.envelope.causation_id == event_id_of(fed)  # the PlaceOrder
-    assert reserve.header("type") == "ReserveStock"
-    assert reserve.header("event_id") == reserve.envelope.event_id
+    assert outbox.topics() == [CUSTOMERS_COMMANDS, ORDERS_EVENTS]
+    [validate] = outbox.on(CUSTOMERS_COMMANDS)
+    # Keyed by the customer, so it meets the customer's account on its partition.
+    assert validate.key == CUSTOMER_ID.encode()
+    assert validate.message == ValidateCustomer(order_id=ORDER_ID, customer_id=CUSTOMER_ID)
+    assert validate.envelope.event_id == f"{ORDER_ID}:1:1:0:ValidateCustomer"
+    assert validate.envelope.order_id == ORDER_ID
+    assert validate.envelope.correlation_id == ORDER_ID
+    assert validate.envelope.causation_id == event_id_of(fed)  # the PlaceOrder
+    assert validate.header("type") == "ValidateCustomer"
+    assert validate.header("event_id") == validate.envelope.event_id
 
     [placed] = outbox.on(ORDERS_EVENTS)
     assert placed.key == ORDER_ID.encode()
@@ -97,6 +104,18 @@ async def test_place_order_starts_saga_and_asks_inventory(drive, outbox):
     assert (event.name, event.seq, event.order.status) == ("OrderPlaced", 1, "PENDING")
     assert event.order.customer_id == CUSTOMER_ID
     assert placed.envelope.event_id == f"{ORDER_ID}:1"
+
+
+async def test_a_valid_customer_moves_the_saga_on_to_its_stock(drive, outbox):
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+        outbox.clear()
+        await d.put(VALIDATED, key=ORDER_ID, topic=ORDERS_REPLIES)
+
+    assert saga()["status"] == "CUSTOMER_VALIDATED"
+    [reserve] = outbox.on(INVENTORY_COMMANDS)
+    assert reserve.key == ORDER_ID.encode()
+    assert reserve.message == ReserveStock(order_id=ORDER_ID, items=ITEMS)
 
 
 async def test_same_place_order_twice_sends_nothing_the_second_time(drive, outbox):
@@ -139,6 +158,7 @@ async def test_republish_sends_the_latest_event_again_under_its_own_id(drive, ou
 async def test_happy_path_ends_completed_with_the_right_commands(drive, outbox):
     async with drive(orders.run_sagas, orders.node) as d:
         await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+        await d.put(VALIDATED, key=ORDER_ID, topic=ORDERS_REPLIES)
         steps = [
             (
                 StockReserved(order_id=ORDER_ID, lines=LINES, total=TOTAL),
@@ -175,8 +195,8 @@ async def test_happy_path_ends_completed_with_the_right_commands(drive, outbox):
     # The last reply sends no command, only the closing events.
     assert outbox.topics() == [ORDERS_EVENTS, ORDERS_EVENTS]
     assert [(e.name, e.seq) for e in events(outbox)] == [
-        ("StockCommitted", 5),
-        ("OrderCompleted", 6),
+        ("StockCommitted", 6),
+        ("OrderCompleted", 7),
     ]
     final = saga()
     assert final["status"] == "COMPLETED"
@@ -195,6 +215,7 @@ async def test_happy_path_ends_completed_with_the_right_commands(drive, outbox):
 async def test_declined_payment_compensates_then_fails(drive, outbox):
     async with drive(orders.run_sagas, orders.node) as d:
         await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+        await d.put(VALIDATED, key=ORDER_ID, topic=ORDERS_REPLIES)
         await d.put(
             StockReserved(order_id=ORDER_ID, lines=LINES, total=TOTAL),
             key=ORDER_ID,
@@ -224,6 +245,7 @@ async def test_declined_payment_compensates_then_fails(drive, outbox):
 async def test_cancel_while_reserving_releases_stock(drive, outbox):
     async with drive(orders.run_sagas, orders.node) as d:
         await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+        await d.put(VALIDATED, key=ORDER_ID, topic=ORDERS_REPLIES)
         outbox.clear()
         await d.put(CancelOrder(order_id=ORDER_ID), key=ORDER_ID, topic=ORDERS_COMMANDS)
 
@@ -269,6 +291,7 @@ async def test_unrelated_or_late_replies_send_nothing(drive, outbox):
 async def test_duplicate_reply_after_completion_sends_nothing(drive, outbox):
     async with drive(orders.run_sagas, orders.node) as d:
         await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+        await d.put(VALIDATED, key=ORDER_ID, topic=ORDERS_REPLIES)
         for reply in (
             StockReserved(order_id=ORDER_ID, lines=LINES, total=TOTAL),
             PaymentCharged(order_id=ORDER_ID, amount=TOTAL, charge_id="ch_1"),
@@ -306,7 +329,7 @@ async def test_malformed_value_is_dead_lettered_and_the_agent_goes_on(drive, out
     assert dead.header("type") == "PlaceOrder"  # the original headers are kept
     # ... and the next message is processed normally.
     assert saga()["status"] == "PENDING"
-    assert len(outbox.on(INVENTORY_COMMANDS)) == 1
+    assert len(outbox.on(CUSTOMERS_COMMANDS)) == 1
 
 
 async def test_unknown_message_type_is_dead_lettered(drive, outbox):
@@ -337,12 +360,12 @@ async def test_message_naming_no_order_is_rejected_without_retry(drive, outbox):
 
 
 async def test_transient_send_failure_is_retried_with_the_same_ids(drive, outbox):
-    outbox.fail(INVENTORY_COMMANDS, RuntimeError("broker down"), times=1)
+    outbox.fail(CUSTOMERS_COMMANDS, RuntimeError("broker down"), times=1)
     async with drive(orders.run_sagas, orders.node) as d:
         await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
 
     [failed] = outbox.failed
-    [resent] = outbox.on(INVENTORY_COMMANDS)
+    [resent] = outbox.on(CUSTOMERS_COMMANDS)
     assert failed.envelope.event_id == resent.envelope.event_id
     assert failed.message == resent.message
     # Events and the table follow the successful attempt only, once.
@@ -355,7 +378,7 @@ async def test_send_failing_on_every_attempt_is_dead_lettered(drive, outbox, mon
     monkeypatch.setattr(
         orders.node, "settings", orders.node.settings.model_copy(update={"handler_max_attempts": 2})
     )
-    outbox.fail(INVENTORY_COMMANDS, RuntimeError("broker down"), times=2)
+    outbox.fail(CUSTOMERS_COMMANDS, RuntimeError("broker down"), times=2)
     async with drive(orders.run_sagas, orders.node) as d:
         await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
 
@@ -393,17 +416,17 @@ async def test_deadline_timer_sends_one_expiry_and_the_saga_retries_the_step(
     assert len(outbox.sent) == 1
     assert expiry.key == ORDER_ID.encode()
     assert expiry.message == StepDeadlineExpired(
-        order_id=ORDER_ID, awaiting="StockReserved", attempt=1, deadline=deadline
+        order_id=ORDER_ID, awaiting="CustomerValidated", attempt=1, deadline=deadline
     )
-    assert expiry.envelope.event_id == f"{ORDER_ID}:deadline:StockReserved:1:{deadline:.3f}"
+    assert expiry.envelope.event_id == f"{ORDER_ID}:deadline:CustomerValidated:1:{deadline:.3f}"
 
-    # The orchestrator then decides: the reservation is sent again, attempt 2.
+    # The orchestrator then decides: the customer check is sent again, attempt 2.
     outbox.clear()
     async with drive(orders.run_sagas, orders.node) as d:
         await d.put_sent(expiry)
-    [again] = outbox.on(INVENTORY_COMMANDS)
-    assert again.message == ReserveStock(order_id=ORDER_ID, items=ITEMS)
-    assert again.envelope.event_id == f"{ORDER_ID}:2:2:0:ReserveStock"
+    [again] = outbox.on(CUSTOMERS_COMMANDS)
+    assert again.message == ValidateCustomer(order_id=ORDER_ID, customer_id=CUSTOMER_ID)
+    assert again.envelope.event_id == f"{ORDER_ID}:2:2:0:ValidateCustomer"
     assert [e.name for e in events(outbox)] == ["StepRetried"]
     assert saga()["attempt"] == 2
 

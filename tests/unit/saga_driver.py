@@ -12,6 +12,8 @@ from ordersaga.schemas.messages import (
     CancelShipment,
     ChargePayment,
     CommitStock,
+    CustomerRejected,
+    CustomerValidated,
     Message,
     OrderEvent,
     OrderLine,
@@ -32,6 +34,7 @@ from ordersaga.schemas.messages import (
     StockRejected,
     StockReleased,
     StockReserved,
+    ValidateCustomer,
 )
 
 # ------------------------------------------------------------------ test data
@@ -62,6 +65,8 @@ CANCEL = CancelOrder(order_id=ORDER_ID)
 REPLIES: dict[str, Message] = {
     m.TYPE: m
     for m in (
+        CustomerValidated(order_id=ORDER_ID, customer_id=CUSTOMER_ID),
+        CustomerRejected(order_id=ORDER_ID, customer_id=CUSTOMER_ID, reason="blocked"),
         StockReserved(order_id=ORDER_ID, lines=LINES, total=TOTAL),
         StockRejected(order_id=ORDER_ID, skus=("SKU-B",)),
         StockReleased(order_id=ORDER_ID),
@@ -75,7 +80,7 @@ REPLIES: dict[str, Message] = {
     )
 }
 
-FORWARD_COMMANDS = (ReserveStock, ChargePayment, PrepareShipment, CommitStock)
+FORWARD_COMMANDS = (ValidateCustomer, ReserveStock, ChargePayment, PrepareShipment, CommitStock)
 # The forward command each compensation undoes.
 UNDOES: dict[type[Message], type[Message]] = {
     ReleaseStock: ReserveStock,
@@ -142,9 +147,17 @@ class Saga:
         return [type(c) for c in self.commands[index:]]
 
 
-def placed(policy: Policy = POLICY) -> Saga:
+def just_placed(policy: Policy = POLICY) -> Saga:
+    """A saga that has asked whether its customer may order."""
     saga = Saga(policy=policy)
     saga.deliver(PLACE)
+    return saga
+
+
+def placed(policy: Policy = POLICY) -> Saga:
+    """A saga whose customer was validated: it awaits its stock."""
+    saga = just_placed(policy)
+    saga.reply("CustomerValidated")
     return saga
 
 
@@ -158,6 +171,10 @@ def terminal_event_count(saga: Saga) -> int:
 
 # Named points of a saga's life, each built only through decide().
 def _pending() -> Saga:
+    return just_placed()
+
+
+def _customer_validated() -> Saga:
     return placed()
 
 
@@ -217,6 +234,12 @@ def _failed() -> Saga:
     return saga
 
 
+def _customer_rejected() -> Saga:
+    saga = just_placed()
+    saga.reply("CustomerRejected")
+    return saga
+
+
 def _failed_after_compensation() -> Saga:
     saga = _compensating_after_failure()
     saga.answer_compensations()
@@ -231,6 +254,7 @@ def _cancelled() -> Saga:
 
 POINTS: dict[str, Callable[[], Saga]] = {
     "PENDING": _pending,
+    "CUSTOMER_VALIDATED": _customer_validated,
     "STOCK_RESERVED": _stock_reserved,
     "PAID": _paid,
     "SHIPMENT_PREPARED": _shipment_prepared,
@@ -240,15 +264,23 @@ POINTS: dict[str, Callable[[], Saga]] = {
     "COMPENSATION_STUCK": _compensation_stuck,
     "COMPLETED": _completed,
     "FAILED": _failed,
+    "CUSTOMER_REJECTED": _customer_rejected,
     "FAILED_AFTER_COMPENSATION": _failed_after_compensation,
     "CANCELLED": _cancelled,
 }
-TERMINAL_POINTS = ("COMPLETED", "FAILED", "FAILED_AFTER_COMPENSATION", "CANCELLED")
+TERMINAL_POINTS = (
+    "COMPLETED",
+    "FAILED",
+    "CUSTOMER_REJECTED",
+    "FAILED_AFTER_COMPENSATION",
+    "CANCELLED",
+)
 LIVE_POINTS = tuple(p for p in POINTS if p not in TERMINAL_POINTS)
 
 # The replies that a saga at each point takes into account; everything else is ignored.
 ACCEPTED_REPLIES: dict[str, set[str]] = {
-    "PENDING": {"StockReserved", "StockRejected"},
+    "PENDING": {"CustomerValidated", "CustomerRejected"},
+    "CUSTOMER_VALIDATED": {"StockReserved", "StockRejected"},
     "STOCK_RESERVED": {"PaymentCharged", "PaymentDeclined"},
     "PAID": {"ShipmentPrepared", "ShipmentRefused"},
     "SHIPMENT_PREPARED": {"StockCommitted"},
@@ -264,7 +296,7 @@ def message_of_kind(kind: str, state: SagaState) -> Message:
     """Every kind of message the orchestrator can receive, built for ``state``."""
     if kind in REPLIES:
         return REPLIES[kind]
-    awaiting = state.awaiting or "StockReserved"
+    awaiting = state.awaiting or "CustomerValidated"
     match kind:
         case "PlaceOrder":
             return PLACE

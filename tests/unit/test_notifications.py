@@ -12,6 +12,8 @@ from ordersaga.schemas.messages import (
     Address,
     CancelOrder,
     CustomerNotified,
+    CustomerRejected,
+    CustomerValidated,
     Message,
     OrderEvent,
     OrderLine,
@@ -46,31 +48,40 @@ RESERVED = StockReserved(
     order_id=ORDER, lines=(PricedLine(sku="SKU-A", quantity=1, unit_price=100),), total=100
 )
 CHARGED = PaymentCharged(order_id=ORDER, amount=100, charge_id="ch_9")
+VALID = CustomerValidated(order_id=ORDER, customer_id=PLACE.customer_id)
 POLICY = Policy(step_max_attempts=1)
 
 # Each outcome as the sequence of messages that leads a fresh saga to it.
 OUTCOMES: dict[str, tuple[Message, ...]] = {
     "completed": (
         PLACE,
+        VALID,
         RESERVED,
         CHARGED,
         ShipmentPrepared(order_id=ORDER, shipment_id="shp_9", carrier="simulated-post"),
         StockCommitted(order_id=ORDER),
     ),
-    "out_of_stock": (PLACE, StockRejected(order_id=ORDER, skus=("SKU-A",))),
+    "out_of_stock": (PLACE, VALID, StockRejected(order_id=ORDER, skus=("SKU-A",))),
+    "customer_invalid": (
+        PLACE,
+        CustomerRejected(order_id=ORDER, customer_id=PLACE.customer_id, reason="blocked"),
+    ),
     "payment_declined": (
         PLACE,
+        VALID,
         RESERVED,
         PaymentDeclined(order_id=ORDER, reason="card_declined"),
         StockReleased(order_id=ORDER),
     ),
     "step_timeout": (
         PLACE,
+        VALID,
         StepDeadlineExpired(order_id=ORDER, awaiting="StockReserved", attempt=1),
         StockReleased(order_id=ORDER),
     ),
     "cancelled": (
         PLACE,
+        VALID,
         RESERVED,
         CHARGED,
         CancelOrder(order_id=ORDER),

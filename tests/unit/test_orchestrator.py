@@ -18,6 +18,7 @@ from ordersaga.schemas.messages import (
     ReleaseStock,
     ReserveStock,
     StepDeadlineExpired,
+    ValidateCustomer,
 )
 from ordersaga.schemas.status import FailureReason, SagaStatus
 from tests.unit.saga_driver import (
@@ -54,7 +55,13 @@ def test_happy_path_sends_each_forward_command_once_in_order_and_completes():
     for reply in ("StockReserved", "PaymentCharged", "ShipmentPrepared", "StockCommitted"):
         saga.reply(reply)
     # Then exactly the four forward commands were sent, in order
-    assert saga.commands_since(0) == [ReserveStock, ChargePayment, PrepareShipment, CommitStock]
+    assert saga.commands_since(0) == [
+        ValidateCustomer,
+        ReserveStock,
+        ChargePayment,
+        PrepareShipment,
+        CommitStock,
+    ]
     # And the saga is COMPLETED with everything the participants reported
     state = saga.state
     assert state is not None
@@ -68,6 +75,7 @@ def test_happy_path_sends_each_forward_command_once_in_order_and_completes():
     # And the events tell the story in order with seq growing by one
     assert saga.event_names == [
         "OrderPlaced",
+        "CustomerValidated",
         "StockReserved",
         "PaymentCharged",
         "ShipmentPrepared",
@@ -85,8 +93,9 @@ def test_happy_path_commands_carry_the_order_data():
     saga.reply("StockReserved")
     saga.reply("PaymentCharged")
     saga.reply("ShipmentPrepared")
-    reserve, charge, ship, commit = saga.commands
+    validate, reserve, charge, ship, commit = saga.commands
     # Then every command is built from the order and the replies so far
+    assert validate == ValidateCustomer(order_id=ORDER_ID, customer_id=CUSTOMER_ID)
     assert reserve == ReserveStock(order_id=ORDER_ID, items=ITEMS)
     assert charge == ChargePayment(
         order_id=ORDER_ID, customer_id=CUSTOMER_ID, payment_token="tok_ok", amount=TOTAL
@@ -95,21 +104,21 @@ def test_happy_path_commands_carry_the_order_data():
     assert commit == CommitStock(order_id=ORDER_ID, items=ITEMS)
 
 
-def test_place_order_starts_a_pending_saga_awaiting_the_reservation():
+def test_place_order_starts_a_pending_saga_awaiting_the_customer_check():
     # When a new order is placed
     decision = decide(None, PLACE, T0, POLICY)
-    # Then the saga exists, awaits StockReserved at attempt 1 with a deadline
+    # Then the saga exists, awaits CustomerValidated at attempt 1 with a deadline
     state = decision.state
     assert decision.changed is True
     assert state is not None
     assert state.status == SagaStatus.PENDING
-    assert state.awaiting == "StockReserved"
+    assert state.awaiting == "CustomerValidated"
     assert state.attempt == 1
     assert state.deadline == T0 + POLICY.step_timeout_s
     assert state.seq == 1
     assert [e.name for e in decision.events] == ["OrderPlaced"]
     assert decision.events[0].order.status == "PENDING"
-    assert decision.commands == (ReserveStock(order_id=ORDER_ID, items=ITEMS),)
+    assert decision.commands == (ValidateCustomer(order_id=ORDER_ID, customer_id=CUSTOMER_ID),)
 
 
 def test_each_forward_event_snapshot_reflects_the_state_after_it():
@@ -150,7 +159,8 @@ def test_terminal_status_is_reached_exactly_once_and_then_nothing_moves():
 
 FAILURES = [
     # point, failure reply, compensations expected (newest first), failure reason
-    ("PENDING", "StockRejected", [], FailureReason.OUT_OF_STOCK),
+    ("PENDING", "CustomerRejected", [], FailureReason.CUSTOMER_INVALID),
+    ("CUSTOMER_VALIDATED", "StockRejected", [], FailureReason.OUT_OF_STOCK),
     ("STOCK_RESERVED", "PaymentDeclined", [ReleaseStock], FailureReason.PAYMENT_DECLINED),
     ("PAID", "ShipmentRefused", [RefundPayment, ReleaseStock], FailureReason.SHIPPING_FAILED),
 ]
@@ -232,7 +242,7 @@ def test_shipment_refused_refunds_then_releases_then_fails_shipping():
 
 CANCELS = [
     # point, compensations expected: steps done AND the in-flight one, newest first
-    ("PENDING", [ReleaseStock]),
+    ("CUSTOMER_VALIDATED", [ReleaseStock]),
     ("STOCK_RESERVED", [RefundPayment, ReleaseStock]),
     ("PAID", [CancelShipment, RefundPayment, ReleaseStock]),
     ("SHIPMENT_PREPARED", [CancelShipment, RefundPayment, ReleaseStock]),
@@ -299,7 +309,7 @@ def test_late_forward_success_after_cancel_is_ignored():
 
 TIMEOUTS = [
     # point, command of the awaited step, compensations on giving up
-    ("PENDING", ReserveStock, [ReleaseStock]),
+    ("CUSTOMER_VALIDATED", ReserveStock, [ReleaseStock]),
     ("STOCK_RESERVED", ChargePayment, [RefundPayment, ReleaseStock]),
     ("PAID", PrepareShipment, [CancelShipment, RefundPayment, ReleaseStock]),
     ("SHIPMENT_PREPARED", CommitStock, [CancelShipment, RefundPayment, ReleaseStock]),
@@ -480,3 +490,27 @@ def test_stale_compensation_deadline_changes_nothing():
     # Then nothing changes
     assert decision.changed is False
     assert decision.state is before
+
+
+def test_cancel_while_the_customer_is_checked_ends_cancelled_with_nothing_to_undo():
+    saga = POINTS["PENDING"]()
+    sent_before = len(saga.commands)
+    decision = saga.deliver(CANCEL)
+    assert decision.state is not None and decision.state.status == SagaStatus.CANCELLED
+    assert saga.commands_since(sent_before) == []
+    assert saga.event_names[-1] == "OrderCancelled"
+    assert terminal_event_count(saga) == 1
+
+
+def test_a_customer_check_that_never_answers_fails_step_timeout_with_nothing_to_undo():
+    saga = POINTS["PENDING"]()
+    for attempt in range(1, POLICY.step_max_attempts):
+        decision = saga.time_out()
+        assert [type(c) for c in decision.commands] == [ValidateCustomer]
+        assert decision.state is not None and decision.state.attempt == attempt + 1
+    sent_before = len(saga.commands)
+    decision = saga.time_out()
+    assert decision.state is not None and decision.state.status == SagaStatus.FAILED
+    assert decision.state.failure_reason == FailureReason.STEP_TIMEOUT
+    assert saga.commands_since(sent_before) == []
+    assert terminal_event_count(saga) == 1

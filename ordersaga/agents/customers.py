@@ -1,0 +1,73 @@
+"""The customers group: customer accounts, and the saga's ``validate_customer`` step.
+
+Run alone with ``faust -A ordersaga.agents.customers worker``. Every command is
+keyed by customer id, so an account's registration, blocking and the orders'
+validations are applied in the order they were sent.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from faust.types import StreamT
+
+from ordersaga.app.dispatch import Dispatch
+from ordersaga.app.node import Node
+from ordersaga.app.topics import CUSTOMERS_COMMANDS, CUSTOMERS_EVENTS
+from ordersaga.saga.customers import CustomerRecord, block, register, validate
+from ordersaga.schemas.messages import BlockCustomer, Envelope, RegisterCustomer, ValidateCustomer
+from ordersaga.tables import CUSTOMERS
+
+node = Node("customers")
+app = node.app
+customers = node.table(CUSTOMERS)
+# Customers keep nothing per order, so a ForgetOrders has nothing to delete here.
+keep_accounts = Dispatch(f"on {CUSTOMERS_COMMANDS}", forget=None)
+
+
+async def publish(record: CustomerRecord, cause: Envelope | None = None) -> None:
+    """Send an account's state (same version, same event id: a view that has it ignores it)."""
+    await node.send(
+        record.changed_event(),
+        key=record.customer_id,
+        cause=cause,
+        topic=CUSTOMERS_EVENTS,
+        event_id=f"customer:{record.customer_id}:{record.version}",
+    )
+
+
+@keep_accounts.on(RegisterCustomer, BlockCustomer)
+async def change_account(envelope: Envelope, message: RegisterCustomer | BlockCustomer) -> str:
+    """Register, block or unblock an account and publish it.
+
+    Published even when unchanged: a client repeats a request whose answer it did
+    not see, and the view that may have missed the first event gets it again.
+    """
+    before = customers.load(message.customer_id)
+    after: CustomerRecord | None
+    if isinstance(message, RegisterCustomer):
+        after = register(before, message, datetime.now(UTC))
+    else:
+        after = block(before, message)
+    if after is None:
+        return "unknown"
+    stored = customers.fit(after) if after != before else None
+    await publish(after, envelope)
+    if stored is None:
+        return "unchanged"
+    customers[after.customer_id] = stored
+    return "ok"
+
+
+@keep_accounts.on(ValidateCustomer)
+async def validate_customer(envelope: Envelope, message: ValidateCustomer) -> None:
+    """Answer whether the customer may order: known and not blocked."""
+    await node.reply(
+        validate(customers.load(message.customer_id), message), to=envelope, key=message.order_id
+    )
+
+
+@app.agent(node.topic(CUSTOMERS_COMMANDS))
+async def keep_customers(stream: StreamT) -> None:
+    """Keep the accounts and validate each order's customer."""
+    await node.consume(stream, keep_accounts, "keep_customers")
