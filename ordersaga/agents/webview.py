@@ -16,8 +16,9 @@ from faust.types import StreamT
 
 from ordersaga.app.dispatch import Dispatch
 from ordersaga.app.node import Node
-from ordersaga.app.topics import INVENTORY_EVENTS, ORDERS_EVENTS
+from ordersaga.app.topics import CUSTOMERS_EVENTS, INVENTORY_EVENTS, ORDERS_EVENTS
 from ordersaga.schemas.messages import (
+    CustomerChanged,
     Envelope,
     ForgetOrders,
     OrderEvent,
@@ -38,6 +39,7 @@ register_routes(app, desk)
 
 order_events = node.topic(ORDERS_EVENTS)
 inventory_events = node.topic(INVENTORY_EVENTS)
+customer_events = node.topic(CUSTOMERS_EVENTS)
 
 
 async def _views_expire_by_ttl(envelope: Envelope, message: ForgetOrders) -> str:
@@ -47,6 +49,7 @@ async def _views_expire_by_ttl(envelope: Envelope, message: ForgetOrders) -> str
 
 project_order_event = Dispatch(f"on {ORDERS_EVENTS}", forget=_views_expire_by_ttl)
 project_stock_event = Dispatch(f"on {INVENTORY_EVENTS}", forget=None)
+project_customer_event = Dispatch(f"on {CUSTOMERS_EVENTS}", forget=None)
 
 
 @project_order_event.on(OrderEvent)
@@ -66,6 +69,7 @@ async def fold_order_event(envelope: Envelope, message: OrderEvent) -> None:
         order.model_dump(mode="json"),
         entry,
         terminal=order.status in TERMINAL,
+        placed_at=order.placed_at.timestamp(),
     )
     desk.watch.changed(order.order_id)
 
@@ -74,6 +78,20 @@ async def fold_order_event(envelope: Envelope, message: OrderEvent) -> None:
 async def fold_stock_event(envelope: Envelope, message: StockChanged) -> None:
     """Keep the latest levels of a SKU, ignoring older versions."""
     await desk.store.project_stock(message.sku, message.version, message.model_dump(mode="json"))
+
+
+@project_customer_event.on(CustomerChanged)
+async def fold_customer_event(envelope: Envelope, message: CustomerChanged) -> None:
+    """Keep the latest version of a customer's account."""
+    await desk.customers.project(
+        message.customer_id, message.version, message.model_dump(mode="json")
+    )
+
+
+@app.agent(customer_events)
+async def project_customers(stream: StreamT) -> None:
+    """Maintain the customer views the web API answers from."""
+    await node.consume(stream, project_customer_event, "project_customers")
 
 
 @app.agent(order_events)

@@ -60,6 +60,12 @@ from ordersaga.app.topic_admin import ensure_topics
 # enough that workers which died while a broker was down are back soon after it.
 MAX_RESTART_BACKOFF_S = 8.0
 DEMO_CATALOGUE = (("book", 100, 1500), ("mug", 100, 900), ("poster", 50, 1200))
+# The customers `make run` registers, who the README's examples and the demo order as.
+DEMO_CUSTOMERS = (
+    ("cust-ada", "Ada Lovelace", "ada@example.com"),
+    ("cust-grace", "Grace Hopper", "grace@example.com"),
+    ("cust-alan", "Alan Turing", "alan@example.com"),
+)
 
 
 @dataclass
@@ -338,7 +344,7 @@ class Runtime:
             await wait_all(checks, "not healthy", self.say, timeout)
 
     async def seed_catalogue(self) -> None:
-        """Stock the demo catalogue once (fixed restock ids make a re-seed harmless)."""
+        """Stock the demo catalogue and register the demo customers (a re-seed is harmless)."""
         url = f"http://{self.settings.web_host}:{self.settings.web_port}"
         async with httpx.AsyncClient(base_url=url, timeout=5) as client:
             for sku, quantity, price in DEMO_CATALOGUE:
@@ -357,7 +363,14 @@ class Runtime:
             await wait_all(
                 checks, f"not in the web view (see {webview})", self.say, CATALOGUE_TIMEOUT_S
             )
+            for customer_id, name, email in DEMO_CUSTOMERS:
+                r = await client.post(
+                    "/customers", json={"customer_id": customer_id, "name": name, "email": email}
+                )
+                if r.status_code not in (200, 201, 202):
+                    raise RuntimeError(f"customer {customer_id} answered {r.status_code}: {r.text}")
         self.say("catalogue " + ", ".join(f"{s} x{q} @ {p}c" for s, q, p in DEMO_CATALOGUE))
+        self.say("customers " + ", ".join(c for c, _, _ in DEMO_CUSTOMERS))
 
     async def add_worker(self, group_name: str, healthy_within_s: float = 90) -> Worker:
         """Start one more worker of a group on a running system (it joins the group's rebalance)."""

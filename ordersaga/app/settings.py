@@ -220,6 +220,18 @@ class Settings(BaseSettings):
         description="ORDERSAGA_MAX_SKUS: SKUs the catalogue may hold; a restock creating "
         "one more answers 409.",
     )
+    max_customers: int = Field(
+        default=100_000,
+        gt=0,
+        description="ORDERSAGA_MAX_CUSTOMERS: accounts the shop may hold; a registration "
+        "of one more answers 409.",
+    )
+    max_orders_per_customer_view: int = Field(
+        default=1_000,
+        gt=0,
+        description="ORDERSAGA_MAX_ORDERS_PER_CUSTOMER_VIEW: the newest orders GET "
+        "/customers/{id}/orders can list (older ones stay readable by id).",
+    )
     max_sagas_in_flight: int = Field(
         default=500,
         ge=1,

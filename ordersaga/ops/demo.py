@@ -30,6 +30,7 @@ class Scenario:
     payment_token: str = "tok_visa"
     country: str = "GB"
     cancel: bool = False
+    customer_id: str = "cust-demo"
     expect_status: str = "COMPLETED"
     expect_reason: str | None = None
 
@@ -48,13 +49,34 @@ SCENARIOS = (
         "shipping refused", 1, country="XX", expect_status="FAILED", expect_reason="shipping_failed"
     ),
     Scenario("cancellation", 1, cancel=True, expect_status="CANCELLED"),
+    Scenario(
+        "unknown customer",
+        1,
+        customer_id="cust-nobody-registered",
+        expect_status="FAILED",
+        expect_reason="customer_invalid",
+    ),
+    Scenario(
+        "blocked customer",
+        1,
+        customer_id="cust-demo-blocked",
+        expect_status="FAILED",
+        expect_reason="customer_invalid",
+    ),
 )
+# The demo's own customers: one who orders, one it blocks.
+DEMO_CUSTOMER = {"customer_id": "cust-demo", "name": "Demo Customer", "email": "demo@example.com"}
+BLOCKED_CUSTOMER = {
+    "customer_id": "cust-demo-blocked",
+    "name": "Blocked Customer",
+    "email": "blocked@example.com",
+}
 
 
 def order_body(sku: str, scenario: Scenario) -> dict[str, Any]:
     """The POST /orders body of a scenario."""
     return {
-        "customer_id": f"demo-{scenario.name.replace(' ', '-')}",
+        "customer_id": scenario.customer_id,
         "items": [{"sku": sku, "quantity": scenario.quantity}],
         "payment_token": scenario.payment_token,
         "shipping_address": {**ADDRESS, "country": scenario.country},
@@ -89,7 +111,11 @@ async def run_demo(url: str | None) -> int:
             if (await client.get(f"/inventory/{sku}")).status_code == 200:
                 break
             await asyncio.sleep(0.1)
-        print(f"demo SKU {sku}: 20 in stock at 19.99\n")
+        for account in (DEMO_CUSTOMER, BLOCKED_CUSTOMER):
+            (await client.post("/customers", json=account)).raise_for_status()
+        blocked = BLOCKED_CUSTOMER["customer_id"]
+        (await client.post(f"/customers/{blocked}/block", json={})).raise_for_status()
+        print(f"demo SKU {sku}: 20 in stock at 19.99; customers cust-demo, {blocked} (blocked)\n")
         for scenario in SCENARIOS:
             order = await play(client, sku, scenario)
             ok = order["status"] == scenario.expect_status and (

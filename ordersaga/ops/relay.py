@@ -24,7 +24,7 @@ critical path, and the relay does none of that.
 
 The whole relay runs in the bench process: on a small machine that one
 process can itself be what limits the ceiling (its CPU use is the price of
-11 consumers and producers in one Python interpreter).
+13 consumers and producers in one Python interpreter).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from ordersaga.schemas.messages import (
     Address,
     ChargePayment,
     CommitStock,
+    CustomerValidated,
     Message,
     OrderLine,
     PaymentCharged,
@@ -57,6 +58,7 @@ from ordersaga.schemas.messages import (
     SkuCommand,
     StockCommitted,
     StockReserved,
+    ValidateCustomer,
 )
 
 #: Consumed messages, one after the other, on the critical path of a saga that
@@ -64,20 +66,22 @@ from ordersaga.schemas.messages import (
 #: counted from agents/ and saga/):
 #:
 #:  1. PlaceOrder             orders.commands        -> orders (run_sagas)
-#:  2. ReserveStock           inventory.commands     -> inventory (gather_reservations)
-#:  3. SkuCommand(reserve)    inventory.sku-commands -> inventory (change_stock)
-#:  4. StockReserved          orders.replies         -> orders
-#:  5. ChargePayment          payments.commands      -> payments
-#:  6. PaymentCharged         orders.replies         -> orders
-#:  7. PrepareShipment        shipping.commands      -> shipping
-#:  8. ShipmentPrepared       orders.replies         -> orders
-#:  9. CommitStock            inventory.commands     -> inventory (gather_reservations)
-#: 10. SkuCommand(commit)     inventory.sku-commands -> inventory (change_stock)
-#: 11. StockCommitted         orders.replies         -> orders, which writes OrderCompleted
+#:  2. ValidateCustomer       customers.commands     -> customers (keep_customers)
+#:  3. CustomerValidated      orders.replies         -> orders
+#:  4. ReserveStock           inventory.commands     -> inventory (gather_reservations)
+#:  5. SkuCommand(reserve)    inventory.sku-commands -> inventory (change_stock)
+#:  6. StockReserved          orders.replies         -> orders
+#:  7. ChargePayment          payments.commands      -> payments
+#:  8. PaymentCharged         orders.replies         -> orders
+#:  9. PrepareShipment        shipping.commands      -> shipping
+#: 10. ShipmentPrepared       orders.replies         -> orders
+#: 11. CommitStock            inventory.commands     -> inventory (gather_reservations)
+#: 12. SkuCommand(commit)     inventory.sku-commands -> inventory (change_stock)
+#: 13. StockCommitted         orders.replies         -> orders, which writes OrderCompleted
 #:
 #: OrderCompleted on orders.events is what the bench waits for; it is produced by
-#: the 11th hop, and the bench's own consumer reading it is the relay's sink.
-SAGA_HOPS = 11
+#: the 13th hop, and the bench's own consumer reading it is the relay's sink.
+SAGA_HOPS = 13
 
 RELAY_PREFIX = "relay."
 # Records per fetch a hop forwards before awaiting its producer's acks: big
@@ -105,6 +109,8 @@ def critical_path_messages(order_id: str = "bench-0123456789abcdef") -> list[Mes
             payment_token="tok_visa",
             shipping_address=address,
         ),
+        ValidateCustomer(order_id=order_id, customer_id="bench-customer"),
+        CustomerValidated(order_id=order_id, customer_id="bench-customer"),
         ReserveStock(order_id=order_id, items=(line,)),
         SkuCommand(
             op="reserve", order_id=order_id, sku=line.sku, quantity=1, reply_to="orchestrator"

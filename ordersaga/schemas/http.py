@@ -8,7 +8,9 @@ from pydantic_core import PydanticCustomError
 from ordersaga.schemas.bounds import (
     MAX_LINE_QUANTITY,
     MAX_LINES,
+    Email,
     Id,
+    Name,
     PaymentToken,
     RestockQuantity,
     UnitPrice,
@@ -39,6 +41,15 @@ class PlaceOrderBody(BaseModel):
                     {"index": i, "sku": line.sku, "limit": MAX_LINE_QUANTITY},
                 )
         return items
+
+
+class CustomerBody(BaseModel):
+    """``POST /customers``: a customer account; the same body again is the same account."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    customer_id: Id
+    name: Name
+    email: Email
 
 
 class RestockBody(BaseModel):

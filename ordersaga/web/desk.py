@@ -11,6 +11,7 @@ from ordersaga.schemas.messages import Message
 from ordersaga.schemas.status import TERMINAL
 from ordersaga.web.accept import KeyClaim, KeyUse, claim_outcome
 from ordersaga.web.admission import CompletionRate, in_flight_limit
+from ordersaga.web.customer_store import CustomerStore
 from ordersaga.web.store import ViewStore
 from ordersaga.web.watch import OrderWatch
 
@@ -29,6 +30,7 @@ class Desk:
         self.node = node
         self.settings = node.settings
         self._store: ViewStore | None = None
+        self._customers: CustomerStore | None = None
         self._in_flight: tuple[float, int] = (float("-inf"), 0)
         self.completions = CompletionRate()
         self.watch = self.new_watch()
@@ -54,8 +56,16 @@ class Desk:
                 refresh_after_s=self.settings.view_refresh_after_s,
                 max_connections=self.settings.redis_max_connections,
                 pool_timeout_s=self.settings.redis_pool_timeout_s,
+                max_orders_per_customer=self.settings.max_orders_per_customer_view,
             )
         return self._store
+
+    @property
+    def customers(self) -> CustomerStore:
+        """Accounts and each customer's orders (on the view store's Redis pool)."""
+        if self._customers is None:
+            self._customers = CustomerStore(self.store.redis)
+        return self._customers
 
     async def _redis_answers(self) -> None:
         await self.store.redis.ping()

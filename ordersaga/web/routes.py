@@ -1,4 +1,4 @@
-"""The web view's routes: place, cancel and query orders; query and restock inventory.
+"""The web view's routes: orders, inventory and customers.
 
 Bad input never reaches Kafka: every body, path parameter, query parameter and
 header a client controls is validated by the views first (``ordersaga.web.inputs``
@@ -10,6 +10,13 @@ from __future__ import annotations
 
 import faust
 
+from ordersaga.web.customers import (
+    BlockCustomerView,
+    Customer,
+    CustomerOrders,
+    Customers,
+    UnblockCustomerView,
+)
 from ordersaga.web.desk import Desk, DeskView
 from ordersaga.web.inventory import Inventory, InventoryItem, Restock
 from ordersaga.web.orders import CancelOrderView, Order, OrderEvents, Orders
@@ -23,6 +30,11 @@ ROUTES: tuple[tuple[str, type[DeskView]], ...] = (
     ("/inventory", Inventory),
     ("/inventory/{sku}", InventoryItem),
     ("/inventory/{sku}/restock", Restock),
+    ("/customers", Customers),
+    ("/customers/{customer_id}", Customer),
+    ("/customers/{customer_id}/block", BlockCustomerView),
+    ("/customers/{customer_id}/unblock", UnblockCustomerView),
+    ("/customers/{customer_id}/orders", CustomerOrders),
 )
 
 

@@ -28,15 +28,20 @@ UNCONFIRMED = PREFIX + "unconfirmed"  # sorted set: order id -> when to re-send 
 UNCONFIRMED_ORDERS = PREFIX + "unconfirmed:orders"  # hash: order id -> accepted_at, command
 OPEN = PREFIX + "open"  # sorted set: order id of an open view -> when to refresh it
 ENDED = PREFIX + "ended"  # counter: orders whose terminal event was projected
+CUSTOMER_ORDERS = PREFIX + "customer-orders:"  # sorted set: order id -> placed at
 # Every command of the web view is small; one slower than this means Redis is unwell.
 REDIS_SOCKET_TIMEOUT_S = 2.0
 # The longest wait between two refreshes of a view that stays open.
 MAX_REFRESH_WAIT_S = 300
 
-# KEYS: order hash, events list, unconfirmed set, unconfirmed hash, open set, ended.
-# ARGV: seq, snapshot, entry, ttl (0 keeps), order id, now, refresh after, terminal (1/0).
+# KEYS: order hash, events list, unconfirmed set, unconfirmed hash, open set, ended,
+# the customer's orders.
+# ARGV: seq, snapshot, entry, ttl (0 keeps), order id, now, refresh after, terminal (1/0),
+# placed at, most orders kept per customer, finished views' ttl.
 # Any event of the order confirms that the orchestrator has it: nothing to re-send.
 # An open (not terminal) view is due for a refresh if no newer event follows in time.
+# The order is filed under its customer by whichever of its events comes first; the
+# customer's list keeps its newest orders and lives as long as their views.
 _PROJECT_ORDER = """
 redis.call('ZREM', KEYS[3], ARGV[5])
 redis.call('HDEL', KEYS[4], ARGV[5])
@@ -44,6 +49,10 @@ local seen = redis.call('HGET', KEYS[1], 'seq')
 if seen and tonumber(seen) >= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'order', ARGV[2], 'projected_at', ARGV[6])
 redis.call('RPUSH', KEYS[2], ARGV[3])
+if redis.call('ZADD', KEYS[7], 'NX', ARGV[9], ARGV[5]) == 1 then
+  redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -(tonumber(ARGV[10]) + 1))
+  if tonumber(ARGV[11]) > 0 then redis.call('EXPIRE', KEYS[7], tonumber(ARGV[11])) end
+end
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
@@ -136,11 +145,16 @@ class ViewStore:
     """Order and stock views plus accepted orders and idempotency keys."""
 
     def __init__(
-        self, client: aioredis.Redis, finished_ttl_s: int, refresh_after_s: float = 10.0
+        self,
+        client: aioredis.Redis,
+        finished_ttl_s: int,
+        refresh_after_s: float = 10.0,
+        max_orders_per_customer: int = 1_000,
     ) -> None:
         self.redis = client
         self.finished_ttl_s = finished_ttl_s
         self.refresh_after_s = refresh_after_s
+        self.max_orders_per_customer = max_orders_per_customer
         self._project_order = client.register_script(_PROJECT_ORDER)
         self._project_stock = client.register_script(_PROJECT_STOCK)
         self._await_confirmation = client.register_script(_AWAIT_CONFIRMATION)
@@ -155,6 +169,7 @@ class ViewStore:
         refresh_after_s: float = 10.0,
         max_connections: int = 50,
         pool_timeout_s: float = 5.0,
+        max_orders_per_customer: int = 1_000,
     ) -> ViewStore:
         """A store on the Redis at ``url`` (connects on first use).
 
@@ -170,7 +185,12 @@ class ViewStore:
             socket_connect_timeout=REDIS_SOCKET_TIMEOUT_S,
             socket_timeout=REDIS_SOCKET_TIMEOUT_S,
         )
-        return cls(aioredis.Redis(connection_pool=pool), finished_ttl_s, refresh_after_s)
+        return cls(
+            aioredis.Redis(connection_pool=pool),
+            finished_ttl_s,
+            refresh_after_s,
+            max_orders_per_customer,
+        )
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -185,6 +205,7 @@ class ViewStore:
         snapshot: dict[str, Any],
         entry: dict[str, Any],
         terminal: bool,
+        placed_at: float = 0.0,
     ) -> bool:
         """Apply one order event unless its sequence number was seen; True if applied."""
         applied = await self._project_order(
@@ -195,6 +216,7 @@ class ViewStore:
                 UNCONFIRMED_ORDERS,
                 OPEN,
                 ENDED,
+                CUSTOMER_ORDERS + str(snapshot["customer_id"]),
             ],
             args=[
                 seq,
@@ -205,6 +227,9 @@ class ViewStore:
                 time.time(),
                 self.refresh_after_s,
                 "1" if terminal else "0",
+                placed_at,
+                self.max_orders_per_customer,
+                self.finished_ttl_s,
             ],
         )
         return bool(applied)

@@ -72,7 +72,17 @@ ADDRESS = {
     "country": "US",
 }
 # (kind, weight): what the customer does
-MIX = (("ok", 55), ("decline", 10), ("refused", 10), ("out_of_stock", 10), ("cancel", 15))
+MIX = (
+    ("ok", 55),
+    ("decline", 10),
+    ("refused", 10),
+    ("out_of_stock", 10),
+    ("cancel", 15),
+    ("unknown_customer", 3),
+    ("blocked_customer", 3),
+)
+CUSTOMERS = [f"chaos-{i}" for i in range(1, 21)]
+BLOCKED = "chaos-blocked"
 
 
 @dataclass
@@ -96,8 +106,12 @@ def body(kind: str, skus: list[str]) -> dict[str, Any]:
         items = [{"sku": random.choice(skus), "quantity": random.randint(1, 3)}]
     if kind != "out_of_stock" and random.random() < 0.3:
         items.append({"sku": random.choice(skus), "quantity": 1})
+    if kind == "unknown_customer":
+        customer_id = f"chaos-unknown-{uuid.uuid4().hex[:8]}"
+    else:
+        customer_id = BLOCKED if kind == "blocked_customer" else random.choice(CUSTOMERS)
     return {
-        "customer_id": f"chaos-{random.randint(1, 500)}",
+        "customer_id": customer_id,
         "items": items,
         "payment_token": "tok_decline" if kind == "decline" else "tok_visa",
         "shipping_address": {**ADDRESS, "country": "XX" if kind == "refused" else "US"},
@@ -398,6 +412,18 @@ async def run_chaos(
                 "seed-scarce",
                 figures,
             )
+            for customer_id in (*CUSTOMERS, BLOCKED):
+                account = {
+                    "customer_id": customer_id,
+                    "name": "Chaos Customer",
+                    "email": f"{customer_id}@chaos.example.com",
+                }
+                await post_until_accepted(
+                    client, urls, "/customers", account, None, figures, ok=(200, 201, 202)
+                )
+            await post_until_accepted(
+                client, urls, f"/customers/{BLOCKED}/block", None, None, figures, ok=(200, 202)
+            )
             skus_and_scarce = len(skus) + 1
             while len((await client.get(urls[0] + "/inventory")).json()["items"]) < skus_and_scarce:  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
@@ -447,6 +473,13 @@ async def run_chaos(
             print("\n" + report(checks))
             assert all(c.ok for c in checks), report(checks)
             assert set(ids) <= set(state.sagas)
+            # An unknown or blocked customer's order fails customer_invalid, no other does.
+            for order_id, kind in placed.items():
+                saga = state.sagas[order_id]
+                invalid = (
+                    saga["status"] == "FAILED" and saga["failure_reason"] == "customer_invalid"
+                )
+                assert invalid == (kind in ("unknown_customer", "blocked_customer")), (kind, saga)
 
             # Nobody was charged twice, and every charge not kept was refunded
             gateway = aioredis.from_url(redis_url, decode_responses=True)

@@ -119,8 +119,21 @@ def system(
         pytest.fail("ordersaga run did not stop within 60 s of SIGTERM")
 
 
+# The customers the integration tests order as; any other customer's orders fail
+# customer_invalid, which the customer tests check.
+TEST_CUSTOMERS = ("cust-1", "cust-retention", "cust-topics", "cust-redrive")
+
+
 @pytest.fixture(scope="session")
 def client(system: System) -> Iterator[httpx.Client]:
-    """An HTTP client on the web view."""
+    """An HTTP client on the web view, its test customers registered."""
     with httpx.Client(base_url=system.base_url, timeout=60) as c:
+        for customer_id in TEST_CUSTOMERS:
+            account = {
+                "customer_id": customer_id,
+                "name": "Test Customer",
+                "email": f"{customer_id}@test.example.com",
+            }
+            r = c.post("/customers", json=account)
+            assert r.status_code in (200, 201), r.text
         yield c

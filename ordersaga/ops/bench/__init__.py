@@ -57,7 +57,7 @@ Definitions (every time is this machine's wall clock, in seconds):
 - *CPU %*: CPU time of each process over the saga phase (and over the relay)
   as a share of one core; it shows which process limits the rate.
 
-With ``--attach`` the relay topics ``relay.0 .. relay.11`` stay on that broker
+With ``--attach`` the relay topics ``relay.0 .. relay.13`` stay on that broker
 (a later run reuses them), and the bench's SKUs stay in its inventory.
 
 Where it is: ``run`` (one run from start to end, and the CLI entry point

@@ -264,6 +264,20 @@ async def wait_all_ended(tracker: Tracker, timeout: float) -> None:
 # ---------------------------------------------------------------------- stock
 
 
+async def register_customers(client: httpx.AsyncClient, customer_ids: Sequence[str]) -> None:
+    """Register the bench's customers: an unknown customer's orders fail, by design."""
+    for customer_id in customer_ids:
+        r = await client.post(
+            "/customers",
+            json={
+                "customer_id": customer_id,
+                "name": "Bench Runner",
+                "email": f"{customer_id}@bench.example.com",
+            },
+        )
+        r.raise_for_status()
+
+
 async def stock_skus(client: httpx.AsyncClient, skus: Sequence[str], needed: int) -> None:
     """Give every SKU at least ``needed`` units and wait until the web view shows them."""
     restocks = max(1, math.ceil(needed / MAX_RESTOCK))

@@ -32,6 +32,7 @@ from ordersaga.ops.bench.load import (
     Tracker,
     closed_loop,
     open_loop,
+    register_customers,
     stock_skus,
     wait_all_ended,
     watch_order_events,
@@ -77,10 +78,15 @@ def target_config(target: Target, partitions: int) -> dict[str, Any]:
 
 
 async def stock_phase(
-    client: httpx.AsyncClient, skus: Sequence[str], needed: int, progress: Progress
+    client: httpx.AsyncClient,
+    skus: Sequence[str],
+    needed: int,
+    customer_ids: Sequence[str],
+    progress: Progress,
 ) -> None:
-    """Stock every SKU for ``needed`` orders before the first one is placed."""
+    """Register the customers and stock every SKU for ``needed`` orders before the first one."""
     stocking = progress.add_task(f"stocking {len(skus)} SKUs", total=None, rate="")
+    await register_customers(client, customer_ids)
     await stock_skus(client, skus, needed=needed)
     progress.update(stocking, total=1, completed=1)
 
@@ -301,7 +307,8 @@ async def load_phases(
     async with httpx.AsyncClient(
         base_url=target.web, timeout=httpx.Timeout(30.0, pool=None), limits=limits
     ) as client:
-        await stock_phase(client, skus, math.ceil(cfg.total / cfg.skus) + 1, progress)
+        customers = (f"bench-{run_id}", f"bench-{run_id}-over")
+        await stock_phase(client, skus, math.ceil(cfg.total / cfg.skus) + 1, customers, progress)
         result["relay"] = (
             await relay_phase(
                 target.bootstrap,
@@ -323,7 +330,7 @@ async def load_phases(
             if cfg.relay
             else None
         )
-        run = await saga_phase(cfg, target, client, skus, f"bench-{run_id}", progress)
+        run = await saga_phase(cfg, target, client, skus, customers[0], progress)
         result.update(
             saga_results(
                 cfg, target.settings, run, result["relay"], result["chain"], notes, progress
@@ -332,7 +339,7 @@ async def load_phases(
         measured = result["saga"].get("sagas_per_s")
         if cfg.overload_s > 0 and measured:
             result["overload"] = await overload_phase(
-                cfg, target, client, skus, f"bench-{run_id}-over", measured, progress
+                cfg, target, client, skus, customers[1], measured, progress
             )
 
 

@@ -1,0 +1,68 @@
+"""Customer accounts and each customer's orders, as the web view keeps them in Redis.
+
+Written by the webview's projections only: ``customers.events`` here, and each
+customer's orders by the order projection (``ViewStore.project_order`` files an
+order under its customer in the same script). Each write is one Lua script that
+applies only what is newer, so duplicates and replays are harmless.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import orjson
+import redis.asyncio as aioredis
+
+from ordersaga.web.store import CUSTOMER_ORDERS, PREFIX
+
+CUSTOMER = PREFIX + "customer:"  # CustomerChanged JSON
+CUSTOMERS = PREFIX + "customers"  # set of customer ids
+
+# KEYS: customer key, customer set. ARGV: version, account JSON, customer id.
+_PROJECT_CUSTOMER = """
+local current = redis.call('GET', KEYS[1])
+if current and tonumber(cjson.decode(current)['version']) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+return 1
+"""
+
+
+class CustomerStore:
+    """Accounts by id and each customer's orders, newest first."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.redis = client
+        self._project = client.register_script(_PROJECT_CUSTOMER)
+
+    async def project(self, customer_id: str, version: int, account: dict[str, Any]) -> bool:
+        """Keep an account unless a newer version is stored; True if applied."""
+        applied = await self._project(
+            keys=[CUSTOMER + customer_id, CUSTOMERS],
+            args=[version, orjson.dumps(account), customer_id],
+        )
+        return bool(applied)
+
+    async def account(self, customer_id: str) -> dict[str, Any] | None:
+        """The projected account, if any."""
+        raw = await self.redis.get(CUSTOMER + customer_id)
+        return orjson.loads(raw) if raw is not None else None
+
+    async def count(self) -> int:
+        """How many accounts are projected."""
+        return int(await self.redis.scard(CUSTOMERS))
+
+    async def orders(
+        self, customer_id: str, limit: int, before: float | None
+    ) -> tuple[list[str], float | None]:
+        """Up to ``limit`` order ids, newest first, placed before ``before``; the next cursor."""
+        high = f"({before}" if before is not None else "+inf"
+        found = await self.redis.zrevrangebyscore(
+            CUSTOMER_ORDERS + customer_id, high, "-inf", start=0, num=limit + 1, withscores=True
+        )
+        page = cast(list[tuple[bytes | str, float]], found)[:limit]
+        ids = [key.decode() if isinstance(key, bytes) else key for key, _ in page]
+        more = len(found) > limit
+        return ids, (float(page[-1][1]) if more and page else None)

@@ -1,0 +1,184 @@
+"""The customer views: register an account, read it, block or unblock it, list its orders."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+
+from faust.web import Request, Response
+
+from ordersaga.app.http import HttpError, invalid
+from ordersaga.schemas.http import CustomerBody
+from ordersaga.schemas.messages import BlockCustomer, RegisterCustomer
+from ordersaga.web.desk import Desk, DeskView
+from ordersaga.web.errors import answers, not_found, parse_body
+from ordersaga.web.inputs import json_body, path_id
+from ordersaga.web.orders import find_order
+
+# How long a write waits for its projection, so that its answer shows the account
+# as the customers group stored it; past this it answers 202 and the client may GET.
+PROJECTION_WAIT_S = 3.0
+PROJECTION_POLL_S = 0.05
+MAX_PAGE = 100
+_LIMIT = re.compile(r"^[0-9]{1,3}$")
+_CURSOR = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,7})?$")
+
+
+def customer_response(account: dict[str, Any]) -> dict[str, Any]:
+    """What GET answers for a projected account."""
+    return {
+        "customer_id": account["customer_id"],
+        "name": account["name"],
+        "email": account["email"],
+        "blocked": account["blocked"],
+        "registered_at": account["registered_at"],
+        "version": account["version"],
+        "links": {"orders": f"/customers/{account['customer_id']}/orders"},
+    }
+
+
+async def projected(desk: Desk, customer_id: str, ready: Any) -> dict[str, Any] | None:
+    """The account once ``ready(account)`` holds, waiting for the projection a while."""
+    deadline = time.monotonic() + PROJECTION_WAIT_S
+    while True:
+        account = await desk.customers.account(customer_id)
+        if account is not None and ready(account):
+            return account
+        if time.monotonic() >= deadline:
+            return None
+        await asyncio.sleep(PROJECTION_POLL_S)
+
+
+def same_details(account: dict[str, Any], body: CustomerBody) -> bool:
+    return account["name"] == body.name and account["email"] == body.email
+
+
+def exists_otherwise(customer_id: str) -> HttpError:
+    return invalid(
+        "customer_id",
+        f"customer {customer_id} exists with other details",
+        status=409,
+        error="customer_exists",
+    )
+
+
+class Customers(DeskView):
+    """``POST /customers``."""
+
+    @answers
+    async def post(self, request: Request) -> Response:
+        """Register an account: 201 once stored, 200 if it was already, 409 if it differs."""
+        desk, settings = self.desk, self.desk.settings
+        raw = await json_body(request, settings.max_body_bytes)
+        body = parse_body(CustomerBody, raw, settings.max_body_bytes)
+        known = await desk.customers.account(body.customer_id)
+        if known is not None:
+            if not same_details(known, body):
+                raise exists_otherwise(body.customer_id)
+            return self.json(customer_response(known))
+        if await desk.customers.count() >= settings.max_customers:
+            raise invalid(
+                "customer_id",
+                f"the shop holds {settings.max_customers} customers, its limit",
+                status=409,
+                error="customers_full",
+            )
+        command = RegisterCustomer(customer_id=body.customer_id, name=body.name, email=body.email)
+        await desk.send(command, key=command.customer_id, correlation_id=command.customer_id)
+        account = await projected(desk, body.customer_id, lambda a: True)
+        location = {"Location": f"/customers/{body.customer_id}"}
+        if account is None:
+            accepted = {**body.model_dump(), "status": "ACCEPTED"}
+            return self.json(accepted, status=202, headers=location)
+        if not same_details(account, body):  # another client registered it first
+            raise exists_otherwise(body.customer_id)
+        return self.json(customer_response(account), status=201, headers=location)
+
+
+class Customer(DeskView):
+    """``GET /customers/{customer_id}``."""
+
+    @answers
+    async def get(self, request: Request, customer_id: str) -> Response:
+        """The account."""
+        customer_id = path_id(customer_id, "customer_id")
+        account = await self.desk.customers.account(customer_id)
+        if account is None:
+            raise not_found(f"customer {customer_id}")
+        return self.json(customer_response(account))
+
+
+class _Blocking(DeskView):
+    blocked: bool = True
+
+    @answers
+    async def post(self, request: Request, customer_id: str) -> Response:
+        desk = self.desk
+        customer_id = path_id(customer_id, "customer_id")
+        account = await desk.customers.account(customer_id)
+        if account is None:
+            raise not_found(f"customer {customer_id}")
+        if account["blocked"] != self.blocked:
+            command = BlockCustomer(customer_id=customer_id, blocked=self.blocked)
+            await desk.send(command, key=customer_id, correlation_id=customer_id)
+            account = await projected(desk, customer_id, lambda a: a["blocked"] == self.blocked)
+            if account is None:
+                return self.json(
+                    {"customer_id": customer_id, "blocked": self.blocked, "status": "ACCEPTED"},
+                    status=202,
+                )
+        return self.json(customer_response(account))
+
+
+class BlockCustomerView(_Blocking):
+    """``POST /customers/{customer_id}/block``: refuse the customer's next orders."""
+
+    blocked = True
+
+
+class UnblockCustomerView(_Blocking):
+    """``POST /customers/{customer_id}/unblock``: let the customer order again."""
+
+    blocked = False
+
+
+def page_limit(request: Request) -> int:
+    raw = request.query.get("limit")
+    if raw is None:
+        return 20
+    if not _LIMIT.match(raw) or not 1 <= int(raw) <= MAX_PAGE:
+        raise invalid("limit", f"must be a whole number from 1 to {MAX_PAGE}")
+    return int(raw)
+
+
+def page_cursor(request: Request) -> float | None:
+    raw = request.query.get("cursor")
+    if raw is None:
+        return None
+    if not _CURSOR.match(raw):
+        raise invalid("cursor", "must be the next_cursor of a previous page")
+    return float(raw)
+
+
+class CustomerOrders(DeskView):
+    """``GET /customers/{customer_id}/orders``."""
+
+    @answers
+    async def get(self, request: Request, customer_id: str) -> Response:
+        """The customer's orders, newest first; ``limit`` and ``cursor`` page through them."""
+        desk = self.desk
+        customer_id = path_id(customer_id, "customer_id")
+        limit, cursor = page_limit(request), page_cursor(request)
+        if await desk.customers.account(customer_id) is None:
+            raise not_found(f"customer {customer_id}")
+        ids, next_cursor = await desk.customers.orders(customer_id, limit, cursor)
+        found = await asyncio.gather(*(find_order(desk, order_id) for order_id in ids))
+        return self.json(
+            {
+                "customer_id": customer_id,
+                "orders": [order for order in found if order is not None],
+                "next_cursor": f"{next_cursor:.6f}" if next_cursor is not None else None,
+            }
+        )
