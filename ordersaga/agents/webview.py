@@ -15,8 +15,9 @@ import time
 from faust.types import StreamT
 
 from ordersaga.app.dispatch import Dispatch
+from ordersaga.app.groups import GROUPS
 from ordersaga.app.node import Node
-from ordersaga.app.topics import CUSTOMERS_EVENTS, INVENTORY_EVENTS, ORDERS_EVENTS
+from ordersaga.app.topics import CUSTOMERS_EVENTS, INVENTORY_EVENTS, ORDERS_EVENTS, SERVICES
 from ordersaga.schemas.messages import (
     CustomerChanged,
     Envelope,
@@ -24,6 +25,7 @@ from ordersaga.schemas.messages import (
     OrderEvent,
     PlaceOrder,
     RepublishOrder,
+    ServiceHeartbeat,
     StockChanged,
 )
 from ordersaga.schemas.status import TERMINAL
@@ -40,6 +42,8 @@ register_routes(app, desk)
 order_events = node.topic(ORDERS_EVENTS)
 inventory_events = node.topic(INVENTORY_EVENTS)
 customer_events = node.topic(CUSTOMERS_EVENTS)
+heartbeats = node.topic(SERVICES)
+GROUP_NAMES = frozenset(g.name for g in GROUPS)
 
 
 async def _views_expire_by_ttl(envelope: Envelope, message: ForgetOrders) -> str:
@@ -50,6 +54,7 @@ async def _views_expire_by_ttl(envelope: Envelope, message: ForgetOrders) -> str
 project_order_event = Dispatch(f"on {ORDERS_EVENTS}", forget=_views_expire_by_ttl)
 project_stock_event = Dispatch(f"on {INVENTORY_EVENTS}", forget=None)
 project_customer_event = Dispatch(f"on {CUSTOMERS_EVENTS}", forget=None)
+keep_registry = Dispatch(f"on {SERVICES}", forget=None)
 
 
 @project_order_event.on(OrderEvent)
@@ -86,6 +91,21 @@ async def fold_customer_event(envelope: Envelope, message: CustomerChanged) -> N
     await desk.customers.project(
         message.customer_id, message.version, message.model_dump(mode="json")
     )
+
+
+@keep_registry.on(ServiceHeartbeat)
+async def keep_heartbeat(envelope: Envelope, message: ServiceHeartbeat) -> str | None:
+    """Keep a worker's latest heartbeat in the registry."""
+    if message.group not in GROUP_NAMES:
+        raise ValueError(f"{message.group!r} is not an agent group")
+    kept = await desk.registry.keep(message.model_dump(mode="json"), message.sent_at)
+    return None if kept else "unchanged"
+
+
+@app.agent(heartbeats)
+async def keep_services(stream: StreamT) -> None:
+    """Maintain the registry of live workers the web API answers from."""
+    await node.consume(stream, keep_registry, "keep_services")
 
 
 @app.agent(customer_events)

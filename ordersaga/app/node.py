@@ -36,6 +36,7 @@ from ordersaga.app.groups import AgentGroup, group
 from ordersaga.app.http import ApiView, json_errors, json_protocol_errors
 from ordersaga.app.metrics import Metrics
 from ordersaga.app.records import RecordTable, RecordTooLarge
+from ordersaga.app.registry import Announcer
 from ordersaga.app.settings import Settings, get_settings
 from ordersaga.app.topics import (
     ALL_DLQ_TOPICS,
@@ -85,6 +86,8 @@ class Node:
         _serve_no_faust_pages(self.app)
         self._register_pages()
         _exit_when_stuck(self.app, self.settings.recovery_limit_s)
+        self.announcer = Announcer(self)
+        self.timer(interval=self.settings.heartbeat_s)(self.announcer.announce)
 
     # ------------------------------------------------------------------ topics
 

@@ -220,6 +220,26 @@ class Settings(BaseSettings):
         description="ORDERSAGA_MAX_SKUS: SKUs the catalogue may hold; a restock creating "
         "one more answers 409.",
     )
+    heartbeat_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="ORDERSAGA_HEARTBEAT_S: how often every worker announces itself on "
+        "ordersaga.services; GET /services calls a worker stale after two periods "
+        "without one and gone after three.",
+    )
+    max_services: int = Field(
+        default=1_000,
+        gt=0,
+        description="ORDERSAGA_MAX_SERVICES: worker instances the registry remembers; "
+        "heartbeats of further instances are dead-lettered until gone ones are dropped.",
+    )
+    forget_gone_services_after_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="ORDERSAGA_FORGET_GONE_SERVICES_AFTER_S: a gone worker stays listed "
+        "this long after its last heartbeat.",
+    )
     max_customers: int = Field(
         default=100_000,
         gt=0,

@@ -7,7 +7,7 @@ import asyncio
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from ordersaga.app.topics import ALL_DLQ_TOPICS, ALL_TOPICS, CHANGELOG_TOPICS
+from ordersaga.app.topics import ALL_DLQ_TOPICS, ALL_TOPICS, CHANGELOG_TOPICS, SERVICES
 
 
 async def list_topics(bootstrap: str) -> list[str]:
@@ -22,8 +22,8 @@ async def list_topics(bootstrap: str) -> list[str]:
 
 def _topic_configs(topic: str, replication: int) -> dict[str, str]:
     configs: dict[str, str] = {}
-    if topic in CHANGELOG_TOPICS:
-        # As Faust makes them: a changelog keeps each key's last value.
+    if topic in CHANGELOG_TOPICS or topic == SERVICES:
+        # As Faust makes changelogs: each key's last value is kept.
         configs["cleanup.policy"] = "compact"
     if replication >= 3:
         # With acks=all a write then survives any one broker's loss.

@@ -21,6 +21,7 @@ from ordersaga.schemas.messages import (
     RepublishOrder,
     ReserveStock,
     RestockSku,
+    ServiceHeartbeat,
     SkuCommand,
     SkuResult,
     StepDeadlineExpired,
@@ -39,6 +40,9 @@ INVENTORY_EVENTS = "inventory.events"
 PAYMENTS_COMMANDS = "payments.commands"
 SHIPPING_COMMANDS = "shipping.commands"
 NOTIFICATIONS = "notifications"
+# Every worker's heartbeat, keyed by instance: compacted, so the topic holds each
+# instance's last word (the Kafka way to keep a service registry).
+SERVICES = "ordersaga.services"
 
 # Topics whose consumers dead-letter what they cannot handle.
 CONSUMED_TOPICS: tuple[str, ...] = (
@@ -53,6 +57,7 @@ CONSUMED_TOPICS: tuple[str, ...] = (
     INVENTORY_EVENTS,
     PAYMENTS_COMMANDS,
     SHIPPING_COMMANDS,
+    SERVICES,
 )
 
 ALL_TOPICS: tuple[str, ...] = (*CONSUMED_TOPICS, NOTIFICATIONS)
@@ -97,6 +102,7 @@ _DESTINATION: dict[type[Message], str] = {
     RefundPayment: PAYMENTS_COMMANDS,
     PrepareShipment: SHIPPING_COMMANDS,
     CancelShipment: SHIPPING_COMMANDS,
+    ServiceHeartbeat: SERVICES,
 }
 
 

@@ -12,6 +12,7 @@ from ordersaga.schemas.status import TERMINAL
 from ordersaga.web.accept import KeyClaim, KeyUse, claim_outcome
 from ordersaga.web.admission import CompletionRate, in_flight_limit
 from ordersaga.web.customer_store import CustomerStore
+from ordersaga.web.service_registry import ServiceRegistry
 from ordersaga.web.store import ViewStore
 from ordersaga.web.watch import OrderWatch
 
@@ -31,6 +32,7 @@ class Desk:
         self.settings = node.settings
         self._store: ViewStore | None = None
         self._customers: CustomerStore | None = None
+        self._registry: ServiceRegistry | None = None
         self._in_flight: tuple[float, int] = (float("-inf"), 0)
         self.completions = CompletionRate()
         self.watch = self.new_watch()
@@ -63,9 +65,21 @@ class Desk:
     @property
     def customers(self) -> CustomerStore:
         """Accounts and each customer's orders (on the view store's Redis pool)."""
-        if self._customers is None:
+        # Rebuilt when the store is (tests give each test its own).
+        if self._customers is None or self._customers.redis is not self.store.redis:
             self._customers = CustomerStore(self.store.redis)
         return self._customers
+
+    @property
+    def registry(self) -> ServiceRegistry:
+        """Every worker's last heartbeat (on the view store's Redis pool)."""
+        if self._registry is None or self._registry.redis is not self.store.redis:
+            self._registry = ServiceRegistry(
+                self.store.redis,
+                max_services=self.settings.max_services,
+                forget_after_s=self.settings.forget_gone_services_after_s,
+            )
+        return self._registry
 
     async def _redis_answers(self) -> None:
         await self.store.redis.ping()

@@ -20,6 +20,7 @@ from ordersaga.web.customers import (
 from ordersaga.web.desk import Desk, DeskView
 from ordersaga.web.inventory import Inventory, InventoryItem, Restock
 from ordersaga.web.orders import CancelOrderView, Order, OrderEvents, Orders
+from ordersaga.web.services import GroupHealth, Services
 
 # README.md lists the same routes; tests/agents/test_served_routes.py holds them equal.
 ROUTES: tuple[tuple[str, type[DeskView]], ...] = (
@@ -35,6 +36,8 @@ ROUTES: tuple[tuple[str, type[DeskView]], ...] = (
     ("/customers/{customer_id}/block", BlockCustomerView),
     ("/customers/{customer_id}/unblock", UnblockCustomerView),
     ("/customers/{customer_id}/orders", CustomerOrders),
+    ("/services", Services),
+    ("/services/{group}/health", GroupHealth),
 )
 
 
