@@ -25,6 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from ordersaga.adapters.gateway import GATEWAY_CALLS, GATEWAY_CHARGES, GATEWAY_REFUNDS
+from ordersaga.app.groups import GROUPS
 from ordersaga.app.runtime import Runtime, free_port_block
 from ordersaga.app.settings import Settings
 from ordersaga.app.topics import (
@@ -97,6 +98,8 @@ class Figures:
     overload_refusals: int = 0
     poison: int = 0
     kinds: Counter[str] = field(default_factory=Counter)
+    # (group, pid) of every worker SIGKILLed
+    killed: list[tuple[str, int]] = field(default_factory=list)
 
 
 def body(kind: str, skus: list[str]) -> dict[str, Any]:
@@ -240,6 +243,7 @@ async def killer(runtime: Runtime, figures: Figures, stop: asyncio.Event) -> Non
         if alive:
             victim = random.choice(alive)
             assert victim.process is not None
+            figures.killed.append((victim.group.name, victim.process.pid))
             victim.process.kill()
             figures.kills += 1
 
@@ -473,6 +477,17 @@ async def run_chaos(
             print("\n" + report(checks))
             assert all(c.ok for c in checks), report(checks)
             assert set(ids) <= set(state.sagas)
+            # The registry shows every killed worker gone and every group with a live one
+            # (settling took longer than three heartbeat periods).
+            listing = (await client.get(urls[0] + "/services")).json()
+            by_pid = {s["pid"]: s for s in listing["services"]}
+            # (A worker killed before its first heartbeat was never listed.)
+            listed = [(g, pid) for g, pid in figures.killed if pid in by_pid]
+            assert listed or not figures.killed
+            for group_name, pid in listed:
+                assert by_pid[pid]["state"] == "gone", (group_name, pid, by_pid[pid])
+            live = {s["group"] for s in listing["services"] if s["state"] == "up"}
+            assert live == {g.name for g in GROUPS}, listing["counts"]
             # An unknown or blocked customer's order fails customer_invalid, no other does.
             for order_id, kind in placed.items():
                 saga = state.sagas[order_id]
