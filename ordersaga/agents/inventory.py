@@ -5,6 +5,8 @@ Run alone with ``faust -A ordersaga.agents.inventory worker``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from faust.types import StreamT
 
 from ordersaga.app.dispatch import Dispatch
@@ -26,6 +28,7 @@ from ordersaga.saga.inventory import (
     forget_holds,
     hold_key,
     levels_of,
+    low_stock_crossing,
     restock,
     skus_to_forget,
     totals_of,
@@ -40,6 +43,7 @@ from ordersaga.schemas.messages import (
     RestockSku,
     SkuCommand,
     SkuResult,
+    StockChanged,
 )
 from ordersaga.tables import ORDER_STOCK, SKU_HOLDS, STOCK
 
@@ -55,6 +59,13 @@ order_stock = node.table(ORDER_STOCK)
 totals: dict[str, SkuTotals] = {}
 #: SKUs whose levels changed since ``republish_changed_stock`` last ran
 changed: set[str] = set()
+#: SKUs of this worker at or below their low-stock threshold (the gauge counts them)
+low: set[str] = set()
+
+
+def note_low(levels: StockChanged) -> None:
+    (low.add if levels.low_stock else low.discard)(levels.sku)
+    node.metrics.low_stock_skus.set(len(low))
 
 
 @holds.faust_table.on_recover
@@ -62,8 +73,12 @@ async def count_holds() -> None:
     """Sum the restored holds: the partitions, hence the SKUs, may have changed."""
     totals.clear()
     totals.update(totals_of(SKU_HOLDS.load(stored) for _, stored in holds.items()))
-    # A view may have missed the last change of a SKU that moved here.
-    changed.update(sku for sku, _ in stock.items())
+    low.clear()
+    for sku, stored in stock.items():
+        note_low(levels_of(STOCK.load(stored), totals_for(sku)))
+        # A view may have missed the last change of a SKU that moved here.
+        changed.add(sku)
+    node.metrics.low_stock_skus.set(len(low))
 
 
 def totals_for(sku: str) -> SkuTotals:
@@ -73,12 +88,32 @@ def totals_for(sku: str) -> SkuTotals:
 async def publish_levels(sku: str, envelope: Envelope | None = None) -> None:
     """Send a SKU's levels (same version, same event id: a view that has them ignores them)."""
     record = stock.load(sku)
-    if record is None:
-        return
-    levels = levels_of(record, totals_for(sku))
+    if record is not None:
+        await send_levels(levels_of(record, totals_for(sku)), envelope)
+
+
+async def send_levels(
+    levels: StockChanged, envelope: Envelope | None, before: StockChanged | None = None
+) -> None:
+    """Send a SKU's levels, and LowStock if this change took it down to its threshold."""
     await node.send(
-        levels, key=sku, cause=envelope, topic=INVENTORY_EVENTS, event_id=f"{sku}:{levels.version}"
+        levels,
+        key=levels.sku,
+        cause=envelope,
+        topic=INVENTORY_EVENTS,
+        event_id=f"{levels.sku}:{levels.version}",
     )
+    if envelope is None:
+        return
+    crossing = low_stock_crossing(before, levels)
+    if crossing is not None:
+        await node.send(
+            crossing,
+            key=levels.sku,
+            cause=envelope,
+            topic=INVENTORY_EVENTS,
+            event_id=f"{levels.sku}:low:{crossing.version}",
+        )
 
 
 change_sku = Dispatch(f"on {INVENTORY_SKU_COMMANDS}", forget=None)
@@ -109,13 +144,18 @@ async def drop_holds(envelope: Envelope, message: ForgetHolds) -> str | None:
 @change_sku.on(RestockSku)
 async def add_stock(envelope: Envelope, message: RestockSku) -> str | None:
     """Create a SKU or add stock to it, and publish its levels."""
+    sku_totals = totals_for(message.sku)
     before = stock.load(message.sku)
-    after = restock(before, totals_for(message.sku), message)
+    after = restock(before, sku_totals, message)
     if after == before:
         return "unchanged"
-    stock[message.sku] = stock.fit(after)
+    stored = stock.fit(after)
+    levels = levels_of(after, sku_totals)
+    # Sent before the write: a crash in between replays this, which sends the same.
+    await send_levels(levels, envelope, levels_of(before, sku_totals) if before else None)
+    stock[message.sku] = stored
     changed.add(message.sku)
-    await publish_levels(message.sku, envelope)
+    note_low(levels)
     return None
 
 
@@ -129,13 +169,10 @@ async def change_hold(envelope: Envelope, message: SkuCommand) -> str | None:
     """
     key = hold_key(message.sku, message.order_id)
     sku_totals = totals_for(message.sku)
+    record = stock.load(message.sku)
     before: Hold | None = holds.load(key)
     after, result = apply_sku_command(
-        stock.load(message.sku),
-        sku_totals,
-        before,
-        message,
-        max_holds=node.settings.max_holds_per_sku,
+        record, sku_totals, before, message, max_holds=node.settings.max_holds_per_sku
     )
     stored = holds.fit(after) if after is not None else None
     direct = direct_reply(message, result) if message.reply_to == "orchestrator" else None
@@ -145,12 +182,18 @@ async def change_hold(envelope: Envelope, message: SkuCommand) -> str | None:
         await node.send(
             result, key=result.order_id, cause=envelope, event_id=f"{envelope.event_id}:result"
         )
-    if after is None:
+    if after is None or record is None:
         return "unchanged"
+    # The levels after the change, sent before the hold is written: a crash in
+    # between replays this command, which decides and sends the same again.
+    projected = replace(sku_totals)
+    projected.count(before, after)
+    levels = levels_of(record, projected)
+    await send_levels(levels, envelope, levels_of(record, sku_totals))
     holds[key] = stored
     sku_totals.count(before, after)
     changed.add(message.sku)
-    await publish_levels(message.sku, envelope)
+    note_low(levels)
     return None
 
 

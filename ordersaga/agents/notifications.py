@@ -9,9 +9,9 @@ from faust.types import StreamT
 
 from ordersaga.app.dispatch import Dispatch
 from ordersaga.app.node import Node
-from ordersaga.app.topics import NOTIFICATIONS, ORDERS_EVENTS
-from ordersaga.saga.notifications import notification_for
-from ordersaga.schemas.messages import Envelope, OrderEvent
+from ordersaga.app.topics import INVENTORY_EVENTS, NOTIFICATIONS, ORDERS_EVENTS
+from ordersaga.saga.notifications import notification_for, operator_notice
+from ordersaga.schemas.messages import Envelope, LowStock, OrderEvent, StockChanged
 from ordersaga.tables import NOTIFIED
 
 node = Node("notifications")
@@ -35,6 +35,41 @@ async def notify_once(envelope: Envelope, message: OrderEvent) -> str | None:
     )
     notified[message.order.order_id] = notification.status
     return None
+
+
+# Keyed by SKU, so each SKU's notices are kept on its inventory.events partition.
+notify_operators = Dispatch(f"on {INVENTORY_EVENTS}", forget=None)
+
+
+async def _levels_are_not_news(envelope: Envelope, message: StockChanged) -> str:
+    return "unchanged"
+
+
+notify_operators.on(StockChanged)(_levels_are_not_news)
+
+
+@notify_operators.on(LowStock)
+async def notify_low_stock(envelope: Envelope, message: LowStock) -> str | None:
+    """Tell the operators once per crossing that a SKU is low."""
+    key = f"low:{message.sku}"
+    last = notified.load(key)
+    if last is not None and int(last) >= message.version:
+        return "unchanged"
+    await node.send(
+        operator_notice(message),
+        key=message.sku,
+        cause=envelope,
+        topic=NOTIFICATIONS,
+        event_id=f"{envelope.event_id}:notified",
+    )
+    notified[key] = str(message.version)
+    return None
+
+
+@app.agent(node.topic(INVENTORY_EVENTS))
+async def notify_low_stock_skus(stream: StreamT) -> None:
+    """Turn low-stock crossings into notices on the operators' channel."""
+    await node.consume(stream, notify_operators, "notify_low_stock_skus")
 
 
 @app.agent(node.topic(ORDERS_EVENTS))

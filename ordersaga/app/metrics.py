@@ -96,6 +96,11 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.low_stock_skus = Gauge(
+            "ordersaga_low_stock_skus",
+            "SKUs of this worker's partitions at or below their low-stock threshold",
+            registry=self.registry,
+        )
         self.circuit_state = Gauge(
             "ordersaga_circuit_state",
             "Circuit breaker state: 0 closed, 1 half-open, 2 open",

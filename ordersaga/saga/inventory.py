@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from ordersaga.schemas.bounds import MAX_STOCK_LEVEL
 from ordersaga.schemas.messages import (
     CommitStock,
+    LowStock,
     Message,
     OrderLine,
     PricedLine,
@@ -50,6 +51,8 @@ RESTOCK_MEMORY = 64
 SKU_BUSY = "sku_busy"
 # Orders one SKU remembers at once by default (Settings.max_holds_per_sku).
 DEFAULT_MAX_HOLDS = 5_000
+# Available stock at or below which a SKU is low, unless its restock set another.
+DEFAULT_LOW_STOCK_AT = 5
 
 
 class InvalidCommand(ValueError):
@@ -91,6 +94,8 @@ class SkuLevels(BaseModel):
     forgotten_committed: int = 0
     # The orders the last ForgetHolds folded in, so that its replay folds none twice.
     last_forgotten: tuple[str, ...] = ()
+    # Available stock at or below which the SKU is low (None: DEFAULT_LOW_STOCK_AT).
+    low_stock_at: int | None = None
 
 
 @dataclass
@@ -134,14 +139,35 @@ def levels_of(record: SkuLevels, totals: SkuTotals) -> StockChanged:
     put in, and the audit checks that no level is below 0.
     """
     committed = totals.committed + record.forgotten_committed
+    available = record.put_in - totals.reserved - committed
+    threshold = DEFAULT_LOW_STOCK_AT if record.low_stock_at is None else record.low_stock_at
     return StockChanged.model_construct(
         sku=record.sku,
         version=max(record.version, totals.version),
         unit_price=record.unit_price,
         put_in=record.put_in,
-        available=record.put_in - totals.reserved - committed,
+        available=available,
         reserved=totals.reserved,
         committed=committed,
+        low_stock_at=threshold,
+        low_stock=available <= threshold,
+    )
+
+
+def low_stock_crossing(before: StockChanged | None, after: StockChanged) -> LowStock | None:
+    """The LowStock event when a change takes a SKU from above its threshold to at or below it.
+
+    Once per crossing: a SKU that stays low says nothing more until a restock or
+    a release lifts it above the threshold again. Its version names the crossing,
+    so a replayed decision repeats the same event and consumers know it.
+    """
+    if not after.low_stock or (before is not None and before.low_stock):
+        return None
+    return LowStock(
+        sku=after.sku,
+        version=after.version,
+        available=after.available,
+        low_stock_at=after.low_stock_at,
     )
 
 
@@ -167,6 +193,9 @@ def restock(record: SkuLevels | None, totals: SkuTotals, command: RestockSku) ->
             else record.unit_price,
             "version": levels.version + 1,
             "restocks": (*record.restocks, command.restock_id)[-RESTOCK_MEMORY:],
+            "low_stock_at": command.low_stock_at
+            if command.low_stock_at is not None
+            else record.low_stock_at,
         }
     )
 

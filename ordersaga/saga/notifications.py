@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ordersaga.schemas.messages import CustomerNotified, OrderEvent
+from ordersaga.schemas.messages import CustomerNotified, LowStock, OperatorNotified, OrderEvent
 from ordersaga.schemas.status import TERMINAL, TERMINAL_EVENTS, FailureReason, SagaStatus
 
 _REASON_TEXT: dict[str, str] = {
@@ -34,4 +34,14 @@ def notification_for(event: OrderEvent) -> CustomerNotified | None:
         status=order.status,
         failure_reason=order.failure_reason,
         text=text,
+    )
+
+
+def operator_notice(event: LowStock) -> OperatorNotified:
+    """What the operators' channel is told when a SKU runs low."""
+    return OperatorNotified(
+        sku=event.sku,
+        version=event.version,
+        text=f"SKU {event.sku} is low: {event.available} available "
+        f"(threshold {event.low_stock_at}); time to restock.",
     )

@@ -13,6 +13,7 @@ from ordersaga.schemas.bounds import (
     Name,
     PaymentToken,
     RestockQuantity,
+    StockLevel,
     UnitPrice,
 )
 from ordersaga.schemas.messages import Address, OrderLine
@@ -58,6 +59,8 @@ class RestockBody(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
     quantity: RestockQuantity
     unit_price: UnitPrice | None = None
+    # Available stock at or below which the SKU is low (kept when not given).
+    low_stock_at: StockLevel | None = None
 
 
 class CancelBody(BaseModel):

@@ -208,6 +208,8 @@ class RestockSku(Message):
     # 0 only re-prices (HTTP restocks add at least one).
     quantity: Annotated[int, Field(ge=0, le=MAX_RESTOCK_QUANTITY)]
     unit_price: UnitPrice | None = None
+    # Available stock at or below which the SKU is low (unset: keep it, or the default).
+    low_stock_at: StockLevel | None = None
 
 
 # ------------------------------------------------------- inventory.sku-replies
@@ -472,6 +474,27 @@ class StockChanged(Message):
     available: StockLevel
     reserved: StockLevel
     committed: StockLevel
+    low_stock_at: StockLevel = 0
+    low_stock: bool = False
+
+
+class LowStock(Message):
+    """A SKU's available stock fell to its threshold: once per crossing, time to restock."""
+
+    TYPE = "LowStock"
+    sku: Sku
+    version: Counter
+    available: StockLevel
+    low_stock_at: StockLevel
+
+
+class OperatorNotified(Message):
+    """What the shop's operators were told (on the notifications topic, keyed by SKU)."""
+
+    TYPE = "OperatorNotified"
+    sku: Sku
+    version: Counter
+    text: Annotated[str, Field(max_length=2_000)]
 
 
 class CustomerChanged(Message):
@@ -570,6 +593,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         CommandRejected,
         OrderEvent,
         StockChanged,
+        LowStock,
+        OperatorNotified,
         CustomerNotified,
     )
 }

@@ -28,6 +28,8 @@ def stock_response(view: dict[str, Any]) -> dict[str, Any]:
         "put_in": view["put_in"],
         "unit_price": view["unit_price"],
         "version": view["version"],
+        "low_stock": view.get("low_stock", False),
+        "low_stock_at": view.get("low_stock_at", 0),
     }
 
 
@@ -36,8 +38,13 @@ class Inventory(DeskView):
 
     @answers
     async def get(self, request: Request) -> Response:
-        """Every SKU's levels."""
+        """Every SKU's levels; ``?low_stock=true`` keeps only the SKUs at or below threshold."""
+        wanted = request.query.get("low_stock")
+        if wanted not in (None, "true", "false"):
+            raise invalid("low_stock", "must be true or false")
         items = [stock_response(v) for v in await self.desk.store.all_stock()]
+        if wanted is not None:
+            items = [i for i in items if i["low_stock"] == (wanted == "true")]
         return self.json({"items": items})
 
 
@@ -89,7 +96,11 @@ class Restock(DeskView):
             restock_id = claim.id
         # A retry is sent again: the SKU's record ignores a restock id it remembers.
         command = RestockSku(
-            restock_id=restock_id, sku=sku, quantity=body.quantity, unit_price=body.unit_price
+            restock_id=restock_id,
+            sku=sku,
+            quantity=body.quantity,
+            unit_price=body.unit_price,
+            low_stock_at=body.low_stock_at,
         )
         await desk.send(command, key=sku, correlation_id=command.restock_id)
         return self.json(

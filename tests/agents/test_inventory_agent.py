@@ -19,6 +19,7 @@ from ordersaga.schemas.messages import (
     CommitStock,
     ForgetHolds,
     ForgetOrders,
+    LowStock,
     PricedLine,
     ReserveStock,
     RestockSku,
@@ -471,3 +472,27 @@ async def test_a_single_sku_order_is_answered_by_the_sku_partition_itself(drive,
     # Its id derives from the SKU command, so a replayed command answers under the same id.
     assert reply.envelope.event_id == f"{sent.envelope.event_id}:reply"
     assert levels(line.sku)["reserved"] == line.quantity
+
+
+async def test_falling_to_the_threshold_sends_one_low_stock_event(drive, outbox):
+    async with drive(inventory.change_stock, inventory.node) as d:
+        await d.put(
+            RestockSku(restock_id="r-1", sku="SKU-A", quantity=5, unit_price=500, low_stock_at=2),
+            key="SKU-A",
+            topic=INVENTORY_SKU_COMMANDS,
+        )
+        outbox.clear()
+        for i, quantity in enumerate((2, 1, 1)):  # 3 left, then 2 (the crossing), then 1
+            await d.put(
+                sku_command(order_id=f"o-{i}", quantity=quantity),
+                key="SKU-A",
+                topic=INVENTORY_SKU_COMMANDS,
+            )
+
+    lows = [s for s in outbox.on(INVENTORY_EVENTS) if isinstance(s.message, LowStock)]
+    assert [(s.message.available, s.message.low_stock_at) for s in lows] == [(2, 2)]
+    [low] = lows
+    assert low.key == b"SKU-A"
+    assert low.envelope.event_id == f"SKU-A:low:{low.message.version}"
+    assert levels("SKU-A")["low_stock"] is True
+    assert inventory.node.metrics.low_stock_skus._value.get() == 1

@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 
 from ordersaga.agents import notifications
-from ordersaga.app.topics import NOTIFICATIONS, ORDERS_EVENTS
-from ordersaga.schemas.messages import CustomerNotified, ForgetOrders, StockChanged
-from tests.harness import CUSTOMER_ID, ORDER_ID, order_event
+from ordersaga.app.topics import INVENTORY_EVENTS, NOTIFICATIONS, ORDERS_EVENTS
+from ordersaga.schemas.messages import (
+    CustomerNotified,
+    ForgetOrders,
+    LowStock,
+    OperatorNotified,
+    StockChanged,
+)
+from tests.harness import CUSTOMER_ID, ORDER_ID, order_event, stock_changed
 
 
 @pytest.fixture
@@ -76,3 +82,21 @@ async def test_forget_orders_drops_what_was_notified(drive, outbox):
 
     assert notifications.notified.get(ORDER_ID) is None
     assert outbox.sent == []
+
+
+async def test_a_low_stock_crossing_tells_the_operators_once(drive, outbox):
+    low = LowStock(sku="SKU-A", version=7, available=2, low_stock_at=2)
+    async with drive(notifications.notify_low_stock_skus, notifications.node) as d:
+        await d.put(low, key="SKU-A", topic=INVENTORY_EVENTS)
+        await d.put(low, key="SKU-A", topic=INVENTORY_EVENTS)  # a replay
+        older = low.model_copy(update={"version": 3})
+        await d.put(older, key="SKU-A", topic=INVENTORY_EVENTS)
+        await d.put(stock_changed("SKU-A"), key="SKU-A", topic=INVENTORY_EVENTS)
+    [notice] = outbox.on(NOTIFICATIONS)
+    assert notice.key == b"SKU-A"
+    assert isinstance(notice.message, OperatorNotified)
+    assert "SKU-A is low: 2 available" in notice.message.text
+    # A later crossing is news again
+    async with drive(notifications.notify_low_stock_skus, notifications.node) as d:
+        await d.put(low.model_copy(update={"version": 12}), key="SKU-A", topic=INVENTORY_EVENTS)
+    assert len(outbox.on(NOTIFICATIONS)) == 2

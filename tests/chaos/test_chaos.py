@@ -361,15 +361,15 @@ async def run_chaos(
     brokers: int = 1,
 ) -> None:
     """The chaos run: orders pour in while workers (and, with a cluster, brokers) die."""
-    # Two workers per group (ports base+0..5 and base+100..105), then the broker,
+    # Two workers per group (ports base+0..6 and base+100..106), then the broker,
     # its KRaft controller (Apache Kafka) and Redis.
-    web_port = free_port_block(109)
+    web_port = free_port_block(110)
     for name, value in {
         "ORDERSAGA_BROKER": broker,
         "ORDERSAGA_DATA_DIR": str(tmp_path),
         "ORDERSAGA_WEB_PORT": str(web_port),
-        "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(web_port + 106),
-        "ORDERSAGA_EMBEDDED_REDIS_PORT": str(web_port + 108),
+        "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(web_port + 107),
+        "ORDERSAGA_EMBEDDED_REDIS_PORT": str(web_port + 109),
         "ORDERSAGA_SEED_CATALOG": "false",
         "ORDERSAGA_STEP_TIMEOUT_S": "3",
         "ORDERSAGA_STEP_MAX_ATTEMPTS": "4",

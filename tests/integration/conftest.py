@@ -49,15 +49,15 @@ def system(
     broker = str(request.param)
     require(broker)
     data_dir = tmp_path_factory.mktemp(f"ordersaga-{broker}")
-    # Six workers, then the broker, its KRaft controller (Apache Kafka) and Redis.
-    web_port = free_port_block(9)
+    # Seven workers, then the broker, its KRaft controller (Apache Kafka) and Redis.
+    web_port = free_port_block(10)
     env = {
         **os.environ,
         "ORDERSAGA_BROKER": broker,
         "ORDERSAGA_DATA_DIR": str(data_dir),
         "ORDERSAGA_WEB_PORT": str(web_port),
-        "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(web_port + 6),
-        "ORDERSAGA_EMBEDDED_REDIS_PORT": str(web_port + 8),
+        "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(web_port + 7),
+        "ORDERSAGA_EMBEDDED_REDIS_PORT": str(web_port + 9),
         "ORDERSAGA_SEED_CATALOG": "false",
         # Short deadlines and breaker settings so timeouts and the breaker show in seconds.
         "ORDERSAGA_STEP_TIMEOUT_S": "1",

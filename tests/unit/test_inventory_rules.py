@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ordersaga.saga.inventory import (
+    DEFAULT_LOW_STOCK_AT,
     DEFAULT_MAX_HOLDS,
     Hold,
     InvalidCommand,
@@ -18,10 +19,12 @@ from ordersaga.saga.inventory import (
     apply_sku_command,
     forget_holds,
     levels_of,
+    low_stock_crossing,
     restock,
     totals_of,
 )
 from ordersaga.schemas.messages import (
+    LowStock,
     RestockSku,
     SkuCommand,
     SkuResult,
@@ -167,6 +170,8 @@ def test_levels_carry_what_the_holds_say():
         available=7,
         reserved=3,
         committed=0,
+        low_stock_at=DEFAULT_LOW_STOCK_AT,
+        low_stock=False,
     )
 
 
@@ -431,3 +436,37 @@ def test_levels_are_conserved_after_any_sequence(actions):
     # And put_in counts each distinct restock id once
     distinct = {a[1]: a[2] for a in reversed(actions) if a[0] == "restock"}
     assert sku.levels.put_in == 5 + sum(distinct.values())
+
+
+# ------------------------------------------------------------------ low stock
+
+
+def test_a_sku_is_low_at_or_below_its_threshold_and_says_so_once_per_crossing():
+    sku = stocked(10).restock(RestockSku(restock_id="t", sku=SKU, quantity=0, low_stock_at=3))
+    assert (sku.levels.low_stock_at, sku.levels.low_stock) == (3, False)
+    before = sku.levels
+    sku.apply(cmd("reserve", 6, order_id="o1"))  # 4 left: above
+    assert low_stock_crossing(before, sku.levels) is None
+    before = sku.levels
+    sku.apply(cmd("reserve", 1, order_id="o2"))  # 3 left: at the threshold
+    crossing = low_stock_crossing(before, sku.levels)
+    assert crossing == LowStock(sku=SKU, version=sku.levels.version, available=3, low_stock_at=3)
+    before = sku.levels
+    sku.apply(cmd("reserve", 1, order_id="o3"))  # still low: nothing more
+    assert sku.levels.low_stock and low_stock_crossing(before, sku.levels) is None
+    # A release lifts it above; the next fall below is a new crossing
+    sku.apply(cmd("release", 6, order_id="o1"))
+    assert not sku.levels.low_stock
+    before = sku.levels
+    sku.apply(cmd("reserve", 7, order_id="o4"))
+    assert low_stock_crossing(before, sku.levels) is not None
+
+
+def test_the_default_threshold_applies_until_a_restock_sets_one():
+    sku = stocked(DEFAULT_LOW_STOCK_AT)
+    assert sku.levels.low_stock_at == DEFAULT_LOW_STOCK_AT and sku.levels.low_stock
+    sku.restock(RestockSku(restock_id="t", sku=SKU, quantity=0, low_stock_at=0))
+    assert sku.levels.low_stock_at == 0 and not sku.levels.low_stock
+    # A restock that does not name a threshold keeps the one set
+    sku.restock(RestockSku(restock_id="t2", sku=SKU, quantity=1))
+    assert sku.levels.low_stock_at == 0
