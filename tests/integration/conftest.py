@@ -69,6 +69,7 @@ def system(
         # Small bounds, so the hostile tier reaches them with little traffic.
         "ORDERSAGA_MAX_LONG_POLLS": "20",
         "ORDERSAGA_MAX_RECORD_BYTES": str(64 * 1024),
+        "ORDERSAGA_MAX_HOLDS_PER_SKU": "500",
     }
     env.pop("KAFKA_BROKER", None)
     env.pop("REDIS_URL", None)
