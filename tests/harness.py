@@ -403,6 +403,7 @@ def _fresh_state() -> Iterable[None]:
         orders.forgets.clear()
         inventory.totals.clear()
         inventory.changed.clear()
+        inventory.low.clear()
         webview.desk.watch = webview.desk.new_watch()
         webview.desk._in_flight = (float("-inf"), 0)
         webview.desk.completions = CompletionRate()

@@ -68,7 +68,15 @@ async def test_restock_creates_the_sku_and_publishes_stock_changed(drive, outbox
     [changed] = outbox.on(INVENTORY_EVENTS)
     assert changed.key == b"SKU-A"
     assert changed.message == StockChanged(
-        sku="SKU-A", version=1, unit_price=500, put_in=10, available=10, reserved=0, committed=0
+        sku="SKU-A",
+        version=1,
+        unit_price=500,
+        put_in=10,
+        available=10,
+        reserved=0,
+        committed=0,
+        low_stock_at=5,
+        low_stock=False,
     )
     assert changed.envelope.event_id == "SKU-A:1"
     record = levels("SKU-A")
