@@ -11,6 +11,11 @@ UV_VENV    ?= .uv
 UV_STAMP   := $(UV_VENV)/.installed-$(UV_VERSION)
 UV         := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON=$(PYTHON) UV_PYTHON_DOWNLOADS=never $(UV_VENV)/bin/uv
 
+# promtool (tests/unit/test_alerts.py checks deploy/alerts.yml with it): Debian's
+# prometheus package, unpacked into .tools (no root needed once apt knows the package).
+TOOLS    ?= .tools
+PROMTOOL := $(TOOLS)/prometheus/usr/bin/promtool
+
 .DEFAULT_GOAL := help
 
 .PHONY: help install lock run test chaos chaos-brokers chaos-kafka test-unit test-agents test-web test-integration demo lint typecheck check clean bench
@@ -31,6 +36,13 @@ $(STAMP): pyproject.toml uv.lock $(UV_STAMP)
 	$(UV) sync --locked --extra dev --extra embedded
 	touch $(STAMP)
 
+$(PROMTOOL):
+	mkdir -p $(TOOLS)/download
+	cd $(TOOLS)/download && { apt-get download prometheus || { apt-get update && apt-get download prometheus; }; }
+	dpkg -x $(TOOLS)/download/prometheus_*.deb $(TOOLS)/prometheus
+	rm -rf $(TOOLS)/download
+	$(PROMTOOL) --version
+
 install: $(STAMP) ## create .venv and install ordersaga with its dev tools, exactly as uv.lock pins them
 
 lock: $(UV_STAMP) ## regenerate uv.lock after editing pyproject.toml (LOCK_ARGS=--upgrade: newest allowed versions)
@@ -39,14 +51,14 @@ lock: $(UV_STAMP) ## regenerate uv.lock after editing pyproject.toml (LOCK_ARGS=
 run: $(STAMP) ## start broker (ORDERSAGA_BROKER=auto|kafka|tansu), Redis, every group and the web view
 	$(BIN)/ordersaga run
 
-test: $(STAMP) ## every test: unit, agents, the whole system and the chaos test, on both brokers
+test: $(STAMP) $(PROMTOOL) ## every test: unit, agents, the whole system and the chaos test, on both brokers
 	$(BIN)/pytest -m "not chaos and not chaos_brokers"
 	$(BIN)/pytest -m chaos -s
 
 chaos: $(STAMP) ## the chaos test alone (CHAOS_ORDERS=N sets its size, default 2000)
 	$(BIN)/pytest -m chaos -s
 
-test-unit: $(STAMP) ## pure rules only, no broker
+test-unit: $(STAMP) $(PROMTOOL) ## pure rules only, no broker
 	$(BIN)/pytest tests/unit
 
 test-agents: $(STAMP) ## agents through agent.test_context(), no broker
@@ -79,5 +91,5 @@ chaos-brokers: $(STAMP) ## chaos on a three-node Kafka cluster, brokers SIGKILLe
 chaos-kafka: $(STAMP) ## the chaos test on Apache Kafka alone
 	$(BIN)/pytest -m chaos -s -k kafka
 
-clean: ## remove the virtual environments (.venv, .uv) and local state (the broker's and Redis' data too)
-	rm -rf $(VENV) $(UV_VENV) .ordersaga .pytest_cache .mypy_cache .ruff_cache
+clean: ## remove the virtual environments (.venv, .uv), .tools and local state (the broker's and Redis' data too)
+	rm -rf $(VENV) $(UV_VENV) $(TOOLS) .ordersaga .pytest_cache .mypy_cache .ruff_cache

@@ -95,6 +95,17 @@ class QueueProbe:
             if tp in timestamps:
                 self._oldest[(group, topic, partition)] = timestamps[tp]
 
+    async def messages_held(self, topics: list[str], partitions: int) -> dict[str, int]:
+        """How many messages each topic holds now (its end offsets less its beginnings)."""
+        consumer, _ = await self._clients()
+        tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        held = dict.fromkeys(topics, 0)
+        for tp in tps:
+            held[tp.topic] += max(0, ends.get(tp, 0) - starts.get(tp, 0))
+        return held
+
     async def _timestamps_at(
         self, consumer: AIOKafkaConsumer, wanted: dict[TopicPartition, int]
     ) -> dict[TopicPartition, int]:

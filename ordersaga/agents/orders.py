@@ -58,10 +58,23 @@ sagas = node.table(SAGAS)
 # while in flight, under the time it may be forgotten once ended.
 deadlines = Agenda()
 forgets = Agenda()
+#: order id -> status of every saga not yet ended (the in-flight gauge counts them)
+in_flight: dict[str, str] = {}
+
+
+def count_in_flight(order_id: str, status: str | None) -> None:
+    """Move one saga between the in-flight gauge's statuses (None: it ended or left)."""
+    before = in_flight.pop(order_id, None)
+    if before is not None:
+        node.metrics.sagas_in_flight.labels(before).dec()
+    if status is not None and status not in TERMINAL:
+        in_flight[order_id] = status
+        node.metrics.sagas_in_flight.labels(status).inc()
 
 
 def file_saga(order_id: str, stored: Any) -> None:
     """File a saga just written (or restored) in the agenda its state calls for."""
+    count_in_flight(order_id, stored.get("status"))
     if stored.get("status") in TERMINAL:
         deadlines.drop(order_id)
         ended = datetime.fromisoformat(stored["updated_at"]).timestamp()
@@ -75,6 +88,8 @@ async def file_restored_sagas() -> None:
     """File every saga of this worker's partitions, which may just have changed."""
     deadlines.clear()
     forgets.clear()
+    in_flight.clear()
+    node.metrics.sagas_in_flight.clear()
     for order_id, stored in sagas.items():
         if stored:
             file_saga(order_id, stored)

@@ -14,10 +14,17 @@ import time
 
 from faust.types import StreamT
 
+from ordersaga.adapters.queue_probe import QueueProbe
 from ordersaga.app.dispatch import Dispatch
 from ordersaga.app.groups import GROUPS
 from ordersaga.app.node import Node
-from ordersaga.app.topics import CUSTOMERS_EVENTS, INVENTORY_EVENTS, ORDERS_EVENTS, SERVICES
+from ordersaga.app.topics import (
+    ALL_DLQ_TOPICS,
+    CUSTOMERS_EVENTS,
+    INVENTORY_EVENTS,
+    ORDERS_EVENTS,
+    SERVICES,
+)
 from ordersaga.schemas.messages import (
     CustomerChanged,
     Envelope,
@@ -33,6 +40,8 @@ from ordersaga.web.desk import Desk
 from ordersaga.web.routes import register_routes
 
 log = logging.getLogger(__name__)
+# How often the dead-letter topics' sizes are read from the broker: two requests each time.
+DEAD_LETTER_GAUGE_S = 15.0
 
 node = Node("webview")
 app = node.app
@@ -170,3 +179,25 @@ async def refresh_stale_order_views() -> None:
     for order_id in await desk.store.claim_stale_views(time.time()):
         await node.send(RepublishOrder(order_id=order_id), key=order_id, correlation_id=order_id)
         node.metrics.views_refreshed.inc()
+
+
+dead_letter_probe = QueueProbe(node.settings.bootstrap_servers)
+
+
+@node.timer(interval=node.settings.heartbeat_s)
+async def gauge_live_workers() -> None:
+    """Set the gauge of live workers per group from the registry (an alert watches it)."""
+    live = dict.fromkeys(GROUP_NAMES, 0)
+    for service in await desk.registry.services():
+        if service["state"] == "up" and service["group"] in live:
+            live[service["group"]] += 1
+    for group_name, count in live.items():
+        node.metrics.group_live_workers.labels(group_name).set(count)
+
+
+@node.timer(interval=DEAD_LETTER_GAUGE_S)
+async def gauge_dead_letters() -> None:
+    """Set the gauge of messages each dead-letter topic holds (an alert watches it grow)."""
+    held = await dead_letter_probe.messages_held(list(ALL_DLQ_TOPICS), node.settings.partitions)
+    for topic, count in held.items():
+        node.metrics.dead_letter_depth.labels(topic).set(count)

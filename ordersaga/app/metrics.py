@@ -96,6 +96,30 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.sagas_in_flight = Gauge(
+            "ordersaga_sagas_in_flight",
+            "Sagas of this worker's partitions not yet ended, by status "
+            "(COMPENSATION_STUCK: an undo keeps failing)",
+            ["status"],
+            registry=self.registry,
+        )
+        self.consumer_lag = Gauge(
+            "ordersaga_consumer_lag",
+            "Messages of this worker's partitions not read yet, as its last heartbeat saw",
+            registry=self.registry,
+        )
+        self.group_live_workers = Gauge(
+            "ordersaga_group_live_workers",
+            "Workers of each group whose heartbeat is fresh (the web view's registry)",
+            ["group"],
+            registry=self.registry,
+        )
+        self.dead_letter_depth = Gauge(
+            "ordersaga_dead_letter_depth",
+            "Messages held by each dead-letter topic",
+            ["topic"],
+            registry=self.registry,
+        )
         self.low_stock_skus = Gauge(
             "ordersaga_low_stock_skus",
             "SKUs of this worker's partitions at or below their low-stock threshold",

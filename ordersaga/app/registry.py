@@ -49,6 +49,7 @@ class Announcer:
             last = read.get(tp)
             if high is not None and last is not None:
                 lag += max(0, int(high) - int(last) - 1)
+        self.node.metrics.consumer_lag.set(lag)
         host = app.conf.web_host or socket.gethostname()
         return ServiceHeartbeat(
             group=self.node.group.name,

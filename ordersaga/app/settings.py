@@ -252,6 +252,12 @@ class Settings(BaseSettings):
         description="ORDERSAGA_MAX_ORDERS_PER_CUSTOMER_VIEW: the newest orders GET "
         "/customers/{id}/orders can list (older ones stay readable by id).",
     )
+    max_listed_orders: int = Field(
+        default=100_000,
+        gt=0,
+        description="ORDERSAGA_MAX_LISTED_ORDERS: the newest orders GET /orders can list "
+        "(older ones stay readable by id for as long as their views live).",
+    )
     max_sagas_in_flight: int = Field(
         default=500,
         ge=1,

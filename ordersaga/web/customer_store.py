@@ -8,12 +8,12 @@ applies only what is newer, so duplicates and replays are harmless.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 
-from ordersaga.web.store import CUSTOMER_ORDERS, PREFIX
+from ordersaga.web.store import PREFIX
 
 CUSTOMER = PREFIX + "customer:"  # CustomerChanged JSON
 CUSTOMERS = PREFIX + "customers"  # set of customer ids
@@ -53,16 +53,3 @@ class CustomerStore:
     async def count(self) -> int:
         """How many accounts are projected."""
         return int(await self.redis.scard(CUSTOMERS))
-
-    async def orders(
-        self, customer_id: str, limit: int, before: float | None
-    ) -> tuple[list[str], float | None]:
-        """Up to ``limit`` order ids, newest first, placed before ``before``; the next cursor."""
-        high = f"({before}" if before is not None else "+inf"
-        found = await self.redis.zrevrangebyscore(
-            CUSTOMER_ORDERS + customer_id, high, "-inf", start=0, num=limit + 1, withscores=True
-        )
-        page = cast(list[tuple[bytes | str, float]], found)[:limit]
-        ids = [key.decode() if isinstance(key, bytes) else key for key, _ in page]
-        more = len(found) > limit
-        return ids, (float(page[-1][1]) if more and page else None)

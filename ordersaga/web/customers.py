@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import Any
 
@@ -16,14 +15,12 @@ from ordersaga.web.desk import Desk, DeskView
 from ordersaga.web.errors import answers, not_found, parse_body
 from ordersaga.web.inputs import json_body, path_id
 from ordersaga.web.orders import find_order
+from ordersaga.web.paging import page_cursor, page_limit, page_response
 
 # How long a write waits for its projection, so that its answer shows the account
 # as the customers group stored it; past this it answers 202 and the client may GET.
 PROJECTION_WAIT_S = 3.0
 PROJECTION_POLL_S = 0.05
-MAX_PAGE = 100
-_LIMIT = re.compile(r"^[0-9]{1,3}$")
-_CURSOR = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,7})?$")
 
 
 def customer_response(account: dict[str, Any]) -> dict[str, Any]:
@@ -144,24 +141,6 @@ class UnblockCustomerView(_Blocking):
     blocked = False
 
 
-def page_limit(request: Request) -> int:
-    raw = request.query.get("limit")
-    if raw is None:
-        return 20
-    if not _LIMIT.match(raw) or not 1 <= int(raw) <= MAX_PAGE:
-        raise invalid("limit", f"must be a whole number from 1 to {MAX_PAGE}")
-    return int(raw)
-
-
-def page_cursor(request: Request) -> float | None:
-    raw = request.query.get("cursor")
-    if raw is None:
-        return None
-    if not _CURSOR.match(raw):
-        raise invalid("cursor", "must be the next_cursor of a previous page")
-    return float(raw)
-
-
 class CustomerOrders(DeskView):
     """``GET /customers/{customer_id}/orders``."""
 
@@ -173,12 +152,8 @@ class CustomerOrders(DeskView):
         limit, cursor = page_limit(request), page_cursor(request)
         if await desk.customers.account(customer_id) is None:
             raise not_found(f"customer {customer_id}")
-        ids, next_cursor = await desk.customers.orders(customer_id, limit, cursor)
-        found = await asyncio.gather(*(find_order(desk, order_id) for order_id in ids))
-        return self.json(
-            {
-                "customer_id": customer_id,
-                "orders": [order for order in found if order is not None],
-                "next_cursor": f"{next_cursor:.6f}" if next_cursor is not None else None,
-            }
+        ids, next_cursor = await desk.order_index.page(
+            limit=limit, customer_id=customer_id, before=cursor
         )
+        found = await asyncio.gather(*(find_order(desk, order_id) for order_id in ids))
+        return self.json({"customer_id": customer_id, **page_response(found, next_cursor)})

@@ -12,6 +12,7 @@ from ordersaga.schemas.status import TERMINAL
 from ordersaga.web.accept import KeyClaim, KeyUse, claim_outcome
 from ordersaga.web.admission import CompletionRate, in_flight_limit
 from ordersaga.web.customer_store import CustomerStore
+from ordersaga.web.order_index import OrderIndex
 from ordersaga.web.service_registry import ServiceRegistry
 from ordersaga.web.store import ViewStore
 from ordersaga.web.watch import OrderWatch
@@ -33,6 +34,7 @@ class Desk:
         self._store: ViewStore | None = None
         self._customers: CustomerStore | None = None
         self._registry: ServiceRegistry | None = None
+        self._index: OrderIndex | None = None
         self._in_flight: tuple[float, int] = (float("-inf"), 0)
         self.completions = CompletionRate()
         self.watch = self.new_watch()
@@ -59,6 +61,7 @@ class Desk:
                 max_connections=self.settings.redis_max_connections,
                 pool_timeout_s=self.settings.redis_pool_timeout_s,
                 max_orders_per_customer=self.settings.max_orders_per_customer_view,
+                max_listed_orders=self.settings.max_listed_orders,
             )
         return self._store
 
@@ -69,6 +72,13 @@ class Desk:
         if self._customers is None or self._customers.redis is not self.store.redis:
             self._customers = CustomerStore(self.store.redis)
         return self._customers
+
+    @property
+    def order_index(self) -> OrderIndex:
+        """Orders newest first, by status, customer and time (on the view store's pool)."""
+        if self._index is None or self._index.redis is not self.store.redis:
+            self._index = OrderIndex(self.store.redis)
+        return self._index
 
     @property
     def registry(self) -> ServiceRegistry:

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from faust.web import Request, Response
+from pydantic import TypeAdapter, ValidationError
 
 from ordersaga.app.codec import new_id
 from ordersaga.app.http import HttpError, invalid
 from ordersaga.saga.inventory import merge_lines
 from ordersaga.schemas.http import CancelBody, PlaceOrderBody
 from ordersaga.schemas.messages import CancelOrder, PlaceOrder
+from ordersaga.schemas.status import SagaStatus
 from ordersaga.web.accept import KeyOutcome, KeyUse, Send, order_fingerprint, place_order_send
 from ordersaga.web.desk import TERMINAL, Desk, DeskView
 from ordersaga.web.errors import answers, key_reused, not_found, parse_body
 from ordersaga.web.inputs import idempotency_key, json_body, path_id, wait_seconds
+from ordersaga.web.paging import page_cursor, page_limit, page_response
 from ordersaga.web.watch import WatchFull
 
 
@@ -68,8 +72,44 @@ async def find_order(desk: Desk, order_id: str) -> dict[str, Any] | None:
     return await desk.store.accepted(order_id)
 
 
+_SINCE = TypeAdapter(datetime)
+STATUSES = frozenset(SagaStatus)
+
+
+def listing_filters(request: Request) -> tuple[str | None, str | None, float | None]:
+    """``?status=``, ``?customer_id=`` and ``?since=`` of GET /orders, within their bounds."""
+    status = request.query.get("status")
+    if status is not None and status not in STATUSES:
+        raise invalid("status", f"must be one of {', '.join(sorted(STATUSES))}")
+    customer_id = request.query.get("customer_id")
+    if customer_id is not None:
+        customer_id = path_id(customer_id, "customer_id")
+    since = request.query.get("since")
+    if since is None:
+        return status, customer_id, None
+    try:
+        when = _SINCE.validate_python(since[:40])
+    except ValidationError:
+        raise invalid("since", "must be an ISO 8601 time (2026-12-01T09:30:00Z)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return status, customer_id, when.timestamp()
+
+
 class Orders(DeskView):
-    """``POST /orders``."""
+    """``POST /orders`` and ``GET /orders``."""
+
+    @answers
+    async def get(self, request: Request) -> Response:
+        """Orders newest first: ``status``, ``customer_id``, ``since``; ``limit``, ``cursor``."""
+        desk = self.desk
+        status, customer_id, since = listing_filters(request)
+        limit, cursor = page_limit(request), page_cursor(request)
+        ids, next_cursor = await desk.order_index.page(
+            limit=limit, status=status, customer_id=customer_id, since=since, before=cursor
+        )
+        found = await asyncio.gather(*(find_order(desk, order_id) for order_id in ids))
+        return self.json(page_response(found, next_cursor))
 
     @answers
     async def post(self, request: Request) -> Response:

@@ -29,15 +29,17 @@ UNCONFIRMED_ORDERS = PREFIX + "unconfirmed:orders"  # hash: order id -> accepted
 OPEN = PREFIX + "open"  # sorted set: order id of an open view -> when to refresh it
 ENDED = PREFIX + "ended"  # counter: orders whose terminal event was projected
 CUSTOMER_ORDERS = PREFIX + "customer-orders:"  # sorted set: order id -> placed at
+ORDERS_BY_TIME = PREFIX + "orders-by-time"  # sorted set: order id -> placed at, every order
 # Every command of the web view is small; one slower than this means Redis is unwell.
 REDIS_SOCKET_TIMEOUT_S = 2.0
 # The longest wait between two refreshes of a view that stays open.
 MAX_REFRESH_WAIT_S = 300
 
 # KEYS: order hash, events list, unconfirmed set, unconfirmed hash, open set, ended,
-# the customer's orders.
+# the customer's orders, every order by time.
 # ARGV: seq, snapshot, entry, ttl (0 keeps), order id, now, refresh after, terminal (1/0),
-# placed at, most orders kept per customer, finished views' ttl.
+# placed at, most orders kept per customer, finished views' ttl, most orders listed,
+# status.
 # Any event of the order confirms that the orchestrator has it: nothing to re-send.
 # An open (not terminal) view is due for a refresh if no newer event follows in time.
 # The order is filed under its customer by whichever of its events comes first; the
@@ -47,11 +49,15 @@ redis.call('ZREM', KEYS[3], ARGV[5])
 redis.call('HDEL', KEYS[4], ARGV[5])
 local seen = redis.call('HGET', KEYS[1], 'seq')
 if seen and tonumber(seen) >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'order', ARGV[2], 'projected_at', ARGV[6])
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'order', ARGV[2], 'projected_at', ARGV[6],
+  'status', ARGV[13])
 redis.call('RPUSH', KEYS[2], ARGV[3])
 if redis.call('ZADD', KEYS[7], 'NX', ARGV[9], ARGV[5]) == 1 then
   redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -(tonumber(ARGV[10]) + 1))
   if tonumber(ARGV[11]) > 0 then redis.call('EXPIRE', KEYS[7], tonumber(ARGV[11])) end
+end
+if redis.call('ZADD', KEYS[8], 'NX', ARGV[9], ARGV[5]) == 1 then
+  redis.call('ZREMRANGEBYRANK', KEYS[8], 0, -(tonumber(ARGV[12]) + 1))
 end
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
@@ -150,8 +156,10 @@ class ViewStore:
         finished_ttl_s: int,
         refresh_after_s: float = 10.0,
         max_orders_per_customer: int = 1_000,
+        max_listed_orders: int = 100_000,
     ) -> None:
         self.redis = client
+        self.max_listed_orders = max_listed_orders
         self.finished_ttl_s = finished_ttl_s
         self.refresh_after_s = refresh_after_s
         self.max_orders_per_customer = max_orders_per_customer
@@ -170,6 +178,7 @@ class ViewStore:
         max_connections: int = 50,
         pool_timeout_s: float = 5.0,
         max_orders_per_customer: int = 1_000,
+        max_listed_orders: int = 100_000,
     ) -> ViewStore:
         """A store on the Redis at ``url`` (connects on first use).
 
@@ -190,6 +199,7 @@ class ViewStore:
             finished_ttl_s,
             refresh_after_s,
             max_orders_per_customer,
+            max_listed_orders,
         )
 
     async def close(self) -> None:
@@ -217,6 +227,7 @@ class ViewStore:
                 OPEN,
                 ENDED,
                 CUSTOMER_ORDERS + str(snapshot["customer_id"]),
+                ORDERS_BY_TIME,
             ],
             args=[
                 seq,
@@ -230,6 +241,8 @@ class ViewStore:
                 placed_at,
                 self.max_orders_per_customer,
                 self.finished_ttl_s,
+                self.max_listed_orders,
+                str(snapshot["status"]),
             ],
         )
         return bool(applied)
