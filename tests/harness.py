@@ -401,6 +401,7 @@ def _fresh_state() -> Iterable[None]:
                 table.data.clear()
         orders.deadlines.clear()
         orders.forgets.clear()
+        orders.in_flight.clear()
         inventory.totals.clear()
         inventory.changed.clear()
         inventory.low.clear()

@@ -485,3 +485,23 @@ async def test_forget_timer_asks_every_group_to_drop_an_order_after_the_retentio
         assert outbox.sent == []
     assert saga("ord-in-flight")["status"] == "PENDING"
     assert counter._value.get() - before == 1
+
+
+async def test_the_in_flight_gauge_follows_each_saga_by_status(drive, outbox):
+    gauge = orders.node.metrics.sagas_in_flight
+
+    def count(status: str) -> float:
+        return gauge.labels(status)._value.get()
+
+    before = {s: count(s) for s in ("PENDING", "CUSTOMER_VALIDATED")}
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS)
+        assert count("PENDING") == before["PENDING"] + 1
+        await d.put(VALIDATED, key=ORDER_ID, topic=ORDERS_REPLIES)
+        assert count("PENDING") == before["PENDING"]
+        assert count("CUSTOMER_VALIDATED") == before["CUSTOMER_VALIDATED"] + 1
+        await d.put(CancelOrder(order_id=ORDER_ID), key=ORDER_ID, topic=ORDERS_COMMANDS)
+        await d.put(StockReleased(order_id=ORDER_ID), key=ORDER_ID, topic=ORDERS_REPLIES)
+    assert saga()["status"] == "CANCELLED"
+    assert orders.in_flight.get(ORDER_ID) is None
+    assert count("CUSTOMER_VALIDATED") == before["CUSTOMER_VALIDATED"]
