@@ -15,6 +15,9 @@ UV         := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON=$(PYTHON) UV_PYTHON_DOWNL
 # prometheus package, unpacked into .tools (no root needed once apt knows the package).
 TOOLS    ?= .tools
 PROMTOOL := $(TOOLS)/prometheus/usr/bin/promtool
+# The operators' page is tested in Debian's chromium through its chromedriver (root
+# installs them with apt when they are missing).
+BROWSER  := $(TOOLS)/.browser
 
 .DEFAULT_GOAL := help
 
@@ -43,6 +46,10 @@ $(PROMTOOL):
 	rm -rf $(TOOLS)/download
 	$(PROMTOOL) --version
 
+$(BROWSER):
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; }
+	mkdir -p $(TOOLS) && touch $(BROWSER)
+
 install: $(STAMP) ## create .venv and install ordersaga with its dev tools, exactly as uv.lock pins them
 
 lock: $(UV_STAMP) ## regenerate uv.lock after editing pyproject.toml (LOCK_ARGS=--upgrade: newest allowed versions)
@@ -51,7 +58,7 @@ lock: $(UV_STAMP) ## regenerate uv.lock after editing pyproject.toml (LOCK_ARGS=
 run: $(STAMP) ## start broker (ORDERSAGA_BROKER=auto|kafka|tansu), Redis, every group and the web view
 	$(BIN)/ordersaga run
 
-test: $(STAMP) $(PROMTOOL) ## every test: unit, agents, the whole system and the chaos test, on both brokers
+test: $(STAMP) $(PROMTOOL) $(BROWSER) ## every test: unit, agents, the whole system and the chaos test, on both brokers
 	$(BIN)/pytest -m "not chaos and not chaos_brokers"
 	$(BIN)/pytest -m chaos -s
 
@@ -67,7 +74,7 @@ test-agents: $(STAMP) ## agents through agent.test_context(), no broker
 test-web: $(STAMP) ## the web view's decisions and HTTP routes, no broker
 	$(BIN)/pytest tests/web
 
-test-integration: $(STAMP) ## the whole system over HTTP on the embedded broker
+test-integration: $(STAMP) $(BROWSER) ## the whole system over HTTP on the embedded broker
 	$(BIN)/pytest tests/integration
 
 demo: $(STAMP) ## run the five scenarios against a running system (make run first)

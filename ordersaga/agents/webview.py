@@ -76,6 +76,7 @@ async def fold_order_event(envelope: Envelope, message: OrderEvent) -> None:
         "status": order.status,
         "detail": message.detail,
         "at": envelope.occurred_at.isoformat(),
+        "at_epoch": envelope.occurred_at.timestamp(),
     }
     await desk.store.project_order(
         order.order_id,
@@ -201,3 +202,4 @@ async def gauge_dead_letters() -> None:
     held = await dead_letter_probe.messages_held(list(ALL_DLQ_TOPICS), node.settings.partitions)
     for topic, count in held.items():
         node.metrics.dead_letter_depth.labels(topic).set(count)
+    desk.dead_letters = held

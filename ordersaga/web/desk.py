@@ -35,6 +35,8 @@ class Desk:
         self._customers: CustomerStore | None = None
         self._registry: ServiceRegistry | None = None
         self._index: OrderIndex | None = None
+        # What each dead-letter topic holds, as this worker last read it.
+        self.dead_letters: dict[str, int] = {}
         self._in_flight: tuple[float, int] = (float("-inf"), 0)
         self.completions = CompletionRate()
         self.watch = self.new_watch()

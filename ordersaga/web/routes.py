@@ -17,6 +17,7 @@ from ordersaga.web.customers import (
     Customers,
     UnblockCustomerView,
 )
+from ordersaga.web.dashboard import Dashboard, DashboardAsset, DashboardStats
 from ordersaga.web.desk import Desk, DeskView
 from ordersaga.web.inventory import Inventory, InventoryItem, Restock
 from ordersaga.web.orders import CancelOrderView, Order, OrderEvents, Orders
@@ -38,6 +39,9 @@ ROUTES: tuple[tuple[str, type[DeskView]], ...] = (
     ("/customers/{customer_id}/orders", CustomerOrders),
     ("/services", Services),
     ("/services/{group}/health", GroupHealth),
+    ("/dashboard", Dashboard),
+    ("/dashboard/stats", DashboardStats),
+    ("/dashboard/{name}", DashboardAsset),
 )
 
 

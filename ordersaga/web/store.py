@@ -30,6 +30,8 @@ OPEN = PREFIX + "open"  # sorted set: order id of an open view -> when to refres
 ENDED = PREFIX + "ended"  # counter: orders whose terminal event was projected
 CUSTOMER_ORDERS = PREFIX + "customer-orders:"  # sorted set: order id -> placed at
 ORDERS_BY_TIME = PREFIX + "orders-by-time"  # sorted set: order id -> placed at, every order
+STATS = PREFIX + "stats:"  # hash per minute: outcome and step-latency counters
+STATS_TTL_S = 2 * 3600
 # Every command of the web view is small; one slower than this means Redis is unwell.
 REDIS_SOCKET_TIMEOUT_S = 2.0
 # The longest wait between two refreshes of a view that stays open.
@@ -39,7 +41,10 @@ MAX_REFRESH_WAIT_S = 300
 # the customer's orders, every order by time.
 # ARGV: seq, snapshot, entry, ttl (0 keeps), order id, now, refresh after, terminal (1/0),
 # placed at, most orders kept per customer, finished views' ttl, most orders listed,
-# status.
+# status, the event's time (epoch), its name, the outcome ("" unless terminal), the
+# stats' ttl.
+# The minute's stats hash (KEYS[9]) counts outcomes and, per event name, the time
+# since the order's previous event: what the operators' page shows.
 # Any event of the order confirms that the orchestrator has it: nothing to re-send.
 # An open (not terminal) view is due for a refresh if no newer event follows in time.
 # The order is filed under its customer by whichever of its events comes first; the
@@ -59,6 +64,19 @@ end
 if redis.call('ZADD', KEYS[8], 'NX', ARGV[9], ARGV[5]) == 1 then
   redis.call('ZREMRANGEBYRANK', KEYS[8], 0, -(tonumber(ARGV[12]) + 1))
 end
+local previous = redis.call('LINDEX', KEYS[2], -2)
+if previous then
+  local at = cjson.decode(previous)['at_epoch']
+  if at then
+    local took = tonumber(ARGV[14]) - tonumber(at)
+    if took >= 0 then
+      redis.call('HINCRBYFLOAT', KEYS[9], 'step:' .. ARGV[15] .. ':sum', took)
+      redis.call('HINCRBY', KEYS[9], 'step:' .. ARGV[15] .. ':count', 1)
+    end
+  end
+end
+if ARGV[16] ~= '' then redis.call('HINCRBY', KEYS[9], 'outcome:' .. ARGV[16], 1) end
+redis.call('EXPIRE', KEYS[9], tonumber(ARGV[17]))
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
@@ -136,6 +154,11 @@ for _, order_id in ipairs(due) do
 end
 return out
 """
+
+
+def stats_minute(epoch: float) -> str:
+    """The minute a time falls in, as the stats hashes are named (UTC, 2026-12-01T16:52)."""
+    return time.strftime("%Y-%m-%dT%H:%M", time.gmtime(epoch))
 
 
 def idempotency_key(kind: str, key: str) -> str:
@@ -217,7 +240,14 @@ class ViewStore:
         terminal: bool,
         placed_at: float = 0.0,
     ) -> bool:
-        """Apply one order event unless its sequence number was seen; True if applied."""
+        """Apply one order event unless its sequence number was seen; True if applied.
+
+        ``entry`` has the event's ``at_epoch`` and ``type``; a terminal one counts its
+        outcome (status and failure reason) in the minute's stats.
+        """
+        outcome = ""
+        if terminal:
+            outcome = f"{snapshot['status']}:{snapshot.get('failure_reason') or ''}"
         applied = await self._project_order(
             keys=[
                 ORDER + order_id,
@@ -228,6 +258,7 @@ class ViewStore:
                 ENDED,
                 CUSTOMER_ORDERS + str(snapshot["customer_id"]),
                 ORDERS_BY_TIME,
+                STATS + stats_minute(float(entry["at_epoch"])),
             ],
             args=[
                 seq,
@@ -243,6 +274,10 @@ class ViewStore:
                 self.finished_ttl_s,
                 self.max_listed_orders,
                 str(snapshot["status"]),
+                entry["at_epoch"],
+                entry["type"],
+                outcome,
+                STATS_TTL_S,
             ],
         )
         return bool(applied)
@@ -255,6 +290,36 @@ class ViewStore:
         return bool(applied)
 
     # ---------------------------------------------------------------- queries
+
+    async def stats(
+        self, minutes: int, now: float | None = None
+    ) -> list[tuple[str, dict[str, str]]]:
+        """The stats hashes of the last ``minutes`` minutes, newest first."""
+        now = time.time() if now is None else now
+        names = [stats_minute(now - 60 * i) for i in range(minutes)]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(STATS + name)
+            found = await pipe.execute()
+        return [
+            (name, {_text(k): _text(v) for k, v in values.items()})
+            for name, values in zip(names, found, strict=True)
+        ]
+
+    async def open_statuses(self, limit: int = 5_000) -> dict[str, int]:
+        """Open (not terminal) views by status: the sagas in flight as the views see them."""
+        ids = cast(list[bytes | str], await self.redis.zrange(OPEN, 0, limit - 1))
+        if not ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for order_id in ids:
+                pipe.hget(ORDER + _text(order_id), "status")
+            statuses = await pipe.execute()
+        counts: dict[str, int] = {}
+        for status in statuses:
+            if status is not None:
+                counts[_text(status)] = counts.get(_text(status), 0) + 1
+        return counts
 
     async def in_flight(self) -> int:
         """Orders accepted and not ended: awaiting their first event, or with an open view."""

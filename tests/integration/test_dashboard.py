@@ -1,0 +1,97 @@
+"""The operators' page in a real headless browser (Debian's chromium, through selenium)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from ordersaga.app.groups import GROUPS
+from tests.integration.conftest import System
+from tests.integration.support import final, new_sku, order_body, place
+
+pytestmark = pytest.mark.integration
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
+
+
+def browser_binaries() -> tuple[str, str]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not chromium or not driver:
+        raise AssertionError("no chromium/chromedriver: `make test` installs Debian's")
+    return chromium, driver
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    chromium, driver = browser_binaries()
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    chrome = webdriver.Chrome(service=Service(driver), options=options)
+    try:
+        yield chrome
+    finally:
+        chrome.quit()
+
+
+def test_the_page_shows_live_services_and_an_order_reaching_completed(
+    system: System, client: httpx.Client, browser: webdriver.Chrome
+) -> None:
+    # The page is one of the web view's own, with a policy that forbids fetching elsewhere
+    page = client.get("/dashboard")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    assert "http://" not in page.text and "https://" not in page.text
+
+    browser.get(f"{system.base_url}/dashboard")
+    wait = WebDriverWait(browser, 30, poll_frequency=0.25)
+
+    def up_groups(driver: webdriver.Chrome) -> set[str]:
+        rows = driver.find_elements(By.CSS_SELECTOR, "#services tbody tr")
+        return {
+            r.find_elements(By.TAG_NAME, "td")[0].text
+            for r in rows
+            if r.find_elements(By.CSS_SELECTOR, "td.up")
+        }
+
+    wait.until(lambda d: up_groups(d) >= {g.name for g in GROUPS})
+
+    # An order placed now appears on the page and reaches COMPLETED there
+    sku = new_sku(client, 5, 250)
+    order_id = place(client, order_body([(sku, 1)]))
+
+    def status_on_page(driver: webdriver.Chrome) -> str | None:
+        for row in driver.find_elements(By.CSS_SELECTOR, "#recent tbody tr"):
+            cells = row.find_elements(By.TAG_NAME, "td")
+            if cells and cells[0].text == order_id:
+                return cells[2].text
+        return None
+
+    wait.until(lambda d: status_on_page(d) is not None)
+    assert final(client, order_id)["status"] == "COMPLETED"
+    wait.until(lambda d: status_on_page(d) == "COMPLETED")
+
+    # Looking the order up shows its history
+    box = browser.find_element(By.ID, "lookup-id")
+    box.send_keys(order_id)
+    browser.find_element(By.CSS_SELECTOR, "#lookup button").click()
+    wait.until(lambda d: "OrderCompleted" in d.find_element(By.ID, "order-history").text)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#latency tbody tr"))
+    time.sleep(1.5)  # one more refresh, so the screenshot shows settled figures
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOT))
+
+    # And the page logged no error
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], errors
