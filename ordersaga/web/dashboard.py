@@ -19,9 +19,9 @@ _STATIC = files("ordersaga.web") / "static"
 ASSETS: dict[str, tuple[bytes, str]] = {
     name: ((_STATIC / name).read_bytes(), kind)
     for name, kind in (
-        ("dashboard.html", "text/html; charset=utf-8"),
-        ("app.js", "text/javascript; charset=utf-8"),
-        ("style.css", "text/css; charset=utf-8"),
+        ("dashboard.html", "text/html"),
+        ("app.js", "text/javascript"),
+        ("style.css", "text/css"),
     )
 }
 SECURITY_HEADERS = {

@@ -85,3 +85,13 @@ def history(client: httpx.Client, order_id: str) -> list[str]:
     r = client.get(f"/orders/{order_id}/events")
     assert r.status_code == 200, r.text
     return [e["type"] for e in r.json()["events"]]
+
+
+def newest_first(client: httpx.Client, order_ids: list[str]) -> list[str]:
+    """The orders by the time the orchestrator placed them, newest first (as listings are).
+
+    Orders POSTed one after the other land on different partitions, so their
+    placing order can differ from the order of the POSTs.
+    """
+    placed = {o: client.get(f"/orders/{o}").json()["placed_at"] for o in order_ids}
+    return sorted(order_ids, key=lambda o: placed[o], reverse=True)

@@ -7,7 +7,15 @@ import uuid
 import httpx
 import pytest
 
-from tests.integration.support import final, history, new_sku, order_body, place, stock
+from tests.integration.support import (
+    final,
+    history,
+    new_sku,
+    newest_first,
+    order_body,
+    place,
+    stock,
+)
 from tests.integration.test_hostile_attacks import assert_error_shape
 
 pytestmark = pytest.mark.integration
@@ -60,7 +68,12 @@ def test_an_unknown_customers_order_fails_customer_invalid_and_touches_no_stock(
     order_id = place(client, order_body([(sku, 2)], customer=f"cust-{uuid.uuid4().hex[:10]}"))
     order = final(client, order_id)
     assert (order["status"], order["failure_reason"]) == ("FAILED", "customer_invalid")
-    assert history(client, order_id) == ["OrderPlaced", "CustomerRejected", "OrderFailed"]
+    assert history(client, order_id) == [
+        "OrderPlaced",
+        "CustomerRejected",
+        "CompensationStarted",
+        "OrderFailed",
+    ]
     levels = stock(client, sku)
     assert (levels["available"], levels["reserved"], levels["committed"]) == (5, 0, 0)
 
@@ -96,6 +109,6 @@ def test_a_customers_orders_are_listed_newest_first_in_pages(client: httpx.Clien
         cursor = page.json()["next_cursor"]
         if cursor is None:
             break
-    assert seen == list(reversed(placed))
+    assert seen == newest_first(client, placed)
     assert_error_shape(client.get(f"/customers/{customer_id}/orders?limit=0"), 422, "limit")
     assert_error_shape(client.get(f"/customers/{customer_id}/orders?cursor=x"), 422, "cursor")

@@ -57,13 +57,18 @@ def test_the_page_shows_live_services_and_an_order_reaching_completed(
     browser.get(f"{system.base_url}/dashboard")
     wait = WebDriverWait(browser, 30, poll_frequency=0.25)
 
+    def rows(driver: webdriver.Chrome, table: str) -> list[list[str]]:
+        # Read in one script: the page re-renders its tables every second.
+        return list(
+            driver.execute_script(
+                "return [...document.querySelectorAll(arguments[0])]"
+                ".map(r => [...r.cells].map(c => c.textContent))",
+                f"#{table} tbody tr",
+            )
+        )
+
     def up_groups(driver: webdriver.Chrome) -> set[str]:
-        rows = driver.find_elements(By.CSS_SELECTOR, "#services tbody tr")
-        return {
-            r.find_elements(By.TAG_NAME, "td")[0].text
-            for r in rows
-            if r.find_elements(By.CSS_SELECTOR, "td.up")
-        }
+        return {row[0] for row in rows(driver, "services") if row[2] == "up"}
 
     wait.until(lambda d: up_groups(d) >= {g.name for g in GROUPS})
 
@@ -72,10 +77,9 @@ def test_the_page_shows_live_services_and_an_order_reaching_completed(
     order_id = place(client, order_body([(sku, 1)]))
 
     def status_on_page(driver: webdriver.Chrome) -> str | None:
-        for row in driver.find_elements(By.CSS_SELECTOR, "#recent tbody tr"):
-            cells = row.find_elements(By.TAG_NAME, "td")
-            if cells and cells[0].text == order_id:
-                return cells[2].text
+        for row in rows(driver, "recent"):
+            if row and row[0] == order_id:
+                return row[2]
         return None
 
     wait.until(lambda d: status_on_page(d) is not None)

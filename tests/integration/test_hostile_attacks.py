@@ -290,7 +290,7 @@ def test_duplicate_keys_blank_text_and_control_characters_are_refused(client: ht
 def test_method_errors_are_json_and_allow_names_methods_that_work(
     system: System, client: httpx.Client
 ) -> None:
-    r = client.get("/orders")
+    r = client.delete("/orders")
     body = assert_error_shape(r, 405)
     assert body["error"] == "method_not_allowed"
     for method in r.headers["Allow"].split(", "):
