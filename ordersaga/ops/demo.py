@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from ordersaga.app.codec import new_id
+from ordersaga.app.runtime import DEMO_CUSTOMERS
 from ordersaga.app.settings import Settings
 from ordersaga.ops.client import post_admitted
 
@@ -30,7 +31,7 @@ class Scenario:
     payment_token: str = "tok_visa"
     country: str = "GB"
     cancel: bool = False
-    customer_id: str = "cust-demo"
+    customer_id: str = DEMO_CUSTOMERS[0][0]
     expect_status: str = "COMPLETED"
     expect_reason: str | None = None
 
@@ -64,8 +65,9 @@ SCENARIOS = (
         expect_reason="customer_invalid",
     ),
 )
-# The demo's own customers: one who orders, one it blocks.
-DEMO_CUSTOMER = {"customer_id": "cust-demo", "name": "Demo Customer", "email": "demo@example.com"}
+# The customer the demo orders as (`make run` registers it; the demo does too, which
+# changes nothing when it exists), and one the demo blocks.
+DEMO_CUSTOMER = dict(zip(("customer_id", "name", "email"), DEMO_CUSTOMERS[0], strict=True))
 BLOCKED_CUSTOMER = {
     "customer_id": "cust-demo-blocked",
     "name": "Blocked Customer",
@@ -115,7 +117,8 @@ async def run_demo(url: str | None) -> int:
             (await client.post("/customers", json=account)).raise_for_status()
         blocked = BLOCKED_CUSTOMER["customer_id"]
         (await client.post(f"/customers/{blocked}/block", json={})).raise_for_status()
-        print(f"demo SKU {sku}: 20 in stock at 19.99; customers cust-demo, {blocked} (blocked)\n")
+        ordering = DEMO_CUSTOMER["customer_id"]
+        print(f"demo SKU {sku}: 20 in stock at 19.99; customers {ordering}, {blocked} (blocked)\n")
         for scenario in SCENARIOS:
             order = await play(client, sku, scenario)
             ok = order["status"] == scenario.expect_status and (

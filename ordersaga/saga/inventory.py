@@ -407,6 +407,11 @@ def begin_stock_command(
         record = OrderStockRecord(order_id=command.order_id, items=merge_lines(command.items))
     existing = record.ops.get(name)
     if existing is not None:
+        rollback = record.ops.get("rollback")
+        if existing.done and rollback is not None and not rollback.done and name == "reserve":
+            # The answer waits for the rollback: a repeat re-sends its unanswered
+            # releases, which may have been lost like any message.
+            return GatherStep(record, sku_commands=_fan_out(record, rollback, gathered=True))
         if existing.done:
             return GatherStep(record, reply=_stored_reply(record, name))
         return GatherStep(record, sku_commands=_fan_out(record, existing))
