@@ -130,10 +130,15 @@ async def advance_saga(envelope: Envelope, message: Message) -> str | None:
     order_id = envelope.order_id or getattr(message, "order_id", None)
     if not order_id:
         raise ValueError(f"{envelope.type} names no order")
-    decision = decide(sagas.load(order_id), message, time.time(), policy)
+    before = sagas.load(order_id)
+    decision = decide(before, message, time.time(), policy)
     if decision.state is None or not (decision.changed or decision.events):
         return "unchanged"
     state = decision.state
+    if before is None:
+        # The request's correlation id stays with the saga for all it causes.
+        state = state.model_copy(update={"correlation_id": envelope.correlation_id})
+    correlation_id = state.correlation_id or envelope.correlation_id
     stored = sagas.fit(state) if decision.changed else None
     # Ids derive from the saga's event sequence, so a replayed decision resends the
     # very same messages and consumers can recognise them.
@@ -143,6 +148,7 @@ async def advance_saga(envelope: Envelope, message: Message) -> str | None:
             # A customer's commands are keyed by customer, to meet its account.
             key=command.routing_key() or order_id,
             cause=envelope,
+            correlation_id=correlation_id,
             event_id=f"{order_id}:{state.seq}:{state.attempt}:{i}:{command.TYPE}",
         )
     for event in decision.events:
@@ -150,6 +156,7 @@ async def advance_saga(envelope: Envelope, message: Message) -> str | None:
             event,
             key=order_id,
             cause=envelope,
+            correlation_id=correlation_id,
             topic=ORDERS_EVENTS,
             event_id=f"{order_id}:{event.seq}",
         )
@@ -239,6 +246,7 @@ async def expire_overdue_steps() -> None:
         await node.send(
             message,
             key=state.order_id,
+            correlation_id=state.correlation_id,
             event_id=f"{state.order_id}:deadline:{message.awaiting}:{message.attempt}"
             f":{message.deadline:.3f}",
         )

@@ -162,7 +162,7 @@ async def redrive_unconfirmed_orders() -> None:
         await node.send(
             command,
             key=command.order_id,
-            correlation_id=command.order_id,
+            correlation_id=record.get("correlation_id") or command.order_id,
             event_id=f"{command.order_id}:place:{now:.3f}",
             acked=True,
         )

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from ordersaga.app.codec import DecodeError, decode, encode, header_pairs
+from ordersaga.app.correlation import correlation_ids
 from ordersaga.app.faust_patches import (
     _exit_when_stuck,
     _no_spinner_without_terminal,
@@ -82,7 +83,9 @@ class Node:
         self.health_checks: dict[str, HealthCheck] = {"broker": self._broker_reachable}
         self._health: tuple[float, dict[str, str]] | None = None
         # Registered before the web server starts: aiohttp freezes its middlewares then.
-        cast(Any, self.app.web).web_app.middlewares.append(json_errors)
+        middlewares = cast(Any, self.app.web).web_app.middlewares
+        middlewares.append(correlation_ids)  # outermost: error answers carry the id too
+        middlewares.append(json_errors)
         _serve_no_faust_pages(self.app)
         self._register_pages()
         _exit_when_stuck(self.app, self.settings.recovery_limit_s)

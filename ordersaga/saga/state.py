@@ -64,6 +64,9 @@ class SagaState(BaseModel):
     last_detail: str | None = None
     placed_at: datetime
     updated_at: datetime
+    # The correlation id of the request that placed the order: every command and
+    # event of the saga carries it, timers' too (None in sagas stored before it).
+    correlation_id: str | None = None
 
     @property
     def terminal(self) -> bool:

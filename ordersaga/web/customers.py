@@ -8,6 +8,7 @@ from typing import Any
 
 from faust.web import Request, Response
 
+from ordersaga.app.correlation import current_correlation_id
 from ordersaga.app.http import HttpError, invalid
 from ordersaga.schemas.http import CustomerBody
 from ordersaga.schemas.messages import BlockCustomer, RegisterCustomer
@@ -83,7 +84,11 @@ class Customers(DeskView):
                 error="customers_full",
             )
         command = RegisterCustomer(customer_id=body.customer_id, name=body.name, email=body.email)
-        await desk.send(command, key=command.customer_id, correlation_id=command.customer_id)
+        await desk.send(
+            command,
+            key=command.customer_id,
+            correlation_id=current_correlation_id(command.customer_id),
+        )
         account = await projected(desk, body.customer_id, lambda a: True)
         location = {"Location": f"/customers/{body.customer_id}"}
         if account is None:
@@ -119,7 +124,9 @@ class _Blocking(DeskView):
             raise not_found(f"customer {customer_id}")
         if account["blocked"] != self.blocked:
             command = BlockCustomer(customer_id=customer_id, blocked=self.blocked)
-            await desk.send(command, key=customer_id, correlation_id=customer_id)
+            await desk.send(
+                command, key=customer_id, correlation_id=current_correlation_id(customer_id)
+            )
             account = await projected(desk, customer_id, lambda a: a["blocked"] == self.blocked)
             if account is None:
                 return self.json(

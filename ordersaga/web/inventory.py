@@ -8,6 +8,7 @@ from typing import Any
 from faust.web import Request, Response
 
 from ordersaga.app.codec import new_id
+from ordersaga.app.correlation import current_correlation_id
 from ordersaga.app.http import invalid
 from ordersaga.schemas.bounds import MAX_STOCK_LEVEL
 from ordersaga.schemas.http import RestockBody
@@ -102,7 +103,7 @@ class Restock(DeskView):
             unit_price=body.unit_price,
             low_stock_at=body.low_stock_at,
         )
-        await desk.send(command, key=sku, correlation_id=command.restock_id)
+        await desk.send(command, key=sku, correlation_id=current_correlation_id(command.restock_id))
         return self.json(
             {
                 "sku": sku,

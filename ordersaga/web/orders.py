@@ -11,6 +11,7 @@ from faust.web import Request, Response
 from pydantic import TypeAdapter, ValidationError
 
 from ordersaga.app.codec import new_id
+from ordersaga.app.correlation import current_correlation_id
 from ordersaga.app.http import HttpError, invalid
 from ordersaga.saga.inventory import merge_lines
 from ordersaga.schemas.http import CancelBody, PlaceOrderBody
@@ -153,6 +154,7 @@ class Orders(DeskView):
             command.model_dump(mode="json"),
             accepted_at,
             redrive_at=time.time() + settings.redrive_after_s,
+            correlation_id=current_correlation_id(command.order_id),
         )
         send = place_order_send(
             awaiting=awaiting,
@@ -161,7 +163,11 @@ class Orders(DeskView):
             redrive_window_s=settings.redrive_window_s,
         )
         if send is Send.SEND:
-            await desk.send(command, key=command.order_id, correlation_id=command.order_id)
+            await desk.send(
+                command,
+                key=command.order_id,
+                correlation_id=current_correlation_id(command.order_id),
+            )
         return self.json(
             {**accepted, "links": {"self": f"/orders/{command.order_id}"}},
             status=202,
@@ -243,5 +249,9 @@ class CancelOrderView(DeskView):
             )
             conflict.body["status"] = found["status"]
             raise conflict
-        await desk.send(CancelOrder(order_id=order_id), key=order_id, correlation_id=order_id)
+        await desk.send(
+            CancelOrder(order_id=order_id),
+            key=order_id,
+            correlation_id=current_correlation_id(order_id),
+        )
         return self.json({"order_id": order_id, "status": "CANCEL_REQUESTED"}, status=202)

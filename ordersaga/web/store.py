@@ -411,14 +411,22 @@ class ViewStore:
     # ------------------------------------------------------------ unconfirmed
 
     async def await_confirmation(
-        self, order_id: str, command: dict[str, Any], accepted_at: float, redrive_at: float
+        self,
+        order_id: str,
+        command: dict[str, Any],
+        accepted_at: float,
+        redrive_at: float,
+        correlation_id: str | None = None,
     ) -> bool:
         """Remember an accepted PlaceOrder until an event of its order is projected.
 
         False if the order is projected already. A record already kept stays as it
-        was, so a retried request does not make the order look younger.
+        was, so a retried request does not make the order look younger. A re-send
+        carries the request's correlation id.
         """
-        record = orjson.dumps({"accepted_at": accepted_at, "command": command})
+        record = orjson.dumps(
+            {"accepted_at": accepted_at, "command": command, "correlation_id": correlation_id}
+        )
         waiting = await self._await_confirmation(
             keys=[ORDER + order_id, UNCONFIRMED, UNCONFIRMED_ORDERS],
             args=[order_id, record, redrive_at],

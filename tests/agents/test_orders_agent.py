@@ -505,3 +505,23 @@ async def test_the_in_flight_gauge_follows_each_saga_by_status(drive, outbox):
     assert saga()["status"] == "CANCELLED"
     assert orders.in_flight.get(ORDER_ID) is None
     assert count("CUSTOMER_VALIDATED") == before["CUSTOMER_VALIDATED"]
+
+
+async def test_the_placing_requests_correlation_id_stays_with_everything_the_saga_sends(
+    drive, outbox, monkeypatch
+):
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put(place_order(), key=ORDER_ID, topic=ORDERS_COMMANDS, correlation_id="req-7")
+        # A reply whose own envelope names another correlation id changes nothing
+        await d.put(VALIDATED, key=ORDER_ID, topic=ORDERS_REPLIES, correlation_id="other")
+    assert saga()["correlation_id"] == "req-7"
+    assert {s.envelope.correlation_id for s in outbox.sent} == {"req-7"}
+    assert {s.header("correlation_id") for s in outbox.sent} == {"req-7"}
+    assert all(s.envelope.order_id == ORDER_ID for s in outbox.sent)
+    # And the timer's deadline message, which has no cause, carries it too
+    outbox.clear()
+    deadline = saga()["deadline"]
+    monkeypatch.setattr(orders, "time", SimpleNamespace(time=lambda: deadline + 0.5))
+    await inspect.unwrap(orders.expire_overdue_steps)()
+    [expiry] = outbox.sent
+    assert expiry.envelope.correlation_id == "req-7"

@@ -170,9 +170,11 @@ async def test_an_unconfirmed_order_is_sent_again_once_due(client, outbox, drive
     await redrive()
     await redrive()
     assert outbox.messages(ORDERS_COMMANDS) == [first, first]
-    [_, again] = outbox.on(ORDERS_COMMANDS)
+    [original, again] = outbox.on(ORDERS_COMMANDS)
     assert again.key == order_id.encode()
-    assert again.envelope.correlation_id == order_id
+    # The re-send carries the correlation id of the request that placed the order.
+    assert again.envelope.correlation_id == original.envelope.correlation_id
+    assert original.envelope.correlation_id.startswith("cor_")
     assert webview.node.metrics.orders_redriven._value.get() >= 1
     # The next try waits at least ORDERSAGA_REDRIVE_AFTER_S.
     next_at = await store.redis.zscore(UNCONFIRMED, order_id)

@@ -57,7 +57,8 @@ async def test_restock_sends_restock_sku_keyed_by_sku(client, outbox, drive, sto
     assert sent.message == RestockSku(
         restock_id=restock_id, sku="SKU-N", quantity=5, unit_price=250
     )
-    assert sent.envelope.correlation_id == restock_id
+    # The request's correlation id (made at the edge, answered back) travels with it.
+    assert sent.envelope.correlation_id == resp.headers["X-Correlation-ID"]
 
 
 async def test_a_restock_retried_with_its_key_is_the_same_restock(client, outbox, drive, store):

@@ -146,7 +146,8 @@ async def test_an_order_for_known_skus_is_accepted_and_sent(client, outbox, driv
     assert outbox.topics() == [ORDERS_COMMANDS]
     [sent] = outbox.on(ORDERS_COMMANDS)
     assert sent.key == order_id.encode()
-    assert sent.envelope.correlation_id == order_id
+    # The request's correlation id (made at the edge, answered back) travels with it.
+    assert sent.envelope.correlation_id == resp.headers["X-Correlation-ID"]
     assert sent.message == PlaceOrder(
         order_id=order_id,
         customer_id="cust-1",
@@ -399,3 +400,30 @@ async def test_orders_ending_make_room_again(client, outbox, drive, store, limit
     await asyncio.sleep(0.06)
     assert await store.in_flight() == 0
     assert (await post_order(client, order_body())).status == 202
+
+
+async def test_a_clients_correlation_id_travels_with_the_order_and_comes_back(
+    client, outbox, drive, store
+):
+    await stock(drive, "SKU-A")
+    body = order_body(items=[{"sku": "SKU-A", "quantity": 1}])
+    resp = await client.post("/orders", json=body, headers={"X-Correlation-ID": "req-42"})
+    assert resp.status == 202 and resp.headers["X-Correlation-ID"] == "req-42"
+    [sent] = outbox.on(ORDERS_COMMANDS)
+    assert sent.envelope.correlation_id == sent.header("correlation_id") == "req-42"
+    # The order id travels on its own.
+    assert sent.envelope.order_id == (await resp.json())["order_id"]
+    # X-Request-ID is read too; every answer carries the id, errors as well.
+    other = await client.get("/orders/ord-missing", headers={"X-Request-ID": "req-43"})
+    assert other.status == 404 and other.headers["X-Correlation-ID"] == "req-43"
+    made = await client.get("/inventory")
+    assert made.headers["X-Correlation-ID"].startswith("cor_")
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "x" * 129, "-leading", "naïve"])
+async def test_a_malformed_correlation_id_is_a_422_naming_the_header(client, store, bad):
+    resp = await client.get("/inventory", headers={"X-Correlation-ID": bad})
+    assert resp.status == 422
+    body = await resp.json()
+    assert body["problems"][0]["field"] == "X-Correlation-ID"
+    assert resp.headers["X-Correlation-ID"].startswith("cor_")

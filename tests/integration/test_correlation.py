@@ -1,0 +1,58 @@
+"""One order's correlation id, from its POST through every topic its saga used."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import orjson
+import pytest
+
+from ordersaga.ops.tail import read_topic
+from tests.integration.conftest import System
+from tests.integration.support import final, new_sku, order_body
+
+pytestmark = pytest.mark.integration
+TOPICS = (
+    "orders.commands",
+    "customers.commands",
+    "orders.replies",
+    "inventory.commands",
+    "inventory.sku-commands",
+    "payments.commands",
+    "shipping.commands",
+    "orders.events",
+    "notifications",
+)
+
+
+def test_a_completed_orders_messages_all_carry_the_requests_correlation_id(
+    system: System, client: httpx.Client
+) -> None:
+    sku = new_sku(client, 5, 300)
+    correlation_id = f"it-{uuid.uuid4().hex[:12]}"
+    r = client.post(
+        "/orders", json=order_body([(sku, 1)]), headers={"X-Correlation-ID": correlation_id}
+    )
+    assert r.status_code == 202 and r.headers["X-Correlation-ID"] == correlation_id
+    order_id = r.json()["order_id"]
+    assert final(client, order_id)["status"] == "COMPLETED"
+
+    async def messages_of_the_order() -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for topic in TOPICS:
+            for record in await read_topic(system.bootstrap, topic):
+                envelope = orjson.loads(record.value)
+                if envelope.get("order_id") == order_id:
+                    found.setdefault(topic, set()).add(envelope["correlation_id"])
+                    assert (
+                        dict(record.headers)["correlation_id"]
+                        == envelope["correlation_id"].encode()
+                    )
+        return found
+
+    found = asyncio.run(messages_of_the_order())
+    # Every topic of the saga's path saw the order, under the one id
+    assert set(found) == set(TOPICS), set(TOPICS) - set(found)
+    assert {cid for ids in found.values() for cid in ids} == {correlation_id}
