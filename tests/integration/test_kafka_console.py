@@ -23,7 +23,8 @@ def test_the_console_consumer_shows_key_type_correlation_and_json(
         # its first fetch); ordersaga's own `tail` is the console tool there.
         pytest.skip("Apache's console consumer does not work against Tansu")
     sku = new_sku(client, 5, 300)
-    order_id = place(client, order_body([(sku, 1)]))
+    correlation = f"console-{sku}"
+    order_id = place(client, order_body([(sku, 1)]), **{"X-Correlation-ID": correlation})
     assert final(client, order_id)["status"] == "COMPLETED"
     argv = [
         sys.executable,
@@ -56,7 +57,7 @@ def test_the_console_consumer_shows_key_type_correlation_and_json(
         assert key == order_id
         fields = dict(h.split(":", 1) for h in headers.split(","))
         assert fields["type"] == "OrderEvent"
-        assert fields["correlation_id"] == order_id
+        assert fields["correlation_id"] == correlation
         envelope = json.loads(value)
         assert envelope["order_id"] == order_id and envelope["type"] == "OrderEvent"
         names.append(envelope["payload"]["name"])

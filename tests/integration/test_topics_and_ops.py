@@ -21,7 +21,9 @@ def test_order_events_are_json_keyed_by_order_with_type_headers(
     system: System, client: httpx.Client
 ) -> None:
     sku = new_sku(client, 5, 300)
-    order_id = place(client, order_body([(sku, 1)], customer="cust-topics"))
+    correlation = f"topics-{sku}"
+    body = order_body([(sku, 1)], customer="cust-topics")
+    order_id = place(client, body, **{"X-Correlation-ID": correlation})
     assert final(client, order_id)["status"] == "COMPLETED"
     records = asyncio.run(read_topic(system.bootstrap, "orders.events"))
     mine = [r for r in records if r.key == order_id.encode()]
@@ -29,7 +31,7 @@ def test_order_events_are_json_keyed_by_order_with_type_headers(
     for r in mine:
         headers = dict(r.headers)
         assert headers["type"] == b"OrderEvent"
-        assert headers["correlation_id"] == order_id.encode()
+        assert headers["correlation_id"] == correlation.encode()
         envelope = orjson.loads(r.value)
         assert envelope["order_id"] == order_id
 
