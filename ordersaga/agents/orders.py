@@ -19,7 +19,6 @@ from ordersaga.app.groups import group as agent_group
 from ordersaga.app.node import Node
 from ordersaga.app.topics import (
     CONSUMING_GROUP,
-    CUSTOMERS_COMMANDS,
     FORGET_TOPICS,
     INVENTORY_COMMANDS,
     INVENTORY_SKU_COMMANDS,
@@ -199,8 +198,8 @@ def waiting_places(state: SagaState) -> set[Place]:
     if group is None:
         return set()
     app_id, partitions = agent_group(group).app_id, settings.partitions
-    # A customer's commands are keyed by the customer, every other by the order.
-    key = state.customer_id if topic == CUSTOMERS_COMMANDS else state.order_id
+    # Keyed as it was sent: by the field the command routes on (the order's by default).
+    key = str(getattr(state, command.ROUTING_FIELD, state.order_id))
     places = {(app_id, topic, partition_of(key, partitions))}
     if topic == INVENTORY_COMMANDS:
         places |= {

@@ -16,7 +16,7 @@ from faust.types import StreamT
 
 from ordersaga.adapters.queue_probe import QueueProbe
 from ordersaga.app.dispatch import Dispatch
-from ordersaga.app.groups import GROUPS
+from ordersaga.app.groups import GROUP_NAMES
 from ordersaga.app.node import Node
 from ordersaga.app.topics import (
     ALL_DLQ_TOPICS,
@@ -52,7 +52,6 @@ order_events = node.topic(ORDERS_EVENTS)
 inventory_events = node.topic(INVENTORY_EVENTS)
 customer_events = node.topic(CUSTOMERS_EVENTS)
 heartbeats = node.topic(SERVICES)
-GROUP_NAMES = frozenset(g.name for g in GROUPS)
 
 
 async def _views_expire_by_ttl(envelope: Envelope, message: ForgetOrders) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["GROUPS", "AgentGroup", "group"]
+__all__ = ["GROUPS", "GROUP_NAMES", "AgentGroup", "group"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ GROUPS: tuple[AgentGroup, ...] = (
     AgentGroup("notifications", "ordersaga.agents.notifications", 5, "customer notifications"),
     AgentGroup("customers", "ordersaga.agents.customers", 6, "customer accounts"),
 )
+
+GROUP_NAMES: frozenset[str] = frozenset(g.name for g in GROUPS)
 
 
 def group(name: str) -> AgentGroup:

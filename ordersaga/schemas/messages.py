@@ -42,14 +42,16 @@ class Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     TYPE: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1
+    # The field whose value is the Kafka key (a customer's commands: the customer).
+    ROUTING_FIELD: ClassVar[str] = "order_id"
 
     def order_ref(self) -> str | None:
         """The order this message is about, if any (the envelope's ``order_id``)."""
         return getattr(self, "order_id", None)
 
     def routing_key(self) -> str | None:
-        """The Kafka key when it is not the order's id (a customer's commands)."""
-        return self.order_ref()
+        """The Kafka key: the value of ``ROUTING_FIELD`` (the order's id unless said otherwise)."""
+        return getattr(self, self.ROUTING_FIELD, None)
 
 
 class Envelope(BaseModel):
@@ -242,34 +244,28 @@ class RegisterCustomer(Message):
     """Create a customer account; a repeat for the same id changes nothing."""
 
     TYPE = "RegisterCustomer"
+    ROUTING_FIELD = "customer_id"
     customer_id: Id
     name: Name
     email: Email
-
-    def routing_key(self) -> str:
-        return self.customer_id
 
 
 class BlockCustomer(Message):
     """Refuse the customer's orders from now on (``blocked`` false unblocks)."""
 
     TYPE = "BlockCustomer"
+    ROUTING_FIELD = "customer_id"
     customer_id: Id
     blocked: bool = True
-
-    def routing_key(self) -> str:
-        return self.customer_id
 
 
 class ValidateCustomer(Message):
     """The saga's first step: may this customer order? Keyed by customer, not order."""
 
     TYPE = "ValidateCustomer"
+    ROUTING_FIELD = "customer_id"
     order_id: Id
     customer_id: Id
-
-    def routing_key(self) -> str:
-        return self.customer_id
 
 
 # ----------------------------------------------------------- payments.commands
@@ -501,15 +497,13 @@ class CustomerChanged(Message):
     """A customer account after a change; ``version`` grows with every change."""
 
     TYPE = "CustomerChanged"
+    ROUTING_FIELD = "customer_id"
     customer_id: Id
     name: Name
     email: Email
     blocked: bool
     version: Counter
     registered_at: datetime
-
-    def routing_key(self) -> str:
-        return self.customer_id
 
 
 # ------------------------------------------------------------ ordersaga.services
@@ -522,6 +516,7 @@ class ServiceHeartbeat(Message):
     """A worker says it is alive, every few seconds (keyed by its instance id)."""
 
     TYPE = "ServiceHeartbeat"
+    ROUTING_FIELD = "instance"
     group: TypeName
     instance: EventId
     host: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9.:\-\[\]]+$")]
@@ -535,9 +530,6 @@ class ServiceHeartbeat(Message):
     )
     lag: Counter = 0
     version: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9.+\-]+$")]
-
-    def routing_key(self) -> str:
-        return self.instance
 
 
 # ---------------------------------------------------------------- notifications

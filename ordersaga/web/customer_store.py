@@ -13,21 +13,10 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from ordersaga.web.store import PREFIX
+from ordersaga.web.store import KEEP_NEWER_VERSION, PREFIX
 
 CUSTOMER = PREFIX + "customer:"  # CustomerChanged JSON
 CUSTOMERS = PREFIX + "customers"  # set of customer ids
-
-# KEYS: customer key, customer set. ARGV: version, account JSON, customer id.
-_PROJECT_CUSTOMER = """
-local current = redis.call('GET', KEYS[1])
-if current and tonumber(cjson.decode(current)['version']) >= tonumber(ARGV[1]) then
-  return 0
-end
-redis.call('SET', KEYS[1], ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[3])
-return 1
-"""
 
 
 class CustomerStore:
@@ -35,7 +24,7 @@ class CustomerStore:
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
-        self._project = client.register_script(_PROJECT_CUSTOMER)
+        self._project = client.register_script(KEEP_NEWER_VERSION)
 
     async def project(self, customer_id: str, version: int, account: dict[str, Any]) -> bool:
         """Keep an account unless a newer version is stored; True if applied."""

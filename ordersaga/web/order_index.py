@@ -13,7 +13,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from ordersaga.web.store import CUSTOMER_ORDERS, ORDER, ORDERS_BY_TIME
+from ordersaga.web.store import CUSTOMER_ORDERS, ORDER, ORDERS_BY_TIME, text_of
 
 # KEYS: the index. ARGV: upper bound ('+inf' or '(score'), lower bound (score or
 # '-inf'), limit, status ('' for any), most looked at, order key prefix.
@@ -82,7 +82,7 @@ class OrderIndex:
                 ORDER,
             ],
         )
-        ids = [i.decode() if isinstance(i, bytes) else i for i in found[0]]
-        last = found[1].decode() if isinstance(found[1], bytes) else found[1]
+        ids = [text_of(i) for i in found[0]]
+        last = text_of(found[1])
         # Stopped by the limit or the scan bound, not by the end: there may be more.
         return ids, float(last) if last and not int(found[2]) else None

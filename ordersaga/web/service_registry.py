@@ -16,7 +16,7 @@ from typing import Any, Literal
 import orjson
 import redis.asyncio as aioredis
 
-from ordersaga.web.store import PREFIX
+from ordersaga.web.store import PREFIX, text_of
 
 SERVICES = PREFIX + "services"  # hash: instance -> last heartbeat JSON
 
@@ -90,7 +90,7 @@ class ServiceRegistry:
             beat = orjson.loads(raw)
             age = now - float(beat["sent_epoch"])
             if age > self.forget_after_s:
-                forget.append(instance.decode() if isinstance(instance, bytes) else instance)
+                forget.append(text_of(instance))
                 continue
             out.append(
                 {

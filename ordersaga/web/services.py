@@ -6,13 +6,11 @@ from collections import Counter
 
 from faust.web import Request, Response
 
-from ordersaga.app.groups import GROUPS
+from ordersaga.app.groups import GROUP_NAMES
 from ordersaga.app.http import invalid
 from ordersaga.web.desk import DeskView
 from ordersaga.web.errors import answers
 from ordersaga.web.service_registry import health_of
-
-GROUP_NAMES = frozenset(g.name for g in GROUPS)
 
 
 class Services(DeskView):

@@ -91,8 +91,9 @@ end
 return 1
 """
 
-# KEYS: stock key, SKU set. ARGV: version, levels JSON, sku.
-_PROJECT_STOCK = """
+# KEYS: the view's key, the set of ids. ARGV: version, JSON, id. A view kept only if
+# newer than the one stored (stock levels, customer accounts).
+KEEP_NEWER_VERSION = """
 local current = redis.call('GET', KEYS[1])
 if current and tonumber(cjson.decode(current)['version']) >= tonumber(ARGV[1]) then
   return 0
@@ -166,7 +167,8 @@ def idempotency_key(kind: str, key: str) -> str:
     return f"{IDEMPOTENCY}{kind}:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
-def _text(value: bytes | str) -> str:
+def text_of(value: bytes | str) -> str:
+    """A Redis reply as text (the client answers bytes)."""
     return value.decode() if isinstance(value, bytes) else value
 
 
@@ -187,7 +189,7 @@ class ViewStore:
         self.refresh_after_s = refresh_after_s
         self.max_orders_per_customer = max_orders_per_customer
         self._project_order = client.register_script(_PROJECT_ORDER)
-        self._project_stock = client.register_script(_PROJECT_STOCK)
+        self._project_stock = client.register_script(KEEP_NEWER_VERSION)
         self._await_confirmation = client.register_script(_AWAIT_CONFIRMATION)
         self._claim_unconfirmed = client.register_script(_CLAIM_UNCONFIRMED)
         self._claim_stale_views = client.register_script(_CLAIM_STALE_VIEWS)
@@ -302,7 +304,7 @@ class ViewStore:
                 pipe.hgetall(STATS + name)
             found = await pipe.execute()
         return [
-            (name, {_text(k): _text(v) for k, v in values.items()})
+            (name, {text_of(k): text_of(v) for k, v in values.items()})
             for name, values in zip(names, found, strict=True)
         ]
 
@@ -313,12 +315,12 @@ class ViewStore:
             return {}
         async with self.redis.pipeline(transaction=False) as pipe:
             for order_id in ids:
-                pipe.hget(ORDER + _text(order_id), "status")
+                pipe.hget(ORDER + text_of(order_id), "status")
             statuses = await pipe.execute()
         counts: dict[str, int] = {}
         for status in statuses:
             if status is not None:
-                counts[_text(status)] = counts.get(_text(status), 0) + 1
+                counts[text_of(status)] = counts.get(text_of(status), 0) + 1
         return counts
 
     async def in_flight(self) -> int:
@@ -354,7 +356,7 @@ class ViewStore:
 
     async def all_stock(self) -> list[dict[str, Any]]:
         """Levels of every SKU, sorted by SKU."""
-        skus = sorted(_text(s) for s in await self.redis.smembers(SKUS))
+        skus = sorted(text_of(s) for s in await self.redis.smembers(SKUS))
         levels = await self.stock(*skus)
         return [levels[s] for s in skus if s in levels]
 
@@ -385,7 +387,7 @@ class ViewStore:
     async def accepted_ids(self) -> set[str]:
         """Ids of every order accepted over HTTP that is still remembered."""
         return {
-            _text(key).removeprefix(ACCEPTED)
+            text_of(key).removeprefix(ACCEPTED)
             async for key in self.redis.scan_iter(match=ACCEPTED + "*", count=1000)
         }
 
@@ -460,7 +462,7 @@ class ViewStore:
         ids = await self._claim_stale_views(
             keys=[OPEN], args=[now, self.refresh_after_s, MAX_REFRESH_WAIT_S, limit, ORDER]
         )
-        return [_text(i) for i in ids]
+        return [text_of(i) for i in ids]
 
     async def open_ids(self) -> set[str]:
         """Orders whose view is not terminal yet."""
@@ -468,4 +470,4 @@ class ViewStore:
 
     async def _members(self, key: str) -> set[str]:
         members = await self.redis.zrange(key, 0, -1)
-        return {_text(cast(bytes, m)) for m in members}
+        return {text_of(cast(bytes, m)) for m in members}
