@@ -5,10 +5,14 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ordersaga.schemas.messages import MAX_FORGET_BATCH
+
+# HS256 with a shorter secret can be brute-forced from one token (RFC 7518 3.2 asks
+# for a key at least as long as the hash: 256 bits).
+MIN_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -320,6 +324,56 @@ class Settings(BaseSettings):
         "(<name>.log.1 is the newest). At least 1: with none the log would never rotate.",
     )
 
+    auth_secret: SecretStr | None = Field(
+        default=None,
+        description="ORDERSAGA_AUTH_SECRET: turns bearer-token auth on, with HS256 tokens "
+        "signed by this secret (at least 32 characters). Unset (with no public key): "
+        "auth is off and every route is open, for local use only.",
+    )
+    auth_public_key: str | None = Field(
+        default=None,
+        description="ORDERSAGA_AUTH_PUBLIC_KEY: turns auth on with RS256 or ES256 tokens "
+        "(ORDERSAGA_AUTH_ALGORITHM) verified by this PEM public key, given as its text or "
+        "as the path of a PEM file; the private key stays with whoever issues tokens.",
+    )
+    auth_algorithm: Literal["HS256", "RS256", "ES256"] = Field(
+        default="HS256",
+        description="ORDERSAGA_AUTH_ALGORITHM: the one algorithm tokens may be signed "
+        "with: HS256 with the secret, RS256 or ES256 with the public key.",
+    )
+    auth_issuer: str = Field(
+        default="ordersaga", description="ORDERSAGA_AUTH_ISSUER: the `iss` tokens must name."
+    )
+    auth_audience: str = Field(
+        default="ordersaga-api",
+        description="ORDERSAGA_AUTH_AUDIENCE: the `aud` tokens must name.",
+    )
+    auth_max_token_lifetime_s: int = Field(
+        default=24 * 3600,
+        gt=0,
+        description="ORDERSAGA_AUTH_MAX_TOKEN_LIFETIME_S: a token whose `exp` is further "
+        "than this after its `iat` is refused, so a leaked token cannot be forever.",
+    )
+    auth_leeway_s: int = Field(
+        default=30,
+        ge=0,
+        le=300,
+        description="ORDERSAGA_AUTH_LEEWAY_S: clock skew allowed on `exp`, `iat` and `nbf`.",
+    )
+    rate_limit_per_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="ORDERSAGA_RATE_LIMIT_PER_S: mutating requests (POST) each client may "
+        "make per second, sustained, across every web view worker; 0 turns limits off. A "
+        "client is the token's subject, or the peer address without a valid token.",
+    )
+    rate_limit_burst: int = Field(
+        default=40,
+        ge=1,
+        description="ORDERSAGA_RATE_LIMIT_BURST: mutating requests a client may make at "
+        "once before the per-second rate applies.",
+    )
+
     @model_validator(mode="after")
     def _views_outlive_idempotency_keys(self) -> Settings:
         # A retried POST whose order is already projected is not re-sent (the
@@ -338,6 +392,29 @@ class Settings(BaseSettings):
                 "ORDERSAGA_REDRIVE_AFTER_S must be under half of ORDERSAGA_RETENTION_S"
             )
         return self
+
+    @model_validator(mode="after")
+    def _one_way_to_verify_tokens(self) -> Settings:
+        secret = self.auth_secret.get_secret_value() if self.auth_secret else None
+        if secret is not None and self.auth_public_key:
+            raise ValueError("set ORDERSAGA_AUTH_SECRET or ORDERSAGA_AUTH_PUBLIC_KEY, not both")
+        if secret is not None:
+            if len(secret) < MIN_SECRET_LENGTH:
+                raise ValueError(
+                    f"ORDERSAGA_AUTH_SECRET must be at least {MIN_SECRET_LENGTH} characters"
+                )
+            if self.auth_algorithm != "HS256":
+                raise ValueError("ORDERSAGA_AUTH_SECRET signs HS256 tokens only")
+        if self.auth_public_key and self.auth_algorithm == "HS256":
+            raise ValueError(
+                "ORDERSAGA_AUTH_PUBLIC_KEY needs ORDERSAGA_AUTH_ALGORITHM RS256 or ES256"
+            )
+        return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether requests need a bearer token (a secret or a public key is set)."""
+        return self.auth_secret is not None or bool(self.auth_public_key)
 
     @property
     def redrive_window_s(self) -> float:
@@ -407,6 +484,8 @@ def as_env(settings: Settings) -> dict[str, str]:
         value = getattr(settings, name)
         if value is None or (name not in settings.model_fields_set and value == field.default):
             continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         env[env_name(name)] = str(value).lower() if isinstance(value, bool) else str(value)
     return env
 

@@ -33,6 +33,7 @@ _CONTROL = "\\x00-\\x1f\\x7f-\\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
 _NO_CONTROL = f"[^{_CONTROL}]"
 # An identifier: a letter or digit first (so never "." or ".."), then a small safe alphabet.
 _ID = rf"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{{0,{MAX_ID_LENGTH - 1}}}$"
+ID_PATTERN = _ID
 
 Id = Annotated[str, StringConstraints(pattern=_ID)]
 _SKU = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"

@@ -12,6 +12,7 @@ from ordersaga.app.correlation import current_correlation_id
 from ordersaga.app.http import HttpError, invalid
 from ordersaga.schemas.http import CustomerBody
 from ordersaga.schemas.messages import BlockCustomer, RegisterCustomer
+from ordersaga.web.auth import require_owner
 from ordersaga.web.desk import Desk, DeskView
 from ordersaga.web.errors import answers, not_found, parse_body
 from ordersaga.web.inputs import json_body, path_id
@@ -71,6 +72,7 @@ class Customers(DeskView):
         desk, settings = self.desk, self.desk.settings
         raw = await json_body(request, settings.max_body_bytes)
         body = parse_body(CustomerBody, raw, settings.max_body_bytes)
+        require_owner(request, body.customer_id, f"account {body.customer_id}")
         known = await desk.customers.account(body.customer_id)
         if known is not None:
             if not same_details(known, body):
@@ -106,6 +108,7 @@ class Customer(DeskView):
     async def get(self, request: Request, customer_id: str) -> Response:
         """The account."""
         customer_id = path_id(customer_id, "customer_id")
+        require_owner(request, customer_id, f"account {customer_id}")
         account = await self.desk.customers.account(customer_id)
         if account is None:
             raise not_found(f"customer {customer_id}")
@@ -156,6 +159,7 @@ class CustomerOrders(DeskView):
         """The customer's orders, newest first; ``limit`` and ``cursor`` page through them."""
         desk = self.desk
         customer_id = path_id(customer_id, "customer_id")
+        require_owner(request, customer_id, f"the orders of customer {customer_id}")
         limit, cursor = page_limit(request), page_cursor(request)
         if await desk.customers.account(customer_id) is None:
             raise not_found(f"customer {customer_id}")

@@ -13,6 +13,7 @@ from ordersaga.web.accept import KeyClaim, KeyUse, claim_outcome
 from ordersaga.web.admission import CompletionRate, in_flight_limit
 from ordersaga.web.customer_store import CustomerStore
 from ordersaga.web.order_index import OrderIndex
+from ordersaga.web.rate_limit import RateLimiter
 from ordersaga.web.service_registry import ServiceRegistry
 from ordersaga.web.store import ViewStore
 from ordersaga.web.watch import OrderWatch
@@ -35,6 +36,7 @@ class Desk:
         self._customers: CustomerStore | None = None
         self._registry: ServiceRegistry | None = None
         self._index: OrderIndex | None = None
+        self._limiter: RateLimiter | None = None
         # What each dead-letter topic holds, as this worker last read it.
         self.dead_letters: dict[str, int] = {}
         self._in_flight: tuple[float, int] = (float("-inf"), 0)
@@ -92,6 +94,15 @@ class Desk:
                 forget_after_s=self.settings.forget_gone_services_after_s,
             )
         return self._registry
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        """Every client's request bucket (on the view store's pool, shared by all workers)."""
+        if self._limiter is None or self._limiter.redis is not self.store.redis:
+            self._limiter = RateLimiter(
+                self.store.redis, self.settings.rate_limit_per_s, self.settings.rate_limit_burst
+            )
+        return self._limiter
 
     async def _redis_answers(self) -> None:
         await self.store.redis.ping()

@@ -18,6 +18,7 @@ from ordersaga.schemas.http import CancelBody, PlaceOrderBody
 from ordersaga.schemas.messages import CancelOrder, PlaceOrder
 from ordersaga.schemas.status import SagaStatus
 from ordersaga.web.accept import KeyOutcome, KeyUse, Send, order_fingerprint, place_order_send
+from ordersaga.web.auth import ordering_customer, principal, require_owner
 from ordersaga.web.desk import TERMINAL, Desk, DeskView
 from ordersaga.web.errors import answers, key_reused, not_found, parse_body
 from ordersaga.web.inputs import idempotency_key, json_body, path_id, wait_seconds
@@ -105,6 +106,12 @@ class Orders(DeskView):
         """Orders newest first: ``status``, ``customer_id``, ``since``; ``limit``, ``cursor``."""
         desk = self.desk
         status, customer_id, since = listing_filters(request)
+        caller = principal(request)
+        if caller is not None and not caller.is_admin:
+            # A customer lists its own orders only: the filter is its own id.
+            if customer_id is not None:
+                require_owner(request, customer_id, "the orders of customer " + customer_id)
+            customer_id = caller.subject
         limit, cursor = page_limit(request), page_cursor(request)
         ids, next_cursor = await desk.order_index.page(
             limit=limit, status=status, customer_id=customer_id, since=since, before=cursor
@@ -119,6 +126,7 @@ class Orders(DeskView):
         body = await json_body(request, settings.max_body_bytes)
         key = idempotency_key(request)
         order = parse_body(PlaceOrderBody, body, settings.max_body_bytes)
+        customer_id = ordering_customer(request, order.customer_id)
         items = merge_lines(order.items)
         known = await desk.store.stock(*(line.sku for line in items))
         for i, line in enumerate(items):
@@ -131,7 +139,8 @@ class Orders(DeskView):
         accepted_at = time.time()
         if key:
             minted = KeyUse(order_fingerprint(body), order_id, accepted_at)
-            claim = await desk.use_key("order", key, minted)
+            # Keys are the client's own: one customer's key never finds another's order.
+            claim = await desk.use_key("order", f"{customer_id}/{key}", minted)
             if claim.outcome is KeyOutcome.REUSED:
                 raise key_reused()
             order_id, accepted_at = claim.id, claim.accepted_at
@@ -139,7 +148,7 @@ class Orders(DeskView):
         # command: the key's record needs no copy of the payment token.
         command = PlaceOrder(
             order_id=order_id,
-            customer_id=order.customer_id,
+            customer_id=customer_id,
             items=items,
             payment_token=order.payment_token,
             shipping_address=order.shipping_address,
@@ -187,6 +196,7 @@ class Order(DeskView):
         found = await find_order(desk, order_id)
         if found is None:
             raise not_found(f"order {order_id}")
+        require_owner(request, found["customer_id"], f"order {order_id}")
         deadline = time.monotonic() + wait
         while found["status"] not in TERMINAL:
             remaining = deadline - time.monotonic()
@@ -218,11 +228,12 @@ class OrderEvents(DeskView):
         """The order's history, oldest first."""
         store = self.desk.store
         order_id = path_id(order_id, "order_id")
-        view = await store.order(order_id)
-        if view is None:
-            if await store.accepted(order_id) is not None:
-                return self.json({"order_id": order_id, "events": []})
+        found = await find_order(self.desk, order_id)
+        if found is None:
             raise not_found(f"order {order_id}")
+        require_owner(request, found["customer_id"], f"order {order_id}")
+        if await store.order(order_id) is None:  # accepted, no event projected yet
+            return self.json({"order_id": order_id, "events": []})
         return self.json({"order_id": order_id, "events": await store.events(order_id)})
 
 
@@ -240,6 +251,7 @@ class CancelOrderView(DeskView):
         found = await find_order(desk, order_id)
         if found is None:
             raise not_found(f"order {order_id}")
+        require_owner(request, found["customer_id"], f"order {order_id}")
         if found["status"] in TERMINAL:
             conflict = HttpError(
                 409,

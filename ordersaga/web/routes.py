@@ -8,8 +8,11 @@ and each error answer names the field at fault.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import faust
 
+from ordersaga.web.auth import Gatekeeper
 from ordersaga.web.customers import (
     BlockCustomerView,
     Customer,
@@ -46,6 +49,12 @@ ROUTES: tuple[tuple[str, type[DeskView]], ...] = (
 
 
 def register_routes(app: faust.App, desk: Desk) -> None:
-    """Add the HTTP API to the webview app, each view answering from ``desk``."""
+    """Add the HTTP API to the webview app, each view answering from ``desk``.
+
+    The gatekeeper (tokens, access, rate limits) runs inside the correlation and
+    error middlewares, so its refusals are JSON and carry the request's id.
+    """
+    middlewares = cast(Any, app.web).web_app.middlewares
+    middlewares.append(Gatekeeper(desk.settings, lambda: desk.rate_limiter))
     for path, view in ROUTES:
         app.page(path)(view.on(desk))

@@ -216,10 +216,10 @@ async def test_a_retry_after_the_window_sends_nothing(client, outbox, drive, sto
     await stock(drive, "SKU-A")
     first = await post_order(client, order_body(), key="late-retry")
     order_id = (await first.json())["order_id"]
-    raw = await store.redis.get(idempotency_key("order", "late-retry"))
+    raw = await store.redis.get(idempotency_key("order", "cust-1/late-retry"))
     record = orjson.loads(raw)
     record["accepted_at"] -= webview.node.settings.redrive_window_s + 1
-    await store.redis.set(idempotency_key("order", "late-retry"), orjson.dumps(record))
+    await store.redis.set(idempotency_key("order", "cust-1/late-retry"), orjson.dumps(record))
     await store.drop_unconfirmed(order_id)
 
     again = await post_order(client, order_body(), key="late-retry")
@@ -374,7 +374,7 @@ async def test_past_the_limit_in_flight_a_new_order_is_429_with_retry_after(
     # Nothing of the refused order is kept: its retry with the same key is new.
     assert len(outbox.messages(ORDERS_COMMANDS)) == 2
     assert len(await store.accepted_ids()) == 2
-    assert await store.redis.get(IDEMPOTENCY + idempotency_key("order", "k-3")) is None
+    assert await store.redis.get(IDEMPOTENCY + idempotency_key("order", "cust-1/k-3")) is None
 
 
 async def test_orders_ending_make_room_again(client, outbox, drive, store, limit_in_flight):

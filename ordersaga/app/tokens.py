@@ -1,0 +1,155 @@
+"""Bearer tokens: who is asking (``sub``) and what they may do (``roles``).
+
+Tokens are JWTs signed with exactly one configured algorithm: HS256 with a
+shared secret, or RS256/ES256 verified with a public key. The algorithm is
+never taken from the token's own header, so neither ``alg: none`` nor an
+RS256-public-key-as-HMAC-secret token gets through. Every token must name the
+configured issuer and audience and carry ``sub``, ``iat`` and ``exp``, with a
+lifetime no longer than the configured maximum.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from ordersaga.app.settings import Settings
+from ordersaga.schemas.bounds import ID_PATTERN
+
+# Longer tokens are refused before any parsing: a client controls this header.
+MAX_TOKEN_LENGTH = 4096
+MAX_ROLES = 8
+_SUBJECT = re.compile(ID_PATTERN)
+
+
+class Role(StrEnum):
+    """What a token's holder may do: a customer acts for itself, an admin for anyone."""
+
+    CUSTOMER = "customer"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The verified holder of a token."""
+
+    subject: str
+    roles: frozenset[Role]
+
+    @property
+    def is_admin(self) -> bool:
+        return Role.ADMIN in self.roles
+
+    def may_act_for(self, customer_id: str) -> bool:
+        """Whether this holder may read or change what belongs to ``customer_id``."""
+        return self.is_admin or (Role.CUSTOMER in self.roles and self.subject == customer_id)
+
+
+class TokenError(ValueError):
+    """A token that is missing, malformed, wrongly signed, expired or not for us."""
+
+
+def _public_key(value: str) -> str:
+    # A PEM's text, or the path of a file holding one.
+    if value.lstrip().startswith("-----BEGIN"):
+        return value
+    return Path(value).read_text(encoding="utf-8")
+
+
+class TokenVerifier:
+    """Checks bearer tokens against the settings' key, algorithm, issuer and audience."""
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.auth_secret is not None:
+            self._key: Any = settings.auth_secret.get_secret_value()
+        elif settings.auth_public_key:
+            self._key = _public_key(settings.auth_public_key)
+        else:
+            raise ValueError("auth is off: no ORDERSAGA_AUTH_SECRET or ORDERSAGA_AUTH_PUBLIC_KEY")
+        self._algorithms = [settings.auth_algorithm]
+        self._issuer = settings.auth_issuer
+        self._audience = settings.auth_audience
+        self._leeway = settings.auth_leeway_s
+        self._max_lifetime = settings.auth_max_token_lifetime_s
+
+    def verify(self, token: str) -> Principal:
+        """The token's principal, or TokenError saying what is wrong with it."""
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise TokenError(f"the token is over {MAX_TOKEN_LENGTH} characters")
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=self._algorithms,
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": ["sub", "iat", "exp", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenError("the token has expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise TokenError(f"the token is not valid: {_short(exc)}") from None
+        if claims["exp"] - claims["iat"] > self._max_lifetime:
+            raise TokenError(f"the token lives longer than {self._max_lifetime} s")
+        if claims["iat"] > time.time() + self._leeway:
+            raise TokenError("the token was issued in the future")
+        return _principal(claims)
+
+
+def _short(exc: Exception) -> str:
+    return str(exc)[:200] or type(exc).__name__
+
+
+def _principal(claims: dict[str, Any]) -> Principal:
+    subject = claims["sub"]
+    if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
+        raise TokenError("the token's sub is not a valid id")
+    raw = claims.get("roles")
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_ROLES:
+        raise TokenError(f"the token's roles must be a list of 1-{MAX_ROLES} roles")
+    known = {str(role) for role in Role}
+    roles = frozenset(Role(r) for r in raw if isinstance(r, str) and r in known)
+    if not roles:
+        raise TokenError(f"the token names none of the roles {', '.join(sorted(known))}")
+    return Principal(subject, roles)
+
+
+def mint_token(
+    settings: Settings,
+    subject: str,
+    roles: list[Role],
+    *,
+    ttl_s: int = 3600,
+    private_key: str | None = None,
+    now: float | None = None,
+) -> str:
+    """A token for local use: signed with the secret, or with ``private_key`` (PEM) for RS/ES."""
+    if not _SUBJECT.fullmatch(subject):
+        raise ValueError(f"{subject!r} is not a valid id")
+    if settings.auth_algorithm == "HS256":
+        if settings.auth_secret is None:
+            raise ValueError("ORDERSAGA_AUTH_SECRET is not set: there is nothing to sign with")
+        key: Any = settings.auth_secret.get_secret_value()
+    elif private_key is None:
+        raise ValueError(f"{settings.auth_algorithm} tokens need the private key (--private-key)")
+    else:
+        key = private_key
+    issued = int(time.time() if now is None else now)
+    claims = {
+        "sub": subject,
+        "roles": [str(r) for r in roles],
+        "iss": settings.auth_issuer,
+        "aud": settings.auth_audience,
+        "iat": issued,
+        "exp": issued + ttl_s,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, key, algorithm=settings.auth_algorithm)

@@ -1,0 +1,226 @@
+"""Who may call what: bearer tokens, each route's access, and per-client rate limits.
+
+Every route the web view serves has an entry in :data:`ACCESS`; a route without
+one needs an admin (fail closed), and ``tests/web/test_auth.py`` holds the table
+equal to what is served. With auth off (no secret, no public key) every route is
+open, for local use. Ownership (a customer reads only its own orders and account)
+is decided by the views, which alone know whose a resource is
+(:func:`require_owner`).
+
+The rate limit runs here too, before the token is judged: a client sending bad
+tokens is limited by its address like any anonymous client.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from enum import Enum
+from typing import cast
+
+from aiohttp import web
+from faust.web import Request as FaustRequest
+from redis.exceptions import RedisError
+
+from ordersaga.app.http import Handler, HttpError, invalid
+from ordersaga.app.settings import Settings
+from ordersaga.app.tokens import Principal, TokenError, TokenVerifier
+from ordersaga.web.rate_limit import RateLimiter, Verdict
+
+REALM = "ordersaga"
+# Methods that change state, and so are rate-limited.
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_PRINCIPAL = "ordersaga.principal"
+# What the views are handed: aiohttp's request under Faust's name for it.
+AnyRequest = web.Request | FaustRequest
+
+
+class Access(Enum):
+    """What a caller needs for a route (when auth is on)."""
+
+    PUBLIC = "public"  # no token: static assets, the API's own description, probes
+    SIGNED_IN = "signed_in"  # any valid token; the view checks whose the resource is
+    ADMIN = "admin"  # a token with the admin role
+
+
+# (method, route template) -> access. HEAD is judged as GET.
+ACCESS: Mapping[tuple[str, str], Access] = {
+    ("GET", "/orders"): Access.SIGNED_IN,
+    ("POST", "/orders"): Access.SIGNED_IN,
+    ("GET", "/orders/{order_id}"): Access.SIGNED_IN,
+    ("GET", "/orders/{order_id}/events"): Access.SIGNED_IN,
+    ("POST", "/orders/{order_id}/cancel"): Access.SIGNED_IN,
+    ("GET", "/inventory"): Access.SIGNED_IN,
+    ("GET", "/inventory/{sku}"): Access.SIGNED_IN,
+    ("POST", "/inventory/{sku}/restock"): Access.ADMIN,
+    ("POST", "/customers"): Access.SIGNED_IN,
+    ("GET", "/customers/{customer_id}"): Access.SIGNED_IN,
+    ("POST", "/customers/{customer_id}/block"): Access.ADMIN,
+    ("POST", "/customers/{customer_id}/unblock"): Access.ADMIN,
+    ("GET", "/customers/{customer_id}/orders"): Access.SIGNED_IN,
+    ("GET", "/services"): Access.ADMIN,
+    ("GET", "/services/{group}/health"): Access.ADMIN,
+    # The page and its script hold no data; what it shows comes from admin routes.
+    ("GET", "/dashboard"): Access.PUBLIC,
+    ("GET", "/dashboard/{name}"): Access.PUBLIC,
+    ("GET", "/dashboard/stats"): Access.ADMIN,
+    # Every worker's probes: open, and bindable apart from the API (README).
+    ("GET", "/health"): Access.PUBLIC,
+    ("GET", "/metrics"): Access.PUBLIC,
+}
+
+
+def access_of(method: str, template: str | None) -> Access:
+    """The access a request needs; anything not listed needs an admin."""
+    if template is None:  # no route matched: the router answers 404 or 405
+        return Access.PUBLIC
+    judged = "GET" if method == "HEAD" else method
+    return ACCESS.get((judged, template), Access.ADMIN)
+
+
+def principal(request: AnyRequest) -> Principal | None:
+    """The verified caller, or None when auth is off (or the route is public)."""
+    found: Principal | None = cast(web.Request, request).get(_PRINCIPAL)
+    return found
+
+
+def forbidden(message: str, field: str = "Authorization") -> HttpError:
+    """The 403 of a valid token that may not do this."""
+    return HttpError(
+        403,
+        "forbidden",
+        message,
+        problems=[{"field": field, "message": message}],
+        headers={"WWW-Authenticate": f'Bearer realm="{REALM}", error="insufficient_scope"'},
+    )
+
+
+def require_owner(request: AnyRequest, customer_id: str, what: str) -> None:
+    """403 unless the caller may act for ``customer_id`` (an admin, or that customer)."""
+    caller = principal(request)
+    if caller is not None and not caller.may_act_for(customer_id):
+        raise forbidden(f"{what} belongs to another customer")
+
+
+def ordering_customer(request: AnyRequest, named: str | None) -> str:
+    """Whose order a POST /orders places: the token's customer, or the one an admin names."""
+    caller = principal(request)
+    if caller is not None and not caller.is_admin:
+        if named is not None and named != caller.subject:
+            raise forbidden("a customer orders for itself only", field="customer_id")
+        return caller.subject
+    if named is None:
+        raise invalid("customer_id", "required (unless the bearer token names the customer)")
+    return named
+
+
+def unauthorized(message: str, *, error: str | None) -> HttpError:
+    """The 401 of a missing or bad token, with the challenge RFC 6750 asks for."""
+    challenge = f'Bearer realm="{REALM}"'
+    if error is not None:
+        challenge += f', error="{error}", error_description="{message}"'
+    return HttpError(
+        401,
+        "unauthorized",
+        message,
+        problems=[{"field": "Authorization", "message": message}],
+        headers={"WWW-Authenticate": challenge},
+    )
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token of ``Authorization: Bearer <token>``, None without the header."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized(
+            "the Authorization header must be 'Bearer <token>'", error="invalid_request"
+        )
+    return token.strip()
+
+
+def _route_template(request: web.Request) -> str | None:
+    info = request.match_info
+    if info.http_exception is not None:
+        return None
+    resource = info.route.resource
+    return resource.canonical if resource is not None else None
+
+
+def rate_limit_headers(verdict: Verdict) -> dict[str, str]:
+    """The RateLimit-* headers (IETF httpapi draft) and, when refused, Retry-After."""
+    headers = {
+        "RateLimit-Limit": str(verdict.burst),
+        "RateLimit-Remaining": str(max(0, math.floor(verdict.tokens))),
+        "RateLimit-Reset": str(math.ceil(verdict.full_in_s)),
+        "RateLimit-Policy": f"{verdict.burst};w={math.ceil(verdict.window_s)}",
+    }
+    if not verdict.allowed:
+        headers["Retry-After"] = str(max(1, math.ceil(verdict.retry_after_s)))
+    return headers
+
+
+class Gatekeeper:
+    """The web view's middleware: the rate limit, then the token and the route's access."""
+
+    # What @web.middleware marks; an instance is not marked by its method's mark.
+    __middleware_version__ = 1
+
+    def __init__(self, settings: Settings, limiter: Callable[[], RateLimiter]) -> None:
+        self.verifier = TokenVerifier(settings) if settings.auth_enabled else None
+        # Looked up per request: the limiter follows the desk's Redis pool.
+        self.limiter = limiter if settings.rate_limit_per_s > 0 else None
+
+    async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        access = access_of(request.method, _route_template(request))
+        caller, problem = self._caller(request, access)
+        verdict = None
+        if self.limiter is not None and request.method in MUTATING:
+            client = f"sub:{caller.subject}" if caller else f"ip:{request.remote or '?'}"
+            try:
+                verdict = await self.limiter().take(client)
+            except RedisError as exc:
+                raise HttpError(
+                    503,
+                    "dependency_down",
+                    f"the rate limiter's store is unavailable ({type(exc).__name__})",
+                    headers={"Retry-After": "1"},
+                ) from None
+            if not verdict.allowed:
+                raise HttpError(
+                    429,
+                    "rate_limited",
+                    f"more than {verdict.burst} requests at once or "
+                    f"{verdict.rate:g} a second: retry after the Retry-After seconds",
+                    headers=rate_limit_headers(verdict),
+                )
+        if problem is not None:
+            raise problem
+        if caller is not None:
+            request[_PRINCIPAL] = caller
+        response = await handler(request)
+        if verdict is not None:
+            response.headers.update(rate_limit_headers(verdict))
+        return response
+
+    def _caller(
+        self, request: web.Request, access: Access
+    ) -> tuple[Principal | None, HttpError | None]:
+        """The caller's principal, or the 401/403 to answer once the limit is taken."""
+        if self.verifier is None or access is Access.PUBLIC:
+            return None, None
+        try:
+            token = bearer_token(request)
+        except HttpError as exc:
+            return None, exc
+        if token is None:
+            return None, unauthorized("a bearer token is required", error=None)
+        try:
+            caller = self.verifier.verify(token)
+        except TokenError as exc:
+            return None, unauthorized(str(exc), error="invalid_token")
+        if access is Access.ADMIN and not caller.is_admin:
+            return caller, forbidden("this needs the admin role")
+        return caller, None
