@@ -19,7 +19,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(
-            run(_settings(), workers_per_group=args.workers, fresh=args.fresh, brokers=args.brokers)
+            run(
+                _settings(),
+                workers_per_group=args.workers,
+                fresh=args.fresh,
+                brokers=args.brokers,
+                webview_workers=args.webview_workers,
+            )
         )
     except KeyboardInterrupt:
         pass
@@ -123,6 +129,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return main(config)
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    """Mint a bearer token for local use, signed with ORDERSAGA_AUTH_SECRET (or --private-key)."""
+    from pathlib import Path
+
+    from ordersaga.app.tokens import Role, mint_token
+
+    roles = [Role.ADMIN] if args.admin else [Role.CUSTOMER]
+    subject = args.subject or ("admin" if args.admin else args.customer)
+    private_key = Path(args.private_key).read_text(encoding="utf-8") if args.private_key else None
+    try:
+        token = mint_token(_settings(), subject, roles, ttl_s=args.ttl, private_key=private_key)
+    except ValueError as exc:
+        print(f"ordersaga token: {exc}", file=sys.stderr)
+        return 2
+    print(token)
+    return 0
+
+
 def cmd_kafka(args: argparse.Namespace) -> int:
     """Run one of Apache Kafka's console tools from the cached jars (fetched if needed)."""
     import subprocess
@@ -144,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help=cmd_run.__doc__)
     p.add_argument("--workers", type=int, default=1, help="workers per agent group")
     p.add_argument(
+        "--webview-workers",
+        type=int,
+        default=None,
+        help="web view workers (default: --workers); they share Redis, limits included",
+    )
+    p.add_argument(
         "--brokers",
         type=int,
         default=1,
@@ -162,6 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("args", nargs=argparse.REMAINDER, help="the tool's own arguments")
     p.set_defaults(func=cmd_kafka)
+
+    p = sub.add_parser("token", help=cmd_token.__doc__)
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--customer", metavar="ID", help="a customer's token (role customer)")
+    who.add_argument("--admin", action="store_true", help="an admin's token (role admin)")
+    p.add_argument("--subject", help="the admin token's sub (default: admin)")
+    p.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    p.add_argument("--private-key", help="PEM file signing RS256/ES256 tokens")
+    p.set_defaults(func=cmd_token)
 
     p = sub.add_parser("topics", help=cmd_topics.__doc__)
     p.add_argument("--create", action="store_true", help="create missing ordersaga topics")
@@ -197,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=None, help="closed loop: orders in flight (default 32)"
     )
     p.add_argument("--workers", type=int, default=1, help="workers per agent group")
+    p.add_argument(
+        "--webview-workers",
+        type=int,
+        default=None,
+        help="web view workers (default: --workers); they share Redis, limits included",
+    )
     p.add_argument(
         "--broker",
         choices=["kafka", "tansu", "auto"],

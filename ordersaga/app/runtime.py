@@ -53,6 +53,7 @@ from ordersaga.app.supervision import (
     supervisor_status,
     wait_all,
 )
+from ordersaga.app.tokens import operator_headers
 from ordersaga.app.topic_admin import ensure_topics
 
 # A worker that dies soon after its start waits twice as long as last time before
@@ -75,6 +76,8 @@ class Runtime:
     settings: Settings
     workers_per_group: int = 1
     quiet: bool = False
+    # The web view is the stateless edge: it may run more workers than the other groups.
+    webview_workers: int | None = None
     env: dict[str, str] = field(default_factory=dict)
     # What the workers run with (set by start): the settings plus what was started.
     worker_settings: Settings | None = None
@@ -126,7 +129,29 @@ class Runtime:
             await self.stop()
             raise
 
+    def say_auth(self) -> None:
+        """Say first whether the API asks for tokens: an open API must not go unnoticed."""
+        settings = self.settings
+        if settings.auth_enabled:
+            self.say(
+                f"auth      on: {settings.auth_algorithm} bearer tokens "
+                "(`ordersaga token --customer ID` or `--admin` mints one)"
+            )
+        else:
+            self.say(
+                "auth      OFF: every route is open to whoever reaches it; set "
+                "ORDERSAGA_AUTH_SECRET (32+ characters) to require tokens"
+            )
+        if settings.rate_limit_per_s > 0:
+            self.say(
+                f"limits    {settings.rate_limit_per_s:g} mutating requests/s per client, "
+                f"bursts of {settings.rate_limit_burst}"
+            )
+        else:
+            self.say("limits    off (ORDERSAGA_RATE_LIMIT_PER_S=0)")
+
     async def _start(self) -> None:
+        self.say_auth()
         if self.fresh:
             for kept in ("kafka", "redis"):
                 shutil.rmtree(self.data_dir / kept, ignore_errors=True)
@@ -181,7 +206,10 @@ class Runtime:
             replication=self.worker_settings.replication_factor,
         )
         for g in GROUPS:
-            for i in range(self.workers_per_group):
+            count = self.workers_per_group
+            if g.name == "webview" and self.webview_workers is not None:
+                count = self.webview_workers
+            for i in range(count):
                 port = g.web_port(self.settings.web_port) + i * 100
                 self.workers.append(Worker(g, i, port, logs / f"{g.name}-{i}.log"))
         self.publish("starting")
@@ -346,7 +374,11 @@ class Runtime:
     async def seed_catalogue(self) -> None:
         """Stock the demo catalogue and register the demo customers (a re-seed is harmless)."""
         url = f"http://{self.settings.web_host}:{self.settings.web_port}"
-        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+        headers = operator_headers(self.settings, "ordersaga-runtime")
+        if headers is None:
+            self.say("catalogue not seeded: tokens are signed by their issuer, not here")
+            return
+        async with httpx.AsyncClient(base_url=url, timeout=5, headers=headers) as client:
             for sku, quantity, price in DEMO_CATALOGUE:
                 # json= also sets the Content-Type: application/json the route asks for.
                 r = await client.post(
@@ -451,10 +483,16 @@ async def _terminate(procs: list[asyncio.subprocess.Process], grace: float) -> N
 
 
 async def run(
-    settings: Settings, workers_per_group: int = 1, fresh: bool = False, brokers: int = 1
+    settings: Settings,
+    workers_per_group: int = 1,
+    fresh: bool = False,
+    brokers: int = 1,
+    webview_workers: int | None = None,
 ) -> None:
     """Start everything and keep it running until SIGINT or SIGTERM."""
-    runtime = Runtime(settings, workers_per_group, fresh=fresh, brokers=brokers)
+    runtime = Runtime(
+        settings, workers_per_group, fresh=fresh, brokers=brokers, webview_workers=webview_workers
+    )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -134,6 +134,11 @@ def mint_token(
     """A token for local use: signed with the secret, or with ``private_key`` (PEM) for RS/ES."""
     if not _SUBJECT.fullmatch(subject):
         raise ValueError(f"{subject!r} is not a valid id")
+    if not 0 < ttl_s <= settings.auth_max_token_lifetime_s:
+        raise ValueError(
+            f"a token's lifetime must be 1-{settings.auth_max_token_lifetime_s} s "
+            "(ORDERSAGA_AUTH_MAX_TOKEN_LIFETIME_S)"
+        )
     if settings.auth_algorithm == "HS256":
         if settings.auth_secret is None:
             raise ValueError("ORDERSAGA_AUTH_SECRET is not set: there is nothing to sign with")
@@ -153,3 +158,19 @@ def mint_token(
         "jti": uuid.uuid4().hex,
     }
     return jwt.encode(claims, key, algorithm=settings.auth_algorithm)
+
+
+def operator_headers(settings: Settings, subject: str) -> dict[str, str] | None:
+    """What ordersaga's own clients (seeding, the demo) send: an admin token when auth is on.
+
+    None when auth is on with a public key only: tokens are signed by their issuer,
+    and ordersaga holds no key to sign one with.
+    """
+    if not settings.auth_enabled:
+        return {}
+    if settings.auth_secret is None:
+        return None
+    token = mint_token(
+        settings, subject, [Role.ADMIN], ttl_s=min(600, settings.auth_max_token_lifetime_s)
+    )
+    return {"Authorization": f"Bearer {token}"}

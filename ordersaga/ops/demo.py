@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ import httpx
 from ordersaga.app.codec import new_id
 from ordersaga.app.runtime import DEMO_CUSTOMERS
 from ordersaga.app.settings import Settings
+from ordersaga.app.tokens import operator_headers
 from ordersaga.ops.client import post_admitted
 
 ADDRESS = {
@@ -103,7 +105,12 @@ async def run_demo(url: str | None) -> int:
     base = url or f"http://{settings.web_host}:{settings.web_port}"
     sku = f"demo-{new_id()[:8]}"
     failures = 0
-    async with httpx.AsyncClient(base_url=base, timeout=40) as client:
+    # With auth on, the demo acts as an admin (it orders for its customers and restocks).
+    headers = operator_headers(settings, "ordersaga-demo")
+    if headers is None:
+        print("auth verifies tokens with a public key: the demo cannot sign one", file=sys.stderr)
+        return 2
+    async with httpx.AsyncClient(base_url=base, timeout=40, headers=headers) as client:
         (
             await client.post(
                 f"/inventory/{sku}/restock", json={"quantity": 20, "unit_price": 1999}

@@ -30,7 +30,7 @@ from ordersaga.web.rate_limit import RateLimiter, Verdict
 REALM = "ordersaga"
 # Methods that change state, and so are rate-limited.
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_PRINCIPAL = "ordersaga.principal"
+_PRINCIPAL = web.RequestKey("ordersaga.principal", Principal)
 # What the views are handed: aiohttp's request under Faust's name for it.
 AnyRequest = web.Request | FaustRequest
 
@@ -67,6 +67,7 @@ ACCESS: Mapping[tuple[str, str], Access] = {
     # Every worker's probes: open, and bindable apart from the API (README).
     ("GET", "/health"): Access.PUBLIC,
     ("GET", "/metrics"): Access.PUBLIC,
+    ("GET", "/ready"): Access.PUBLIC,
 }
 
 
@@ -80,8 +81,7 @@ def access_of(method: str, template: str | None) -> Access:
 
 def principal(request: AnyRequest) -> Principal | None:
     """The verified caller, or None when auth is off (or the route is public)."""
-    found: Principal | None = cast(web.Request, request).get(_PRINCIPAL)
-    return found
+    return cast(web.Request, request).get(_PRINCIPAL)
 
 
 def forbidden(message: str, field: str = "Authorization") -> HttpError:
