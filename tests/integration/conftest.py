@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,27 +38,31 @@ class System:
     output: list[str]
 
 
-@pytest.fixture(scope="session", params=BROKERS)
-def system(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def running_system(
+    broker: str,
+    data_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    workers: int = 7,
 ) -> Iterator[System]:
-    """Start `ordersaga run` on fresh ports, once per broker, and stop it after its tests.
+    """``ordersaga run`` on fresh ports with the integration settings and ``env`` over them.
 
-    Every whole-system test runs on each broker; pytest runs all of them on one
-    before it starts the other.
+    ``workers`` is how many web ports the system takes (a second web view worker
+    takes the web view's port + 100, so pass 101 or more for one).
     """
-    broker = str(request.param)
     require(broker)
-    data_dir = tmp_path_factory.mktemp(f"ordersaga-{broker}")
-    # Seven workers, then the broker, its KRaft controller (Apache Kafka) and Redis.
-    web_port = free_port_block(10)
-    env = {
+    # The workers, then the broker, its KRaft controller (Apache Kafka) and Redis.
+    web_port = free_port_block(max(workers, 7) + 3)
+    services = web_port + max(workers, 7)
+    full_env = {
         **os.environ,
         "ORDERSAGA_BROKER": broker,
         "ORDERSAGA_DATA_DIR": str(data_dir),
         "ORDERSAGA_WEB_PORT": str(web_port),
-        "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(web_port + 7),
-        "ORDERSAGA_EMBEDDED_REDIS_PORT": str(web_port + 9),
+        "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(services),
+        "ORDERSAGA_EMBEDDED_REDIS_PORT": str(services + 2),
         "ORDERSAGA_SEED_CATALOG": "false",
         # Short deadlines and breaker settings so timeouts and the breaker show in seconds.
         "ORDERSAGA_STEP_TIMEOUT_S": "1",
@@ -70,12 +75,16 @@ def system(
         "ORDERSAGA_MAX_LONG_POLLS": "20",
         "ORDERSAGA_MAX_RECORD_BYTES": str(64 * 1024),
         "ORDERSAGA_MAX_HOLDS_PER_SKU": "500",
+        # Every test client is 127.0.0.1: the per-client limit is tested on a system of
+        # its own (test_auth_and_limits.py).
+        "ORDERSAGA_RATE_LIMIT_PER_S": "0",
+        **(env or {}),
     }
-    env.pop("KAFKA_BROKER", None)
-    env.pop("REDIS_URL", None)
+    full_env.pop("KAFKA_BROKER", None)
+    full_env.pop("REDIS_URL", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ordersaga", "run"],
-        env=env,
+        [sys.executable, "-m", "ordersaga", "run", *args],
+        env=full_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -103,21 +112,37 @@ def system(
     listening = re.search(r"broker\s+kafka://(\S+)", text)
     redis = re.search(r"redis\s+(redis://\S+)", text)
     assert listening and redis, text
-    yield System(
-        broker=broker,
-        base_url=f"http://127.0.0.1:{web_port}",
-        web_port=web_port,
-        bootstrap=listening.group(1),
-        redis_url=redis.group(1),
-        data_dir=data_dir,
-        output=output,
-    )
-    proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail("ordersaga run did not stop within 60 s of SIGTERM")
+        yield System(
+            broker=broker,
+            base_url=f"http://127.0.0.1:{web_port}",
+            web_port=web_port,
+            bootstrap=listening.group(1),
+            redis_url=redis.group(1),
+            data_dir=data_dir,
+            output=output,
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail("ordersaga run did not stop within 60 s of SIGTERM")
+
+
+@pytest.fixture(scope="session", params=BROKERS)
+def system(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[System]:
+    """Start `ordersaga run` on fresh ports, once per broker, and stop it after its tests.
+
+    Every whole-system test runs on each broker; pytest runs all of them on one
+    before it starts the other.
+    """
+    broker = str(request.param)
+    with running_system(broker, tmp_path_factory.mktemp(f"ordersaga-{broker}")) as started:
+        yield started
 
 
 # The customers the integration tests order as; any other customer's orders fail

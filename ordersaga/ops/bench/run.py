@@ -77,6 +77,9 @@ def _embedded_settings(cfg: BenchConfig, data_dir: str) -> Settings:
     if "log_level" not in settings.model_fields_set:
         # Info logging of six workers costs CPU the bench should measure saga work with.
         update["log_level"] = "warn"
+    if "rate_limit_per_s" not in settings.model_fields_set:
+        # Every bench order comes from one client: a per-client limit would measure itself.
+        update["rate_limit_per_s"] = 0.0
     if cfg.retention_s is not None:
         update["retention_s"] = cfg.retention_s
     if cfg.broker is not None:

@@ -1,0 +1,144 @@
+"""Auth on and a per-client limit, on a whole system with two web view workers.
+
+A system of its own (Tansu, the quicker to start): HS256 tokens with a secret,
+a bucket of 20 mutating requests a client refilled at 2 a second, and two web
+view worker processes sharing Redis. Tokens are minted by ``ordersaga token``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.integration.conftest import System, running_system
+
+SECRET = "integration-secret-of-forty-characters!!"
+RATE, BURST = 2.0, 20
+ADDRESS = {
+    "name": "Ada",
+    "line1": "1 Main St",
+    "city": "Paris",
+    "postal_code": "75001",
+    "country": "FR",
+}
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    env = {
+        "ORDERSAGA_AUTH_SECRET": SECRET,
+        "ORDERSAGA_RATE_LIMIT_PER_S": str(RATE),
+        "ORDERSAGA_RATE_LIMIT_BURST": str(BURST),
+        # The demo catalogue and customers, seeded with the runtime's own admin token.
+        "ORDERSAGA_SEED_CATALOG": "true",
+    }
+    with running_system(
+        "tansu",
+        tmp_path_factory.mktemp("ordersaga-secured"),
+        env=env,
+        args=("--webview-workers", "2"),
+        workers=101,
+    ) as started:
+        yield started
+
+
+def token(*args: str) -> str:
+    """A token from ``ordersaga token``, signed with this system's secret."""
+    env = {**os.environ, "ORDERSAGA_AUTH_SECRET": SECRET}
+    out = subprocess.run(
+        [sys.executable, "-m", "ordersaga", "token", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return out.stdout.strip()
+
+
+def bearer(value: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {value}"}
+
+
+def test_run_says_first_that_auth_and_limits_are_on(secured: System):
+    assert secured.output[0].startswith("auth      on: HS256 bearer tokens")
+    assert secured.output[1].startswith(f"limits    {RATE:g} mutating requests/s per client")
+
+
+def test_a_customer_orders_with_its_token_and_only_it_and_an_admin_see_the_order(
+    secured: System,
+):
+    ada, grace = token("--customer", "cust-ada"), token("--customer", "cust-grace")
+    admin = token("--admin")
+    with httpx.Client(base_url=secured.base_url, timeout=30) as client:
+        assert client.get("/orders").status_code == 401
+        placed = client.post(
+            "/orders",
+            json={
+                "items": [{"sku": "book", "quantity": 1}],
+                "payment_token": "tok_ok",
+                "shipping_address": ADDRESS,
+            },
+            headers=bearer(ada),
+        )
+        assert placed.status_code == 202, placed.text
+        assert placed.json()["customer_id"] == "cust-ada"
+        order_id = placed.json()["order_id"]
+        done = client.get(f"/orders/{order_id}", params={"wait": 20}, headers=bearer(ada))
+        assert done.status_code == 200 and done.json()["status"] == "COMPLETED", done.text
+        other = client.get(f"/orders/{order_id}", headers=bearer(grace))
+        assert other.status_code == 403 and other.json()["error"] == "forbidden"
+        assert client.get(f"/orders/{order_id}", headers=bearer(admin)).status_code == 200
+        restock = client.post("/inventory/book/restock", json={"quantity": 1}, headers=bearer(ada))
+        assert restock.status_code == 403
+        forged = client.get("/inventory", headers=bearer(ada[:-4] + "AAAA"))
+        assert forged.status_code == 401
+        assert 'error="invalid_token"' in forged.headers["WWW-Authenticate"]
+
+
+def test_probes_stay_open_on_every_workers_port(secured: System):
+    with httpx.Client(timeout=10) as client:
+        for offset in (0, 100, 1, 2, 3, 4, 5, 6):  # both web view workers, every group
+            port = secured.web_port + offset
+            assert client.get(f"http://127.0.0.1:{port}/health").status_code == 200
+            metrics = client.get(f"http://127.0.0.1:{port}/metrics")
+            assert metrics.status_code == 200 and "ordersaga_" in metrics.text
+
+
+def test_the_limit_holds_across_both_web_view_workers(secured: System):
+    burster = token("--customer", "cust-burster")
+    account = {"customer_id": "cust-burster", "name": "Burst", "email": "burst@example.com"}
+    ports = (secured.web_port, secured.web_port + 100)
+    clients = [httpx.Client(base_url=f"http://127.0.0.1:{p}", timeout=30) for p in ports]
+    sent = 4 * BURST
+
+    def post(i: int) -> tuple[int, int, dict[str, str]]:
+        r = clients[i % 2].post("/customers", json=account, headers=bearer(burster))
+        return i % 2, r.status_code, dict(r.headers)
+
+    try:
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            answers = list(pool.map(post, range(sent)))
+        elapsed = time.monotonic() - started
+    finally:
+        for c in clients:
+            c.close()
+    allowed = [a for a in answers if a[1] != 429]
+    refused = [a for a in answers if a[1] == 429]
+    assert all(a[1] in (200, 201, 202) for a in allowed), answers
+    # One bucket for both: its burst plus what refilled meanwhile, never a burst each.
+    assert BURST <= len(allowed) <= BURST + RATE * elapsed + 1, (len(allowed), elapsed)
+    assert {worker for worker, _, _ in refused} == {0, 1}
+    assert {worker for worker, _, _ in allowed} == {0, 1}
+    for _, _, headers in refused:
+        assert int(headers["retry-after"]) >= 1
+        assert headers["ratelimit-limit"] == str(BURST)
+        assert headers["ratelimit-remaining"] == "0"
