@@ -455,13 +455,11 @@ def test_compose_will_not_start_without_an_auth_secret() -> None:
     assert "required variable ORDERSAGA_AUTH_SECRET is missing" in done.stderr
 
 
-def test_every_worker_runs_with_auth_on(services, compose) -> None:
-    for name, svc in services.items():
-        env = environment(svc)
-        if "KAFKA_BROKER" in env and name != "topics":
-            assert env.get("ORDERSAGA_AUTH_SECRET", "").startswith("${ORDERSAGA_AUTH_SECRET:?"), (
-                name
-            )
+@pytest.mark.parametrize("group", GROUPS, ids=GROUP_IDS)
+def test_every_worker_runs_with_auth_on(services, group: AgentGroup) -> None:
+    name, svc = the_worker(services, group)
+    secret = environment(svc).get("ORDERSAGA_AUTH_SECRET", "")
+    assert secret.startswith("${ORDERSAGA_AUTH_SECRET:?"), name
 
 
 def test_docker_compose_itself_accepts_the_file() -> None:
