@@ -142,3 +142,34 @@ def test_the_limit_holds_across_both_web_view_workers(secured: System):
         assert int(headers["retry-after"]) >= 1
         assert headers["ratelimit-limit"] == str(BURST)
         assert headers["ratelimit-remaining"] == "0"
+
+
+def test_the_operators_page_asks_for_an_admin_token_and_then_shows_the_services(
+    secured: System,
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from ordersaga.app.groups import GROUPS
+    from tests.integration.test_dashboard import open_browser
+
+    with open_browser() as browser:
+        browser.get(f"{secured.base_url}/dashboard")
+        wait = WebDriverWait(browser, 30, poll_frequency=0.25)
+        signin = browser.find_element(By.ID, "signin")
+        wait.until(lambda d: signin.is_displayed())
+        assert "admin token is needed" in browser.find_element(By.ID, "updated").text
+        browser.find_element(By.ID, "token").send_keys(token("--admin"))
+        signin.submit()
+
+        def up_groups(driver) -> set[str]:
+            rows = driver.execute_script(
+                "return [...document.querySelectorAll('#services tbody tr')]"
+                ".map(r => [...r.cells].map(c => c.textContent))"
+            )
+            return {row[0] for row in rows if row[2] == "up"}
+
+        wait.until(lambda d: up_groups(d) >= {g.name for g in GROUPS})
+        assert not signin.is_displayed()
+        # The token is the tab's own: never a cookie another site's request would carry.
+        assert browser.get_cookies() == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -30,8 +31,9 @@ def browser_binaries() -> tuple[str, str]:
     return chromium, driver
 
 
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
+@contextmanager
+def open_browser() -> Iterator[webdriver.Chrome]:
+    """Headless chromium through its chromedriver, quit on the way out."""
     chromium, driver = browser_binaries()
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
@@ -43,6 +45,12 @@ def browser() -> Iterator[webdriver.Chrome]:
         yield chrome
     finally:
         chrome.quit()
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    with open_browser() as chrome:
+        yield chrome
 
 
 def test_the_page_shows_live_services_and_an_order_reaching_completed(

@@ -25,11 +25,39 @@ function orderLink(row, orderId) {
   td.appendChild(a);
 }
 
+// With auth on, every data route wants an admin's bearer token. It is kept for this
+// tab only (sessionStorage), never in a cookie: no other site can send it for us.
+const TOKEN_KEY = "ordersaga.token";
+
+function authorized(headers = {}) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { ...headers, Authorization: `Bearer ${token}` } : headers;
+}
+
+async function api(path) {
+  const r = await fetch(path, { headers: authorized({ Accept: "application/json" }) });
+  if (r.status === 401 || r.status === 403) {
+    document.getElementById("signin").hidden = false;
+    throw new Error(`${path}: ${r.status}, an admin token is needed`);
+  }
+  // An answer to a request sent before the token was given may have shown the form.
+  document.getElementById("signin").hidden = true;
+  return r;
+}
+
 async function getJson(path) {
-  const r = await fetch(path, { headers: { Accept: "application/json" } });
+  const r = await api(path);
   if (!r.ok && r.status !== 503) throw new Error(`${path}: ${r.status}`);
   return r.json();
 }
+
+document.getElementById("signin").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const token = document.getElementById("token").value.trim();
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  document.getElementById("token").value = "";
+  document.getElementById("signin").hidden = true;
+});
 
 async function refresh() {
   const [services, stats, recent, stuck, low] = await Promise.all([
@@ -88,7 +116,14 @@ async function showOrder(orderId) {
   const panel = document.getElementById("order-panel");
   document.getElementById("order-title").textContent = orderId;
   const summary = document.getElementById("order-summary");
-  const r = await fetch(`/orders/${encodeURIComponent(orderId)}`);
+  let r;
+  try {
+    r = await api(`/orders/${encodeURIComponent(orderId)}`);
+  } catch (err) {
+    panel.hidden = false;
+    summary.textContent = err.message;
+    return;
+  }
   panel.hidden = false;
   if (!r.ok) {
     summary.textContent = r.status === 404 ? "no such order" : `error ${r.status}`;
