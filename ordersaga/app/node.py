@@ -27,6 +27,7 @@ from ordersaga.app.codec import DecodeError, decode, encode, header_pairs
 from ordersaga.app.correlation import correlation_ids
 from ordersaga.app.faust_patches import (
     _exit_when_stuck,
+    _no_banner_in_json_logs,
     _no_spinner_without_terminal,
     _serve_no_faust_pages,
     drain_producer_buffer_before_commit,
@@ -35,6 +36,7 @@ from ordersaga.app.faust_patches import (
 )
 from ordersaga.app.groups import AgentGroup, group
 from ordersaga.app.http import ApiView, json_errors, json_protocol_errors
+from ordersaga.app.log_format import bind, logging_config, resolve_format, unbind
 from ordersaga.app.metrics import Metrics
 from ordersaga.app.records import RecordTable, RecordTooLarge
 from ordersaga.app.registry import Announcer
@@ -91,6 +93,13 @@ class Node:
         _exit_when_stuck(self.app, self.settings.recovery_limit_s)
         self.announcer = Announcer(self)
         self.timer(interval=self.settings.heartbeat_s)(self.announcer.announce)
+        # Read by `faust worker` when it sets logging up, after its command line
+        # set the web port that the worker's name includes.
+        self.app.conf.logging_config = logging_config(
+            self.group.name, lambda: self.announcer.instance, self.settings.log_format
+        )
+        if resolve_format(self.settings.log_format) == "json":
+            _no_banner_in_json_logs(self.app)
 
     # ------------------------------------------------------------------ topics
 
@@ -174,8 +183,14 @@ class Node:
             await delivery
 
     async def reply(self, reply: Message, *, to: Envelope, key: str) -> None:
-        """Answer the command ``to``; the reply's id derives from it, so a replay sends it again."""
+        """Answer the command ``to``; the reply's id derives from it, so a replay sends it again.
+
+        One INFO line per command answered: what an operator follows an order by
+        (the ids come from the message being handled), at a rate of one line per
+        step rather than one per message.
+        """
         await self.send(reply, key=key, cause=to, event_id=f"{to.event_id}:reply")
+        log.info("%s -> %s", to.type, reply.TYPE)
 
     async def answer(
         self,
@@ -224,47 +239,80 @@ class Node:
     # ----------------------------------------------------------------- consume
 
     async def consume(self, stream: StreamT, handler: Handler, agent: str) -> None:
-        """Run ``handler`` on every message of ``stream``: parse, retry, dead-letter."""
-        attempts = self.settings.handler_max_attempts
+        """Run ``handler`` on every message of ``stream``: parse, retry, dead-letter.
+
+        Each message's ids (order, correlation, event, where it was read) are the
+        log context while it is handled, so every line it causes carries them.
+        """
         last_offsets: dict[Any, tuple[int, int]] = {}  # tp -> (generation, offset)
         async for event in stream.events():
             self._note_skipped_offsets(event, last_offsets)
+            record = event.message
             try:
                 envelope, message = decode(event.value)
             except DecodeError as exc:
-                self.metrics.messages_handled.labels(agent, "?", "dead_letter").inc()
-                await self.dead_letter(event, str(exc), attempts=1)
-                if exc.envelope is not None:
-                    await self._reject(event, exc.envelope, str(exc))
-                continue
-            tried = 1
-            outcome: str | None = None
-            try:
+                token = bind(
+                    {
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                        **_ids(exc.envelope),
+                    }
+                )
                 try:
-                    # The first attempt outside tenacity: building its retry state for
-                    # every message cost ~4% of a loaded worker's CPU.
-                    outcome = await handler(envelope, message)
-                except Exception as first:
-                    if attempts <= 1 or not _is_transient(first):
-                        raise
-                    await asyncio.sleep(0.05)  # tenacity's first wait, had it run attempt 1
-                    async for attempt in AsyncRetrying(
-                        stop=stop_after_attempt(attempts - 1),
-                        wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
-                        retry=retry_if_exception(_is_transient),
-                        reraise=True,
-                    ):
-                        with attempt:
-                            tried += 1
-                            outcome = await handler(envelope, message)
-            except Exception as exc:  # the worker keeps going whatever the input
-                self.metrics.messages_handled.labels(agent, envelope.type, "dead_letter").inc()
-                reason = _reason(exc)
-                await self.dead_letter(event, reason, attempts=tried)
-                if not _is_transient(exc):
-                    await self._reject(event, envelope, reason)
-            else:
-                self.metrics.messages_handled.labels(agent, envelope.type, outcome or "ok").inc()
+                    self.metrics.messages_handled.labels(agent, "?", "dead_letter").inc()
+                    await self.dead_letter(event, str(exc), attempts=1)
+                    if exc.envelope is not None:
+                        await self._reject(event, exc.envelope, str(exc))
+                finally:
+                    unbind(token)
+                continue
+            token = bind(
+                {
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    **_ids(envelope),
+                }
+            )
+            try:
+                await self._handle(event, envelope, message, handler, agent)
+            finally:
+                unbind(token)
+
+    async def _handle(
+        self, event: EventT, envelope: Envelope, message: Message, handler: Handler, agent: str
+    ) -> None:
+        """Run ``handler`` on one decoded message, retrying what may pass next time."""
+        attempts = self.settings.handler_max_attempts
+        tried = 1
+        outcome: str | None = None
+        try:
+            try:
+                # The first attempt outside tenacity: building its retry state for
+                # every message cost ~4% of a loaded worker's CPU.
+                outcome = await handler(envelope, message)
+            except Exception as first:
+                if attempts <= 1 or not _is_transient(first):
+                    raise
+                await asyncio.sleep(0.05)  # tenacity's first wait, had it run attempt 1
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(attempts - 1),
+                    wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
+                    retry=retry_if_exception(_is_transient),
+                    reraise=True,
+                ):
+                    with attempt:
+                        tried += 1
+                        outcome = await handler(envelope, message)
+        except Exception as exc:  # the worker keeps going whatever the input
+            self.metrics.messages_handled.labels(agent, envelope.type, "dead_letter").inc()
+            reason = _reason(exc)
+            await self.dead_letter(event, reason, attempts=tried)
+            if not _is_transient(exc):
+                await self._reject(event, envelope, reason)
+        else:
+            self.metrics.messages_handled.labels(agent, envelope.type, outcome or "ok").inc()
 
     async def _reject(self, event: EventT, envelope: Envelope, reason: str) -> None:
         """Tell the orchestrator that a command about an order can never be applied.
@@ -417,6 +465,16 @@ class Node:
         class MetricsPage(ApiView):
             async def get(self, request: Request) -> Response:
                 return self.bytes(node.metrics.render(), content_type="text/plain; version=0.0.4")
+
+
+def _ids(envelope: Envelope | None) -> dict[str, str | None]:
+    if envelope is None:
+        return {}
+    return {
+        "order_id": envelope.order_id,
+        "correlation_id": envelope.correlation_id,
+        "event_id": envelope.event_id,
+    }
 
 
 def _reason(exc: BaseException) -> str:

@@ -307,6 +307,13 @@ class Settings(BaseSettings):
         default=".ordersaga", description="ORDERSAGA_DATA_DIR: worker state and logs."
     )
     log_level: str = Field(default="info", description="ORDERSAGA_LOG_LEVEL")
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="ORDERSAGA_LOG_FORMAT: how workers write their log lines: `json` (one "
+        "object a line, with the ids of the order, message or request), `console` (for "
+        "people), or `auto`: console when stdout is a terminal, JSON otherwise (so always "
+        "JSON under `ordersaga run`, which writes them to files).",
+    )
     log_max_bytes: int = Field(
         default=10 * 1024 * 1024,
         ge=0,
