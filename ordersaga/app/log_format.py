@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pythonjsonlogger.orjson import OrjsonFormatter
 
+from ordersaga.schemas.messages import Envelope
+
 LogFormat = Literal["auto", "json", "console"]
 
 # The ids a record may carry, in the order the console line shows them.
@@ -45,6 +47,17 @@ def bind(fields: Mapping[str, Any]) -> Token[Mapping[str, Any] | None]:
     is the whole of what a worker is doing at a time.
     """
     return _context.set({k: v for k, v in fields.items() if v is not None})
+
+
+def message_ids(envelope: Envelope | None) -> dict[str, str | None]:
+    """The ids of a message's envelope that its log lines carry."""
+    if envelope is None:
+        return {}
+    return {
+        "order_id": envelope.order_id,
+        "correlation_id": envelope.correlation_id,
+        "event_id": envelope.event_id,
+    }
 
 
 def unbind(token: Token[Mapping[str, Any] | None]) -> None:

@@ -36,7 +36,7 @@ from ordersaga.app.faust_patches import (
 )
 from ordersaga.app.groups import AgentGroup, group
 from ordersaga.app.http import ApiView, json_errors, json_protocol_errors
-from ordersaga.app.log_format import bind, logging_config, resolve_format, unbind
+from ordersaga.app.log_format import bind, logging_config, message_ids, resolve_format, unbind
 from ordersaga.app.metrics import Metrics
 from ordersaga.app.records import RecordTable, RecordTooLarge
 from ordersaga.app.registry import Announcer
@@ -49,6 +49,7 @@ from ordersaga.app.topics import (
     destination,
     dlq_topic,
 )
+from ordersaga.app.tracing import Tracing, tracing_for
 from ordersaga.schemas.messages import CommandRejected, Envelope, Message
 from ordersaga.tables import TableSpec
 
@@ -84,9 +85,13 @@ class Node:
         self._topics: dict[str, faust.TopicT] = {}
         self.health_checks: dict[str, HealthCheck] = {"broker": self._broker_reachable}
         self._health: tuple[float, dict[str, str]] | None = None
+        # None when tracing is off: then nothing of it runs but an `is None` check.
+        self.tracing = tracing_for(self.group.app_id, self.settings.otel_exporter_otlp_endpoint)
         # Registered before the web server starts: aiohttp freezes its middlewares then.
         middlewares = cast(Any, self.app.web).web_app.middlewares
-        middlewares.append(correlation_ids)  # outermost: error answers carry the id too
+        if self.tracing is not None:
+            middlewares.append(self.tracing.middleware())  # outermost: every answer has a span
+        middlewares.append(correlation_ids)  # around json_errors: error answers carry the id
         middlewares.append(json_errors)
         _serve_no_faust_pages(self.app)
         self._register_pages()
@@ -176,8 +181,11 @@ class Node:
             causation_id=cause.event_id if cause else None,
             event_id=event_id,
         )
+        headers = encoded.headers
+        if self.tracing is not None:
+            headers = [*headers, *self.tracing.headers()]
         delivery = await self.topic(topic or destination(message)).send(
-            key=encoded.key, value=encoded.value, headers=encoded.headers, partition=partition
+            key=encoded.key, value=encoded.value, headers=headers, partition=partition
         )
         if acked:
             await delivery
@@ -248,42 +256,71 @@ class Node:
         async for event in stream.events():
             self._note_skipped_offsets(event, last_offsets)
             record = event.message
+            envelope: Envelope | None
+            message: Message | None
+            failure: DecodeError | None = None
             try:
                 envelope, message = decode(event.value)
             except DecodeError as exc:
-                token = bind(
-                    {
-                        "topic": record.topic,
-                        "partition": record.partition,
-                        "offset": record.offset,
-                        **_ids(exc.envelope),
-                    }
-                )
-                try:
-                    self.metrics.messages_handled.labels(agent, "?", "dead_letter").inc()
-                    await self.dead_letter(event, str(exc), attempts=1)
-                    if exc.envelope is not None:
-                        await self._reject(event, exc.envelope, str(exc))
-                finally:
-                    unbind(token)
-                continue
+                failure, envelope, message = exc, exc.envelope, None
             token = bind(
                 {
                     "topic": record.topic,
                     "partition": record.partition,
                     "offset": record.offset,
-                    **_ids(envelope),
+                    **message_ids(envelope),
                 }
             )
             try:
-                await self._handle(event, envelope, message, handler, agent)
+                if self.tracing is None:
+                    await self._handle(event, envelope, message, failure, handler, agent)
+                else:
+                    await self._handle_traced(
+                        self.tracing, event, envelope, message, failure, handler, agent
+                    )
             finally:
                 unbind(token)
 
-    async def _handle(
-        self, event: EventT, envelope: Envelope, message: Message, handler: Handler, agent: str
+    async def _handle_traced(
+        self,
+        tracing: Tracing,
+        event: EventT,
+        envelope: Envelope | None,
+        message: Message | None,
+        failure: DecodeError | None,
+        handler: Handler,
+        agent: str,
     ) -> None:
-        """Run ``handler`` on one decoded message, retrying what may pass next time."""
+        """``_handle`` in a span, the child of the one that sent the message."""
+        record = event.message
+        with tracing.handling(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=event.key,
+            headers=header_pairs(event.headers),
+            envelope=envelope,
+        ) as span:
+            outcome = await self._handle(event, envelope, message, failure, handler, agent)
+            span.set_attribute("ordersaga.outcome", outcome)
+
+    async def _handle(
+        self,
+        event: EventT,
+        envelope: Envelope | None,
+        message: Message | None,
+        failure: DecodeError | None,
+        handler: Handler,
+        agent: str,
+    ) -> str:
+        """Run ``handler`` on one message, retrying what may pass next time; the outcome."""
+        if failure is not None or envelope is None or message is None:
+            reason = str(failure)
+            self.metrics.messages_handled.labels(agent, "?", "dead_letter").inc()
+            await self.dead_letter(event, reason, attempts=1)
+            if envelope is not None:
+                await self._reject(event, envelope, reason)
+            return "dead_letter"
         attempts = self.settings.handler_max_attempts
         tried = 1
         outcome: str | None = None
@@ -311,8 +348,9 @@ class Node:
             await self.dead_letter(event, reason, attempts=tried)
             if not _is_transient(exc):
                 await self._reject(event, envelope, reason)
-        else:
-            self.metrics.messages_handled.labels(agent, envelope.type, outcome or "ok").inc()
+            return "dead_letter"
+        self.metrics.messages_handled.labels(agent, envelope.type, outcome or "ok").inc()
+        return outcome or "ok"
 
     async def _reject(self, event: EventT, envelope: Envelope, reason: str) -> None:
         """Tell the orchestrator that a command about an order can never be applied.
@@ -465,16 +503,6 @@ class Node:
         class MetricsPage(ApiView):
             async def get(self, request: Request) -> Response:
                 return self.bytes(node.metrics.render(), content_type="text/plain; version=0.0.4")
-
-
-def _ids(envelope: Envelope | None) -> dict[str, str | None]:
-    if envelope is None:
-        return {}
-    return {
-        "order_id": envelope.order_id,
-        "correlation_id": envelope.correlation_id,
-        "event_id": envelope.event_id,
-    }
 
 
 def _reason(exc: BaseException) -> str:
