@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,40 +38,39 @@ class System:
     output: list[str]
 
 
-@pytest.fixture(scope="session", params=BROKERS)
-def system(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[System]:
-    """Start `ordersaga run` on fresh ports, once per broker, and stop it after its tests.
+@contextmanager
+def running_system(broker: str, data_dir: Path, **env_vars: str) -> Iterator[System]:
+    """Start `ordersaga run` on fresh ports with ``env_vars`` on top of the test settings.
 
-    Every whole-system test runs on each broker; pytest runs all of them on one
-    before it starts the other.
+    Stopped (SIGTERM, then SIGKILL after 60 s) when the block ends. No OTEL_*
+    variable of the shell that runs the tests reaches its workers: a system
+    traces only when ``env_vars`` say so.
     """
-    broker = str(request.param)
-    require(broker)
-    data_dir = tmp_path_factory.mktemp(f"ordersaga-{broker}")
     # Seven workers, then the broker, its KRaft controller (Apache Kafka) and Redis.
     web_port = free_port_block(10)
-    env = {
-        **os.environ,
-        "ORDERSAGA_BROKER": broker,
-        "ORDERSAGA_DATA_DIR": str(data_dir),
-        "ORDERSAGA_WEB_PORT": str(web_port),
-        "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(web_port + 7),
-        "ORDERSAGA_EMBEDDED_REDIS_PORT": str(web_port + 9),
-        "ORDERSAGA_SEED_CATALOG": "false",
-        # Short deadlines and breaker settings so timeouts and the breaker show in seconds.
-        "ORDERSAGA_STEP_TIMEOUT_S": "1",
-        "ORDERSAGA_BREAKER_FAILURE_THRESHOLD": "3",
-        "ORDERSAGA_BREAKER_COOL_DOWN_S": "3",
-        # Finished orders are forgotten within the session, so every test (and the
-        # audit at the end) also runs against tables that are being pruned.
-        "ORDERSAGA_RETENTION_S": "6",
-        # Small bounds, so the hostile tier reaches them with little traffic.
-        "ORDERSAGA_MAX_LONG_POLLS": "20",
-        "ORDERSAGA_MAX_RECORD_BYTES": str(64 * 1024),
-        "ORDERSAGA_MAX_HOLDS_PER_SKU": "500",
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(
+        {
+            "ORDERSAGA_BROKER": broker,
+            "ORDERSAGA_DATA_DIR": str(data_dir),
+            "ORDERSAGA_WEB_PORT": str(web_port),
+            "ORDERSAGA_EMBEDDED_KAFKA_PORT": str(web_port + 7),
+            "ORDERSAGA_EMBEDDED_REDIS_PORT": str(web_port + 9),
+            "ORDERSAGA_SEED_CATALOG": "false",
+            # Short deadlines and breaker settings so timeouts and the breaker show in seconds.
+            "ORDERSAGA_STEP_TIMEOUT_S": "1",
+            "ORDERSAGA_BREAKER_FAILURE_THRESHOLD": "3",
+            "ORDERSAGA_BREAKER_COOL_DOWN_S": "3",
+            # Finished orders are forgotten within the session, so every test (and the
+            # audit at the end) also runs against tables that are being pruned.
+            "ORDERSAGA_RETENTION_S": "6",
+            # Small bounds, so the hostile tier reaches them with little traffic.
+            "ORDERSAGA_MAX_LONG_POLLS": "20",
+            "ORDERSAGA_MAX_RECORD_BYTES": str(64 * 1024),
+            "ORDERSAGA_MAX_HOLDS_PER_SKU": "500",
+            **env_vars,
+        }
+    )
     env.pop("KAFKA_BROKER", None)
     env.pop("REDIS_URL", None)
     proc = subprocess.Popen(
@@ -103,21 +103,38 @@ def system(
     listening = re.search(r"broker\s+kafka://(\S+)", text)
     redis = re.search(r"redis\s+(redis://\S+)", text)
     assert listening and redis, text
-    yield System(
-        broker=broker,
-        base_url=f"http://127.0.0.1:{web_port}",
-        web_port=web_port,
-        bootstrap=listening.group(1),
-        redis_url=redis.group(1),
-        data_dir=data_dir,
-        output=output,
-    )
-    proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail("ordersaga run did not stop within 60 s of SIGTERM")
+        yield System(
+            broker=broker,
+            base_url=f"http://127.0.0.1:{web_port}",
+            web_port=web_port,
+            bootstrap=listening.group(1),
+            redis_url=redis.group(1),
+            data_dir=data_dir,
+            output=output,
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail("ordersaga run did not stop within 60 s of SIGTERM")
+
+
+@pytest.fixture(scope="session", params=BROKERS)
+def system(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[System]:
+    """Start `ordersaga run` on fresh ports, once per broker, and stop it after its tests.
+
+    Every whole-system test runs on each broker; pytest runs all of them on one
+    before it starts the other.
+    """
+    broker = str(request.param)
+    require(broker)
+    with running_system(broker, tmp_path_factory.mktemp(f"ordersaga-{broker}")) as started:
+        yield started
 
 
 # The customers the integration tests order as; any other customer's orders fail
