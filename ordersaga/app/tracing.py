@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -107,7 +108,7 @@ class Tracing:
         ) as span:
             yield span
 
-    def middleware(self) -> Any:
+    def middleware(self) -> Middleware:
         """An aiohttp middleware: a server span per request, child of its ``traceparent``."""
         tracer = self.tracer
 
