@@ -39,17 +39,20 @@ class System:
 
 
 @contextmanager
-def running_system(broker: str, data_dir: Path, **env_vars: str) -> Iterator[System]:
-    """Start `ordersaga run` on fresh ports with ``env_vars`` on top of the test settings.
+def running_system(
+    broker: str, data_dir: Path, *, env: dict[str, str] | None = None
+) -> Iterator[System]:
+    """``ordersaga run`` on fresh ports with the integration settings and ``env`` over them.
 
     Stopped (SIGTERM, then SIGKILL after 60 s) when the block ends. No OTEL_*
     variable of the shell that runs the tests reaches its workers: a system
-    traces only when ``env_vars`` say so.
+    traces only when ``env`` says so.
     """
+    require(broker)
     # Seven workers, then the broker, its KRaft controller (Apache Kafka) and Redis.
     web_port = free_port_block(10)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env.update(
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    full_env.update(
         {
             "ORDERSAGA_BROKER": broker,
             "ORDERSAGA_DATA_DIR": str(data_dir),
@@ -68,14 +71,14 @@ def running_system(broker: str, data_dir: Path, **env_vars: str) -> Iterator[Sys
             "ORDERSAGA_MAX_LONG_POLLS": "20",
             "ORDERSAGA_MAX_RECORD_BYTES": str(64 * 1024),
             "ORDERSAGA_MAX_HOLDS_PER_SKU": "500",
-            **env_vars,
+            **(env or {}),
         }
     )
-    env.pop("KAFKA_BROKER", None)
-    env.pop("REDIS_URL", None)
+    full_env.pop("KAFKA_BROKER", None)
+    full_env.pop("REDIS_URL", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "ordersaga", "run"],
-        env=env,
+        env=full_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -132,7 +135,6 @@ def system(
     before it starts the other.
     """
     broker = str(request.param)
-    require(broker)
     with running_system(broker, tmp_path_factory.mktemp(f"ordersaga-{broker}")) as started:
         yield started
 

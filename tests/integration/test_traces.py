@@ -146,11 +146,13 @@ def traced_system(receiver: Receiver, tmp_path_factory: pytest.TempPathFactory) 
     with running_system(
         "tansu",
         tmp_path_factory.mktemp("ordersaga-traced"),
-        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
-        # Export every 100 ms rather than every 5 s, so the test waits little.
-        OTEL_BSP_SCHEDULE_DELAY="100",
-        # Deadlines far off: no timer re-sends a step into the order's trace.
-        ORDERSAGA_STEP_TIMEOUT_S="30",
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            # Export every 100 ms rather than every 5 s, so the test waits little.
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+            # Deadlines far off: no timer re-sends a step into the order's trace.
+            "ORDERSAGA_STEP_TIMEOUT_S": "30",
+        },
     ) as started:
         yield started
 
