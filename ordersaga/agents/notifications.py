@@ -5,6 +5,8 @@ Run alone with ``faust -A ordersaga.agents.notifications worker``.
 
 from __future__ import annotations
 
+import logging
+
 from faust.types import StreamT
 
 from ordersaga.app.dispatch import Dispatch
@@ -13,6 +15,8 @@ from ordersaga.app.topics import INVENTORY_EVENTS, NOTIFICATIONS, ORDERS_EVENTS
 from ordersaga.saga.notifications import notification_for, operator_notice
 from ordersaga.schemas.messages import Envelope, LowStock, OrderEvent, StockChanged
 from ordersaga.tables import NOTIFIED
+
+log = logging.getLogger(__name__)
 
 node = Node("notifications")
 app = node.app
@@ -34,6 +38,7 @@ async def notify_once(envelope: Envelope, message: OrderEvent) -> str | None:
         event_id=f"{message.order.order_id}:notified",
     )
     notified[message.order.order_id] = notification.status
+    log.info("customer notified: %s", notification.status)
     return None
 
 

@@ -7,6 +7,7 @@ sends what it returned and writes the saga back.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 from typing import Any
@@ -42,6 +43,8 @@ from ordersaga.saga.orchestrator import (
 from ordersaga.schemas.messages import Envelope, ForgetOrders, Message
 from ordersaga.schemas.status import TERMINAL
 from ordersaga.tables import SAGAS
+
+log = logging.getLogger(__name__)
 
 node = Node("orders")
 app = node.app
@@ -167,6 +170,13 @@ async def advance_saga(envelope: Envelope, message: Message) -> str | None:
     if decision.step_latency:
         step, seconds = decision.step_latency
         node.metrics.step_latency.labels(step).observe(seconds)
+    # A saga's first and last lines; the steps between are logged by the
+    # participants that apply them.
+    if before is None:
+        log.info("saga started: %s", state.status.value)
+    if state.terminal and (before is None or not before.terminal):
+        reason = f" {state.failure_reason.value}" if state.failure_reason else ""
+        log.info("saga ended: %s%s", state.status.value, reason)
     if state.terminal:
         node.metrics.saga_outcomes.labels(
             state.status.value, state.failure_reason.value if state.failure_reason else ""

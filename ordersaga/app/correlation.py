@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from aiohttp import web
 
 from ordersaga.app.http import Handler, error_response, invalid
+from ordersaga.app.log_format import bind, unbind
 
 HEADER = "X-Correlation-ID"
 # Accepted as well, for clients that send the more common name.
@@ -46,9 +47,14 @@ async def correlation_ids(request: web.Request, handler: Handler) -> web.StreamR
         return response
     correlation_id = raw or new_correlation_id()
     token = _current.set(correlation_id)
+    # The request's ids on every line logged while it is answered.
+    logged = bind(
+        {"correlation_id": correlation_id, "http_method": request.method, "http_path": request.path}
+    )
     try:
         response = await handler(request)
     finally:
+        unbind(logged)
         _current.reset(token)
     response.headers[HEADER] = correlation_id
     return response

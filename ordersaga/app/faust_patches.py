@@ -207,3 +207,29 @@ def _no_spinner_without_terminal() -> None:
 
     Worker._setup_spinner_handler = setup_spinner_handler  # type: ignore[method-assign]
     Worker._ordersaga_spinner_checked = True  # type: ignore[attr-defined]
+
+
+def _no_banner_in_json_logs(app: faust.App) -> None:
+    """Log the facts of ``faust worker``'s start-up banner as one line, not a table.
+
+    The command prints a box-drawn table to stdout before logging is set up, the
+    only lines of a worker's log that would not be JSON. Its facts (app id,
+    broker, web address, data dir) are logged instead once the worker runs.
+    """
+    from faust.cli.worker import worker as WorkerCommand
+
+    if not getattr(WorkerCommand, "_ordersaga_no_banner", False):
+        WorkerCommand.on_worker_created = lambda self, worker: None  # type: ignore[method-assign]
+        WorkerCommand._ordersaga_no_banner = True  # type: ignore[attr-defined]
+
+    @app.task
+    async def log_start() -> None:
+        conf = app.conf
+        log.info(
+            "worker %s started: broker %s, web %s, data dir %s, pid %d",
+            conf.id,
+            ";".join(str(url) for url in conf.broker),
+            conf.canonical_url,
+            conf.datadir,
+            os.getpid(),
+        )

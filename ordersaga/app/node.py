@@ -27,6 +27,7 @@ from ordersaga.app.codec import DecodeError, decode, encode, header_pairs
 from ordersaga.app.correlation import correlation_ids
 from ordersaga.app.faust_patches import (
     _exit_when_stuck,
+    _no_banner_in_json_logs,
     _no_spinner_without_terminal,
     _serve_no_faust_pages,
     drain_producer_buffer_before_commit,
@@ -35,6 +36,7 @@ from ordersaga.app.faust_patches import (
 )
 from ordersaga.app.groups import AgentGroup, group
 from ordersaga.app.http import ApiView, json_errors, json_protocol_errors
+from ordersaga.app.log_format import bind, logging_config, message_ids, resolve_format, unbind
 from ordersaga.app.metrics import Metrics
 from ordersaga.app.records import RecordTable, RecordTooLarge
 from ordersaga.app.registry import Announcer
@@ -47,6 +49,7 @@ from ordersaga.app.topics import (
     destination,
     dlq_topic,
 )
+from ordersaga.app.tracing import Tracing, tracing_for
 from ordersaga.schemas.messages import CommandRejected, Envelope, Message
 from ordersaga.tables import TableSpec
 
@@ -82,15 +85,26 @@ class Node:
         self._topics: dict[str, faust.TopicT] = {}
         self.health_checks: dict[str, HealthCheck] = {"broker": self._broker_reachable}
         self._health: tuple[float, dict[str, str]] | None = None
+        # None when tracing is off: then nothing of it runs but an `is None` check.
+        self.tracing = tracing_for(self.group.app_id, self.settings.otel_exporter_otlp_endpoint)
         # Registered before the web server starts: aiohttp freezes its middlewares then.
         middlewares = cast(Any, self.app.web).web_app.middlewares
-        middlewares.append(correlation_ids)  # outermost: error answers carry the id too
+        if self.tracing is not None:
+            middlewares.append(self.tracing.middleware())  # outermost: every answer has a span
+        middlewares.append(correlation_ids)  # around json_errors: error answers carry the id
         middlewares.append(json_errors)
         _serve_no_faust_pages(self.app)
         self._register_pages()
         _exit_when_stuck(self.app, self.settings.recovery_limit_s)
         self.announcer = Announcer(self)
         self.timer(interval=self.settings.heartbeat_s)(self.announcer.announce)
+        # Read by `faust worker` when it sets logging up, after its command line
+        # set the web port that the worker's name includes.
+        self.app.conf.logging_config = logging_config(
+            self.group.name, lambda: self.announcer.instance, self.settings.log_format
+        )
+        if resolve_format(self.settings.log_format) == "json":
+            _no_banner_in_json_logs(self.app)
 
     # ------------------------------------------------------------------ topics
 
@@ -167,15 +181,24 @@ class Node:
             causation_id=cause.event_id if cause else None,
             event_id=event_id,
         )
+        headers = encoded.headers
+        if self.tracing is not None:
+            headers = [*headers, *self.tracing.headers()]
         delivery = await self.topic(topic or destination(message)).send(
-            key=encoded.key, value=encoded.value, headers=encoded.headers, partition=partition
+            key=encoded.key, value=encoded.value, headers=headers, partition=partition
         )
         if acked:
             await delivery
 
     async def reply(self, reply: Message, *, to: Envelope, key: str) -> None:
-        """Answer the command ``to``; the reply's id derives from it, so a replay sends it again."""
+        """Answer the command ``to``; the reply's id derives from it, so a replay sends it again.
+
+        One INFO line per command answered: what an operator follows an order by
+        (the ids come from the message being handled), at a rate of one line per
+        step rather than one per message.
+        """
         await self.send(reply, key=key, cause=to, event_id=f"{to.event_id}:reply")
+        log.info("%s -> %s", to.type, reply.TYPE)
 
     async def answer(
         self,
@@ -224,47 +247,110 @@ class Node:
     # ----------------------------------------------------------------- consume
 
     async def consume(self, stream: StreamT, handler: Handler, agent: str) -> None:
-        """Run ``handler`` on every message of ``stream``: parse, retry, dead-letter."""
-        attempts = self.settings.handler_max_attempts
+        """Run ``handler`` on every message of ``stream``: parse, retry, dead-letter.
+
+        Each message's ids (order, correlation, event, where it was read) are the
+        log context while it is handled, so every line it causes carries them.
+        """
         last_offsets: dict[Any, tuple[int, int]] = {}  # tp -> (generation, offset)
         async for event in stream.events():
             self._note_skipped_offsets(event, last_offsets)
+            record = event.message
+            envelope: Envelope | None
+            message: Message | None
+            failure: DecodeError | None = None
             try:
                 envelope, message = decode(event.value)
             except DecodeError as exc:
-                self.metrics.messages_handled.labels(agent, "?", "dead_letter").inc()
-                await self.dead_letter(event, str(exc), attempts=1)
-                if exc.envelope is not None:
-                    await self._reject(event, exc.envelope, str(exc))
-                continue
-            tried = 1
-            outcome: str | None = None
+                failure, envelope, message = exc, exc.envelope, None
+            token = bind(
+                {
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    **message_ids(envelope),
+                }
+            )
             try:
-                try:
-                    # The first attempt outside tenacity: building its retry state for
-                    # every message cost ~4% of a loaded worker's CPU.
-                    outcome = await handler(envelope, message)
-                except Exception as first:
-                    if attempts <= 1 or not _is_transient(first):
-                        raise
-                    await asyncio.sleep(0.05)  # tenacity's first wait, had it run attempt 1
-                    async for attempt in AsyncRetrying(
-                        stop=stop_after_attempt(attempts - 1),
-                        wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
-                        retry=retry_if_exception(_is_transient),
-                        reraise=True,
-                    ):
-                        with attempt:
-                            tried += 1
-                            outcome = await handler(envelope, message)
-            except Exception as exc:  # the worker keeps going whatever the input
-                self.metrics.messages_handled.labels(agent, envelope.type, "dead_letter").inc()
-                reason = _reason(exc)
-                await self.dead_letter(event, reason, attempts=tried)
-                if not _is_transient(exc):
-                    await self._reject(event, envelope, reason)
-            else:
-                self.metrics.messages_handled.labels(agent, envelope.type, outcome or "ok").inc()
+                if self.tracing is None:
+                    await self._handle(event, envelope, message, failure, handler, agent)
+                else:
+                    await self._handle_traced(
+                        self.tracing, event, envelope, message, failure, handler, agent
+                    )
+            finally:
+                unbind(token)
+
+    async def _handle_traced(
+        self,
+        tracing: Tracing,
+        event: EventT,
+        envelope: Envelope | None,
+        message: Message | None,
+        failure: DecodeError | None,
+        handler: Handler,
+        agent: str,
+    ) -> None:
+        """``_handle`` in a span, the child of the one that sent the message."""
+        record = event.message
+        with tracing.handling(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=event.key,
+            headers=header_pairs(event.headers),
+            envelope=envelope,
+        ) as span:
+            outcome = await self._handle(event, envelope, message, failure, handler, agent)
+            span.set_attribute("ordersaga.outcome", outcome)
+
+    async def _handle(
+        self,
+        event: EventT,
+        envelope: Envelope | None,
+        message: Message | None,
+        failure: DecodeError | None,
+        handler: Handler,
+        agent: str,
+    ) -> str:
+        """Run ``handler`` on one message, retrying what may pass next time; the outcome."""
+        if failure is not None or envelope is None or message is None:
+            reason = str(failure)
+            self.metrics.messages_handled.labels(agent, "?", "dead_letter").inc()
+            await self.dead_letter(event, reason, attempts=1)
+            if envelope is not None:
+                await self._reject(event, envelope, reason)
+            return "dead_letter"
+        attempts = self.settings.handler_max_attempts
+        tried = 1
+        outcome: str | None = None
+        try:
+            try:
+                # The first attempt outside tenacity: building its retry state for
+                # every message cost ~4% of a loaded worker's CPU.
+                outcome = await handler(envelope, message)
+            except Exception as first:
+                if attempts <= 1 or not _is_transient(first):
+                    raise
+                await asyncio.sleep(0.05)  # tenacity's first wait, had it run attempt 1
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(attempts - 1),
+                    wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
+                    retry=retry_if_exception(_is_transient),
+                    reraise=True,
+                ):
+                    with attempt:
+                        tried += 1
+                        outcome = await handler(envelope, message)
+        except Exception as exc:  # the worker keeps going whatever the input
+            self.metrics.messages_handled.labels(agent, envelope.type, "dead_letter").inc()
+            reason = _reason(exc)
+            await self.dead_letter(event, reason, attempts=tried)
+            if not _is_transient(exc):
+                await self._reject(event, envelope, reason)
+            return "dead_letter"
+        self.metrics.messages_handled.labels(agent, envelope.type, outcome or "ok").inc()
+        return outcome or "ok"
 
     async def _reject(self, event: EventT, envelope: Envelope, reason: str) -> None:
         """Tell the orchestrator that a command about an order can never be applied.

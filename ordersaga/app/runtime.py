@@ -194,6 +194,11 @@ class Runtime:
             self.say(f"redis     redis://127.0.0.1:{port}/0 (embedded valkey-server, {kept})")
         else:
             self.say(f"redis     {self.settings.redis_url}")
+        endpoint = self.settings.otel_exporter_otlp_endpoint
+        traces = (
+            f"OTLP/HTTP to {endpoint}" if endpoint else "off (OTEL_EXPORTER_OTLP_ENDPOINT unset)"
+        )
+        self.say(f"traces    {traces}")
         # The one place workers get their settings from: the profile of the broker
         # started, what was started, then the environment for everything else.
         self.worker_settings = with_profile(self.settings, profile, **fixed)

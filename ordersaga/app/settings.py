@@ -311,6 +311,21 @@ class Settings(BaseSettings):
         default=".ordersaga", description="ORDERSAGA_DATA_DIR: worker state and logs."
     )
     log_level: str = Field(default="info", description="ORDERSAGA_LOG_LEVEL")
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="ORDERSAGA_LOG_FORMAT: how workers write their log lines: `json` (one "
+        "object a line, with the ids of the order, message or request), `console` (for "
+        "people), or `auto`: console when stdout is a terminal, JSON otherwise (so always "
+        "JSON under `ordersaga run`, which writes them to files).",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT",
+        description="OTEL_EXPORTER_OTLP_ENDPOINT: base URL of an OTLP/HTTP collector "
+        "(http://host:4318); set, every worker exports its spans there (to /v1/traces) as "
+        "ordersaga-<group>. Unset, tracing is off and costs nothing. Read as a setting, so "
+        "`ordersaga run` hands it to its workers like the others.",
+    )
     log_max_bytes: int = Field(
         default=10 * 1024 * 1024,
         ge=0,

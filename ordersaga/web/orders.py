@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,8 @@ from ordersaga.web.errors import answers, key_reused, not_found, parse_body
 from ordersaga.web.inputs import idempotency_key, json_body, path_id, wait_seconds
 from ordersaga.web.paging import page_cursor, page_limit, page_response
 from ordersaga.web.watch import WatchFull
+
+log = logging.getLogger(__name__)
 
 
 def order_response(view: dict[str, Any]) -> dict[str, Any]:
@@ -177,6 +180,9 @@ class Orders(DeskView):
                 key=command.order_id,
                 correlation_id=current_correlation_id(command.order_id),
             )
+        # The order's first line: where following its correlation id begins.
+        told = "order accepted" if send is Send.SEND else f"order accepted again ({send.value})"
+        log.info(told, extra={"order_id": command.order_id})
         return self.json(
             {**accepted, "links": {"self": f"/orders/{command.order_id}"}},
             status=202,

@@ -50,14 +50,17 @@ def running_system(
     """``ordersaga run`` on fresh ports with the integration settings and ``env`` over them.
 
     ``workers`` is how many web ports the system takes (a second web view worker
-    takes the web view's port + 100, so pass 101 or more for one).
+    takes the web view's port + 100, so pass 101 or more for one). Stopped
+    (SIGTERM, then SIGKILL after 60 s) when the block ends. No OTEL_* variable of
+    the shell that runs the tests reaches its workers: a system traces only when
+    ``env`` says so.
     """
     require(broker)
     # The workers, then the broker, its KRaft controller (Apache Kafka) and Redis.
     web_port = free_port_block(max(workers, 7) + 3)
     services = web_port + max(workers, 7)
     full_env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
         "ORDERSAGA_BROKER": broker,
         "ORDERSAGA_DATA_DIR": str(data_dir),
         "ORDERSAGA_WEB_PORT": str(web_port),

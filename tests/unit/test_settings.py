@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from ordersaga.app.settings import Settings
+from ordersaga.app.settings import SETTINGS_ENV, Settings, as_env
 
 
 def test_defaults_are_consistent() -> None:
@@ -36,3 +36,20 @@ def test_views_must_outlive_idempotency_keys() -> None:
     with pytest.raises(ValidationError, match="FINISHED_VIEW_TTL_S"):
         Settings(idempotency_ttl_s=100, finished_view_ttl_s=99)
     assert Settings(idempotency_ttl_s=100, finished_view_ttl_s=100).finished_view_ttl_s == 100
+
+
+def test_the_otlp_endpoint_and_log_format_are_settings_handed_to_workers_only_when_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A settings variable: the runtime drops it from what workers inherit and
+    # passes it on from its own settings, so a worker traces only when the runtime does.
+    assert {"OTEL_EXPORTER_OTLP_ENDPOINT", "ORDERSAGA_LOG_FORMAT"} <= SETTINGS_ENV
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in as_env(Settings())
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    monkeypatch.setenv("ORDERSAGA_LOG_FORMAT", "console")
+    env = as_env(Settings())
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4318"
+    assert env["ORDERSAGA_LOG_FORMAT"] == "console"
+    monkeypatch.setenv("ORDERSAGA_LOG_FORMAT", "xml")
+    with pytest.raises(ValidationError):
+        Settings()
