@@ -48,6 +48,17 @@ app = node.app
 desk = Desk(node)
 register_routes(app, desk)
 
+
+@app.task
+async def say_whether_auth_is_on() -> None:
+    """Log at start whether tokens are required: a worker started alone says it too."""
+    settings = node.settings
+    if settings.auth_enabled:
+        log.info("auth on: %s bearer tokens required", settings.auth_algorithm)
+    else:
+        log.warning("auth OFF: every route is open; set ORDERSAGA_AUTH_SECRET to require tokens")
+
+
 order_events = node.topic(ORDERS_EVENTS)
 inventory_events = node.topic(INVENTORY_EVENTS)
 customer_events = node.topic(CUSTOMERS_EVENTS)

@@ -113,13 +113,14 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
                     reason = str(orjson.loads(bytes(response.body)).get("message", ""))[:300]  # type: ignore[arg-type]
                 except (orjson.JSONDecodeError, AttributeError, TypeError):
                     reason = ""
+            # Escaped: a path or message quoting the client must not forge log lines.
             log.log(
                 level,
                 "%s %s -> %d %s",
                 request.method,
-                request.path[:200],
+                _printable(request.path),
                 response.status,
-                reason,
+                _printable(reason, 300),
             )
     return response
 

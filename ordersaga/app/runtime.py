@@ -42,7 +42,7 @@ from ordersaga.app.servers import (
     redis_argv,
     wait_for_port,
 )
-from ordersaga.app.settings import SETTINGS_ENV, Settings, as_env, with_profile
+from ordersaga.app.settings import SETTINGS_ENV, Settings, as_env, env_name, with_profile
 from ordersaga.app.supervision import (
     CATALOGUE_TIMEOUT_S,
     READY_TIMEOUT_S,
@@ -367,6 +367,9 @@ class Runtime:
         argv += ["-A", w.group.module, "worker", "-l", self.settings.log_level]
         argv += ["--web-port", str(w.web_port), "--web-host", self.settings.web_host]
         env = {**self.env, "ORDERSAGA_DATA_DIR": str(self.data_dir / "workers" / w.name)}
+        if w.group.name != "webview":
+            # Only the web view verifies tokens: the other groups need not hold the secret.
+            env.pop(env_name("auth_secret"), None)
         w.process = await self._exec(argv, w.log_path, env, worker=w)
         w.started_at = time.monotonic()
         self.publish()

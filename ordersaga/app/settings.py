@@ -420,6 +420,15 @@ class Settings(BaseSettings):
                 )
             if self.auth_algorithm != "HS256":
                 raise ValueError("ORDERSAGA_AUTH_SECRET signs HS256 tokens only")
+        if self.auth_algorithm != "HS256" and not (self.auth_public_key or "").strip():
+            # Else a deployment that meant RS256 and lost its key would run open.
+            raise ValueError(
+                f"ORDERSAGA_AUTH_ALGORITHM {self.auth_algorithm} needs ORDERSAGA_AUTH_PUBLIC_KEY"
+            )
+        if self.auth_public_key is not None and not self.auth_public_key.strip():
+            raise ValueError("ORDERSAGA_AUTH_PUBLIC_KEY is empty: unset it to turn auth off")
+        if secret is not None and not secret.strip():
+            raise ValueError("ORDERSAGA_AUTH_SECRET is empty: unset it to turn auth off")
         if self.auth_public_key and self.auth_algorithm == "HS256":
             raise ValueError(
                 "ORDERSAGA_AUTH_PUBLIC_KEY needs ORDERSAGA_AUTH_ALGORITHM RS256 or ES256"

@@ -63,16 +63,37 @@ def _public_key(value: str) -> str:
     return Path(value).read_text(encoding="utf-8")
 
 
+# What a refused token is told. Fixed texts: PyJWT's own messages quote parts of
+# the token (a `crit` header, claim names), which would land in WWW-Authenticate
+# and the logs as the client wrote them.
+EXPIRED = "the token has expired"
+BAD_SIGNATURE = "the token's signature or algorithm is not the one configured"
+MALFORMED = "the token is not a well-formed JWT"
+BAD_CLAIMS = "the token's claims are missing or wrong (sub, roles, iss, aud, iat, exp)"
+TOO_LONG_LIVED = "the token lives longer than this service allows"
+FROM_THE_FUTURE = "the token was issued in the future"
+TOO_LONG = f"the token is over {MAX_TOKEN_LENGTH} characters"
+
+
 class TokenVerifier:
     """Checks bearer tokens against the settings' key, algorithm, issuer and audience."""
 
     def __init__(self, settings: Settings) -> None:
         if settings.auth_secret is not None:
-            self._key: Any = settings.auth_secret.get_secret_value()
+            raw = settings.auth_secret.get_secret_value()
         elif settings.auth_public_key:
-            self._key = _public_key(settings.auth_public_key)
+            raw = _public_key(settings.auth_public_key)
         else:
             raise ValueError("auth is off: no ORDERSAGA_AUTH_SECRET or ORDERSAGA_AUTH_PUBLIC_KEY")
+        # Prepared once, so a key that does not fit its algorithm (an EC key for
+        # RS256) stops the worker at start instead of failing every request.
+        algorithm = jwt.get_algorithm_by_name(settings.auth_algorithm)
+        try:
+            self._key: Any = algorithm.prepare_key(raw)
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            raise ValueError(
+                f"the auth key does not fit {settings.auth_algorithm}: {type(exc).__name__}"
+            ) from None
         self._algorithms = [settings.auth_algorithm]
         self._issuer = settings.auth_issuer
         self._audience = settings.auth_audience
@@ -82,7 +103,7 @@ class TokenVerifier:
     def verify(self, token: str) -> Principal:
         """The token's principal, or TokenError saying what is wrong with it."""
         if len(token) > MAX_TOKEN_LENGTH:
-            raise TokenError(f"the token is over {MAX_TOKEN_LENGTH} characters")
+            raise TokenError(TOO_LONG)
         try:
             claims = jwt.decode(
                 token,
@@ -94,31 +115,35 @@ class TokenVerifier:
                 options={"require": ["sub", "iat", "exp", "iss", "aud"]},
             )
         except jwt.ExpiredSignatureError:
-            raise TokenError("the token has expired") from None
-        except jwt.InvalidTokenError as exc:
-            raise TokenError(f"the token is not valid: {_short(exc)}") from None
-        if claims["exp"] - claims["iat"] > self._max_lifetime:
-            raise TokenError(f"the token lives longer than {self._max_lifetime} s")
-        if claims["iat"] > time.time() + self._leeway:
-            raise TokenError("the token was issued in the future")
+            raise TokenError(EXPIRED) from None
+        except (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError):
+            raise TokenError(BAD_SIGNATURE) from None
+        except jwt.DecodeError:
+            raise TokenError(MALFORMED) from None
+        except jwt.PyJWTError:  # every other claim check, and key errors
+            raise TokenError(BAD_CLAIMS) from None
+        issued, expires = claims["iat"], claims["exp"]
+        # PyJWT accepts numeric strings ("1700000000") for these; we do not.
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (issued, expires)):
+            raise TokenError(BAD_CLAIMS)
+        if expires - issued > self._max_lifetime:
+            raise TokenError(TOO_LONG_LIVED)
+        if issued > time.time() + self._leeway:
+            raise TokenError(FROM_THE_FUTURE)
         return _principal(claims)
-
-
-def _short(exc: Exception) -> str:
-    return str(exc)[:200] or type(exc).__name__
 
 
 def _principal(claims: dict[str, Any]) -> Principal:
     subject = claims["sub"]
     if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
-        raise TokenError("the token's sub is not a valid id")
+        raise TokenError(BAD_CLAIMS)
     raw = claims.get("roles")
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_ROLES:
-        raise TokenError(f"the token's roles must be a list of 1-{MAX_ROLES} roles")
+        raise TokenError(BAD_CLAIMS)
     known = {str(role) for role in Role}
     roles = frozenset(Role(r) for r in raw if isinstance(r, str) and r in known)
     if not roles:
-        raise TokenError(f"the token names none of the roles {', '.join(sorted(known))}")
+        raise TokenError(BAD_CLAIMS)
     return Principal(subject, roles)
 
 

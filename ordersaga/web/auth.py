@@ -31,6 +31,8 @@ REALM = "ordersaga"
 # Methods that change state, and so are rate-limited.
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _PRINCIPAL = web.RequestKey("ordersaga.principal", Principal)
+# Set by a gatekeeper that verifies tokens, whatever the settings the view holds.
+_AUTH_ON = web.RequestKey("ordersaga.auth_on", bool)
 # What the views are handed: aiohttp's request under Faust's name for it.
 AnyRequest = web.Request | FaustRequest
 
@@ -95,16 +97,34 @@ def forbidden(message: str, field: str = "Authorization") -> HttpError:
     )
 
 
-def require_owner(request: AnyRequest, customer_id: str, what: str) -> None:
-    """403 unless the caller may act for ``customer_id`` (an admin, or that customer)."""
+def authenticated(request: AnyRequest, settings: Settings) -> Principal | None:
+    """The caller when auth is on (never None then: a route without one fails closed)."""
+    if not (settings.auth_enabled or cast(web.Request, request).get(_AUTH_ON, False)):
+        return None
     caller = principal(request)
+    if caller is None:  # a public route, or an app without the gatekeeper
+        raise unauthorized("a bearer token is required", error=None)
+    return caller
+
+
+def require_owner(
+    request: AnyRequest, settings: Settings, customer_id: str, what: str, *, hidden: bool = False
+) -> None:
+    """Refuse unless the caller may act for ``customer_id`` (an admin, or that customer).
+
+    403, or 404 with ``hidden``: for what is found by an id, so that another
+    customer cannot tell an order that exists from one that does not.
+    """
+    caller = authenticated(request, settings)
     if caller is not None and not caller.may_act_for(customer_id):
+        if hidden:
+            raise HttpError(404, "not_found", f"no {what}")
         raise forbidden(f"{what} belongs to another customer")
 
 
-def ordering_customer(request: AnyRequest, named: str | None) -> str:
+def ordering_customer(request: AnyRequest, settings: Settings, named: str | None) -> str:
     """Whose order a POST /orders places: the token's customer, or the one an admin names."""
-    caller = principal(request)
+    caller = authenticated(request, settings)
     if caller is not None and not caller.is_admin:
         if named is not None and named != caller.subject:
             raise forbidden("a customer orders for itself only", field="customer_id")
@@ -114,11 +134,16 @@ def ordering_customer(request: AnyRequest, named: str | None) -> str:
     return named
 
 
+def _description(text: str) -> str:
+    # RFC 6750 3: error_description is %x20-21 / %x23-5B / %x5D-7E (no quote, no backslash).
+    return "".join(c for c in text if 0x20 <= ord(c) <= 0x7E and c not in '"\\')[:200]
+
+
 def unauthorized(message: str, *, error: str | None) -> HttpError:
     """The 401 of a missing or bad token, with the challenge RFC 6750 asks for."""
     challenge = f'Bearer realm="{REALM}"'
     if error is not None:
-        challenge += f', error="{error}", error_description="{message}"'
+        challenge += f', error="{error}", error_description="{_description(message)}"'
     return HttpError(
         401,
         "unauthorized",
@@ -196,13 +221,20 @@ class Gatekeeper:
                     f"{verdict.rate:g} a second: retry after the Retry-After seconds",
                     headers=rate_limit_headers(verdict),
                 )
+        limit_headers = rate_limit_headers(verdict) if verdict is not None else {}
         if problem is not None:
+            problem.headers.update(limit_headers)
             raise problem
+        if self.verifier is not None:
+            request[_AUTH_ON] = True
         if caller is not None:
             request[_PRINCIPAL] = caller
-        response = await handler(request)
-        if verdict is not None:
-            response.headers.update(rate_limit_headers(verdict))
+        try:
+            response = await handler(request)
+        except HttpError as exc:  # a refused POST still drew on the bucket: say so
+            exc.headers.update(limit_headers)
+            raise
+        response.headers.update(limit_headers)
         return response
 
     def _caller(

@@ -19,7 +19,7 @@ from ordersaga.schemas.http import CancelBody, PlaceOrderBody
 from ordersaga.schemas.messages import CancelOrder, PlaceOrder
 from ordersaga.schemas.status import SagaStatus
 from ordersaga.web.accept import KeyOutcome, KeyUse, Send, order_fingerprint, place_order_send
-from ordersaga.web.auth import ordering_customer, principal, require_owner
+from ordersaga.web.auth import authenticated, ordering_customer, require_owner
 from ordersaga.web.desk import TERMINAL, Desk, DeskView
 from ordersaga.web.errors import answers, key_reused, not_found, parse_body
 from ordersaga.web.inputs import idempotency_key, json_body, path_id, wait_seconds
@@ -109,11 +109,13 @@ class Orders(DeskView):
         """Orders newest first: ``status``, ``customer_id``, ``since``; ``limit``, ``cursor``."""
         desk = self.desk
         status, customer_id, since = listing_filters(request)
-        caller = principal(request)
+        caller = authenticated(request, desk.settings)
         if caller is not None and not caller.is_admin:
             # A customer lists its own orders only: the filter is its own id.
             if customer_id is not None:
-                require_owner(request, customer_id, "the orders of customer " + customer_id)
+                require_owner(
+                    request, desk.settings, customer_id, f"the orders of customer {customer_id}"
+                )
             customer_id = caller.subject
         limit, cursor = page_limit(request), page_cursor(request)
         ids, next_cursor = await desk.order_index.page(
@@ -129,7 +131,7 @@ class Orders(DeskView):
         body = await json_body(request, settings.max_body_bytes)
         key = idempotency_key(request)
         order = parse_body(PlaceOrderBody, body, settings.max_body_bytes)
-        customer_id = ordering_customer(request, order.customer_id)
+        customer_id = ordering_customer(request, settings, order.customer_id)
         items = merge_lines(order.items)
         known = await desk.store.stock(*(line.sku for line in items))
         for i, line in enumerate(items):
@@ -202,7 +204,9 @@ class Order(DeskView):
         found = await find_order(desk, order_id)
         if found is None:
             raise not_found(f"order {order_id}")
-        require_owner(request, found["customer_id"], f"order {order_id}")
+        require_owner(
+            request, self.desk.settings, found["customer_id"], f"order {order_id}", hidden=True
+        )
         deadline = time.monotonic() + wait
         while found["status"] not in TERMINAL:
             remaining = deadline - time.monotonic()
@@ -237,7 +241,9 @@ class OrderEvents(DeskView):
         found = await find_order(self.desk, order_id)
         if found is None:
             raise not_found(f"order {order_id}")
-        require_owner(request, found["customer_id"], f"order {order_id}")
+        require_owner(
+            request, self.desk.settings, found["customer_id"], f"order {order_id}", hidden=True
+        )
         if await store.order(order_id) is None:  # accepted, no event projected yet
             return self.json({"order_id": order_id, "events": []})
         return self.json({"order_id": order_id, "events": await store.events(order_id)})
@@ -257,7 +263,9 @@ class CancelOrderView(DeskView):
         found = await find_order(desk, order_id)
         if found is None:
             raise not_found(f"order {order_id}")
-        require_owner(request, found["customer_id"], f"order {order_id}")
+        require_owner(
+            request, self.desk.settings, found["customer_id"], f"order {order_id}", hidden=True
+        )
         if found["status"] in TERMINAL:
             conflict = HttpError(
                 409,

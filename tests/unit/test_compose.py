@@ -471,3 +471,10 @@ def test_docker_compose_itself_accepts_the_file() -> None:
     from ordersaga.app.kafka import KAFKA_VERSION
 
     assert config["services"]["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
+
+
+@pytest.mark.parametrize("name", ["kafka", "redis", "prometheus"])
+def test_unauthenticated_services_are_published_on_the_host_only(services, name: str) -> None:
+    # Auth on the API means nothing if the broker or Redis behind it is open to all.
+    published = [str(p) for p in services[name].get("ports", [])]
+    assert published and all(p.startswith("127.0.0.1:") for p in published), published

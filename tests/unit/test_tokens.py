@@ -163,3 +163,30 @@ def test_a_subject_with_a_trailing_newline_is_not_an_id():
     )
     with pytest.raises(TokenError, match="sub"):
         TokenVerifier(settings).verify(token)
+
+
+def test_a_key_that_does_not_fit_its_algorithm_stops_the_verifier_at_start():
+    with pytest.raises(ValueError, match="does not fit RS256"):
+        TokenVerifier(Settings(auth_public_key=EC_PUBLIC, auth_algorithm="RS256"))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"auth_algorithm": "RS256"},  # a deployment that lost its key must not run open
+        {"auth_algorithm": "ES256", "auth_public_key": "  "},
+        {"auth_public_key": ""},
+    ],
+)
+def test_a_missing_or_empty_key_is_refused_rather_than_auth_off(changes):
+    with pytest.raises(ValueError):
+        Settings(**changes)
+
+
+def test_numeric_strings_for_iat_and_exp_are_refused():
+    settings = Settings(auth_secret=SECRET)
+    now = int(time.time())
+    claims = {"sub": "cust-1", "roles": ["customer"], "iss": "ordersaga", "aud": "ordersaga-api"}
+    token = jwt.encode({**claims, "iat": str(now), "exp": str(now + 60)}, SECRET, algorithm="HS256")
+    with pytest.raises(TokenError):
+        TokenVerifier(settings).verify(token)

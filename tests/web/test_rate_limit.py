@@ -115,3 +115,23 @@ async def test_bad_tokens_are_limited_by_address_before_they_are_judged(limited)
     bad = {**JSON, "Authorization": "Bearer not-a-token"}
     statuses = [(await limited.post("/orders", data=b"{}", headers=bad)).status for _ in range(5)]
     assert statuses == [401, 401, 401, 429, 429]
+
+
+async def test_with_redis_down_a_post_is_503_in_the_json_shape(store: ViewStore, outbox: Outbox):
+    settings = Settings(rate_limit_per_s=5, rate_limit_burst=5)
+    dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    limiter = RateLimiter(dead, settings.rate_limit_per_s, settings.rate_limit_burst)
+    middlewares = [
+        Gatekeeper(settings, lambda: limiter) if isinstance(m, Gatekeeper) else m
+        for m in webview.app.web.web_app.middlewares
+    ]
+    app = web.Application(middlewares=middlewares)
+    for route in webview.app.web.web_app.router.routes():
+        app.router.add_route(route.method, route.resource.canonical, route.handler)
+    try:
+        async with TestClient(TestServer(app)) as c:
+            r = await c.post("/orders", data=b"{}", headers=JSON)
+            assert r.status == 503 and r.headers["Retry-After"] == "1"
+            assert (await r.json())["error"] == "dependency_down"
+    finally:
+        await dead.aclose()
