@@ -294,6 +294,12 @@ class Settings(BaseSettings):
         description="ORDERSAGA_MAX_LONG_POLLS: concurrent `?wait=` requests one web view "
         "worker holds; beyond it they answer 503 with Retry-After.",
     )
+    max_long_polls_per_client: int = Field(
+        default=20,
+        gt=0,
+        description="ORDERSAGA_MAX_LONG_POLLS_PER_CLIENT: of those, how many one client "
+        "(the token's subject, else its address) may hold; beyond it 429 with Retry-After.",
+    )
     redis_max_connections: int = Field(
         default=50,
         gt=0,

@@ -86,6 +86,18 @@ def principal(request: AnyRequest) -> Principal | None:
     return cast(web.Request, request).get(_PRINCIPAL)
 
 
+def client_key(caller: Principal | None, request: AnyRequest) -> str:
+    """Who a per-client bound counts against: the token's subject, else the peer address."""
+    if caller is not None:
+        return f"sub:{caller.subject}"
+    return f"ip:{cast(web.Request, request).remote or '?'}"
+
+
+def client_of(request: AnyRequest) -> str:
+    """The client of a request the gatekeeper has judged."""
+    return client_key(principal(request), request)
+
+
 def forbidden(message: str, field: str = "Authorization") -> HttpError:
     """The 403 of a valid token that may not do this."""
     return HttpError(
@@ -203,7 +215,7 @@ class Gatekeeper:
         caller, problem = self._caller(request, access)
         verdict = None
         if self.limiter is not None and request.method in MUTATING:
-            client = f"sub:{caller.subject}" if caller else f"ip:{request.remote or '?'}"
+            client = client_key(caller, request)
             try:
                 verdict = await self.limiter().take(client)
             except RedisError as exc:

@@ -51,7 +51,11 @@ class Desk:
             return await self.store.order_statuses(order_ids)
 
         return OrderWatch(
-            statuses, TERMINAL, limit=self.settings.max_long_polls, interval_s=POLL_INTERVAL_S
+            statuses,
+            TERMINAL,
+            limit=self.settings.max_long_polls,
+            interval_s=POLL_INTERVAL_S,
+            per_client=self.settings.max_long_polls_per_client,
         )
 
     @property

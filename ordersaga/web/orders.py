@@ -19,12 +19,12 @@ from ordersaga.schemas.http import CancelBody, PlaceOrderBody
 from ordersaga.schemas.messages import CancelOrder, PlaceOrder
 from ordersaga.schemas.status import SagaStatus
 from ordersaga.web.accept import KeyOutcome, KeyUse, Send, order_fingerprint, place_order_send
-from ordersaga.web.auth import authenticated, ordering_customer, require_owner
+from ordersaga.web.auth import authenticated, client_of, ordering_customer, require_owner
 from ordersaga.web.desk import TERMINAL, Desk, DeskView
 from ordersaga.web.errors import answers, key_reused, not_found, parse_body
 from ordersaga.web.inputs import idempotency_key, json_body, path_id, wait_seconds
 from ordersaga.web.paging import page_cursor, page_limit, page_response
-from ordersaga.web.watch import WatchFull
+from ordersaga.web.watch import ClientWatchFull, WatchFull
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,16 @@ class Order(DeskView):
                 break
             try:
                 desk.node.metrics.long_polls.inc()
-                await desk.watch.wait(order_id, remaining)
+                await desk.watch.wait(order_id, remaining, client_of(request))
+            except ClientWatchFull:
+                raise HttpError(
+                    429,
+                    "too_many_waiters",
+                    f"this client holds {desk.watch.per_client} long-polls here already; "
+                    "retry, or read without wait",
+                    problems=[{"field": "wait", "message": "too many long-polls of one client"}],
+                    headers={"Retry-After": "1"},
+                ) from None
             except WatchFull:
                 raise HttpError(
                     503,

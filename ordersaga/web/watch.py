@@ -24,6 +24,10 @@ class WatchFull(Exception):
     """As many long-polls as allowed are already held here."""
 
 
+class ClientWatchFull(WatchFull):
+    """As many long-polls as one client may hold here are already held for it."""
+
+
 class OrderWatch:
     """Wakes long-polling requests when their order reaches a terminal status."""
 
@@ -33,10 +37,14 @@ class OrderWatch:
         terminal: frozenset[str] = frozenset(),
         limit: int = 1_000,
         interval_s: float = 0.1,
+        per_client: int | None = None,
     ) -> None:
         self._statuses = statuses
         self._terminal = terminal
         self.limit = limit
+        # So that one client cannot hold every slot and make the others' reads 503.
+        self.per_client = per_client
+        self._clients: dict[str, int] = {}
         self._interval_s = interval_s
         self._events: dict[str, asyncio.Event] = {}
         self._waiters: dict[str, int] = {}
@@ -50,14 +58,19 @@ class OrderWatch:
         if event is not None:
             event.set()
 
-    async def wait(self, order_id: str, timeout: float) -> None:
+    async def wait(self, order_id: str, timeout: float, client: str = "") -> None:
         """Wait until ``order_id`` changes here or is seen terminal, or ``timeout`` passes.
 
-        Raises WatchFull when ``limit`` requests are already waiting.
+        Raises WatchFull when ``limit`` requests are already waiting, ClientWatchFull
+        when ``per_client`` of them are ``client``'s.
         """
         if self.held >= self.limit:
             raise WatchFull
+        held_by_client = self._clients.get(client, 0)
+        if self.per_client is not None and held_by_client >= self.per_client:
+            raise ClientWatchFull
         self.held += 1
+        self._clients[client] = held_by_client + 1
         event = self._events.setdefault(order_id, asyncio.Event())
         self._waiters[order_id] = self._waiters.get(order_id, 0) + 1
         self._ensure_poller()
@@ -66,6 +79,10 @@ class OrderWatch:
                 await asyncio.wait_for(event.wait(), timeout)
         finally:
             self.held -= 1
+            if self._clients[client] > 1:
+                self._clients[client] -= 1
+            else:
+                del self._clients[client]
             left = self._waiters[order_id] - 1
             if left:
                 self._waiters[order_id] = left

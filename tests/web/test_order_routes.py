@@ -18,6 +18,7 @@ from ordersaga.agents import webview
 from ordersaga.app.topics import ORDERS_COMMANDS, ORDERS_EVENTS
 from ordersaga.schemas.messages import Address, CancelOrder, OrderLine, PlaceOrder
 from ordersaga.web.store import IDEMPOTENCY, ViewStore, idempotency_key
+from ordersaga.web.watch import ClientWatchFull, OrderWatch
 from tests.harness import (
     ADDRESS,
     JSON,
@@ -339,6 +340,33 @@ async def test_a_long_poll_answers_once_the_order_is_finished(client, outbox, dr
     assert resp.status == 200
     assert (await resp.json())["status"] == "CANCELLED"
     assert time.monotonic() - started < 2.0
+
+
+async def test_one_client_holds_at_most_its_share_of_long_polls(client, outbox, drive):
+    # The whole worker's bound is 1,000; one client may hold 2 here, so others still read.
+    webview.desk.watch.per_client = 2
+    async with drive(webview.project_orders, webview.node) as d:
+        await d.put(order_event("OrderPlaced", 1, "PENDING"), key=ORDER_ID, topic=ORDERS_EVENTS)
+    polls = [asyncio.ensure_future(client.get(f"/orders/{ORDER_ID}?wait=2")) for _ in range(2)]
+    await asyncio.sleep(0.1)
+    third = await client.get(f"/orders/{ORDER_ID}?wait=2")
+    assert third.status == 429 and third.headers["Retry-After"] == "1"
+    body = await third.json()
+    assert body["error"] == "too_many_waiters" and body["problems"][0]["field"] == "wait"
+    assert [r.status for r in await asyncio.gather(*polls)] == [200, 200]
+    # Once they answered, the client may wait again (its count went back to 0).
+    assert webview.desk.watch._clients == {}
+
+
+async def test_the_watch_counts_each_clients_long_polls_apart():
+    watch = OrderWatch(per_client=1, limit=10)
+    held = asyncio.ensure_future(watch.wait("ord-1", 0.3, "ip:10.0.0.1"))
+    await asyncio.sleep(0.01)
+    with pytest.raises(ClientWatchFull):
+        await watch.wait("ord-2", 0.1, "ip:10.0.0.1")
+    await watch.wait("ord-2", 0.01, "ip:10.0.0.2")  # another client: served
+    await held
+    assert watch.held == 0
 
 
 # ---------------------------------------------------------------- overload
