@@ -108,6 +108,14 @@ class Runtime:
     def url(self, w: Worker) -> str:
         return f"http://{self.settings.web_host}:{w.web_port}"
 
+    def probes_url(self, w: Worker) -> str:
+        """Where the worker's /health and /ready answer (ORDERSAGA_PROBES_PORT moves them)."""
+        settings = self.settings
+        if settings.probes_port is None:
+            return self.url(w)
+        port = settings.probes_port + (w.web_port - settings.web_port)
+        return f"http://{settings.probes_host}:{port}"
+
     def publish(self, state: str = "") -> None:
         """Write supervisor.json; a failed write is reported, never raised."""
         self.state = state or self.state
@@ -226,7 +234,7 @@ class Runtime:
         self.say("waiting for every group to be ready...")
         async with httpx.AsyncClient(timeout=2) as client:
             checks = {
-                f"worker {w.name}": ready_check(client, w, self.url(w), self.say)
+                f"worker {w.name}": ready_check(client, w, self.probes_url(w), self.say)
                 for w in self.workers
             }
             await wait_all(checks, "not ready", self.say, READY_TIMEOUT_S)
@@ -376,7 +384,9 @@ class Runtime:
 
     async def _wait_healthy(self, workers: list[Worker], timeout: float) -> None:
         async with httpx.AsyncClient(timeout=2) as client:
-            checks = {f"worker {w.name}": health_check(client, w, self.url(w)) for w in workers}
+            checks = {
+                f"worker {w.name}": health_check(client, w, self.probes_url(w)) for w in workers
+            }
             await wait_all(checks, "not healthy", self.say, timeout)
 
     async def seed_catalogue(self) -> None:

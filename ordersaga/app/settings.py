@@ -64,6 +64,19 @@ class Settings(BaseSettings):
     )
     partitions: int = Field(default=4, ge=1, description="ORDERSAGA_PARTITIONS: per topic.")
     web_host: str = Field(default="127.0.0.1", description="ORDERSAGA_WEB_HOST")
+    probes_host: str = Field(
+        default="127.0.0.1",
+        description="ORDERSAGA_PROBES_HOST: where the probes listen when "
+        "ORDERSAGA_PROBES_PORT is set (an internal interface, say).",
+    )
+    probes_port: int | None = Field(
+        default=None,
+        gt=0,
+        lt=65536,
+        description="ORDERSAGA_PROBES_PORT: when set, every worker serves /health, /ready "
+        "and /metrics on this port (plus its web port's offset from ORDERSAGA_WEB_PORT) "
+        "instead of on its web port. Unset: on the web port.",
+    )
     web_port: int = Field(
         default=6066,
         description="ORDERSAGA_WEB_PORT: the web view's port; the other agent groups "

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from ordersaga.app.runtime import free_port_block
 from tests.integration.conftest import System, running_system
 
 SECRET = "integration-secret-of-forty-characters!!"
@@ -33,8 +34,15 @@ ADDRESS = {
 
 
 @pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+def probes_port() -> int:
+    """Where the probes listen on this system: apart from the API (ORDERSAGA_PROBES_PORT)."""
+    return free_port_block(101)
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory, probes_port: int) -> Iterator[System]:
     env = {
+        "ORDERSAGA_PROBES_PORT": str(probes_port),
         "ORDERSAGA_AUTH_SECRET": SECRET,
         "ORDERSAGA_RATE_LIMIT_PER_S": str(RATE),
         "ORDERSAGA_RATE_LIMIT_BURST": str(BURST),
@@ -106,13 +114,22 @@ def test_a_customer_orders_with_its_token_and_only_it_and_an_admin_see_the_order
         assert 'error="invalid_token"' in forged.headers["WWW-Authenticate"]
 
 
-def test_probes_stay_open_on_every_workers_port(secured: System):
+def test_probes_are_open_on_a_port_of_their_own_and_not_on_the_api(
+    secured: System, probes_port: int
+):
     with httpx.Client(timeout=10) as client:
         for offset in (0, 100, 1, 2, 3, 4, 5, 6):  # both web view workers, every group
-            port = secured.web_port + offset
-            assert client.get(f"http://127.0.0.1:{port}/health").status_code == 200
-            metrics = client.get(f"http://127.0.0.1:{port}/metrics")
+            probes = f"http://127.0.0.1:{probes_port + offset}"
+            assert client.get(f"{probes}/health").status_code == 200
+            assert client.get(f"{probes}/ready").json()["ready"] is True
+            metrics = client.get(f"{probes}/metrics")
             assert metrics.status_code == 200 and "ordersaga_" in metrics.text
+            assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+            # The probes' listener serves nothing else.
+            assert client.get(f"{probes}/orders").status_code == 404
+            api = f"http://127.0.0.1:{secured.web_port + offset}"
+            for path in ("/health", "/ready", "/metrics"):
+                assert client.get(f"{api}{path}").status_code == 404, (api, path)
 
 
 def test_the_limit_holds_across_both_web_view_workers(secured: System):
