@@ -19,7 +19,6 @@ from typing import Any, TypeVar, cast
 
 import faust
 from faust.types import EventT, StreamT
-from faust.web import Request, Response
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
@@ -34,8 +33,9 @@ from ordersaga.app.faust_patches import (
     tune_fetch_wait,
 )
 from ordersaga.app.groups import AgentGroup, group
-from ordersaga.app.http import ApiView, json_errors, json_protocol_errors
+from ordersaga.app.http import json_errors, json_protocol_errors
 from ordersaga.app.metrics import Metrics
+from ordersaga.app.pages import Page, register_worker_pages
 from ordersaga.app.records import RecordTable, RecordTooLarge
 from ordersaga.app.registry import Announcer
 from ordersaga.app.settings import Settings, get_settings
@@ -87,7 +87,8 @@ class Node:
         middlewares.append(correlation_ids)  # outermost: error answers carry the id too
         middlewares.append(json_errors)
         _serve_no_faust_pages(self.app)
-        self._register_pages()
+        # What this worker serves besides its group's own routes (the web view's API).
+        self.pages: list[Page] = register_worker_pages(self)
         _exit_when_stuck(self.app, self.settings.recovery_limit_s)
         self.announcer = Announcer(self)
         self.timer(interval=self.settings.heartbeat_s)(self.announcer.announce)
@@ -361,62 +362,6 @@ class Node:
         if app.rebalancing:
             reasons.append("consumer group rebalancing")
         return reasons
-
-    def _register_pages(self) -> None:
-        node = self
-
-        @self.app.page("/health")
-        class Health(ApiView):
-            async def get(self, request: Request) -> Response:
-                """200 when every dependency answers; 503 naming the ones that do not."""
-                checks = await node.health()
-                body: dict[str, Any] = {
-                    "status": "ok",
-                    "group": node.group.name,
-                    "app": node.app.conf.id,
-                    "checks": checks,
-                }
-                down = {name: state for name, state in checks.items() if state != "ok"}
-                if not down:
-                    return self.json(body)
-                return self.json(
-                    {
-                        **body,
-                        "status": "unavailable",
-                        "error": "dependency_down",
-                        "message": ", ".join(f"{n} {s}" for n, s in down.items()),
-                        "problems": [{"field": n, "message": s} for n, s in down.items()],
-                    },
-                    status=503,
-                    headers={"Retry-After": "1"},
-                )
-
-        @self.app.page("/ready")
-        class Ready(ApiView):
-            async def get(self, request: Request) -> Response:
-                """200 once this worker has its partitions and restored tables; 503 before."""
-                reasons = node.readiness()
-                assigned = sorted(
-                    f"{tp.topic}[{tp.partition}]" for tp in node.app.assignor.assigned_actives()
-                )
-                body = {"ready": not reasons, "group": node.group.name, "assigned": assigned}
-                if not reasons:
-                    return self.json(body)
-                return self.json(
-                    {
-                        **body,
-                        "error": "not_ready",
-                        "message": "; ".join(reasons),
-                        "problems": [{"field": "worker", "message": r} for r in reasons],
-                    },
-                    status=503,
-                    headers={"Retry-After": "1"},
-                )
-
-        @self.app.page("/metrics")
-        class MetricsPage(ApiView):
-            async def get(self, request: Request) -> Response:
-                return self.bytes(node.metrics.render(), content_type="text/plain; version=0.0.4")
 
 
 def _reason(exc: BaseException) -> str:

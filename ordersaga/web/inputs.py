@@ -8,20 +8,26 @@ query parameter and the ``Idempotency-Key`` header are checked against
 from __future__ import annotations
 
 import re
-from typing import cast
+from typing import Annotated, cast
 
 from aiohttp import web
 from faust.web import Request
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from ordersaga.app.http import HttpError, invalid, require_json
-from ordersaga.schemas.bounds import MAX_IDEMPOTENCY_KEY_LENGTH, Id, Sku
+from ordersaga.app.operations import param
+from ordersaga.schemas.bounds import IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH, Id, Sku
 
 MAX_WAIT_S = 60.0
 _WAIT = re.compile(r"^[0-9]{1,2}(\.[0-9]{1,3})?$")
-# Visible ASCII only: keys end up in logs and Redis key names.
-_IDEMPOTENCY_KEY = re.compile(rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}$")
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _ID = TypeAdapter(Id)
+WAIT = param(
+    "wait",
+    "query",
+    Annotated[float, Field(ge=0, le=MAX_WAIT_S)],
+    "long-poll up to this many seconds (decimal, at most 3 places) until the order is terminal",
+)
 _SKU = TypeAdapter(Sku)
 
 
