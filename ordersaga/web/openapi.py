@@ -1,0 +1,212 @@
+"""The OpenAPI 3.1 document of everything the web view serves, generated from the views.
+
+Each served view method carries its :class:`~ordersaga.app.operations.Operation`;
+:func:`build_document` walks the (path, view) pairs the web view registers and
+refuses a served method without one, a path parameter it does not describe, or
+a reply header it does not know, so the web view cannot start with a route the
+document lacks. Bodies and answers are the pydantic models the views validate
+with and build their answers through.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from faust.web import View
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from ordersaga import __version__
+from ordersaga.app import correlation
+from ordersaga.app.operations import Operation, Param, Reply, error, operation_of
+from ordersaga.schemas.responses import ErrorResponse
+
+OPENAPI_VERSION = "3.1.0"
+# The methods a Faust view can serve (HEAD is answered wherever GET is, by GET).
+METHODS = ("get", "post", "put", "patch", "delete")
+_TEMPLATE = re.compile(r"{([^}/]+)}")
+
+_CORRELATION_SCHEMA = {"type": "string", "pattern": correlation.PATTERN}
+# Sent with every request, answered on every response.
+COMMON_PARAMS = (
+    Param(
+        correlation.HEADER,
+        "header",
+        _CORRELATION_SCHEMA,
+        "follows the request through every message it causes (made when absent)",
+    ),
+    Param(
+        "X-Request-ID",
+        "header",
+        _CORRELATION_SCHEMA,
+        f"read as {correlation.HEADER} when that is absent",
+    ),
+)
+# Every operation may answer this: a bad X-Correlation-ID is refused before any route runs.
+COMMON_REPLY = error(422, "a parameter, header or field is invalid; problems name each")
+
+RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
+    correlation.HEADER: {
+        "description": "the request's correlation id (its own, or the one made for it)",
+        "schema": _CORRELATION_SCHEMA,
+    },
+    "Location": {"description": "where to read what was created", "schema": {"type": "string"}},
+    "Retry-After": {
+        "description": "seconds to wait before retrying",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "Content-Security-Policy": {
+        "description": "nothing is loaded from elsewhere",
+        "schema": {"type": "string"},
+    },
+    "X-Content-Type-Options": {"description": "nosniff", "schema": {"type": "string"}},
+    "Referrer-Policy": {"description": "no-referrer", "schema": {"type": "string"}},
+    "Cache-Control": {"description": "no-cache", "schema": {"type": "string"}},
+}
+
+# The authentication work declares its schemes here (e.g. {"bearer": {"type": "http",
+# "scheme": "bearer", "bearerFormat": "JWT"}}) and names them in Operation.security.
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {}
+
+DESCRIPTION = f"""\
+The ordersaga web view's API. Every answer that is not a success is
+`{{"error", "message", "problems": [{{"field", "message"}}]}}`. Every request may send
+`{correlation.HEADER}` (or `X-Request-ID`); every answer returns it. `HEAD` is
+answered wherever `GET` is; a method a route does not have is 405 with an `Allow`
+header; an unknown path is 404. `/health`, `/ready` and `/metrics` are served by
+every worker, the rest by the web view alone."""
+
+
+class UndocumentedRoute(ValueError):
+    """A served method without its operation, or an operation that does not fit its path."""
+
+
+def served_operations(view: type[View]) -> dict[str, Operation]:
+    """The operation of each method ``view`` serves; every served method must have one."""
+    found: dict[str, Operation] = {}
+    for method in METHODS:
+        fn = getattr(view, method)
+        # Faust serves a method only where the view overrides View's (it compares code too).
+        if fn.__code__ is getattr(View, method).__code__:
+            continue
+        operation = operation_of(fn)
+        if operation is None:
+            raise UndocumentedRoute(f"{view.__name__}.{method} is served but not documented")
+        found[method] = operation
+    return found
+
+
+def _parameter(p: Param) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": p.name,
+        "in": p.where,
+        "description": p.description,
+        "required": p.required,
+        "schema": dict(p.schema),
+    }
+    return out
+
+
+class _Schemas:
+    """The component schemas of every model, generated together so names never clash."""
+
+    def __init__(self, pages: list[tuple[str, dict[str, Operation]]]) -> None:
+        wanted: set[tuple[type[BaseModel], JsonSchemaMode]] = {(ErrorResponse, "serialization")}
+        for _, operations in pages:
+            for operation in operations.values():
+                if operation.body is not None:
+                    wanted.add((operation.body, "validation"))
+                for reply in (*operation.replies, COMMON_REPLY):
+                    wanted.update((model, "serialization") for model in reply.models)
+        ordered = sorted(wanted, key=lambda w: (w[0].__module__, w[0].__qualname__, w[1]))
+        refs, defs = models_json_schema(ordered, ref_template="#/components/schemas/{model}")
+        self.refs = refs
+        self.components: dict[str, Any] = dict(defs.get("$defs", {}))
+
+    def ref(self, model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
+        return dict(self.refs[(model, mode)])
+
+
+def _reply(reply: Reply, schemas: _Schemas) -> dict[str, Any]:
+    headers = {}
+    for name in (correlation.HEADER, *reply.headers):
+        if name not in RESPONSE_HEADERS:
+            raise UndocumentedRoute(f"reply header {name} is not described")
+        headers[name] = {"$ref": f"#/components/headers/{name}"}
+    out: dict[str, Any] = {"description": reply.description, "headers": headers}
+    if reply.models:
+        refs = [schemas.ref(model, "serialization") for model in reply.models]
+        schema = refs[0] if len(refs) == 1 else {"anyOf": refs}
+        out["content"] = {"application/json": {"schema": schema}}
+    elif reply.media:
+        out["content"] = {media: {"schema": {"type": "string"}} for media in reply.media}
+    return out
+
+
+def _operation(
+    path: str, method: str, view: type[View], operation: Operation, schemas: _Schemas
+) -> dict[str, Any]:
+    in_path = set(_TEMPLATE.findall(path))
+    described = {p.name for p in operation.params if p.where == "path"}
+    if in_path != described:
+        raise UndocumentedRoute(
+            f"{method.upper()} {path}: path parameters {sorted(in_path)} "
+            f"but described {sorted(described)}"
+        )
+    replies = list(operation.replies)
+    if 422 not in operation.statuses:
+        replies.append(COMMON_REPLY)
+    out: dict[str, Any] = {
+        "operationId": f"{method}{view.__name__}",
+        "summary": operation.summary,
+        "tags": [operation.tag],
+        "parameters": [_parameter(p) for p in (*operation.params, *COMMON_PARAMS)],
+        "responses": {
+            str(reply.status): _reply(reply, schemas)
+            for reply in sorted(replies, key=lambda r: r.status)
+        },
+    }
+    if operation.description:
+        out["description"] = operation.description
+    if operation.body is not None:
+        out["requestBody"] = {
+            "required": operation.body_required,
+            "content": {"application/json": {"schema": schemas.ref(operation.body, "validation")}},
+        }
+    if operation.security is not None:
+        out["security"] = [dict(s) for s in operation.security]
+    return out
+
+
+def build_document(pages: Iterable[tuple[str, type[View]]]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``pages`` (path, view), in the order given."""
+    described = [(path, view, served_operations(view)) for path, view in pages]
+    schemas = _Schemas([(path, ops) for path, _, ops in described])
+    paths: dict[str, dict[str, Any]] = {}
+    for path, view, operations in described:
+        if path in paths:
+            raise UndocumentedRoute(f"{path} is served twice")
+        paths[path] = {
+            method: _operation(path, method, view, operation, schemas)
+            for method, operation in operations.items()
+        }
+    components: dict[str, Any] = {
+        "schemas": schemas.components,
+        # A reply lists the headers it always sets: each is required where it is listed.
+        "headers": {name: {**h, "required": True} for name, h in RESPONSE_HEADERS.items()},
+    }
+    if SECURITY_SCHEMES:
+        components["securitySchemes"] = SECURITY_SCHEMES
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {"title": "ordersaga", "version": __version__, "description": DESCRIPTION},
+        "paths": paths,
+        "components": components,
+    }
+
+
+def documented_routes(document: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """(METHOD, path) of every operation in ``document``."""
+    return {(method.upper(), path) for path, item in document["paths"].items() for method in item}
