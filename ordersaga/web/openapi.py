@@ -41,7 +41,7 @@ COMMON_PARAMS = (
         "X-Request-ID",
         "header",
         _CORRELATION_SCHEMA,
-        f"read as {correlation.HEADER} when that is absent",
+        f"read as {correlation.HEADER} when that is absent (and ignored when it is sent)",
     ),
 )
 # Every operation may answer this: a bad X-Correlation-ID is refused before any route runs.

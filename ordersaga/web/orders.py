@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -90,6 +91,7 @@ async def find_order(desk: Desk, order_id: str) -> OrderResponse | None:
 
 
 _SINCE = TypeAdapter(datetime)
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")
 STATUSES = frozenset(SagaStatus)
 
 LIST_ORDERS = Operation(
@@ -139,10 +141,12 @@ ORDER_EVENTS = Operation(
 )
 CANCEL_ORDER = Operation(
     summary="Ask to cancel an order",
-    description="It ends CANCELLED, compensated. The body may be empty (still declared JSON).",
+    # Documented as required: an empty body is taken too, but never without the JSON
+    # Content-Type, which a cross-site POST without a body could otherwise leave out.
+    description="It ends CANCELLED, compensated. An empty body is taken too, but "
+    "Content-Type must be application/json even then (415 otherwise).",
     tag="orders",
     body=CancelBody,
-    body_required=False,
     params=(ORDER_ID,),
     replies=(
         Reply(202, "the cancel is sent", (CancelRequested,)),
@@ -165,10 +169,14 @@ def listing_filters(request: Request) -> tuple[str | None, str | None, float | N
     since = request.query.get("since")
     if since is None:
         return status, customer_id, None
+    # pydantic also reads a bare number as epoch seconds; the document promises ISO 8601.
+    problem = "must be an ISO 8601 time (2026-12-01T09:30:00Z)"
+    if not _ISO_DATE.match(since):
+        raise invalid("since", problem)
     try:
         when = _SINCE.validate_python(since[:40])
     except ValidationError:
-        raise invalid("since", "must be an ISO 8601 time (2026-12-01T09:30:00Z)") from None
+        raise invalid("since", problem) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return status, customer_id, when.timestamp()
