@@ -110,6 +110,9 @@ def operation_of(fn: Any) -> Operation | None:
 
 _ERRORS = {
     400: "the body is not JSON (malformed, duplicate keys, NaN, not UTF-8)",
+    # For the operations that will need a token (Operation.security).
+    401: "no valid bearer token; WWW-Authenticate says why",
+    403: "the token's subject or role may not do this",
     404: "no such resource",
     409: "conflicts with the current state",
     413: "the body is over ORDERSAGA_MAX_BODY_BYTES",
@@ -122,8 +125,13 @@ _ERRORS = {
 
 def error(status: int, description: str | None = None, *models: type[BaseModel]) -> Reply:
     """An error answer in the one JSON error shape (or a model extending it)."""
-    retry = ("Retry-After",) if status in (429, 503) else ()
-    return Reply(status, description or _ERRORS[status], models or (ErrorResponse,), headers=retry)
+    headers = {429: ("Retry-After",), 503: ("Retry-After",), 401: ("WWW-Authenticate",)}
+    return Reply(
+        status,
+        description or _ERRORS[status],
+        models or (ErrorResponse,),
+        headers=headers.get(status, ()),
+    )
 
 
 def errors(*statuses: int) -> tuple[Reply, ...]:

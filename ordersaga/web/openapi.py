@@ -64,10 +64,12 @@ RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
     "X-Content-Type-Options": {"description": "nosniff", "schema": {"type": "string"}},
     "Referrer-Policy": {"description": "no-referrer", "schema": {"type": "string"}},
     "Cache-Control": {"description": "no-cache", "schema": {"type": "string"}},
+    "WWW-Authenticate": {"description": "the token scheme and why", "schema": {"type": "string"}},
 }
 
 # The authentication work declares its schemes here (e.g. {"bearer": {"type": "http",
-# "scheme": "bearer", "bearerFormat": "JWT"}}) and names them in Operation.security.
+# "scheme": "bearer", "bearerFormat": "JWT"}}) and names them in Operation.security
+# (e.g. ({"bearer": []},)); such an operation is documented with 401 and 403 too.
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {}
 
 DESCRIPTION = f"""\
@@ -158,6 +160,9 @@ def _operation(
     replies = list(operation.replies)
     if 422 not in operation.statuses:
         replies.append(COMMON_REPLY)
+    if operation.security:
+        # An operation that needs a token answers these too, unless it describes them.
+        replies += [error(s) for s in (401, 403) if s not in operation.statuses]
     out: dict[str, Any] = {
         "operationId": f"{method}{view.__name__}",
         "summary": operation.summary,

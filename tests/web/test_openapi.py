@@ -160,3 +160,28 @@ def test_the_bundled_swagger_ui_renders_openapi_3_1() -> None:
     script = (files("ordersaga.web") / "static/docs.js").read_text()
     assert 'url: "/openapi.json"' in script
     assert "validatorUrl: null" in script
+
+
+class _Secured(ApiView):
+    @documented(
+        Operation(summary="x", replies=(Reply(200, "ok"),), security=({"bearer": ["admin"]},))
+    )
+    async def get(self, request: Request) -> Response:
+        return self.json({})
+
+
+def test_an_operation_that_needs_a_token_documents_401_and_403(monkeypatch) -> None:
+    # The hook the bearer-token work fills: schemes in the components, security per operation.
+    from ordersaga.web import openapi
+
+    scheme = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    monkeypatch.setitem(openapi.SECURITY_SCHEMES, "bearer", scheme)
+    document = build_document([("/x", _Secured)])
+    assert document["components"]["securitySchemes"] == {"bearer": scheme}
+    operation = document["paths"]["/x"]["get"]
+    assert operation["security"] == [{"bearer": ["admin"]}]
+    assert {"401", "403"} <= set(operation["responses"])
+    assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
+    assert [str(e) for e in OPENAPI_31_VALIDATOR.iter_errors(document)] == []
+    # Today no operation needs one.
+    assert "securitySchemes" not in DOCUMENT["components"]
