@@ -3,7 +3,7 @@
 A :class:`Node` is one agent group's Faust app plus what its agents need
 around the pure rules: a typed send that writes the envelope and headers, a
 consume loop that parses, retries and dead-letters, and the /health and
-/metrics pages.
+/metrics pages (ordersaga.app.pages).
 """
 
 from __future__ import annotations

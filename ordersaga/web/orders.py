@@ -316,8 +316,9 @@ class OrderEvents(DeskView):
                 return self.answer(OrderHistory(order_id=order_id, events=[]))
             raise not_found(f"order {order_id}")
         # The stored entries keep their epoch time too, for the stats; it is not served.
+        fields = OrderEventEntry.model_fields
         events = [
-            OrderEventEntry(**{k: v for k, v in entry.items() if k != "at_epoch"})
+            OrderEventEntry.model_validate({k: entry[k] for k in fields if k in entry})
             for entry in await store.events(order_id)
         ]
         return self.answer(OrderHistory(order_id=order_id, events=events))

@@ -49,6 +49,11 @@ GROUP_HEALTH = Operation(
 )
 
 
+def service_entry(service: dict[str, Any]) -> ServiceEntry:
+    """What is served of a kept heartbeat: the fields the answer documents, no others."""
+    return ServiceEntry.model_validate({k: service[k] for k in ServiceEntry.model_fields})
+
+
 class Services(DeskView):
     """``GET /services``."""
 
@@ -56,7 +61,7 @@ class Services(DeskView):
     @answers
     async def get(self, request: Request) -> Response:
         """Every worker instance: group, host and port, pid, partitions, lag, state."""
-        services = [ServiceEntry(**s) for s in await self.desk.registry.services()]
+        services = [service_entry(s) for s in await self.desk.registry.services()]
         states = Counter(s.state for s in services)
         return self.answer(
             ServiceList(
@@ -82,7 +87,7 @@ class GroupHealth(DeskView):
                 error="not_found",
             )
         instances = [
-            ServiceEntry(**s) for s in await self.desk.registry.services() if s["group"] == group
+            service_entry(s) for s in await self.desk.registry.services() if s["group"] == group
         ]
         states = [s.state for s in instances]
         status = health_of(states)

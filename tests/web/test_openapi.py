@@ -14,11 +14,24 @@ from typing import Any
 import jsonschema_rs
 import pytest
 from faust.web import Request, Response
+from pydantic import BaseModel
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
 from ordersaga.agents import webview
 from ordersaga.app.http import ApiView
 from ordersaga.app.operations import ORDER_ID, Operation, Reply, documented
+from ordersaga.schemas.messages import (
+    CustomerChanged,
+    OrderSnapshot,
+    ServiceHeartbeat,
+    StockChanged,
+)
+from ordersaga.schemas.responses import (
+    CustomerResponse,
+    OrderResponse,
+    ServiceEntry,
+    StockResponse,
+)
 from ordersaga.web.docs import FILES
 from ordersaga.web.openapi import UndocumentedRoute, build_document, documented_routes
 from ordersaga.web.routes import ROUTES
@@ -185,3 +198,20 @@ def test_an_operation_that_needs_a_token_documents_401_and_403(monkeypatch) -> N
     assert [str(e) for e in OPENAPI_31_VALIDATOR.iter_errors(document)] == []
     # Today no operation needs one.
     assert "securitySchemes" not in DOCUMENT["components"]
+
+
+@pytest.mark.parametrize(
+    ("projected", "answer"),
+    [
+        (OrderSnapshot, OrderResponse),
+        (StockChanged, StockResponse),
+        (CustomerChanged, CustomerResponse),
+        (ServiceHeartbeat, ServiceEntry),
+    ],
+)
+def test_every_field_a_view_projects_is_one_its_answer_documents(
+    projected: type[BaseModel], answer: type[BaseModel]
+) -> None:
+    # The views pick the answer's fields from the projected record: a field added to
+    # the record must be added to the answer (and so to the document) to be served.
+    assert set(projected.model_fields) <= set(answer.model_fields)
