@@ -107,11 +107,11 @@ def test_parameters_carry_the_bounds_the_views_check() -> None:
         "maximum": 100,
         "default": 20,
     }
-    assert parameter("/orders/{order_id}", "wait") == {
-        "type": "number",
-        "minimum": 0,
-        "maximum": 60.0,
-    }
+    wait = parameter("/orders/{order_id}", "wait")
+    for ok in ("0", "5", "05", "59.999", "60", "60.000", "0.5"):
+        assert re.fullmatch(wait["pattern"], ok), ok
+    for bad in ("60.001", "61", "100", "0.3333", "-1", "1e3", ".5", "5."):
+        assert not re.fullmatch(wait["pattern"], bad), bad
     assert parameter("/orders/{order_id}", "order_id")["pattern"].startswith("^[A-Za-z0-9]")
     assert "COMPENSATION_STUCK" in parameter("/orders", "status")["enum"]
     assert set(parameter("/services/{group}/health", "group")["enum"]) >= {"webview", "orders"}
