@@ -22,7 +22,8 @@ HEADER = "X-Correlation-ID"
 ALIASES = (HEADER, "X-Request-ID")
 MAX_LENGTH = 128
 # The envelope's id alphabet, so the id travels unchanged into Kafka.
-_VALID = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{{0,{MAX_LENGTH - 1}}}$")
+PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{{0,{MAX_LENGTH - 1}}}$"
+_VALID = re.compile(PATTERN)
 
 _current: ContextVar[str | None] = ContextVar("ordersaga_correlation_id", default=None)
 

@@ -15,7 +15,9 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from faust.web import View
+from faust.web import Response, View
+
+from ordersaga.schemas.responses import ErrorResponse, ResponseModel
 
 log = logging.getLogger("ordersaga.http")
 
@@ -33,17 +35,16 @@ class HttpError(Exception):
         *,
         problems: Iterable[Problem] = (),
         headers: Mapping[str, str] | None = None,
-        **extra: Any,
+        model: type[ErrorResponse] = ErrorResponse,
+        fields: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.headers = dict(headers or {})
-        self.body: dict[str, Any] = {
-            "error": error,
-            "message": message,
-            "problems": list(problems),
-            **extra,
-        }
+        # Built through the documented model (or one extending it with ``fields``).
+        self.body: dict[str, Any] = model.model_validate(
+            {"error": error, "message": message, "problems": list(problems), **(fields or {})}
+        ).body()
 
 
 def invalid(
@@ -137,6 +138,16 @@ class ApiView(View):
         if "GET" not in methods:
             methods.discard("HEAD")
         return methods
+
+    def answer(
+        self,
+        model: ResponseModel,
+        *,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """The JSON answer of a documented response model."""
+        return self.json(model.body(), status=status, headers=dict(headers or {}))
 
 
 def require_json(request: web.Request) -> None:

@@ -3,7 +3,7 @@
 A :class:`Node` is one agent group's Faust app plus what its agents need
 around the pure rules: a typed send that writes the envelope and headers, a
 consume loop that parses, retries and dead-letters, and the /health and
-/metrics pages.
+/metrics pages (ordersaga.app.pages).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from ordersaga.app.groups import AgentGroup, group
 from ordersaga.app.http import json_errors, json_protocol_errors
 from ordersaga.app.log_format import bind, logging_config, message_ids, resolve_format, unbind
 from ordersaga.app.metrics import Metrics
-from ordersaga.app.probes import serve_probes
+from ordersaga.app.pages import Page, register_worker_pages
 from ordersaga.app.records import RecordTable, RecordTooLarge
 from ordersaga.app.registry import Announcer
 from ordersaga.app.settings import Settings, get_settings
@@ -97,7 +97,8 @@ class Node:
         _serve_no_faust_pages(self.app)
         # Set when the probes have a listener of their own (ORDERSAGA_PROBES_PORT).
         self.probes_runner: web.AppRunner | None = None
-        serve_probes(self)
+        # What this worker's web port serves besides its group's own routes.
+        self.pages: list[Page] = register_worker_pages(self)
         _exit_when_stuck(self.app, self.settings.recovery_limit_s)
         self.announcer = Announcer(self)
         self.timer(interval=self.settings.heartbeat_s)(self.announcer.announce)

@@ -53,6 +53,9 @@ _EMAIL_EDGE = r"[^@\s\x00-\x1f\x7f.]"
 _EMAIL = rf"^{_EMAIL_CHAR}{{1,64}}@{_EMAIL_EDGE}{_EMAIL_CHAR}*\.{_EMAIL_EDGE}{{2,63}}$"
 Email = Annotated[str, StringConstraints(max_length=254, pattern=_EMAIL)]
 CountryCode = Annotated[str, StringConstraints(pattern=_COUNTRY)]
+# Visible ASCII only: keys end up in logs and Redis key names.
+IDEMPOTENCY_KEY_PATTERN = rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}$"
+IdempotencyKey = Annotated[str, StringConstraints(pattern=IDEMPOTENCY_KEY_PATTERN)]
 
 
 # Free text: not blank, no control characters (length bounds per field, below).

@@ -70,6 +70,10 @@ ACCESS: Mapping[tuple[str, str], Access] = {
     ("GET", "/health"): Access.PUBLIC,
     ("GET", "/metrics"): Access.PUBLIC,
     ("GET", "/ready"): Access.PUBLIC,
+    # The API's own description and its page, for whoever may call it.
+    ("GET", "/openapi.json"): Access.PUBLIC,
+    ("GET", "/docs"): Access.PUBLIC,
+    ("GET", "/docs/{asset}"): Access.PUBLIC,
 }
 
 

@@ -10,14 +10,30 @@ from faust.web import Request, Response
 
 from ordersaga.app.correlation import current_correlation_id
 from ordersaga.app.http import HttpError, invalid
+from ordersaga.app.operations import (
+    BODY_ERRORS,
+    CUSTOMER_ID,
+    Operation,
+    Reply,
+    documented,
+    error,
+    errors,
+)
 from ordersaga.schemas.http import CustomerBody
 from ordersaga.schemas.messages import BlockCustomer, RegisterCustomer
+from ordersaga.schemas.responses import (
+    BlockingAccepted,
+    CustomerAccepted,
+    CustomerLinks,
+    CustomerOrderPage,
+    CustomerResponse,
+)
 from ordersaga.web.auth import require_owner
 from ordersaga.web.desk import Desk, DeskView
 from ordersaga.web.errors import answers, not_found, parse_body
 from ordersaga.web.inputs import json_body, path_id
 from ordersaga.web.orders import find_order
-from ordersaga.web.paging import page_cursor, page_limit, page_response
+from ordersaga.web.paging import PAGING, page_cursor, page_limit, page_response
 
 # How long a write waits for its projection, so that its answer shows the account
 # as the customers group stored it; past this it answers 202 and the client may GET.
@@ -25,17 +41,65 @@ PROJECTION_WAIT_S = 3.0
 PROJECTION_POLL_S = 0.05
 
 
-def customer_response(account: dict[str, Any]) -> dict[str, Any]:
+def customer_response(account: dict[str, Any]) -> CustomerResponse:
     """What GET answers for a projected account."""
-    return {
-        "customer_id": account["customer_id"],
-        "name": account["name"],
-        "email": account["email"],
-        "blocked": account["blocked"],
-        "registered_at": account["registered_at"],
-        "version": account["version"],
-        "links": {"orders": f"/customers/{account['customer_id']}/orders"},
-    }
+    return CustomerResponse(
+        customer_id=account["customer_id"],
+        name=account["name"],
+        email=account["email"],
+        blocked=account["blocked"],
+        registered_at=account["registered_at"],
+        version=account["version"],
+        links=CustomerLinks(orders=f"/customers/{account['customer_id']}/orders"),
+    )
+
+
+REGISTER = Operation(
+    summary="Register a customer account",
+    description="The same body again is 200 with the same account; other details for a "
+    "known id are 409 customer_exists. Waits up to 3 s for the customers group to store it.",
+    tag="customers",
+    body=CustomerBody,
+    replies=(
+        Reply(200, "the account existed with these details", (CustomerResponse,)),
+        Reply(201, "registered and stored", (CustomerResponse,), headers=("Location",)),
+        Reply(202, "sent, not stored within 3 s", (CustomerAccepted,), headers=("Location",)),
+        *BODY_ERRORS,
+        error(409, "customer_exists (other details), or customers_full"),
+        error(503),
+    ),
+)
+READ_CUSTOMER = Operation(
+    summary="A customer account",
+    tag="customers",
+    params=(CUSTOMER_ID,),
+    replies=(Reply(200, "the account", (CustomerResponse,)), *errors(404, 422, 503)),
+)
+_BLOCKING_REPLIES = (
+    Reply(200, "the account, changed and stored (or already so)", (CustomerResponse,)),
+    Reply(202, "sent, not stored within 3 s", (BlockingAccepted,)),
+    *errors(404, 422, 503),
+)
+BLOCK = Operation(
+    summary="Block a customer: their next orders fail customer_invalid",
+    description="Orders already past the customer check go on. No body is read.",
+    tag="customers",
+    params=(CUSTOMER_ID,),
+    replies=_BLOCKING_REPLIES,
+)
+UNBLOCK = Operation(
+    summary="Unblock a customer: they may order again",
+    description="No body is read.",
+    tag="customers",
+    params=(CUSTOMER_ID,),
+    replies=_BLOCKING_REPLIES,
+)
+CUSTOMER_ORDERS = Operation(
+    summary="A customer's orders, newest first",
+    tag="customers",
+    params=(CUSTOMER_ID, *PAGING),
+    replies=(Reply(200, "a page of orders", (CustomerOrderPage,)), *errors(404, 422, 503)),
+)
 
 
 async def projected(desk: Desk, customer_id: str, ready: Any) -> dict[str, Any] | None:
@@ -66,6 +130,7 @@ def exists_otherwise(customer_id: str) -> HttpError:
 class Customers(DeskView):
     """``POST /customers``."""
 
+    @documented(REGISTER)
     @answers
     async def post(self, request: Request) -> Response:
         """Register an account: 201 once stored, 200 if it was already, 409 if it differs."""
@@ -77,7 +142,7 @@ class Customers(DeskView):
         if known is not None:
             if not same_details(known, body):
                 raise exists_otherwise(body.customer_id)
-            return self.json(customer_response(known))
+            return self.answer(customer_response(known))
         if await desk.customers.count() >= settings.max_customers:
             raise invalid(
                 "customer_id",
@@ -94,16 +159,17 @@ class Customers(DeskView):
         account = await projected(desk, body.customer_id, lambda a: True)
         location = {"Location": f"/customers/{body.customer_id}"}
         if account is None:
-            accepted = {**body.model_dump(), "status": "ACCEPTED"}
-            return self.json(accepted, status=202, headers=location)
+            accepted = CustomerAccepted(**body.model_dump())
+            return self.answer(accepted, status=202, headers=location)
         if not same_details(account, body):  # another client registered it first
             raise exists_otherwise(body.customer_id)
-        return self.json(customer_response(account), status=201, headers=location)
+        return self.answer(customer_response(account), status=201, headers=location)
 
 
 class Customer(DeskView):
     """``GET /customers/{customer_id}``."""
 
+    @documented(READ_CUSTOMER)
     @answers
     async def get(self, request: Request, customer_id: str) -> Response:
         """The account."""
@@ -112,14 +178,15 @@ class Customer(DeskView):
         account = await self.desk.customers.account(customer_id)
         if account is None:
             raise not_found(f"customer {customer_id}")
-        return self.json(customer_response(account))
+        return self.answer(customer_response(account))
 
 
 class _Blocking(DeskView):
     blocked: bool = True
 
     @answers
-    async def post(self, request: Request, customer_id: str) -> Response:
+    async def change(self, request: Request, customer_id: str) -> Response:
+        """Block or unblock (``blocked``), answering once the change is stored."""
         desk = self.desk
         customer_id = path_id(customer_id, "customer_id")
         account = await desk.customers.account(customer_id)
@@ -132,11 +199,10 @@ class _Blocking(DeskView):
             )
             account = await projected(desk, customer_id, lambda a: a["blocked"] == self.blocked)
             if account is None:
-                return self.json(
-                    {"customer_id": customer_id, "blocked": self.blocked, "status": "ACCEPTED"},
-                    status=202,
+                return self.answer(
+                    BlockingAccepted(customer_id=customer_id, blocked=self.blocked), status=202
                 )
-        return self.json(customer_response(account))
+        return self.answer(customer_response(account))
 
 
 class BlockCustomerView(_Blocking):
@@ -144,16 +210,25 @@ class BlockCustomerView(_Blocking):
 
     blocked = True
 
+    @documented(BLOCK)
+    async def post(self, request: Request, customer_id: str) -> Response:
+        return await self.change(request, customer_id=customer_id)
+
 
 class UnblockCustomerView(_Blocking):
     """``POST /customers/{customer_id}/unblock``: let the customer order again."""
 
     blocked = False
 
+    @documented(UNBLOCK)
+    async def post(self, request: Request, customer_id: str) -> Response:
+        return await self.change(request, customer_id=customer_id)
+
 
 class CustomerOrders(DeskView):
     """``GET /customers/{customer_id}/orders``."""
 
+    @documented(CUSTOMER_ORDERS)
     @answers
     async def get(self, request: Request, customer_id: str) -> Response:
         """The customer's orders, newest first; ``limit`` and ``cursor`` page through them."""
@@ -167,4 +242,6 @@ class CustomerOrders(DeskView):
             limit=limit, customer_id=customer_id, before=cursor
         )
         found = await asyncio.gather(*(find_order(desk, order_id) for order_id in ids))
-        return self.json({"customer_id": customer_id, **page_response(found, next_cursor)})
+        return self.answer(
+            CustomerOrderPage(customer_id=customer_id, **page_response(found, next_cursor))
+        )

@@ -8,10 +8,12 @@ web view's own JSON routes, polling each second.
 from __future__ import annotations
 
 from importlib.resources import files
-from typing import Any
+from typing import Any, Literal
 
 from faust.web import Request, Response
 
+from ordersaga.app.operations import Operation, Reply, documented, errors, param
+from ordersaga.schemas.responses import DashboardFigures, DeadLetters, MinuteOutcomes, StepLatency
 from ordersaga.web.desk import DeskView
 from ordersaga.web.errors import answers, not_found
 
@@ -31,6 +33,32 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-cache",
 }
 STATS_MINUTES = 10
+PAGE_HEADERS = tuple(SECURITY_HEADERS)
+
+DASHBOARD = Operation(
+    summary="The operators' page (HTML)",
+    tag="dashboard",
+    replies=(Reply(200, "the page", media=("text/html",), headers=PAGE_HEADERS),),
+)
+DASHBOARD_ASSET = Operation(
+    summary="The operators' page's script and style",
+    tag="dashboard",
+    params=(param("name", "path", Literal["app.js", "style.css"], "the file"),),
+    replies=(
+        Reply(
+            200,
+            "app.js (text/javascript) or style.css (text/css)",
+            media=("text/javascript", "text/css"),
+            headers=PAGE_HEADERS,
+        ),
+        *errors(404, 422),
+    ),
+)
+DASHBOARD_STATS = Operation(
+    summary="The operators' page's figures over the last 10 minutes",
+    tag="dashboard",
+    replies=(Reply(200, "the figures", (DashboardFigures,)), *errors(422, 503)),
+)
 
 
 def summarize(stats: list[tuple[str, dict[str, str]]]) -> dict[str, Any]:
@@ -51,9 +79,9 @@ def summarize(stats: list[tuple[str, dict[str, str]]]) -> dict[str, Any]:
                     sums[step] = sums.get(step, 0.0) + float(value)
                 else:
                     counts[step] = counts.get(step, 0) + int(value)
-        outcomes.append({"minute": minute, "counts": per_minute})
+        outcomes.append(MinuteOutcomes(minute=minute, counts=per_minute))
     latency = [
-        {"step": step, "mean_s": sums.get(step, 0.0) / n, "count": n}
+        StepLatency(step=step, mean_s=sums.get(step, 0.0) / n, count=n)
         for step, n in sorted(counts.items())
         if n > 0
     ]
@@ -63,6 +91,7 @@ def summarize(stats: list[tuple[str, dict[str, str]]]) -> dict[str, Any]:
 class Dashboard(DeskView):
     """``GET /dashboard``."""
 
+    @documented(DASHBOARD)
     async def get(self, request: Request) -> Response:
         """The operators' page."""
         body, kind = ASSETS["dashboard.html"]
@@ -72,6 +101,7 @@ class Dashboard(DeskView):
 class DashboardAsset(DeskView):
     """``GET /dashboard/{name}``: the page's script and style."""
 
+    @documented(DASHBOARD_ASSET)
     @answers
     async def get(self, request: Request, name: str) -> Response:
         """``app.js`` or ``style.css``; nothing else."""
@@ -84,19 +114,20 @@ class DashboardAsset(DeskView):
 class DashboardStats(DeskView):
     """``GET /dashboard/stats``."""
 
+    @documented(DASHBOARD_STATS)
     @answers
     async def get(self, request: Request) -> Response:
         """Sagas in flight by status, outcomes per minute, step latency, dead letters."""
         desk = self.desk
         figures = summarize(await desk.store.stats(STATS_MINUTES))
-        return self.json(
-            {
-                "in_flight": await desk.store.open_statuses(),
+        return self.answer(
+            DashboardFigures(
+                in_flight=await desk.store.open_statuses(),
                 **figures,
-                "dead_letters": [
-                    {"topic": topic, "messages": n}
+                dead_letters=[
+                    DeadLetters(topic=topic, messages=n)
                     for topic, n in sorted(desk.dead_letters.items())
                     if n
                 ],
-            }
+            )
         )

@@ -8,6 +8,7 @@ from typing import ClassVar, cast
 from ordersaga.app.http import ApiView, HttpError
 from ordersaga.app.node import Node
 from ordersaga.schemas.messages import Message
+from ordersaga.schemas.responses import OpenApiDocument
 from ordersaga.schemas.status import TERMINAL
 from ordersaga.web.accept import KeyClaim, KeyUse, claim_outcome
 from ordersaga.web.admission import CompletionRate, in_flight_limit
@@ -42,6 +43,8 @@ class Desk:
         self._in_flight: tuple[float, int] = (float("-inf"), 0)
         self.completions = CompletionRate()
         self.watch = self.new_watch()
+        # The API's document, set once the routes are registered (ordersaga.web.routes).
+        self.openapi = OpenApiDocument(openapi="3.1.0", info={}, paths={})
         node.health_checks["redis"] = self._redis_answers
 
     def new_watch(self) -> OrderWatch:

@@ -8,20 +8,31 @@ query parameter and the ``Idempotency-Key`` header are checked against
 from __future__ import annotations
 
 import re
-from typing import cast
+from typing import Annotated, cast
 
 from aiohttp import web
 from faust.web import Request
-from pydantic import TypeAdapter, ValidationError
+from pydantic import StringConstraints, TypeAdapter, ValidationError
 
 from ordersaga.app.http import HttpError, invalid, require_json
-from ordersaga.schemas.bounds import MAX_IDEMPOTENCY_KEY_LENGTH, Id, Sku
+from ordersaga.app.operations import param
+from ordersaga.schemas.bounds import IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH, Id, Sku
 
 MAX_WAIT_S = 60.0
-_WAIT = re.compile(r"^[0-9]{1,2}(\.[0-9]{1,3})?$")
-# Visible ASCII only: keys end up in logs and Redis key names.
-_IDEMPOTENCY_KEY = re.compile(rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}$")
+# 0 to 60 seconds with at most three decimals, as one pattern: the document gives it
+# as the parameter's schema, since a JSON number cannot say "three decimals" exactly.
+WAIT_PATTERN = r"^(60(\.0{1,3})?|[0-5]?[0-9](\.[0-9]{1,3})?)$"
+_WAIT = re.compile(WAIT_PATTERN)
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _ID = TypeAdapter(Id)
+WAIT = param(
+    "wait",
+    "query",
+    Annotated[str, StringConstraints(pattern=WAIT_PATTERN)],
+    f"long-poll up to this many seconds (0-{MAX_WAIT_S:.0f}, at most 3 decimals) "
+    "until the order is terminal",
+    examples=["30", "0.5"],
+)
 _SKU = TypeAdapter(Sku)
 
 
@@ -66,7 +77,7 @@ def wait_seconds(request: Request) -> float:
     raw = request.query.get("wait")
     if raw is None:
         return 0.0
-    if not _WAIT.match(raw) or float(raw) > MAX_WAIT_S:
+    if not _WAIT.fullmatch(raw):
         raise invalid("wait", f"must be a number of seconds from 0 to {MAX_WAIT_S:.0f}")
     return float(raw)
 

@@ -3,40 +3,87 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 from faust.web import Request, Response
 
 from ordersaga.app.codec import new_id
 from ordersaga.app.correlation import current_correlation_id
 from ordersaga.app.http import invalid
+from ordersaga.app.operations import (
+    BODY_ERRORS,
+    IDEMPOTENCY_KEY,
+    SKU,
+    Operation,
+    Reply,
+    documented,
+    error,
+    errors,
+    param,
+)
 from ordersaga.schemas.bounds import MAX_STOCK_LEVEL
 from ordersaga.schemas.http import RestockBody
 from ordersaga.schemas.messages import RestockSku
+from ordersaga.schemas.responses import InventoryList, RestockAccepted, StockResponse
 from ordersaga.web.accept import KeyOutcome, KeyUse, restock_fingerprint
 from ordersaga.web.desk import DeskView
 from ordersaga.web.errors import answers, key_reused, not_found, parse_body
 from ordersaga.web.inputs import idempotency_key, json_body, path_sku
 
 
-def stock_response(view: dict[str, Any]) -> dict[str, Any]:
+def stock_response(view: dict[str, Any]) -> StockResponse:
     """What GET answers for a SKU's projected levels."""
-    return {
-        "sku": view["sku"],
-        "available": view["available"],
-        "reserved": view["reserved"],
-        "committed": view["committed"],
-        "put_in": view["put_in"],
-        "unit_price": view["unit_price"],
-        "version": view["version"],
-        "low_stock": view.get("low_stock", False),
-        "low_stock_at": view.get("low_stock_at", 0),
-    }
+    return StockResponse(
+        sku=view["sku"],
+        available=view["available"],
+        reserved=view["reserved"],
+        committed=view["committed"],
+        put_in=view["put_in"],
+        unit_price=view["unit_price"],
+        version=view["version"],
+        low_stock=view.get("low_stock", False),
+        low_stock_at=view.get("low_stock_at", 0),
+    )
+
+
+LIST_STOCK = Operation(
+    summary="Every SKU's levels, sorted by SKU",
+    tag="inventory",
+    params=(
+        param(
+            "low_stock",
+            "query",
+            Literal["true", "false"],
+            "true: only the SKUs at or below their threshold; false: the others",
+        ),
+    ),
+    replies=(Reply(200, "the levels", (InventoryList,)), *errors(422, 503)),
+)
+READ_STOCK = Operation(
+    summary="One SKU's levels",
+    tag="inventory",
+    params=(SKU,),
+    replies=(Reply(200, "its levels", (StockResponse,)), *errors(404, 422, 503)),
+)
+RESTOCK = Operation(
+    summary="Create a SKU or top it up",
+    description="unit_price is needed only for a new SKU; low_stock_at is kept when not given.",
+    tag="inventory",
+    body=RestockBody,
+    params=(SKU, IDEMPOTENCY_KEY),
+    replies=(
+        Reply(202, "the restock is sent", (RestockAccepted,)),
+        *BODY_ERRORS,
+        error(409, "the catalogue holds ORDERSAGA_MAX_SKUS SKUs (catalogue_full)"),
+        error(503),
+    ),
+)
 
 
 class Inventory(DeskView):
     """``GET /inventory``."""
 
+    @documented(LIST_STOCK)
     @answers
     async def get(self, request: Request) -> Response:
         """Every SKU's levels; ``?low_stock=true`` keeps only the SKUs at or below threshold."""
@@ -45,13 +92,14 @@ class Inventory(DeskView):
             raise invalid("low_stock", "must be true or false")
         items = [stock_response(v) for v in await self.desk.store.all_stock()]
         if wanted is not None:
-            items = [i for i in items if i["low_stock"] == (wanted == "true")]
-        return self.json({"items": items})
+            items = [i for i in items if i.low_stock == (wanted == "true")]
+        return self.answer(InventoryList(items=items))
 
 
 class InventoryItem(DeskView):
     """``GET /inventory/{sku}``."""
 
+    @documented(READ_STOCK)
     @answers
     async def get(self, request: Request, sku: str) -> Response:
         """One SKU's levels."""
@@ -59,12 +107,13 @@ class InventoryItem(DeskView):
         view = (await self.desk.store.stock(sku)).get(sku)
         if view is None:
             raise not_found(f"SKU {sku}")
-        return self.json(stock_response(view))
+        return self.answer(stock_response(view))
 
 
 class Restock(DeskView):
     """``POST /inventory/{sku}/restock``."""
 
+    @documented(RESTOCK)
     @answers
     async def post(self, request: Request, sku: str) -> Response:
         """Create a SKU or top it up."""
@@ -104,12 +153,7 @@ class Restock(DeskView):
             low_stock_at=body.low_stock_at,
         )
         await desk.send(command, key=sku, correlation_id=current_correlation_id(command.restock_id))
-        return self.json(
-            {
-                "sku": sku,
-                "restock_id": command.restock_id,
-                "quantity": body.quantity,
-                "status": "ACCEPTED",
-            },
+        return self.answer(
+            RestockAccepted(sku=sku, restock_id=command.restock_id, quantity=body.quantity),
             status=202,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -14,71 +15,152 @@ from pydantic import TypeAdapter, ValidationError
 from ordersaga.app.codec import new_id
 from ordersaga.app.correlation import current_correlation_id
 from ordersaga.app.http import HttpError, invalid
+from ordersaga.app.operations import (
+    BODY_ERRORS,
+    IDEMPOTENCY_KEY,
+    ORDER_ID,
+    Operation,
+    Reply,
+    documented,
+    error,
+    errors,
+    param,
+)
 from ordersaga.saga.inventory import merge_lines
+from ordersaga.schemas.bounds import Id
 from ordersaga.schemas.http import CancelBody, PlaceOrderBody
 from ordersaga.schemas.messages import CancelOrder, PlaceOrder
+from ordersaga.schemas.responses import (
+    CancelRequested,
+    OrderConflict,
+    OrderEventEntry,
+    OrderHistory,
+    OrderLinks,
+    OrderPage,
+    OrderResponse,
+    PlacedOrder,
+)
 from ordersaga.schemas.status import SagaStatus
 from ordersaga.web.accept import KeyOutcome, KeyUse, Send, order_fingerprint, place_order_send
 from ordersaga.web.auth import authenticated, client_of, ordering_customer, require_owner
 from ordersaga.web.desk import TERMINAL, Desk, DeskView
 from ordersaga.web.errors import answers, key_reused, not_found, parse_body
-from ordersaga.web.inputs import idempotency_key, json_body, path_id, wait_seconds
-from ordersaga.web.paging import page_cursor, page_limit, page_response
+from ordersaga.web.inputs import WAIT, idempotency_key, json_body, path_id, wait_seconds
+from ordersaga.web.paging import PAGING, page_cursor, page_limit, page_response
 from ordersaga.web.watch import ClientWatchFull, WatchFull
 
 log = logging.getLogger(__name__)
 
 
-def order_response(view: dict[str, Any]) -> dict[str, Any]:
+def order_response(view: dict[str, Any]) -> OrderResponse:
     """What GET answers for a projected order."""
     order = view["order"]
-    return {
-        "order_id": order["order_id"],
-        "status": order["status"],
-        "failure_reason": order.get("failure_reason"),
-        "failure_detail": order.get("failure_detail"),
-        "customer_id": order["customer_id"],
-        "items": order["items"],
-        "lines": order.get("lines", []),
-        "total": order.get("total"),
-        "charge_id": order.get("charge_id"),
-        "shipment_id": order.get("shipment_id"),
-        "placed_at": order.get("placed_at"),
-        "updated_at": order.get("updated_at"),
-        "events_seen": view.get("seq", 0),
-    }
+    return OrderResponse(
+        order_id=order["order_id"],
+        status=order["status"],
+        failure_reason=order.get("failure_reason"),
+        failure_detail=order.get("failure_detail"),
+        customer_id=order["customer_id"],
+        items=order["items"],
+        lines=order.get("lines", []),
+        total=order.get("total"),
+        charge_id=order.get("charge_id"),
+        shipment_id=order.get("shipment_id"),
+        placed_at=order.get("placed_at"),
+        updated_at=order.get("updated_at"),
+        events_seen=view.get("seq", 0),
+    )
 
 
-def accepted_record(command: PlaceOrder, accepted_at: float) -> dict[str, Any]:
+def accepted_record(command: PlaceOrder, accepted_at: float) -> OrderResponse:
     """What GET answers for an accepted order before its first event is projected."""
-    at = datetime.fromtimestamp(accepted_at, UTC).isoformat()
-    return {
-        "order_id": command.order_id,
-        "status": "PENDING",
-        "failure_reason": None,
-        "failure_detail": None,
-        "customer_id": command.customer_id,
-        "items": [line.model_dump() for line in command.items],
-        "lines": [],
-        "total": None,
-        "charge_id": None,
-        "shipment_id": None,
-        "placed_at": at,
-        "updated_at": at,
-        "events_seen": 0,
-    }
+    at = datetime.fromtimestamp(accepted_at, UTC)
+    return OrderResponse(
+        order_id=command.order_id,
+        status=SagaStatus.PENDING,
+        customer_id=command.customer_id,
+        items=list(command.items),
+        placed_at=at,
+        updated_at=at,
+    )
 
 
-async def find_order(desk: Desk, order_id: str) -> dict[str, Any] | None:
+async def find_order(desk: Desk, order_id: str) -> OrderResponse | None:
     """The order's view, or what was accepted over HTTP if the view is not there yet."""
     view = await desk.store.order(order_id)
     if view is not None:
         return order_response(view)
-    return await desk.store.accepted(order_id)
+    accepted = await desk.store.accepted(order_id)
+    return OrderResponse.model_validate(accepted) if accepted is not None else None
 
 
 _SINCE = TypeAdapter(datetime)
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")
 STATUSES = frozenset(SagaStatus)
+
+LIST_ORDERS = Operation(
+    summary="List orders, newest first (the operators' query)",
+    description="Over the newest ORDERSAGA_MAX_LISTED_ORDERS orders, at most 5,000 looked at "
+    "per page: a sparse filter answers a short page with a cursor to go on.",
+    tag="orders",
+    params=(
+        param("status", "query", SagaStatus, "only orders in this status"),
+        param("customer_id", "query", Id, "only this customer's orders"),
+        param("since", "query", datetime, "only orders placed at or after (ISO 8601)"),
+        *PAGING,
+    ),
+    replies=(
+        Reply(200, "a page of orders", (OrderPage,)),
+        *errors(422, 503),
+    ),
+)
+PLACE_ORDER = Operation(
+    summary="Place an order",
+    description="Prices come from the catalogue; every SKU must exist. The saga runs after "
+    "the answer: read the order (with ?wait=) to see it end.",
+    tag="orders",
+    body=PlaceOrderBody,
+    params=(IDEMPOTENCY_KEY,),
+    replies=(
+        Reply(202, "accepted (PENDING)", (PlacedOrder,), headers=("Location",)),
+        *BODY_ERRORS,
+        *errors(429, 503),
+    ),
+)
+READ_ORDER = Operation(
+    summary="Read an order",
+    tag="orders",
+    params=(ORDER_ID, WAIT),
+    replies=(
+        Reply(200, "the order (terminal, or as it stands when the wait ends)", (OrderResponse,)),
+        *errors(404, 422),
+        error(429, "this client holds its share of long-polls here already"),
+        error(503, "Redis does not answer, or too many long-polls are held here"),
+    ),
+)
+ORDER_EVENTS = Operation(
+    summary="An order's history, oldest first",
+    tag="orders",
+    params=(ORDER_ID,),
+    replies=(Reply(200, "its events", (OrderHistory,)), *errors(404, 422, 503)),
+)
+CANCEL_ORDER = Operation(
+    summary="Ask to cancel an order",
+    # Documented as required: an empty body is taken too, but never without the JSON
+    # Content-Type, which a cross-site POST without a body could otherwise leave out.
+    description="It ends CANCELLED, compensated. An empty body is taken too, but "
+    "Content-Type must be application/json even then (415 otherwise).",
+    tag="orders",
+    body=CancelBody,
+    params=(ORDER_ID,),
+    replies=(
+        Reply(202, "the cancel is sent", (CancelRequested,)),
+        *BODY_ERRORS,
+        error(404),
+        error(409, "the order has ended", OrderConflict),
+        error(503),
+    ),
+)
 
 
 def listing_filters(request: Request) -> tuple[str | None, str | None, float | None]:
@@ -92,10 +174,14 @@ def listing_filters(request: Request) -> tuple[str | None, str | None, float | N
     since = request.query.get("since")
     if since is None:
         return status, customer_id, None
+    # pydantic also reads a bare number as epoch seconds; the document promises ISO 8601.
+    problem = "must be an ISO 8601 time (2026-12-01T09:30:00Z)"
+    if not _ISO_DATE.match(since):
+        raise invalid("since", problem)
     try:
         when = _SINCE.validate_python(since[:40])
     except ValidationError:
-        raise invalid("since", "must be an ISO 8601 time (2026-12-01T09:30:00Z)") from None
+        raise invalid("since", problem) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return status, customer_id, when.timestamp()
@@ -104,6 +190,7 @@ def listing_filters(request: Request) -> tuple[str | None, str | None, float | N
 class Orders(DeskView):
     """``POST /orders`` and ``GET /orders``."""
 
+    @documented(LIST_ORDERS)
     @answers
     async def get(self, request: Request) -> Response:
         """Orders newest first: ``status``, ``customer_id``, ``since``; ``limit``, ``cursor``."""
@@ -122,8 +209,9 @@ class Orders(DeskView):
             limit=limit, status=status, customer_id=customer_id, since=since, before=cursor
         )
         found = await asyncio.gather(*(find_order(desk, order_id) for order_id in ids))
-        return self.json(page_response(found, next_cursor))
+        return self.answer(OrderPage(**page_response(found, next_cursor)))
 
+    @documented(PLACE_ORDER)
     @answers
     async def post(self, request: Request) -> Response:
         """Place an order: 202 with its id; Idempotency-Key makes retries safe."""
@@ -159,7 +247,9 @@ class Orders(DeskView):
             shipping_address=order.shipping_address,
         )
         accepted = accepted_record(command, accepted_at)
-        await desk.store.remember_accepted(command.order_id, accepted, settings.idempotency_ttl_s)
+        await desk.store.remember_accepted(
+            command.order_id, accepted.body(), settings.idempotency_ttl_s
+        )
         # The webview's re-drive re-sends the PlaceOrder until an event of the
         # order is projected, so neither a lost send nor a message the
         # orchestrator skipped leaves an accepted order unstarted.
@@ -185,16 +275,18 @@ class Orders(DeskView):
         # The order's first line: where following its correlation id begins.
         told = "order accepted" if send is Send.SEND else f"order accepted again ({send.value})"
         log.info(told, extra={"order_id": command.order_id})
-        return self.json(
-            {**accepted, "links": {"self": f"/orders/{command.order_id}"}},
+        location = f"/orders/{command.order_id}"
+        return self.answer(
+            PlacedOrder(**dict(accepted), links=OrderLinks(self=location)),
             status=202,
-            headers={"Location": f"/orders/{command.order_id}"},
+            headers={"Location": location},
         )
 
 
 class Order(DeskView):
     """``GET /orders/{order_id}``."""
 
+    @documented(READ_ORDER)
     @answers
     async def get(self, request: Request, order_id: str) -> Response:
         """The order; ``?wait=SECONDS`` long-polls until it is terminal."""
@@ -205,10 +297,10 @@ class Order(DeskView):
         if found is None:
             raise not_found(f"order {order_id}")
         require_owner(
-            request, self.desk.settings, found["customer_id"], f"order {order_id}", hidden=True
+            request, self.desk.settings, found.customer_id, f"order {order_id}", hidden=True
         )
         deadline = time.monotonic() + wait
-        while found["status"] not in TERMINAL:
+        while found.status not in TERMINAL:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -236,12 +328,13 @@ class Order(DeskView):
             finally:
                 desk.node.metrics.long_polls.dec()
             found = await find_order(desk, order_id) or found
-        return self.json(found)
+        return self.answer(found)
 
 
 class OrderEvents(DeskView):
     """``GET /orders/{order_id}/events``."""
 
+    @documented(ORDER_EVENTS)
     @answers
     async def get(self, request: Request, order_id: str) -> Response:
         """The order's history, oldest first."""
@@ -251,16 +344,23 @@ class OrderEvents(DeskView):
         if found is None:
             raise not_found(f"order {order_id}")
         require_owner(
-            request, self.desk.settings, found["customer_id"], f"order {order_id}", hidden=True
+            request, self.desk.settings, found.customer_id, f"order {order_id}", hidden=True
         )
         if await store.order(order_id) is None:  # accepted, no event projected yet
-            return self.json({"order_id": order_id, "events": []})
-        return self.json({"order_id": order_id, "events": await store.events(order_id)})
+            return self.answer(OrderHistory(order_id=order_id, events=[]))
+        # The stored entries keep their epoch time too, for the stats; it is not served.
+        fields = OrderEventEntry.model_fields
+        events = [
+            OrderEventEntry.model_validate({k: entry[k] for k in fields if k in entry})
+            for entry in await store.events(order_id)
+        ]
+        return self.answer(OrderHistory(order_id=order_id, events=events))
 
 
 class CancelOrderView(DeskView):
     """``POST /orders/{order_id}/cancel``."""
 
+    @documented(CANCEL_ORDER)
     @answers
     async def post(self, request: Request, order_id: str) -> Response:
         """Ask to cancel: 202 while in flight, 409 once terminal."""
@@ -273,20 +373,20 @@ class CancelOrderView(DeskView):
         if found is None:
             raise not_found(f"order {order_id}")
         require_owner(
-            request, self.desk.settings, found["customer_id"], f"order {order_id}", hidden=True
+            request, self.desk.settings, found.customer_id, f"order {order_id}", hidden=True
         )
-        if found["status"] in TERMINAL:
-            conflict = HttpError(
+        if found.status in TERMINAL:
+            raise HttpError(
                 409,
                 "conflict",
-                f"order is already {found['status']}",
-                problems=[{"field": "order_id", "message": f"order is {found['status']}"}],
+                f"order is already {found.status}",
+                problems=[{"field": "order_id", "message": f"order is {found.status}"}],
+                model=OrderConflict,
+                fields={"status": found.status},
             )
-            conflict.body["status"] = found["status"]
-            raise conflict
         await desk.send(
             CancelOrder(order_id=order_id),
             key=order_id,
             correlation_id=current_correlation_id(order_id),
         )
-        return self.json({"order_id": order_id, "status": "CANCEL_REQUESTED"}, status=202)
+        return self.answer(CancelRequested(order_id=order_id), status=202)

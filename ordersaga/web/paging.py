@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from faust.web import Request
+from pydantic import Field
 
 from ordersaga.app.http import invalid
+from ordersaga.app.operations import Param, param
+from ordersaga.schemas.responses import Cursor
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
 _LIMIT = re.compile(r"^[0-9]{1,3}$")
 # A cursor is the placing time (epoch seconds) of the last order of the page before.
 _CURSOR = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,7})?$")
+
+LIMIT = param(
+    "limit",
+    "query",
+    Annotated[int, Field(ge=1, le=MAX_PAGE)],
+    f"orders per page, 1-{MAX_PAGE}",
+    default=DEFAULT_PAGE,
+)
+CURSOR = param("cursor", "query", Cursor, "the previous page's next_cursor")
+PAGING: tuple[Param, ...] = (LIMIT, CURSOR)
 
 
 def page_limit(request: Request) -> int:

@@ -1,4 +1,4 @@
-"""The web view's routes: orders, inventory and customers.
+"""The web view's routes: orders, inventory, customers, services, the dashboard and the docs.
 
 Bad input never reaches Kafka: every body, path parameter, query parameter and
 header a client controls is validated by the views first (``ordersaga.web.inputs``
@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import faust
 
+from ordersaga.schemas.responses import OpenApiDocument
 from ordersaga.web.auth import Gatekeeper
 from ordersaga.web.customers import (
     BlockCustomerView,
@@ -22,11 +23,15 @@ from ordersaga.web.customers import (
 )
 from ordersaga.web.dashboard import Dashboard, DashboardAsset, DashboardStats
 from ordersaga.web.desk import Desk, DeskView
+from ordersaga.web.docs import Docs, DocsAsset, OpenApi
 from ordersaga.web.inventory import Inventory, InventoryItem, Restock
+from ordersaga.web.openapi import build_document
 from ordersaga.web.orders import CancelOrderView, Order, OrderEvents, Orders
 from ordersaga.web.services import GroupHealth, Services
 
 # README.md lists the same routes; tests/agents/test_served_routes.py holds them equal.
+# Every method of every view here must carry its Operation (ordersaga.app.operations):
+# register_routes builds the OpenAPI document first and refuses an undocumented one.
 ROUTES: tuple[tuple[str, type[DeskView]], ...] = (
     ("/orders", Orders),
     ("/orders/{order_id}", Order),
@@ -45,6 +50,9 @@ ROUTES: tuple[tuple[str, type[DeskView]], ...] = (
     ("/dashboard", Dashboard),
     ("/dashboard/stats", DashboardStats),
     ("/dashboard/{name}", DashboardAsset),
+    ("/openapi.json", OpenApi),
+    ("/docs", Docs),
+    ("/docs/{asset}", DocsAsset),
 )
 
 
@@ -52,9 +60,12 @@ def register_routes(app: faust.App, desk: Desk) -> None:
     """Add the HTTP API to the webview app, each view answering from ``desk``.
 
     The gatekeeper (tokens, access, rate limits) runs inside the correlation and
-    error middlewares, so its refusals are JSON and carry the request's id.
+    error middlewares, so its refusals are JSON and carry the request's id. The
+    document describes the worker's own pages (/health, /ready, /metrics) too.
     """
     middlewares = cast(Any, app.web).web_app.middlewares
     middlewares.append(Gatekeeper(desk.settings, lambda: desk.rate_limiter))
+    document = build_document([*desk.node.pages, *ROUTES], secured=desk.settings.auth_enabled)
+    desk.openapi = OpenApiDocument.model_validate(document)
     for path, view in ROUTES:
         app.page(path)(view.on(desk))

@@ -107,3 +107,22 @@ def test_the_page_shows_live_services_and_an_order_reaching_completed(
     # And the page logged no error
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == [], errors
+
+
+def test_the_api_page_renders_every_operation_under_its_policy(
+    system: System, client: httpx.Client, browser: webdriver.Chrome
+) -> None:
+    document = client.get("/openapi.json").json()
+    operations = sum(len(item) for item in document["paths"].values())
+    page = client.get("/docs")
+    assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    assert "http://" not in page.text and "https://" not in page.text
+
+    browser.get(f"{system.base_url}/docs")
+    wait = WebDriverWait(browser, 30, poll_frequency=0.25)
+    # Swagger UI read the 3.1 document from this web view and shows every operation.
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) == operations)
+    assert "OAS 3.1" in browser.find_element(By.CSS_SELECTOR, ".info .title").text
+    # Nothing was refused by the policy, and nothing else went wrong.
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], errors

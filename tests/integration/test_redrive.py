@@ -51,7 +51,7 @@ def accept_without_sending(system: System, command: PlaceOrder, accepted_at: flo
         async with view_store(system) as store:
             body = command.model_dump(mode="json")
             await store.remember_accepted(
-                command.order_id, accepted_record(command, accepted_at), 60
+                command.order_id, accepted_record(command, accepted_at).body(), 60
             )
             return await store.await_confirmation(
                 command.order_id, body, accepted_at, redrive_at=accepted_at + 0.5

@@ -223,6 +223,9 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("GET", "/health", None, PUBLIC),
     ("GET", "/metrics", None, PUBLIC),
     ("GET", "/ready", None, PUBLIC),
+    ("GET", "/openapi.json", None, PUBLIC),
+    ("GET", "/docs", None, PUBLIC),
+    ("GET", "/docs/swagger-ui.css", None, PUBLIC),
 ]
 
 
@@ -443,6 +446,9 @@ def test_only_pages_without_data_and_the_probes_are_public():
         ("GET", "/health"),
         ("GET", "/metrics"),
         ("GET", "/ready"),
+        ("GET", "/openapi.json"),
+        ("GET", "/docs"),
+        ("GET", "/docs/{asset}"),
     }
 
 

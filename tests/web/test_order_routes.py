@@ -229,7 +229,8 @@ async def test_a_retry_after_the_window_sends_nothing(client, outbox, drive, sto
     assert len(outbox.messages(ORDERS_COMMANDS)) == 1
     # It answers with when the key was first used, not with the retry's time.
     body = await (await client.get(f"/orders/{order_id}")).json()
-    assert body["placed_at"] == datetime.fromtimestamp(record["accepted_at"], UTC).isoformat()
+    placed_at = datetime.fromisoformat(body["placed_at"])
+    assert placed_at == datetime.fromtimestamp(record["accepted_at"], UTC)
 
 
 async def test_a_retry_of_a_projected_order_sends_nothing(client, outbox, drive, store):
@@ -455,3 +456,13 @@ async def test_a_malformed_correlation_id_is_a_422_naming_the_header(client, sto
     body = await resp.json()
     assert body["problems"][0]["field"] == "X-Correlation-ID"
     assert resp.headers["X-Correlation-ID"].startswith("cor_")
+
+
+async def test_since_is_iso_8601_only_as_documented(client):
+    # pydantic alone would read a bare number as epoch seconds (schemathesis found it).
+    for since in ("0.5", "1764581400", "yesterday"):
+        resp = await client.get(f"/orders?since={since}")
+        assert resp.status == 422, since
+        assert [p["field"] for p in (await resp.json())["problems"]] == ["since"]
+    ok = await client.get("/orders?since=2026-12-01T09:30:00Z")
+    assert ok.status == 200
