@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.integration.conftest import System
 from tests.integration.support import new_sku, order_body
 
 pytestmark = pytest.mark.integration
@@ -86,3 +87,9 @@ def test_web_view_survives_a_burst_of_garbage(client: httpx.Client, sku: str) ->
         client.post("/orders", content=bytes([i % 256]) * (i + 1))
     assert client.get("/health").status_code == 200
     assert client.get(f"/inventory/{sku}").status_code == 200
+
+
+def test_run_says_first_that_auth_is_off_and_how_to_turn_it_on(system: System) -> None:
+    # Without a secret every route is open: the first thing `make run` says.
+    assert system.output[0].startswith("auth      OFF: every route is open")
+    assert "ORDERSAGA_AUTH_SECRET" in system.output[0]
