@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from typing import Any, Literal
 
+from opentelemetry import trace
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 from ordersaga.schemas.messages import Envelope
@@ -77,11 +78,14 @@ class ContextFilter(logging.Filter):
     which the ``faust worker`` command line sets after the app is made.
     """
 
-    def __init__(self, group: str, worker: Callable[[], str] | str) -> None:
+    def __init__(self, group: str, worker: Callable[[], str] | str, traced: bool = False) -> None:
         super().__init__()
         self.group = group
         self._worker = worker
         self._worker_name: str | None = None
+        # With tracing on, each line names the span it was logged in, linking logs to
+        # traces; off, nothing of OpenTelemetry is looked at.
+        self.traced = traced
 
     @property
     def worker(self) -> str:
@@ -97,6 +101,11 @@ class ContextFilter(logging.Filter):
             attrs = record.__dict__
             for key, value in fields.items():
                 attrs.setdefault(key, value)
+        if self.traced:
+            span = trace.get_current_span().get_span_context()
+            if span.is_valid:
+                record.trace_id = format(span.trace_id, "032x")
+                record.span_id = format(span.span_id, "016x")
         return True
 
 
@@ -148,7 +157,7 @@ def resolve_format(wanted: LogFormat, stream: Any = None) -> Literal["json", "co
 
 
 def logging_config(
-    group: str, worker: Callable[[], str] | str, log_format: LogFormat
+    group: str, worker: Callable[[], str] | str, log_format: LogFormat, traced: bool = False
 ) -> dict[str, Any]:
     """Faust's ``logging_config``: our handler in place of the worker's default one.
 
@@ -161,7 +170,9 @@ def logging_config(
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"ordersaga": {"()": formatter}},
-        "filters": {"ordersaga": {"()": ContextFilter, "group": group, "worker": worker}},
+        "filters": {
+            "ordersaga": {"()": ContextFilter, "group": group, "worker": worker, "traced": traced}
+        },
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",

@@ -105,7 +105,10 @@ class Node:
         # Read by `faust worker` when it sets logging up, after its command line
         # set the web port that the worker's name includes.
         self.app.conf.logging_config = logging_config(
-            self.group.name, lambda: self.announcer.instance, self.settings.log_format
+            self.group.name,
+            lambda: self.announcer.instance,
+            self.settings.log_format,
+            traced=self.tracing is not None,
         )
         if resolve_format(self.settings.log_format) == "json":
             _no_banner_in_json_logs(self.app)

@@ -7,6 +7,7 @@ small OTLP/HTTP receiver this module runs on 127.0.0.1; no other system traces.
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 import uuid
 import zlib
@@ -231,3 +232,16 @@ def test_one_order_is_one_trace_with_a_span_per_hop_each_the_child_of_the_one_be
         assert isinstance(attributes["messaging.kafka.offset"], int)
         assert attributes["messaging.kafka.message.key"] in (order_id, sku, "cust-1")
         assert attributes["ordersaga.outcome"] == "ok"
+
+    # With tracing on, every log line about the order names its trace and the span it
+    # was logged in: from a line, an operator finds the trace, and from a span, its lines.
+    lines = [
+        json.loads(line)
+        for path in sorted((traced_system.data_dir / "logs").glob("*-*.log"))
+        for line in path.read_text().splitlines()
+        if line.startswith("{") and f'"order_id":"{order_id}"' in line
+    ]
+    groups = {line["group"] for line in lines}
+    assert {"webview", "orders", "customers", "inventory", "payments", "shipping"} <= groups
+    assert all(line.get("trace_id") == trace_id for line in lines), lines
+    assert all(line["span_id"] in by_id for line in lines), lines

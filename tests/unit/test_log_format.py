@@ -162,3 +162,20 @@ def test_faust_workers_logging_setup_takes_the_config_and_keeps_the_command_line
         "aiokafka.consumer",
     )
     assert (line["message"], line["order_id"]) == ("fetched", "ord_9")
+
+
+def test_with_tracing_on_a_line_names_its_trace_and_span() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("handling") as span:
+        traced, untraced = record(), record()
+        ContextFilter("orders", "orders@6067:1", traced=True).filter(traced)
+        ContextFilter("orders", "orders@6067:1").filter(untraced)
+    context = span.get_span_context()
+    assert traced.trace_id == format(context.trace_id, "032x")  # type: ignore[attr-defined]
+    assert traced.span_id == format(context.span_id, "016x")  # type: ignore[attr-defined]
+    assert not hasattr(untraced, "trace_id")
+    outside = record()
+    ContextFilter("orders", "orders@6067:1", traced=True).filter(outside)
+    assert not hasattr(outside, "trace_id")  # no span current, no ids
