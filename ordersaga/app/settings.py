@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -394,6 +395,12 @@ class Settings(BaseSettings):
         le=300,
         description="ORDERSAGA_AUTH_LEEWAY_S: clock skew allowed on `exp`, `iat` and `nbf`.",
     )
+    trusted_proxies: str = Field(
+        default="",
+        description="ORDERSAGA_TRUSTED_PROXIES: comma-separated addresses of reverse "
+        "proxies in front of the web view; from them (only) X-Forwarded-For names the "
+        "client whose address the per-client limits count. Empty: the peer is the client.",
+    )
     rate_limit_per_s: float = Field(
         default=20.0,
         ge=0,
@@ -428,6 +435,14 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _trusted_proxies_are_addresses(self) -> Settings:
+        try:
+            _ = self.trusted_proxy_addresses
+        except ValueError as exc:
+            raise ValueError(f"ORDERSAGA_TRUSTED_PROXIES: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
     def _one_way_to_verify_tokens(self) -> Settings:
         secret = self.auth_secret.get_secret_value() if self.auth_secret else None
         if secret is not None and self.auth_public_key:
@@ -453,6 +468,15 @@ class Settings(BaseSettings):
                 "ORDERSAGA_AUTH_PUBLIC_KEY needs ORDERSAGA_AUTH_ALGORITHM RS256 or ES256"
             )
         return self
+
+    @property
+    def trusted_proxy_addresses(self) -> list[str]:
+        """ORDERSAGA_TRUSTED_PROXIES as normalized addresses."""
+        return [
+            str(ipaddress.ip_address(a.strip()))
+            for a in self.trusted_proxies.split(",")
+            if a.strip()
+        ]
 
     @property
     def auth_enabled(self) -> bool:

@@ -13,6 +13,7 @@ tokens is limited by its address like any anonymous client.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Callable, Mapping
 from enum import Enum
@@ -31,6 +32,7 @@ REALM = "ordersaga"
 # Methods that change state, and so are rate-limited.
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _PRINCIPAL = web.RequestKey("ordersaga.principal", Principal)
+_CLIENT = web.RequestKey("ordersaga.client", str)
 # Set by a gatekeeper that verifies tokens, whatever the settings the view holds.
 _AUTH_ON = web.RequestKey("ordersaga.auth_on", bool)
 # What the views are handed: aiohttp's request under Faust's name for it.
@@ -90,16 +92,51 @@ def principal(request: AnyRequest) -> Principal | None:
     return cast(web.Request, request).get(_PRINCIPAL)
 
 
-def client_key(caller: Principal | None, request: AnyRequest) -> str:
-    """Who a per-client bound counts against: the token's subject, else the peer address."""
+# X-Forwarded-For entries looked at, from the right (each proxy appends one).
+MAX_FORWARDED_HOPS = 8
+
+
+def _address(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        return None
+
+
+def peer_address(request: AnyRequest, trusted: frozenset[str] = frozenset()) -> str:
+    """The client's address: the peer's, or behind trusted proxies what they forwarded.
+
+    X-Forwarded-For is believed only from a trusted proxy, and read from the right:
+    the first address no trusted proxy holds is the client's (anything to its left
+    the client could have written itself).
+    """
+    req = cast(web.Request, request)
+    remote = req.remote or "?"
+    if remote not in trusted:
+        return remote
+    forwarded = req.headers.get("X-Forwarded-For", "")
+    for hop in reversed(forwarded.split(",")[-MAX_FORWARDED_HOPS:]):
+        address = _address(hop)
+        if address is None:
+            return remote  # a malformed entry: believe nothing further left
+        if address not in trusted:
+            return address
+    return remote
+
+
+def client_key(
+    caller: Principal | None, request: AnyRequest, trusted: frozenset[str] = frozenset()
+) -> str:
+    """Who a per-client bound counts against: the token's subject, else the address."""
     if caller is not None:
         return f"sub:{caller.subject}"
-    return f"ip:{cast(web.Request, request).remote or '?'}"
+    return f"ip:{peer_address(request, trusted)}"
 
 
 def client_of(request: AnyRequest) -> str:
-    """The client of a request the gatekeeper has judged."""
-    return client_key(principal(request), request)
+    """The client of a request the gatekeeper has judged (as it named it)."""
+    known = cast(web.Request, request).get(_CLIENT)
+    return known if known is not None else client_key(principal(request), request)
 
 
 def forbidden(message: str, field: str = "Authorization") -> HttpError:
@@ -213,13 +250,15 @@ class Gatekeeper:
         self.verifier = TokenVerifier(settings) if settings.auth_enabled else None
         # Looked up per request: the limiter follows the desk's Redis pool.
         self.limiter = limiter if settings.rate_limit_per_s > 0 else None
+        self.trusted_proxies = frozenset(settings.trusted_proxy_addresses)
 
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         access = access_of(request.method, _route_template(request))
         caller, problem = self._caller(request, access)
         verdict = None
+        client = client_key(caller, request, self.trusted_proxies)
+        request[_CLIENT] = client
         if self.limiter is not None and request.method in MUTATING:
-            client = client_key(caller, request)
             try:
                 verdict = await self.limiter().take(client)
             except RedisError as exc:

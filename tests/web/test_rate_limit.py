@@ -14,12 +14,12 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from ordersaga.agents import webview
 from ordersaga.app.settings import Settings
 from ordersaga.app.tokens import Role, mint_token
-from ordersaga.web.auth import Gatekeeper
+from ordersaga.web.auth import Gatekeeper, peer_address
 from ordersaga.web.rate_limit import PREFIX, RateLimiter
 from ordersaga.web.store import ViewStore
 from tests.harness import JSON, Outbox
@@ -135,3 +135,70 @@ async def test_with_redis_down_a_post_is_503_in_the_json_shape(store: ViewStore,
             assert (await r.json())["error"] == "dependency_down"
     finally:
         await dead.aclose()
+
+
+def _forwarded(remote: str, forwarded: str | None) -> web.Request:
+    headers = {"X-Forwarded-For": forwarded} if forwarded is not None else {}
+    return make_mocked_request("POST", "/orders", headers=headers, transport=_Peer(remote))
+
+
+class _Peer:
+    """What aiohttp reads the peer's address from."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return (self.host, 40000) if name == "peername" else default
+
+
+@pytest.mark.parametrize(
+    ("remote", "forwarded", "trusted", "client"),
+    [
+        ("10.0.0.7", None, set(), "10.0.0.7"),
+        # Not from a trusted proxy: what it forwards is the client's own writing.
+        ("10.0.0.7", "1.2.3.4", set(), "10.0.0.7"),
+        ("10.0.0.7", "1.2.3.4", {"10.0.0.9"}, "10.0.0.7"),
+        # From a trusted proxy: the rightmost address no trusted proxy holds.
+        ("10.0.0.9", "1.2.3.4", {"10.0.0.9"}, "1.2.3.4"),
+        ("10.0.0.9", "6.6.6.6, 1.2.3.4", {"10.0.0.9"}, "1.2.3.4"),
+        ("10.0.0.9", "6.6.6.6, 1.2.3.4, 10.0.0.8", {"10.0.0.9", "10.0.0.8"}, "1.2.3.4"),
+        # A malformed entry stops the walk: nothing further left is believed.
+        ("10.0.0.9", "1.2.3.4, not-an-ip", {"10.0.0.9"}, "10.0.0.9"),
+        ("10.0.0.9", "", {"10.0.0.9"}, "10.0.0.9"),
+        ("10.0.0.9", "::FFFF:1.2.3.4", {"10.0.0.9"}, "::ffff:102:304"),
+    ],
+)
+def test_the_client_address_believes_x_forwarded_for_only_from_trusted_proxies(
+    remote, forwarded, trusted, client
+):
+    assert peer_address(_forwarded(remote, forwarded), frozenset(trusted)) == client
+
+
+def test_trusted_proxies_must_be_addresses():
+    assert Settings(trusted_proxies=" 10.0.0.9, ::1 ").trusted_proxy_addresses == [
+        "10.0.0.9",
+        "::1",
+    ]
+    with pytest.raises(ValueError, match="ORDERSAGA_TRUSTED_PROXIES"):
+        Settings(trusted_proxies="proxy.internal")
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_bucket(store, outbox):
+    settings = Settings(rate_limit_per_s=0.01, rate_limit_burst=1, trusted_proxies="127.0.0.1")
+    limiter = RateLimiter(store.redis, settings.rate_limit_per_s, settings.rate_limit_burst)
+    middlewares = [
+        Gatekeeper(settings, lambda: limiter) if isinstance(m, Gatekeeper) else m
+        for m in webview.app.web.web_app.middlewares
+    ]
+    app = web.Application(middlewares=middlewares)
+    for route in webview.app.web.web_app.router.routes():
+        app.router.add_route(route.method, route.resource.canonical, route.handler)
+    async with TestClient(TestServer(app)) as c:
+
+        async def post(forwarded: str) -> int:
+            headers = {**JSON, "X-Forwarded-For": forwarded}
+            return (await c.post("/orders", data=b"{}", headers=headers)).status
+
+        assert [await post("1.2.3.4"), await post("1.2.3.4")] == [422, 429]
+        assert await post("5.6.7.8") == 422  # another client behind the same proxy
