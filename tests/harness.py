@@ -76,6 +76,7 @@ from ordersaga.schemas.messages import (  # noqa: E402
     StockChanged,
 )
 from ordersaga.web.admission import CompletionRate  # noqa: E402
+from ordersaga.web.auth import Gatekeeper  # noqa: E402
 from ordersaga.web.store import ViewStore  # noqa: E402
 
 AGENT_MODULES = (orders, inventory, payments, shipping, notifications, webview, customers)
@@ -442,15 +443,26 @@ async def _gateway_journal(request: pytest.FixtureRequest) -> AsyncIterator[None
 JSON = {"Content-Type": "application/json"}
 
 
+def webview_routes(gatekeeper: Gatekeeper | None = None) -> web.Application:
+    """A fresh aiohttp app with the webview app's own middlewares, routes and handlers.
+
+    Fresh per test: an aiohttp app is bound to the first loop that serves it.
+    ``gatekeeper`` stands in for the webview's own (other auth or limit settings).
+    """
+    middlewares = list(webview.app.web.web_app.middlewares)
+    if gatekeeper is not None:
+        assert any(isinstance(m, Gatekeeper) for m in middlewares)
+        middlewares = [gatekeeper if isinstance(m, Gatekeeper) else m for m in middlewares]
+    app = web.Application(middlewares=middlewares)
+    for route in webview.app.web.web_app.router.routes():
+        app.router.add_route(route.method, route.resource.canonical, route.handler)
+    return app
+
+
 @pytest.fixture
 async def client(view_store: ViewStore) -> AsyncIterator[TestClient]:
     """A client of the webview's routes, which answer from the test's view store."""
-    # A fresh aiohttp app per test (an aiohttp app is bound to the first loop that
-    # serves it) carrying the webview app's own routes and handlers.
-    app = web.Application(middlewares=list(webview.app.web.web_app.middlewares))
-    for route in webview.app.web.web_app.router.routes():
-        app.router.add_route(route.method, route.resource.canonical, route.handler)
-    async with TestClient(TestServer(app)) as c:
+    async with TestClient(TestServer(webview_routes())) as c:
         yield c
 
 

@@ -91,6 +91,15 @@ def _from_aiohttp(exc: web.HTTPException) -> HttpError:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def route_template(request: web.Request) -> str | None:
+    """The matched route's template (``/orders/{order_id}``); None when none matched."""
+    info = request.match_info
+    if info.http_exception is not None:  # the router answers 404 or 405
+        return None
+    resource = info.route.resource
+    return resource.canonical if resource is not None else None
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer every error in the JSON shape and log each answer that is not a success."""

@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from ordersaga.app.http import Handler
+from ordersaga.app.http import Handler, route_template
 from ordersaga.schemas.messages import Envelope
 
 TRACEPARENT = "traceparent"
@@ -114,7 +114,7 @@ class Tracing:
 
         @web.middleware
         async def trace_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-            route = _route(request)
+            route = route_template(request)  # a span name of low cardinality
             parent = _PROPAGATOR.extract(request.headers)
             name = f"{request.method} {route}" if route else request.method
             attributes: dict[str, str | int] = {
@@ -153,15 +153,6 @@ def _trace_headers(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes]) -
 
 def _text(key: Any) -> str:
     return key.decode("utf-8", "replace") if isinstance(key, bytes | bytearray) else str(key)
-
-
-def _route(request: web.Request) -> str | None:
-    """The matched route's template (``/orders/{order_id}``): a span name of low cardinality."""
-    try:
-        info = request.match_info.route.resource
-    except AttributeError:
-        return None
-    return info.canonical if info is not None else None
 
 
 __all__ = ["Tracing", "otlp_provider", "provider_for", "traces_url", "tracing_for"]

@@ -23,7 +23,7 @@ from aiohttp import web
 from faust.web import Request as FaustRequest
 from redis.exceptions import RedisError
 
-from ordersaga.app.http import Handler, HttpError, invalid
+from ordersaga.app.http import Handler, HttpError, invalid, route_template
 from ordersaga.app.settings import Settings
 from ordersaga.app.tokens import Principal, TokenError, TokenVerifier
 from ordersaga.web.rate_limit import RateLimiter, Verdict
@@ -33,7 +33,7 @@ REALM = "ordersaga"
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _PRINCIPAL = web.RequestKey("ordersaga.principal", Principal)
 _CLIENT = web.RequestKey("ordersaga.client", str)
-# Set by a gatekeeper that verifies tokens, whatever the settings the view holds.
+# Set by the gatekeeper on every request it judges: whether it verified tokens.
 _AUTH_ON = web.RequestKey("ordersaga.auth_on", bool)
 # What the views are handed: aiohttp's request under Faust's name for it.
 AnyRequest = web.Request | FaustRequest
@@ -150,9 +150,13 @@ def forbidden(message: str, field: str = "Authorization") -> HttpError:
     )
 
 
-def authenticated(request: AnyRequest, settings: Settings) -> Principal | None:
-    """The caller when auth is on (never None then: a route without one fails closed)."""
-    if not (settings.auth_enabled or cast(web.Request, request).get(_AUTH_ON, False)):
+def authenticated(request: AnyRequest) -> Principal | None:
+    """The caller when auth is on (never None then: a route without one fails closed).
+
+    Auth is off only where the gatekeeper judged the request and said so; a request
+    it never saw (an app without it) is treated as auth on.
+    """
+    if not cast(web.Request, request).get(_AUTH_ON, True):
         return None
     caller = principal(request)
     if caller is None:  # a public route, or an app without the gatekeeper
@@ -161,23 +165,23 @@ def authenticated(request: AnyRequest, settings: Settings) -> Principal | None:
 
 
 def require_owner(
-    request: AnyRequest, settings: Settings, customer_id: str, what: str, *, hidden: bool = False
+    request: AnyRequest, customer_id: str, what: str, *, hidden: bool = False
 ) -> None:
     """Refuse unless the caller may act for ``customer_id`` (an admin, or that customer).
 
     403, or 404 with ``hidden``: for what is found by an id, so that another
     customer cannot tell an order that exists from one that does not.
     """
-    caller = authenticated(request, settings)
+    caller = authenticated(request)
     if caller is not None and not caller.may_act_for(customer_id):
         if hidden:
             raise HttpError(404, "not_found", f"no {what}")
         raise forbidden(f"{what} belongs to another customer")
 
 
-def ordering_customer(request: AnyRequest, settings: Settings, named: str | None) -> str:
+def ordering_customer(request: AnyRequest, named: str | None) -> str:
     """Whose order a POST /orders places: the token's customer, or the one an admin names."""
-    caller = authenticated(request, settings)
+    caller = authenticated(request)
     if caller is not None and not caller.is_admin:
         if named is not None and named != caller.subject:
             raise forbidden("a customer orders for itself only", field="customer_id")
@@ -219,14 +223,6 @@ def bearer_token(request: web.Request) -> str | None:
     return token.strip()
 
 
-def _route_template(request: web.Request) -> str | None:
-    info = request.match_info
-    if info.http_exception is not None:
-        return None
-    resource = info.route.resource
-    return resource.canonical if resource is not None else None
-
-
 def rate_limit_headers(verdict: Verdict) -> dict[str, str]:
     """The RateLimit-* headers (IETF httpapi draft) and, when refused, Retry-After."""
     headers = {
@@ -253,7 +249,7 @@ class Gatekeeper:
         self.trusted_proxies = frozenset(settings.trusted_proxy_addresses)
 
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        access = access_of(request.method, _route_template(request))
+        access = access_of(request.method, route_template(request))
         caller, problem = self._caller(request, access)
         verdict = None
         client = client_key(caller, request, self.trusted_proxies)
@@ -280,8 +276,7 @@ class Gatekeeper:
         if problem is not None:
             problem.headers.update(limit_headers)
             raise problem
-        if self.verifier is not None:
-            request[_AUTH_ON] = True
+        request[_AUTH_ON] = self.verifier is not None
         if caller is not None:
             request[_PRINCIPAL] = caller
         try:

@@ -137,7 +137,7 @@ class Customers(DeskView):
         desk, settings = self.desk, self.desk.settings
         raw = await json_body(request, settings.max_body_bytes)
         body = parse_body(CustomerBody, raw, settings.max_body_bytes)
-        require_owner(request, settings, body.customer_id, f"account {body.customer_id}")
+        require_owner(request, body.customer_id, f"account {body.customer_id}")
         known = await desk.customers.account(body.customer_id)
         if known is not None:
             if not same_details(known, body):
@@ -174,7 +174,7 @@ class Customer(DeskView):
     async def get(self, request: Request, customer_id: str) -> Response:
         """The account."""
         customer_id = path_id(customer_id, "customer_id")
-        require_owner(request, self.desk.settings, customer_id, f"account {customer_id}")
+        require_owner(request, customer_id, f"account {customer_id}")
         account = await self.desk.customers.account(customer_id)
         if account is None:
             raise not_found(f"customer {customer_id}")
@@ -234,7 +234,7 @@ class CustomerOrders(DeskView):
         """The customer's orders, newest first; ``limit`` and ``cursor`` page through them."""
         desk = self.desk
         customer_id = path_id(customer_id, "customer_id")
-        require_owner(request, desk.settings, customer_id, f"the orders of customer {customer_id}")
+        require_owner(request, customer_id, f"the orders of customer {customer_id}")
         limit, cursor = page_limit(request), page_cursor(request)
         if await desk.customers.account(customer_id) is None:
             raise not_found(f"customer {customer_id}")

@@ -196,13 +196,11 @@ class Orders(DeskView):
         """Orders newest first: ``status``, ``customer_id``, ``since``; ``limit``, ``cursor``."""
         desk = self.desk
         status, customer_id, since = listing_filters(request)
-        caller = authenticated(request, desk.settings)
+        caller = authenticated(request)
         if caller is not None and not caller.is_admin:
             # A customer lists its own orders only: the filter is its own id.
             if customer_id is not None:
-                require_owner(
-                    request, desk.settings, customer_id, f"the orders of customer {customer_id}"
-                )
+                require_owner(request, customer_id, f"the orders of customer {customer_id}")
             customer_id = caller.subject
         limit, cursor = page_limit(request), page_cursor(request)
         ids, next_cursor = await desk.order_index.page(
@@ -219,7 +217,7 @@ class Orders(DeskView):
         body = await json_body(request, settings.max_body_bytes)
         key = idempotency_key(request)
         order = parse_body(PlaceOrderBody, body, settings.max_body_bytes)
-        customer_id = ordering_customer(request, settings, order.customer_id)
+        customer_id = ordering_customer(request, order.customer_id)
         items = merge_lines(order.items)
         known = await desk.store.stock(*(line.sku for line in items))
         for i, line in enumerate(items):
@@ -283,6 +281,17 @@ class Orders(DeskView):
         )
 
 
+def too_many_waiters(status: int, held: str, problem: str) -> HttpError:
+    """The answer of a long-poll refused for the ones already held (Retry-After 1)."""
+    return HttpError(
+        status,
+        "too_many_waiters",
+        f"{held}; retry, or read without wait",
+        problems=[{"field": "wait", "message": problem}],
+        headers={"Retry-After": "1"},
+    )
+
+
 class Order(DeskView):
     """``GET /orders/{order_id}``."""
 
@@ -296,9 +305,7 @@ class Order(DeskView):
         found = await find_order(desk, order_id)
         if found is None:
             raise not_found(f"order {order_id}")
-        require_owner(
-            request, self.desk.settings, found.customer_id, f"order {order_id}", hidden=True
-        )
+        require_owner(request, found.customer_id, f"order {order_id}", hidden=True)
         deadline = time.monotonic() + wait
         while found.status not in TERMINAL:
             remaining = deadline - time.monotonic()
@@ -308,22 +315,16 @@ class Order(DeskView):
                 desk.node.metrics.long_polls.inc()
                 await desk.watch.wait(order_id, remaining, client_of(request))
             except ClientWatchFull:
-                raise HttpError(
+                raise too_many_waiters(
                     429,
-                    "too_many_waiters",
-                    f"this client holds {desk.watch.per_client} long-polls here already; "
-                    "retry, or read without wait",
-                    problems=[{"field": "wait", "message": "too many long-polls of one client"}],
-                    headers={"Retry-After": "1"},
+                    f"this client holds {desk.watch.per_client} long-polls here already",
+                    "too many long-polls of one client",
                 ) from None
             except WatchFull:
-                raise HttpError(
+                raise too_many_waiters(
                     503,
-                    "too_many_waiters",
-                    f"{desk.watch.limit} long-polls are held here already; retry, "
-                    "or read without wait",
-                    problems=[{"field": "wait", "message": "too many concurrent long-polls"}],
-                    headers={"Retry-After": "1"},
+                    f"{desk.watch.limit} long-polls are held here already",
+                    "too many concurrent long-polls",
                 ) from None
             finally:
                 desk.node.metrics.long_polls.dec()
@@ -343,9 +344,7 @@ class OrderEvents(DeskView):
         found = await find_order(self.desk, order_id)
         if found is None:
             raise not_found(f"order {order_id}")
-        require_owner(
-            request, self.desk.settings, found.customer_id, f"order {order_id}", hidden=True
-        )
+        require_owner(request, found.customer_id, f"order {order_id}", hidden=True)
         if await store.order(order_id) is None:  # accepted, no event projected yet
             return self.answer(OrderHistory(order_id=order_id, events=[]))
         # The stored entries keep their epoch time too, for the stats; it is not served.
@@ -372,9 +371,7 @@ class CancelOrderView(DeskView):
         found = await find_order(desk, order_id)
         if found is None:
             raise not_found(f"order {order_id}")
-        require_owner(
-            request, self.desk.settings, found.customer_id, f"order {order_id}", hidden=True
-        )
+        require_owner(request, found.customer_id, f"order {order_id}", hidden=True)
         if found.status in TERMINAL:
             raise HttpError(
                 409,

@@ -16,7 +16,6 @@ from typing import Any
 import jwt
 import orjson
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from ordersaga.agents import webview
@@ -34,7 +33,16 @@ from ordersaga.app.tokens import (
 )
 from ordersaga.web.auth import ACCESS, Access, Gatekeeper
 from ordersaga.web.store import ViewStore
-from tests.harness import ADDRESS, CUSTOMER_ID, JSON, ORDER_ID, Outbox, order_event, stock_changed
+from tests.harness import (
+    ADDRESS,
+    CUSTOMER_ID,
+    JSON,
+    ORDER_ID,
+    Outbox,
+    order_event,
+    stock_changed,
+    webview_routes,
+)
 from tests.unit.test_tokens import EC_PRIVATE, EC_PUBLIC, RSA_PRIVATE, RSA_PUBLIC
 
 SECRET = "s" * 40
@@ -60,8 +68,8 @@ def bearer(value: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {value}"}
 
 
-def forged(**claims: Any) -> str:
-    """A token with ``claims`` over valid ones, signed with the right secret."""
+def forged(without: str | None = None, **claims: Any) -> str:
+    """A token with ``claims`` over valid ones (and none called ``without``), rightly signed."""
     now = int(time.time())
     base = {
         "sub": OWNER,
@@ -71,20 +79,7 @@ def forged(**claims: Any) -> str:
         "iat": now,
         "exp": now + 600,
     }
-    return jwt.encode({**base, **claims}, SECRET, algorithm="HS256")
-
-
-def _without(claim: str) -> str:
-    now = int(time.time())
-    full = {
-        "sub": OWNER,
-        "roles": ["customer"],
-        "iss": SETTINGS.auth_issuer,
-        "aud": SETTINGS.auth_audience,
-        "iat": now,
-        "exp": now + 600,
-    }
-    del full[claim]
+    full = {k: v for k, v in {**base, **claims}.items() if k != without}
     return jwt.encode(full, SECRET, algorithm="HS256")
 
 
@@ -107,8 +102,8 @@ BAD_TOKENS = {
     ),
     "other issuer": forged(iss="someone-else"),
     "other audience": forged(aud="another-api"),
-    "no exp": _without("exp"),
-    "no sub": _without("sub"),
+    "no exp": forged(without="exp"),
+    "no sub": forged(without="sub"),
     "no roles": forged(roles=[]),
     "unknown role only": forged(roles=["root"]),
     "roles not a list": forged(roles="admin"),
@@ -138,14 +133,7 @@ BAD_TOKENS = {
 @pytest.fixture
 async def secured(view_store: ViewStore, outbox: Outbox) -> AsyncIterator[TestClient]:
     """The webview's routes with auth on, its data arranged in Redis."""
-    middlewares = [
-        Gatekeeper(SETTINGS, lambda: webview.desk.rate_limiter) if isinstance(m, Gatekeeper) else m
-        for m in webview.app.web.web_app.middlewares
-    ]
-    assert any(isinstance(m, Gatekeeper) for m in middlewares)
-    app = web.Application(middlewares=middlewares)
-    for route in webview.app.web.web_app.router.routes():
-        app.router.add_route(route.method, route.resource.canonical, route.handler)
+    app = webview_routes(Gatekeeper(SETTINGS, lambda: webview.desk.rate_limiter))
     stock = stock_changed("SKU-A", version=1, available=10)
     await view_store.project_stock("SKU-A", 1, stock.model_dump(mode="json"))
     for customer_id in (OWNER, OTHER):
@@ -346,14 +334,7 @@ async def test_an_admins_token_may_do_everything(secured, method, path, body, ki
 async def test_a_public_key_verifies_tokens_through_the_gatekeeper(view_store, algorithm):
     private, public = (RSA_PRIVATE, RSA_PUBLIC) if algorithm == "RS256" else (EC_PRIVATE, EC_PUBLIC)
     settings = Settings(auth_public_key=public, auth_algorithm=algorithm, rate_limit_per_s=0)
-    gate = Gatekeeper(settings, lambda: webview.desk.rate_limiter)
-    app = web.Application(
-        middlewares=[
-            gate if isinstance(m, Gatekeeper) else m for m in webview.app.web.web_app.middlewares
-        ]
-    )
-    for route in webview.app.web.web_app.router.routes():
-        app.router.add_route(route.method, route.resource.canonical, route.handler)
+    app = webview_routes(Gatekeeper(settings, lambda: webview.desk.rate_limiter))
     admin = mint_token(settings, "ops", [Role.ADMIN], private_key=private)
     async with TestClient(TestServer(app)) as c:
         assert (await c.get("/services", headers=bearer(admin))).status == 200

@@ -22,7 +22,7 @@ from ordersaga.app.tokens import Role, mint_token
 from ordersaga.web.auth import Gatekeeper, peer_address
 from ordersaga.web.rate_limit import PREFIX, RateLimiter
 from ordersaga.web.store import ViewStore
-from tests.harness import JSON, Outbox
+from tests.harness import JSON, Outbox, webview_routes
 
 
 async def test_the_bucket_gives_its_burst_then_refuses_until_it_refills(store: ViewStore):
@@ -60,13 +60,7 @@ async def limited(store: ViewStore, outbox: Outbox) -> AsyncIterator[TestClient]
     """The webview's routes with auth on and a burst of 3 a client (no refill to speak of)."""
     settings = Settings(auth_secret="s" * 32, rate_limit_per_s=0.01, rate_limit_burst=3)
     limiter = RateLimiter(store.redis, settings.rate_limit_per_s, settings.rate_limit_burst)
-    middlewares = [
-        Gatekeeper(settings, lambda: limiter) if isinstance(m, Gatekeeper) else m
-        for m in webview.app.web.web_app.middlewares
-    ]
-    app = web.Application(middlewares=middlewares)
-    for route in webview.app.web.web_app.router.routes():
-        app.router.add_route(route.method, route.resource.canonical, route.handler)
+    app = webview_routes(Gatekeeper(settings, lambda: limiter))
     for customer_id, name in (("cust-1", "A"), ("cust-2", "B")):
         account = {
             "customer_id": customer_id,
@@ -121,13 +115,7 @@ async def test_with_redis_down_a_post_is_503_in_the_json_shape(store: ViewStore,
     settings = Settings(rate_limit_per_s=5, rate_limit_burst=5)
     dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
     limiter = RateLimiter(dead, settings.rate_limit_per_s, settings.rate_limit_burst)
-    middlewares = [
-        Gatekeeper(settings, lambda: limiter) if isinstance(m, Gatekeeper) else m
-        for m in webview.app.web.web_app.middlewares
-    ]
-    app = web.Application(middlewares=middlewares)
-    for route in webview.app.web.web_app.router.routes():
-        app.router.add_route(route.method, route.resource.canonical, route.handler)
+    app = webview_routes(Gatekeeper(settings, lambda: limiter))
     try:
         async with TestClient(TestServer(app)) as c:
             r = await c.post("/orders", data=b"{}", headers=JSON)
@@ -187,13 +175,7 @@ def test_trusted_proxies_must_be_addresses():
 async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_bucket(store, outbox):
     settings = Settings(rate_limit_per_s=0.01, rate_limit_burst=1, trusted_proxies="127.0.0.1")
     limiter = RateLimiter(store.redis, settings.rate_limit_per_s, settings.rate_limit_burst)
-    middlewares = [
-        Gatekeeper(settings, lambda: limiter) if isinstance(m, Gatekeeper) else m
-        for m in webview.app.web.web_app.middlewares
-    ]
-    app = web.Application(middlewares=middlewares)
-    for route in webview.app.web.web_app.router.routes():
-        app.router.add_route(route.method, route.resource.canonical, route.handler)
+    app = webview_routes(Gatekeeper(settings, lambda: limiter))
     async with TestClient(TestServer(app)) as c:
 
         async def post(forwarded: str) -> int:
