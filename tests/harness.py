@@ -45,6 +45,8 @@ from aiohttp.test_utils import TestClient, TestServer
 # its data dir) at import time from the process settings.
 _DATA_DIR = tempfile.mkdtemp(prefix="ordersaga-agent-tests-")
 os.environ["ORDERSAGA_DATA_DIR"] = _DATA_DIR
+# The agent tests choose the gateway's outcomes with its test tokens.
+os.environ["ORDERSAGA_GATEWAY_FAULTS"] = "true"
 atexit.register(shutil.rmtree, _DATA_DIR, True)
 
 from ordersaga.app.settings import get_settings  # noqa: E402

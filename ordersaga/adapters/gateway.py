@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
@@ -13,12 +15,20 @@ from ordersaga.saga.breaker import BreakerState, CircuitBreaker
 from ordersaga.saga.payments import GatewayOutcome, simulate_gateway
 from ordersaga.schemas.messages import ChargePayment
 
-# The simulated provider's journal: order id -> amount charged / refunded, and calls made.
-GATEWAY_CHARGES = "ordersaga:gateway:charges"
-GATEWAY_REFUNDS = "ordersaga:gateway:refunds"
-GATEWAY_CALLS = "ordersaga:gateway:calls"
+# The simulated provider's journal: one hash per order (charged, refunded, calls),
+# expiring like a real provider's idempotency records do.
+GATEWAY_JOURNAL = "ordersaga:gateway:order:"
 
 _BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """What the provider recorded for one order."""
+
+    charged: int | None
+    refunded: int | None
+    calls: int
 
 
 class PaymentGateway:
@@ -37,15 +47,21 @@ class PaymentGateway:
         self._redis: aioredis.Redis | None = None
         self._metrics = metrics
         self.attempts = settings.gateway_attempts
+        self.faults = settings.gateway_faults
+        self.journal_ttl_s = settings.gateway_journal_ttl_s
         self.breaker = CircuitBreaker(
             failure_threshold=settings.breaker_failure_threshold,
             cool_down_s=settings.breaker_cool_down_s,
+            min_callers=settings.breaker_min_callers,
+            failure_ratio=settings.breaker_failure_ratio,
+            window_s=settings.breaker_window_s,
         )
         metrics.circuit_state.labels(self.name).set(0)
 
     async def charge(self, command: ChargePayment) -> GatewayOutcome:
         """Ask the gateway to charge; fail fast while the circuit is open."""
-        self.breaker, allowed = self.breaker.before_call(time.time())
+        caller = command.customer_id
+        self.breaker, allowed = self.breaker.before_call(time.time(), caller)
         if not allowed:
             self._metrics.circuit_rejections.labels(self.name).inc()
             return GatewayOutcome.CIRCUIT_OPEN
@@ -56,7 +72,9 @@ class PaymentGateway:
             retry_error_callback=lambda state: GatewayOutcome.ERROR,
         )
         outcome: GatewayOutcome = await retrying(self._call, command)
-        self.breaker = self.breaker.after_call(outcome != GatewayOutcome.ERROR, time.time())
+        # A decline is the provider answering about the card: only its own errors count.
+        ok = outcome != GatewayOutcome.ERROR
+        self.breaker = self.breaker.after_call(ok, time.time(), caller)
         self._metrics.circuit_state.labels(self.name).set(_BREAKER_GAUGE[self.breaker.state])
         return outcome
 
@@ -72,15 +90,36 @@ class PaymentGateway:
         await self.redis.ping()
 
     async def _call(self, command: ChargePayment) -> GatewayOutcome:
-        outcome = simulate_gateway(command.payment_token)
+        outcome = simulate_gateway(command.payment_token, self.faults)
         if outcome == GatewayOutcome.APPROVED:
+            key = GATEWAY_JOURNAL + command.order_id
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hsetnx(GATEWAY_CHARGES, command.order_id, command.amount)
-                pipe.hincrby(GATEWAY_CALLS, command.order_id, 1)
+                pipe.hsetnx(key, "charged", command.amount)
+                pipe.hincrby(key, "calls", 1)
+                pipe.expire(key, self.journal_ttl_s)
                 await pipe.execute()
         return outcome
 
     async def refund(self, order_id: str, amount: int) -> None:
         """Refund a charge at the gateway, once per order (same idempotency key)."""
         if amount > 0:
-            await self.redis.hsetnx(GATEWAY_REFUNDS, order_id, amount)
+            key = GATEWAY_JOURNAL + order_id
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hsetnx(key, "refunded", amount)
+                pipe.expire(key, self.journal_ttl_s)
+                await pipe.execute()
+
+
+async def read_journal(redis: aioredis.Redis) -> AsyncIterator[tuple[str, JournalEntry]]:
+    """Every order the provider remembers, with what it recorded (for the chaos test)."""
+    async for key in redis.scan_iter(match=GATEWAY_JOURNAL + "*", count=500):
+        fields = await redis.hgetall(key)
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        values = {
+            (k.decode() if isinstance(k, bytes) else k): int(v) for k, v in fields.items()
+        }
+        yield name.removeprefix(GATEWAY_JOURNAL), JournalEntry(
+            charged=values.get("charged"),
+            refunded=values.get("refunded"),
+            calls=values.get("calls", 0),
+        )

@@ -97,6 +97,12 @@ class Runtime:
     broker_procs: list[asyncio.subprocess.Process] = field(default_factory=list)
     broker: str = ""  # what was started: kafka, tansu, or external
 
+    def __post_init__(self) -> None:
+        # `ordersaga run` is the demo and test system: its gateway's test tokens work
+        # unless the environment says otherwise; a worker started alone has them off.
+        if "gateway_faults" not in self.settings.model_fields_set:
+            self.settings = self.settings.model_copy(update={"gateway_faults": True})
+
     def say(self, text: str) -> None:
         if not self.quiet:
             print(text, flush=True)
@@ -157,6 +163,14 @@ class Runtime:
             )
         else:
             self.say("limits    off (ORDERSAGA_RATE_LIMIT_PER_S=0)")
+        if settings.gateway_faults:
+            self.say(
+                "payments  simulated gateway with test faults ON: tok_decline, tok_timeout "
+                "and tok_gateway_error decline, never answer or fail "
+                "(ORDERSAGA_GATEWAY_FAULTS=false turns them off)"
+            )
+        else:
+            self.say("payments  simulated gateway, test faults off: every token is charged")
 
     async def _start(self) -> None:
         self.say_auth()

@@ -141,17 +141,51 @@ class Settings(BaseSettings):
     gateway_attempts: int = Field(
         default=3, ge=1, description="ORDERSAGA_GATEWAY_ATTEMPTS: tries of one gateway call."
     )
+    gateway_faults: bool = Field(
+        default=False,
+        description="ORDERSAGA_GATEWAY_FAULTS: the simulated gateway's test tokens "
+        "(tok_decline, tok_timeout, tok_gateway_error) decline, never answer or fail. Off, "
+        "every token is charged: no client can inject a fault in production. `ordersaga "
+        "run` turns it on for its demo (and says so first); the tests do too.",
+    )
+    gateway_journal_ttl_s: int = Field(
+        default=7 * 24 * 3600,
+        gt=0,
+        description="ORDERSAGA_GATEWAY_JOURNAL_TTL_S: how long the simulated gateway "
+        "remembers an order's charge and refund (its idempotency window). Longer than any "
+        "replay: a PlaceOrder is never run twice, and dead letters older than the "
+        "retention are never replayed.",
+    )
     breaker_failure_threshold: int = Field(
         default=5,
         ge=1,
-        description="ORDERSAGA_BREAKER_FAILURE_THRESHOLD: consecutive gateway failures "
-        "that open the payment circuit.",
+        description="ORDERSAGA_BREAKER_FAILURE_THRESHOLD: gateway failures within "
+        "ORDERSAGA_BREAKER_WINDOW_S that may open the payment circuit (its minimum volume).",
+    )
+    breaker_min_callers: int = Field(
+        default=3,
+        ge=1,
+        description="ORDERSAGA_BREAKER_MIN_CALLERS: different customers those failures must "
+        "come from, so one customer's orders never open the circuit for everyone; in "
+        "half-open, trials of this many customers must fail before it opens again.",
+    )
+    breaker_failure_ratio: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="ORDERSAGA_BREAKER_FAILURE_RATIO: the share of the window's calls that "
+        "must have failed.",
+    )
+    breaker_window_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="ORDERSAGA_BREAKER_WINDOW_S: how far back the breaker counts calls.",
     )
     breaker_cool_down_s: float = Field(
         default=30.0,
         gt=0,
         description="ORDERSAGA_BREAKER_COOL_DOWN_S: how long the circuit stays open "
-        "before one trial call.",
+        "before trial calls.",
     )
     deadline_scan_interval_s: float = Field(
         default=1.0, gt=0, description="ORDERSAGA_DEADLINE_SCAN_INTERVAL_S"
@@ -282,6 +316,14 @@ class Settings(BaseSettings):
         description="ORDERSAGA_MAX_SAGAS_IN_FLIGHT: the most orders accepted and not yet "
         "ended (across every web view worker); past the limit POST /orders answers 429 "
         "with Retry-After.",
+    )
+    max_sagas_in_flight_per_client: int = Field(
+        default=16,
+        ge=1,
+        description="ORDERSAGA_MAX_SAGAS_IN_FLIGHT_PER_CLIENT: of those, how many one client "
+        "may have in flight (the token's subject; an admin's orders count against the "
+        "customer named; without auth, the client's address); past it POST /orders answers "
+        "429 `client_in_flight`, so one client's slow orders never refuse another's.",
     )
     min_sagas_in_flight: int = Field(
         default=64,

@@ -35,8 +35,14 @@ class GatewayOutcome(StrEnum):
     CIRCUIT_OPEN = "circuit_open"
 
 
-def simulate_gateway(payment_token: str) -> GatewayOutcome:
-    """Deterministic stand-in for a card gateway: tokens choose the outcome."""
+def simulate_gateway(payment_token: str, faults: bool = False) -> GatewayOutcome:
+    """Deterministic stand-in for a card gateway: with ``faults``, test tokens choose.
+
+    Without ``faults`` (production's default) every token is approved: a fault a
+    client could inject is a fault an attacker can inject.
+    """
+    if not faults:
+        return GatewayOutcome.APPROVED
     if payment_token == DECLINE_TOKEN:
         return GatewayOutcome.DECLINED
     if payment_token == NO_REPLY_TOKEN:

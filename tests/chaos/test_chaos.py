@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from ordersaga.adapters.gateway import GATEWAY_CALLS, GATEWAY_CHARGES, GATEWAY_REFUNDS
+from ordersaga.adapters.gateway import read_journal
 from ordersaga.app.groups import GROUPS
 from ordersaga.app.runtime import Runtime, free_port_block
 from ordersaga.app.settings import Settings
@@ -499,11 +499,12 @@ async def run_chaos(
                 assert invalid == (kind in ("unknown_customer", "blocked_customer")), (kind, saga)
 
             # Nobody was charged twice, and every charge not kept was refunded
-            gateway = aioredis.from_url(redis_url, decode_responses=True)
-            charges = await gateway.hgetall(GATEWAY_CHARGES)
-            refunds = await gateway.hgetall(GATEWAY_REFUNDS)
-            calls = {k: int(v) for k, v in (await gateway.hgetall(GATEWAY_CALLS)).items()}
+            gateway = aioredis.from_url(redis_url)
+            journal = {order_id: entry async for order_id, entry in read_journal(gateway)}
             await gateway.aclose()
+            charges = {i: e.charged for i, e in journal.items() if e.charged is not None}
+            refunds = {i: e.refunded for i, e in journal.items() if e.refunded is not None}
+            calls = {i: e.calls for i, e in journal.items() if e.calls}
             for order_id in ids:
                 saga = state.sagas[order_id]
                 net = int(charges.get(order_id, 0)) - int(refunds.get(order_id, 0))

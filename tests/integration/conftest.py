@@ -70,6 +70,7 @@ def running_system(
         # Short deadlines and breaker settings so timeouts and the breaker show in seconds.
         "ORDERSAGA_STEP_TIMEOUT_S": "1",
         "ORDERSAGA_BREAKER_FAILURE_THRESHOLD": "3",
+        "ORDERSAGA_BREAKER_MIN_CALLERS": "2",
         "ORDERSAGA_BREAKER_COOL_DOWN_S": "3",
         # Finished orders are forgotten within the session, so every test (and the
         # audit at the end) also runs against tables that are being pruned.

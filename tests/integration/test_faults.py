@@ -38,9 +38,11 @@ def test_circuit_opens_after_gateway_errors_fails_fast_then_recovers(
     system: System, client: httpx.Client
 ) -> None:
     sku = new_sku(client, 20, 400)
-    # Given three orders whose charges hit a failing gateway (threshold 3 in tests)
-    for _ in range(3):
-        order = final(client, place(client, order_body([(sku, 1)], token="tok_gateway_error")))
+    # Given three orders of two customers whose charges hit a failing gateway (in
+    # tests: 3 failures from at least 2 customers)
+    for customer in ("cust-1", "cust-topics", "cust-1"):
+        failing = order_body([(sku, 1)], token="tok_gateway_error", customer=customer)
+        order = final(client, place(client, failing))
         assert (order["status"], order["failure_detail"]) == ("FAILED", "gateway_unavailable")
     assert breaker_state(system) == "open"
     # When a good card arrives while the circuit is open, it fails fast with a clear reason

@@ -39,7 +39,7 @@ def charge_command(token: str = "tok_ok", amount: int = AMOUNT) -> ChargePayment
 
 def pay(record: PaymentRecord | None, token: str = "tok_ok", amount: int = AMOUNT):
     """Charge through the simulated gateway, as the payments agent does."""
-    return charge(record, charge_command(token, amount), simulate_gateway(token))
+    return charge(record, charge_command(token, amount), simulate_gateway(token, faults=True))
 
 
 REFUND = RefundPayment(order_id=ORDER)
@@ -58,7 +58,9 @@ REFUND = RefundPayment(order_id=ORDER)
     ],
 )
 def test_gateway_outcome_is_chosen_by_the_token(token, outcome):
-    assert simulate_gateway(token) == outcome
+    assert simulate_gateway(token, faults=True) == outcome
+    # Without the simulator's faults no token a client sends chooses a failure.
+    assert simulate_gateway(token) == GatewayOutcome.APPROVED
 
 
 # ------------------------------------------------------------------ charge
