@@ -115,11 +115,12 @@ async def read_journal(redis: aioredis.Redis) -> AsyncIterator[tuple[str, Journa
     async for key in redis.scan_iter(match=GATEWAY_JOURNAL + "*", count=500):
         fields = await redis.hgetall(key)
         name = key.decode() if isinstance(key, bytes) else str(key)
-        values = {
-            (k.decode() if isinstance(k, bytes) else k): int(v) for k, v in fields.items()
-        }
-        yield name.removeprefix(GATEWAY_JOURNAL), JournalEntry(
-            charged=values.get("charged"),
-            refunded=values.get("refunded"),
-            calls=values.get("calls", 0),
+        values = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in fields.items()}
+        yield (
+            name.removeprefix(GATEWAY_JOURNAL),
+            JournalEntry(
+                charged=values.get("charged"),
+                refunded=values.get("refunded"),
+                calls=values.get("calls", 0),
+            ),
         )

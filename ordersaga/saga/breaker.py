@@ -92,9 +92,7 @@ class CircuitBreaker:
                 return self._closed()
             failed = self.failed_trials | {caller}
             if len(failed) >= self.min_callers:
-                return replace(
-                    self._closed(), state=BreakerState.OPEN, opened_at=now, recent=()
-                )
+                return replace(self._closed(), state=BreakerState.OPEN, opened_at=now, recent=())
             return replace(self, trials=self.trials - {caller}, failed_trials=failed)
         if self.state == BreakerState.OPEN:
             # A call that went ahead before the circuit opened: already counted in.

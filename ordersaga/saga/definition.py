@@ -12,7 +12,7 @@ step is one entry here plus the participant that answers its command.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ordersaga.saga.state import SagaState
@@ -64,7 +64,13 @@ class Step:
     record: Callable[[Any], Mapping[str, object]] = lambda reply: {}
     failure: type[Message] | None = None
     failure_reason: FailureReason | None = None
+    # A failure reply's own reason that names a more precise FailureReason.
+    failure_reasons: Mapping[str, FailureReason] = field(default_factory=dict)
     undo: Undo | None = None
+
+    def reason_of(self, failure: Message) -> FailureReason | None:
+        """Why the order fails on this step's ``failure`` reply."""
+        return self.failure_reasons.get(str(getattr(failure, "reason", "")), self.failure_reason)
 
 
 def _charge(s: SagaState) -> ChargePayment:
@@ -116,6 +122,8 @@ SAGA: tuple[Step, ...] = (
         record=lambda r: {"lines": r.lines, "total": r.total},
         failure=StockRejected,
         failure_reason=FailureReason.OUT_OF_STOCK,
+        # Too many orders hold the SKU at once: not the shelf, the bound on its memory.
+        failure_reasons={"sku_busy": FailureReason.SKU_BUSY},
         undo=RELEASE_STOCK,
     ),
     Step(

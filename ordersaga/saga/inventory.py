@@ -98,13 +98,26 @@ class SkuLevels(BaseModel):
     low_stock_at: int | None = None
 
 
+def is_tombstone(hold: Hold) -> bool:
+    """A hold that never held stock: a refused reservation, or a release that came first.
+
+    Tombstones only make a late duplicate of a reserve refused; they are counted
+    apart from the holds of orders that held stock, so refusals never make a SKU
+    busy for anyone else.
+    """
+    return hold.state == "rejected" or (hold.state == "released" and hold.quantity == 0)
+
+
 @dataclass
 class SkuTotals:
     """Running sums of one SKU's holds, kept in memory beside the tables."""
 
     reserved: int = 0
     committed: int = 0
+    # Holds of orders that held stock (what ORDERSAGA_MAX_HOLDS_PER_SKU bounds)...
     holds: int = 0
+    # ...and tombstones, bounded by the same number on their own.
+    tombstones: int = 0
     # The highest version among the holds ever counted (a forgotten hold's version
     # is folded into SkuLevels.version, so versions never go back).
     version: int = 0
@@ -114,7 +127,10 @@ class SkuTotals:
         for hold, sign in ((before, -1), (after, 1)):
             if hold is None:
                 continue
-            self.holds += sign
+            if is_tombstone(hold):
+                self.tombstones += sign
+            else:
+                self.holds += sign
             if hold.state == "reserved":
                 self.reserved += sign * hold.quantity
             elif hold.state == "committed":
@@ -211,9 +227,11 @@ def apply_sku_command(
 
     Returns the order's new hold (None when nothing changes) and the answer. A
     reservation that would make the SKU remember more than ``max_holds`` orders
-    is refused (``sku_busy``) and remembered by no one, so a SKU's holds stay
-    bounded whatever the traffic; finished holds are dropped after the retention
-    period and make room again.
+    that held stock is refused (``sku_busy``) and remembered by no one, so a SKU's
+    holds stay bounded whatever the traffic; finished holds are dropped after the
+    retention period and make room again. Refusals and early releases leave
+    tombstones, which count apart (at most ``max_holds`` of them are written), so
+    no stream of refused orders makes the SKU busy for anyone else.
     """
 
     def result(ok: bool, reason: str | None = None) -> SkuResult:
@@ -242,13 +260,18 @@ def apply_sku_command(
             version=levels.version + 1,
         )
 
+    def tombstone(state: HoldState) -> Hold | None:
+        # Past the bound a refusal is remembered by no one: a late duplicate of its
+        # reserve would then find no tombstone, a rarer harm than unbounded memory.
+        return new(state) if totals.tombstones < max_holds else None
+
     q = hold.quantity if hold else 0
     match command.op, hold.state if hold else None:
         case "reserve", None:
             if totals.holds >= max_holds:
                 return None, result(False, SKU_BUSY)
             if levels.available < command.quantity:
-                return new("rejected"), result(False, "out_of_stock")
+                return tombstone("rejected"), result(False, "out_of_stock")
             return new("reserved", command.quantity), result(True)
         case "reserve", "reserved" | "committed":
             return None, result(True)
@@ -257,10 +280,11 @@ def apply_sku_command(
         case "reserve", "released":
             return None, result(False, "released")
         case "release", "reserved" | "committed":
-            return new("released"), result(True)
+            # The quantity it held stays on the hold: a released hold is no tombstone.
+            return new("released", q), result(True)
         case "release", None:
             # A tombstone, so that a reservation arriving late is refused.
-            return new("released"), result(True)
+            return tombstone("released"), result(True)
         case "release", _:
             return None, result(True)
         case "commit", "reserved":
@@ -478,9 +502,13 @@ def _complete(
         )
     elif name == "rollback":
         reserve = record.ops["reserve"]
+        refused = {sku: r.reason for sku, r in reserve.results.items() if not r.ok}
+        # Busy only when no SKU was short: then more stock would not have helped.
+        busy = all(reason == SKU_BUSY for reason in refused.values())
         reply = StockRejected(
             order_id=record.order_id,
-            skus=tuple(sku for sku, r in reserve.results.items() if not r.ok),
+            reason=SKU_BUSY if busy else "out_of_stock",
+            skus=tuple(refused),
         )
     elif name == "release":
         reply = StockReleased(order_id=record.order_id)

@@ -8,6 +8,7 @@ from ordersaga.schemas.status import TERMINAL, TERMINAL_EVENTS, FailureReason, S
 _REASON_TEXT: dict[str, str] = {
     FailureReason.CUSTOMER_INVALID: "your account cannot place orders (unknown or blocked)",
     FailureReason.OUT_OF_STOCK: "some items are out of stock",
+    FailureReason.SKU_BUSY: "too many orders hold one of its items right now: try again shortly",
     FailureReason.PAYMENT_DECLINED: "the payment was declined",
     FailureReason.SHIPPING_FAILED: "the carrier cannot ship to your address",
     FailureReason.STEP_TIMEOUT: "a service did not answer in time",

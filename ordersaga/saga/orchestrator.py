@@ -332,7 +332,7 @@ def _forward_reply(state: SagaState, message: Message, now: float, policy: Polic
             policy,
             message.TYPE,
             getattr(message, "reason", None),
-            step.failure_reason,
+            step.reason_of(message),
             undo_in_flight=False,
             summary=f"{step.name} failed",
         )

@@ -43,6 +43,8 @@ class FailureReason(StrEnum):
     # The customer is unknown or blocked (nothing was done, nothing to undo).
     CUSTOMER_INVALID = "customer_invalid"
     OUT_OF_STOCK = "out_of_stock"
+    # Too many orders hold the SKU at once (ORDERSAGA_MAX_HOLDS_PER_SKU); retry later.
+    SKU_BUSY = "sku_busy"
     PAYMENT_DECLINED = "payment_declined"
     SHIPPING_FAILED = "shipping_failed"
     STEP_TIMEOUT = "step_timeout"

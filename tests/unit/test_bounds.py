@@ -34,6 +34,7 @@ from ordersaga.schemas.messages import (
     StockReserved,
 )
 from ordersaga.web.errors import parse_body
+from tests.unit.test_inventory_rules import cmd, stocked
 
 ADDRESS = {
     "name": "Ada",
@@ -185,3 +186,36 @@ def test_a_restock_past_the_stock_level_bound_is_an_invalid_command():
     record = record.model_copy(update={"put_in": MAX_STOCK_LEVEL})
     with pytest.raises(InvalidCommand):
         restock(record, totals, RestockSku(restock_id="r2", sku="book", quantity=1))
+
+
+def test_refused_reservations_never_make_a_sku_busy_for_another_order() -> None:
+    # Given a SKU with 5 on the shelf and a bound of 3 orders held at once
+    sku = stocked(5)
+    # When one customer's orders are refused out of stock again and again
+    for i in range(50):
+        refused = sku.apply(cmd("reserve", 6, order_id=f"greedy-{i}"), max_holds=3)
+        assert (refused.ok, refused.reason) == (False, "out_of_stock")
+    # Then another order for 1 unit is served, not refused as busy
+    assert sku.apply(cmd("reserve", 1, order_id="someone-else"), max_holds=3).ok
+    # And what the refusals left behind is bounded by the same number, counted apart
+    assert sku.totals.holds == 1
+    assert sku.totals.tombstones == 3
+    assert len(sku.holds) == 4
+
+
+def test_early_releases_leave_tombstones_that_do_not_count_as_holds() -> None:
+    sku = stocked(5)
+    for i in range(10):
+        assert sku.apply(cmd("release", 1, order_id=f"ghost-{i}"), max_holds=3).ok
+    assert sku.apply(cmd("reserve", 1, order_id="real"), max_holds=3).ok
+    # A release that came first still refuses its late reserve (tombstones under the cap)
+    assert sku.apply(cmd("reserve", 1, order_id="ghost-0"), max_holds=3).reason == "released"
+
+
+def test_a_released_hold_that_held_stock_still_counts_toward_the_bound() -> None:
+    sku = stocked(5)
+    for i in range(3):
+        assert sku.apply(cmd("reserve", 1, order_id=f"o{i}"), max_holds=3).ok
+        assert sku.apply(cmd("release", 1, order_id=f"o{i}"), max_holds=3).ok
+    assert sku.totals.holds == 3
+    assert sku.apply(cmd("reserve", 1, order_id="o9"), max_holds=3).reason == SKU_BUSY

@@ -399,7 +399,8 @@ def test_a_busy_single_sku_falls_back_to_the_gather_which_releases_it():
     assert [(c.op, c.reply_to) for c in rollback.sku_commands] == [("release", "gather")]
     released = SkuResult(op="release", order_id=ORDER, sku="A", ok=True, unit_price=500)
     done = collect_sku_result(rollback.record, released)
-    assert done.reply == StockRejected(order_id=ORDER, skus=("A",))
+    # And the order is told why: the SKU was busy, not short
+    assert done.reply == StockRejected(order_id=ORDER, reason="sku_busy", skus=("A",))
 
 
 # ------------------------------------------------------------------ forgetting

@@ -18,6 +18,7 @@ from ordersaga.schemas.messages import (
     ReleaseStock,
     ReserveStock,
     StepDeadlineExpired,
+    StockRejected,
     ValidateCustomer,
 )
 from ordersaga.schemas.status import FailureReason, SagaStatus
@@ -212,6 +213,18 @@ def test_stock_rejected_fails_straight_away_without_compensation():
     assert decision.state is not None
     assert decision.state.status == SagaStatus.FAILED
     assert decision.state.failure_reason == FailureReason.OUT_OF_STOCK
+
+
+def test_a_busy_sku_fails_the_order_sku_busy_not_out_of_stock():
+    # Given a placed order
+    saga = placed()
+    # When inventory refuses it because the SKU holds too many orders at once
+    decision = saga.deliver(StockRejected(order_id=ORDER_ID, reason="sku_busy", skus=("A",)))
+    # Then the order fails for that reason, which the customer can act on (retry)
+    assert decision.state is not None
+    assert decision.state.status == SagaStatus.FAILED
+    assert decision.state.failure_reason == FailureReason.SKU_BUSY
+    assert decision.events[0].detail == "sku_busy"
 
 
 def test_shipment_refused_refunds_then_releases_then_fails_shipping():
