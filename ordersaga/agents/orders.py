@@ -40,7 +40,8 @@ from ordersaga.saga.orchestrator import (
     forgettable,
     split_forgettable,
 )
-from ordersaga.schemas.messages import Envelope, ForgetOrders, Message
+from ordersaga.saga.order_ids import may_start
+from ordersaga.schemas.messages import Envelope, ForgetOrders, Message, PlaceOrder
 from ordersaga.schemas.status import TERMINAL
 from ordersaga.tables import SAGAS
 
@@ -133,7 +134,16 @@ async def advance_saga(envelope: Envelope, message: Message) -> str | None:
     if not order_id:
         raise ValueError(f"{envelope.type} names no order")
     before = sagas.load(order_id)
-    decision = decide(before, message, time.time(), policy)
+    now = time.time()
+    if (
+        before is None
+        and isinstance(message, PlaceOrder)
+        and not may_start(order_id, envelope.occurred_at.timestamp(), now, settings.retention_s)
+    ):
+        # It may have run and been forgotten: running it again could charge twice.
+        log.warning("PlaceOrder older than the retention and no saga: not started again")
+        return "too_old_to_start"
+    decision = decide(before, message, now, policy)
     if decision.state is None or not (decision.changed or decision.events):
         return "unchanged"
     state = decision.state

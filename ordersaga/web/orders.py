@@ -12,7 +12,6 @@ from typing import Any
 from faust.web import Request, Response
 from pydantic import TypeAdapter, ValidationError
 
-from ordersaga.app.codec import new_id
 from ordersaga.app.correlation import current_correlation_id
 from ordersaga.app.http import HttpError, invalid
 from ordersaga.app.operations import (
@@ -27,6 +26,7 @@ from ordersaga.app.operations import (
     param,
 )
 from ordersaga.saga.inventory import merge_lines
+from ordersaga.saga.order_ids import mint_order_id
 from ordersaga.schemas.bounds import Id
 from ordersaga.schemas.http import CancelBody, PlaceOrderBody
 from ordersaga.schemas.messages import CancelOrder, PlaceOrder
@@ -226,8 +226,8 @@ class Orders(DeskView):
         # Before the key is claimed: a refused order leaves nothing behind, and its
         # retry (same key) is a new attempt.
         await desk.admit_order()
-        order_id = f"ord_{new_id()[:24]}"
         accepted_at = time.time()
+        order_id = mint_order_id(accepted_at)
         if key:
             minted = KeyUse(order_fingerprint(body), order_id, accepted_at)
             # Keys are the client's own: one customer's key never finds another's order.

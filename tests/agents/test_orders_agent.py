@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
+import orjson
 import pytest
 
 from ordersaga.agents import orders
@@ -21,6 +23,7 @@ from ordersaga.app.topics import (
     SHIPPING_COMMANDS,
     partition_of,
 )
+from ordersaga.saga.order_ids import mint_order_id
 from ordersaga.schemas.messages import (
     CancelOrder,
     ChargePayment,
@@ -525,3 +528,33 @@ async def test_the_placing_requests_correlation_id_stays_with_everything_the_sag
     await inspect.unwrap(orders.expire_overdue_steps)()
     [expiry] = outbox.sent
     assert expiry.envelope.correlation_id == "req-7"
+
+
+async def test_a_place_order_older_than_the_retention_starts_nothing(drive, outbox):
+    # Given orders that were accepted longer ago than the retention: their sagas, if
+    # they ran, may be forgotten by now
+    retention = orders.settings.retention_s
+    replayed = mint_order_id(time.time() - retention - 1)
+    young = mint_order_id(time.time())
+    async with drive(orders.run_sagas, orders.node) as d:
+        # When one's PlaceOrder arrives again in a fresh envelope (a replay, a copy)
+        await d.put(place_order(replayed), key=replayed, topic=ORDERS_COMMANDS)
+        # And a PlaceOrder of an id without a birth time arrives in an old envelope
+        old = encode(place_order("ord-legacy"), key="ord-legacy", correlation_id="c-1")
+        envelope = orjson.loads(old.value)
+        envelope["occurred_at"] = datetime.fromtimestamp(time.time() - retention - 1, UTC)
+        await d.put_raw(
+            orjson.dumps(envelope), key="ord-legacy", topic=ORDERS_COMMANDS, headers=old.headers
+        )
+        # Then neither runs again, while a young order starts as ever
+        await d.put(place_order(young), key=young, topic=ORDERS_COMMANDS)
+    assert orders.sagas.get(replayed) is None
+    assert orders.sagas.get("ord-legacy") is None
+    assert saga(young)["status"] == "PENDING"
+    assert {m.order_id for m in outbox.messages(CUSTOMERS_COMMANDS)} == {young}
+    # (refused, not dead-lettered: both were well-formed)
+    assert set(outbox.topics()) == {CUSTOMERS_COMMANDS, ORDERS_EVENTS}
+    handled = orders.node.metrics.messages_handled.labels(
+        "run_sagas", "PlaceOrder", "too_old_to_start"
+    )
+    assert handled._value.get() >= 2
