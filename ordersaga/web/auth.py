@@ -191,6 +191,18 @@ def ordering_customer(request: AnyRequest, named: str | None) -> str:
     return named
 
 
+def admission_client(request: AnyRequest, customer_id: str) -> str:
+    """Whose share of the orders in flight an order counts against.
+
+    A customer's token counts against its subject; an admin's, which may order for
+    anyone, against the customer it names; without auth, the client's address.
+    """
+    caller = authenticated(request)
+    if caller is not None and caller.is_admin:
+        return f"cust:{customer_id}"
+    return client_of(request)
+
+
 def _description(text: str) -> str:
     # RFC 6750 3: error_description is %x20-21 / %x23-5B / %x5D-7E (no quote, no backslash).
     return "".join(c for c in text if 0x20 <= ord(c) <= 0x7E and c not in '"\\')[:200]

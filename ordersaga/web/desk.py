@@ -12,6 +12,7 @@ from ordersaga.schemas.responses import OpenApiDocument
 from ordersaga.schemas.status import TERMINAL
 from ordersaga.web.accept import KeyClaim, KeyUse, claim_outcome
 from ordersaga.web.admission import CompletionRate, in_flight_limit
+from ordersaga.web.client_share import ClientShare
 from ordersaga.web.customer_store import CustomerStore
 from ordersaga.web.order_index import OrderIndex
 from ordersaga.web.rate_limit import RateLimiter
@@ -38,6 +39,7 @@ class Desk:
         self._registry: ServiceRegistry | None = None
         self._index: OrderIndex | None = None
         self._limiter: RateLimiter | None = None
+        self._share: ClientShare | None = None
         # What each dead-letter topic holds, as this worker last read it.
         self.dead_letters: dict[str, int] = {}
         self._in_flight: tuple[float, int] = (float("-inf"), 0)
@@ -140,6 +142,29 @@ class Desk:
             )
         # Counted at once, so this worker's next POSTs within the cache see it.
         self._in_flight = (read_at, count + 1)
+
+    @property
+    def client_share(self) -> ClientShare:
+        """Each client's orders in flight (on the view store's pool, shared by all workers)."""
+        if self._share is None or self._share.redis is not self.store.redis:
+            self._share = ClientShare(
+                self.store.redis, self.settings.max_sagas_in_flight_per_client
+            )
+        return self._share
+
+    async def admit_client_order(self, client: str, order_id: str) -> None:
+        """Refuse (429) an order of a client that has its share of the in-flight limit."""
+        held = await self.client_share.admit(client, order_id, time.time())
+        if held is not None:
+            self.node.metrics.orders_refused.inc()
+            retry = str(self.settings.overload_retry_after_s)
+            raise HttpError(
+                429,
+                "client_in_flight",
+                f"this client has {held} orders in flight, its most at once: retry after "
+                f"{retry} s, or once one of them ended",
+                headers={"Retry-After": retry},
+            )
 
     async def send(self, message: Message, *, key: str, correlation_id: str) -> None:
         """Send a command from the HTTP edge; returns once the broker has it."""

@@ -42,7 +42,13 @@ from ordersaga.schemas.responses import (
 )
 from ordersaga.schemas.status import SagaStatus
 from ordersaga.web.accept import KeyOutcome, KeyUse, Send, order_fingerprint, place_order_send
-from ordersaga.web.auth import authenticated, client_of, ordering_customer, require_owner
+from ordersaga.web.auth import (
+    admission_client,
+    authenticated,
+    client_of,
+    ordering_customer,
+    require_owner,
+)
 from ordersaga.web.desk import TERMINAL, Desk, DeskView
 from ordersaga.web.errors import answers, key_reused, not_found, parse_body
 from ordersaga.web.inputs import WAIT, idempotency_key, json_body, path_id, wait_seconds
@@ -228,10 +234,15 @@ class Orders(DeskView):
         await desk.admit_order()
         accepted_at = time.time()
         order_id = mint_order_id(accepted_at)
+        share_of = admission_client(request, customer_id)
+        await desk.admit_client_order(share_of, order_id)
         if key:
             minted = KeyUse(order_fingerprint(body), order_id, accepted_at)
             # Keys are the client's own: one customer's key never finds another's order.
             claim = await desk.use_key("order", f"{customer_id}/{key}", minted)
+            if claim.outcome is not KeyOutcome.FIRST:
+                # A retry answers the order it repeats, which was counted when placed.
+                await desk.client_share.release(share_of, order_id)
             if claim.outcome is KeyOutcome.REUSED:
                 raise key_reused()
             order_id, accepted_at = claim.id, claim.accepted_at

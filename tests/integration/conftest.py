@@ -82,6 +82,9 @@ def running_system(
         # Every test client is 127.0.0.1: the per-client limit is tested on a system of
         # its own (test_auth_and_limits.py).
         "ORDERSAGA_RATE_LIMIT_PER_S": "0",
+        # Nor a per-client share of the orders in flight (tested on a system of its
+        # own: test_abuse_saga.py).
+        "ORDERSAGA_MAX_SAGAS_IN_FLIGHT_PER_CLIENT": "100000",
         **(env or {}),
     }
     full_env.pop("KAFKA_BROKER", None)

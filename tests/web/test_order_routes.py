@@ -17,6 +17,7 @@ import pytest
 from ordersaga.agents import webview
 from ordersaga.app.topics import ORDERS_COMMANDS, ORDERS_EVENTS
 from ordersaga.schemas.messages import Address, CancelOrder, OrderLine, PlaceOrder
+from ordersaga.web.client_share import MAX_COUNTED_AGE_S, ClientShare
 from ordersaga.web.store import IDEMPOTENCY, ViewStore, idempotency_key
 from ordersaga.web.watch import ClientWatchFull, OrderWatch
 from tests.harness import (
@@ -466,3 +467,72 @@ async def test_since_is_iso_8601_only_as_documented(client):
         assert [p["field"] for p in (await resp.json())["problems"]] == ["since"]
     ok = await client.get("/orders?since=2026-12-01T09:30:00Z")
     assert ok.status == 200
+
+
+@pytest.fixture
+def client_share(monkeypatch: pytest.MonkeyPatch):
+    """Set the web view's per-client share of the orders in flight for one test."""
+
+    def share(n: int) -> None:
+        desk = webview.desk
+        settings = desk.settings.model_copy(update={"max_sagas_in_flight_per_client": n})
+        monkeypatch.setattr(desk, "settings", settings)
+        desk._share = None
+
+    return share
+
+
+async def test_one_client_holds_at_most_its_share_of_the_orders_in_flight(
+    client, outbox, drive, store, client_share
+):
+    await stock(drive, "SKU-A")
+    client_share(2)
+    first = await post_order(client, order_body())
+    assert (await post_order(client, order_body(), key="k-2")).status == 202
+    refused = await post_order(client, order_body(), key="k-3")
+    assert refused.status == 429 and refused.headers["Retry-After"] == "1"
+    answer = await refused.json()
+    assert answer["error"] == "client_in_flight" and "2 orders in flight" in answer["message"]
+    # The global limit is far: only this client's share refused it
+    assert await store.in_flight() == 2
+    assert await store.redis.get(IDEMPOTENCY + idempotency_key("order", "cust-1/k-3")) is None
+    # A retry (same key) counts once: with room for one more, it takes none of it
+    client_share(3)
+    assert (await post_order(client, order_body(), key="k-2")).status == 202
+    assert (await post_order(client, order_body(), key="k-3")).status == 202
+    assert (await post_order(client, order_body(), key="k-4")).status == 429
+    client_share(2)
+    # With three in flight, one ending leaves it at its share of two...
+    order_id = (await first.json())["order_id"]
+    async with drive(webview.project_orders, webview.node) as d:
+        await d.put(
+            order_event("OrderCancelled", 1, "CANCELLED", order_id=order_id),
+            key=order_id,
+            topic=ORDERS_EVENTS,
+        )
+    assert (await post_order(client, order_body(), key="k-5")).status == 429
+    # ...and once they all ended it may place orders again
+    async with drive(webview.project_orders, webview.node) as d:
+        for placed in list(await store.accepted_ids()):
+            await d.put(
+                order_event("OrderCancelled", 1, "CANCELLED", order_id=placed),
+                key=placed,
+                topic=ORDERS_EVENTS,
+            )
+    assert (await post_order(client, order_body(), key="k-5")).status == 202
+
+
+async def test_another_client_is_admitted_while_one_holds_its_share(
+    client, outbox, drive, store, client_share
+):
+    await stock(drive, "SKU-A")
+    client_share(1)
+    assert (await post_order(client, order_body())).status == 202
+    assert (await post_order(client, order_body())).status == 429
+    # Another address (behind no proxy the peer is the client): its own share
+    other = ClientShare(store.redis, 1)
+    assert await other.admit("ip:192.0.2.7", "ord-x", time.time()) is None
+    assert await other.admit("ip:192.0.2.7", "ord-y", time.time()) == 1
+    # An order whose view never came stops counting after the age bound
+    later = time.time() + MAX_COUNTED_AGE_S + 1
+    assert await other.admit("ip:192.0.2.7", "ord-y", later) is None
