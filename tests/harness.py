@@ -45,8 +45,6 @@ from aiohttp.test_utils import TestClient, TestServer
 # its data dir) at import time from the process settings.
 _DATA_DIR = tempfile.mkdtemp(prefix="ordersaga-agent-tests-")
 os.environ["ORDERSAGA_DATA_DIR"] = _DATA_DIR
-# The agent tests choose the gateway's outcomes with its test tokens.
-os.environ["ORDERSAGA_GATEWAY_FAULTS"] = "true"
 atexit.register(shutil.rmtree, _DATA_DIR, True)
 
 from ordersaga.app.settings import get_settings  # noqa: E402
@@ -389,6 +387,10 @@ class _NoBroker(QueueProbe):
 orders.queue_probe = _NoBroker("")
 _GATEWAY = getattr(payments, "gateway", None)
 _GATEWAY_BREAKER = getattr(_GATEWAY, "breaker", None)
+if _GATEWAY is not None:
+    # The agent tests choose the gateway's outcomes with its test tokens (whatever
+    # the settings were when the first agent module was imported).
+    _GATEWAY.faults = True
 
 
 @pytest.fixture(autouse=True)
