@@ -165,8 +165,9 @@ def _read_records(batch: Any, first: int) -> Iterator[RewrittenRecord]:
 class _SafeBatch:
     """One fetched batch: aiokafka's own reading, and this module's where it fails."""
 
-    def __init__(self, inner: Any, raw: bytes) -> None:
+    def __init__(self, inner: Any, raw: memoryview | bytes) -> None:
         self._inner = inner
+        # A view: copied only in the rare case it is read again.
         self._raw = raw
         self._crc_ok: bool | None = None
         self._iterator: Iterator[Any] | None = None
@@ -224,7 +225,7 @@ class _SafeBatch:
             timestamp=_field(self._inner, "max_timestamp", -1),
             timestamp_type=_field(self._inner, "timestamp_type", 0),
             key=None,
-            value=self._raw,
+            value=bytes(self._raw),
             headers=[(UNREADABLE_HEADER, _reason(f"offsets {first}..{last}: {reason}"))],
         )
 
@@ -269,7 +270,7 @@ class SafeMemoryRecords:
         if inner is None:
             return None
         self._pos = end
-        return _SafeBatch(inner, self._data[start:end])
+        return _SafeBatch(inner, memoryview(self._data)[start:end])
 
 
 class _BrokenBatch:
