@@ -75,7 +75,7 @@ def raw_headers(headers: Any) -> list[tuple[str, bytes | None]]:
 def why_unreadable(key: Any, headers: list[tuple[str, bytes | None]]) -> tuple[str, str] | None:
     """Which layer could not read a record and why, before its envelope is even tried.
 
-    ``record``: aiokafka could not parse it (ordersaga.app.unreadable says why);
+    ``record``: aiokafka could not parse it (the marker header says why);
     ``key``: the key is not UTF-8, which every key of ours is (Faust, told the
     keys are str, raised KeyDecodeError in its own loop and restarted the agent).
     """
