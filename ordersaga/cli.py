@@ -82,12 +82,34 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_dlq(args: argparse.Namespace) -> int:
     """List or replay the dead letters of a topic."""
-    from ordersaga.ops.dlq import list_dead_letters, replay_dead_letters
+    from ordersaga.ops.dlq import Choice, list_dead_letters, parse_since, replay_dead_letters
 
-    bootstrap = _settings().bootstrap_servers
+    settings = _settings()
+    bootstrap = settings.bootstrap_servers
     if args.action == "list":
         return asyncio.run(list_dead_letters(bootstrap, args.topic))
-    replayed = asyncio.run(replay_dead_letters(bootstrap, args.topic, set(args.id or ())))
+    try:
+        since = parse_since(args.since) if args.since else None
+        choice = Choice(ids=frozenset(args.id or ()), since=since)
+    except ValueError as exc:
+        print(f"ordersaga dlq replay: {exc}", file=sys.stderr)
+        return 2
+
+    async def replay() -> int:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(settings.redis_url_or_default)
+        try:
+            done = await replay_dead_letters(
+                bootstrap, redis, args.topic, choice, retention_s=settings.retention_s
+            )
+        finally:
+            await redis.aclose()
+        for line in done.lines:
+            print(line)
+        return done.sent
+
+    replayed = asyncio.run(replay())
     print(f"replayed {replayed} message(s) onto {args.topic.removesuffix('.dlq')}")
     return 0
 
@@ -219,7 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dlq", help=cmd_dlq.__doc__)
     p.add_argument("action", choices=["list", "replay"])
     p.add_argument("topic", help="the source topic (orders.commands) or its .dlq")
-    p.add_argument("--id", action="append", help="replay only this event id or P:OFFSET")
+    p.add_argument("--id", action="append", help="replay this event id or P:OFFSET (repeatable)")
+    p.add_argument(
+        "--since",
+        help="replay those parked since: a duration ago (10m, 2h) or an ISO-8601 time; "
+        "replay needs --id or --since, refuses messages older than ORDERSAGA_RETENTION_S "
+        "and never replays a dead letter twice (marks kept in Redis)",
+    )
     p.set_defaults(func=cmd_dlq)
 
     p = sub.add_parser("demo", help=cmd_demo.__doc__)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import orjson
 from pydantic import ValidationError
 
+from ordersaga.app.printable import printable
 from ordersaga.schemas.messages import MESSAGE_TYPES, Envelope, Message
 
 HEADER_TYPE = "type"
@@ -81,26 +82,56 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {err['msg']}"
 
 
-def decode(value: bytes | None) -> tuple[Envelope, Message]:
-    """Parse and validate an envelope and its typed payload; DecodeError says why not."""
+def decode(
+    value: bytes | None, headers: Iterable[tuple[str, bytes | None]] | None = None
+) -> tuple[Envelope, Message]:
+    """Parse and validate an envelope and its typed payload; DecodeError says why not.
+
+    Strict, as another producer's message deserves: JSON types are not coerced
+    (``"5"`` is no int), the envelope's ``version`` must be the one its type is
+    written in, and a ``type`` or ``version`` header, when present, must say what
+    the body says (consumers route and trace by the headers).
+    """
     if value is None:
         raise DecodeError("empty value")
     try:
-        raw = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise DecodeError(f"not JSON: {exc}") from None
-    try:
-        envelope = Envelope.model_validate(raw)
+        envelope = Envelope.model_validate_json(value, strict=True)
     except ValidationError as exc:
+        if exc.errors()[0]["type"] == "json_invalid":
+            raise DecodeError(f"not JSON: {_first_error(exc)}") from None
         raise DecodeError(f"bad envelope: {_first_error(exc)}") from None
     payload_type = MESSAGE_TYPES.get(envelope.type)
     if payload_type is None:
         raise DecodeError(f"unknown message type {envelope.type!r}", envelope)
+    if envelope.version != payload_type.VERSION:
+        raise DecodeError(
+            f"unknown version {envelope.version} of {envelope.type} "
+            f"(this worker reads version {payload_type.VERSION})",
+            envelope,
+        )
+    _check_headers(envelope, headers)
     try:
-        message = payload_type.model_validate(envelope.payload)
+        # From JSON again: in strict mode only JSON input may be a list for a tuple
+        # or a string for a datetime, and the payload is small.
+        message = payload_type.model_validate_json(orjson.dumps(envelope.payload), strict=True)
     except ValidationError as exc:
         raise DecodeError(f"bad {envelope.type} payload: {_first_error(exc)}", envelope) from None
     return envelope, message
+
+
+def _check_headers(envelope: Envelope, headers: Iterable[tuple[str, bytes | None]] | None) -> None:
+    for key, raw in headers or ():
+        if key == HEADER_TYPE:
+            said, meant = raw, envelope.type
+        elif key == HEADER_VERSION:
+            said, meant = raw, str(envelope.version)
+        else:
+            continue
+        if said != meant.encode():
+            shown = printable(bytes(said or b""))[:100]
+            raise DecodeError(
+                f"{key} header {shown!r} disagrees with the body's {key} {meant!r}", envelope
+            )
 
 
 def header_pairs(headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None) -> Headers:
@@ -108,5 +139,5 @@ def header_pairs(headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]] | No
     if headers is None:
         return []
     if isinstance(headers, Mapping):
-        return [(k, bytes(v)) for k, v in headers.items()]
+        return [(k, bytes(v) if v is not None else b"") for k, v in headers.items()]
     return [(k, bytes(v) if v is not None else b"") for k, v in headers]

@@ -25,6 +25,21 @@ class Metrics:
             ["topic"],
             registry=self.registry,
         )
+        self.undecodable_records = Counter(
+            "ordersaga_undecodable_records",
+            "Records dead-lettered because they could not be read, by source topic and "
+            "layer: record (aiokafka could not parse it), key (not UTF-8) or envelope "
+            "(not JSON, unknown type or version, headers disagreeing, invalid payload)",
+            ["topic", "layer"],
+            registry=self.registry,
+        )
+        self.dead_letters_cut = Counter(
+            "ordersaga_dead_letters_cut",
+            "Dead letters too large for the producer, parked as a stub naming where the "
+            "original record is, by source topic",
+            ["topic"],
+            registry=self.registry,
+        )
         self.entries_forgotten = Counter(
             "ordersaga_entries_forgotten",
             "Table entries of finished orders deleted after the retention period, by table",

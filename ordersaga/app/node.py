@@ -23,6 +23,7 @@ from faust.types import EventT, StreamT
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from ordersaga.app import dead_letters
 from ordersaga.app.codec import DecodeError, decode, encode, header_pairs
 from ordersaga.app.correlation import correlation_ids
 from ordersaga.app.faust_patches import (
@@ -39,6 +40,7 @@ from ordersaga.app.http import json_errors, json_protocol_errors
 from ordersaga.app.log_format import bind, logging_config, message_ids, resolve_format, unbind
 from ordersaga.app.metrics import Metrics
 from ordersaga.app.pages import Page, register_worker_pages
+from ordersaga.app.printable import printable
 from ordersaga.app.records import RecordTable, RecordTooLarge
 from ordersaga.app.registry import Announcer
 from ordersaga.app.settings import Settings, get_settings
@@ -51,6 +53,7 @@ from ordersaga.app.topics import (
     dlq_topic,
 )
 from ordersaga.app.tracing import Tracing, tracing_for
+from ordersaga.app.unreadable import raw_headers, read_unreadable_records, why_unreadable
 from ordersaga.schemas.messages import CommandRejected, Envelope, Message
 from ordersaga.tables import TableSpec
 
@@ -116,12 +119,14 @@ class Node:
     # ------------------------------------------------------------------ topics
 
     def topic(self, *names: str) -> faust.TopicT:
-        """A raw-bytes topic (or a subscription to several) with str keys."""
+        """A raw-bytes topic (or a subscription to several), keys as bytes."""
         key = ",".join(names)
         if key not in self._topics:
             self._topics[key] = self.app.topic(
                 *names,
-                key_type=str,
+                # Bytes, decoded by Node.consume: a key Faust fails to decode as
+                # str raises in Faust's own loop, past any dead-letter path.
+                key_type=bytes,
                 key_serializer="raw",
                 value_serializer="raw",
                 partitions=self.settings.partitions,
@@ -229,27 +234,48 @@ class Node:
             table[key] = stored
 
     async def dead_letter(self, event: EventT, reason: str, attempts: int) -> None:
-        """Park a message on its topic's DLQ with the reason and the original headers."""
-        source = event.message.topic
-        headers = [
-            *header_pairs(event.headers),
-            ("dlq.error", reason.encode()[:1000]),
-            ("dlq.attempts", str(attempts).encode()),
-            ("dlq.topic", source.encode()),
-            ("dlq.partition", str(event.message.partition).encode()),
-            ("dlq.offset", str(event.message.offset).encode()),
-            ("dlq.group", self.group.name.encode()),
-        ]
+        """Park a message, raw, on its topic's DLQ with the reason and where it was read.
+
+        One too large for the producer once the ``dlq.*`` headers are added is
+        parked as a stub naming where the original is (ordersaga.app.dead_letters).
+        """
+        record = event.message
+        source = record.topic
         key = event.key.encode() if isinstance(event.key, str) else event.key
-        await self.topic(dlq_topic(source)).send(key=key, value=event.value, headers=headers)
-        self.metrics.dead_letters.labels(source).inc()
-        log.warning(
-            "dead-lettered %s[%s]@%s: %s",
-            source,
-            event.message.partition,
-            event.message.offset,
-            reason,
+        timestamp = getattr(record, "timestamp", None)
+        letter = dead_letters.dead_letter(
+            topic=source,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp_ms=int(timestamp * 1000) if timestamp is not None else None,
+            key=key,
+            value=event.value,
+            headers=raw_headers(event.headers),
+            reason=reason,
+            attempts=attempts,
+            group=self.group.name,
+            max_bytes=self.dead_letter_max_bytes,
         )
+        await self.topic(dlq_topic(source)).send(
+            key=letter.key, value=letter.value, headers=letter.headers
+        )
+        self.metrics.dead_letters.labels(source).inc()
+        if letter.cut:
+            self.metrics.dead_letters_cut.labels(source).inc()
+        log.warning(
+            "dead-lettered %s[%s]@%s%s: %s",
+            source,
+            record.partition,
+            record.offset,
+            f" (cut to a stub: {letter.size} bytes)" if letter.cut else "",
+            printable(reason),
+        )
+
+    @property
+    def dead_letter_max_bytes(self) -> int:
+        """The largest dead letter this worker's producer can send."""
+        limit = int(self.app.conf.producer_max_request_size)
+        return limit - dead_letters.PRODUCER_MARGIN
 
     # ----------------------------------------------------------------- consume
 
@@ -263,13 +289,21 @@ class Node:
         async for event in stream.events():
             self._note_skipped_offsets(event, last_offsets)
             record = event.message
-            envelope: Envelope | None
-            message: Message | None
+            envelope: Envelope | None = None
+            message: Message | None = None
             failure: DecodeError | None = None
-            try:
-                envelope, message = decode(event.value)
-            except DecodeError as exc:
-                failure, envelope, message = exc, exc.envelope, None
+            headers = raw_headers(event.headers)
+            unreadable = why_unreadable(event.key, headers)
+            if unreadable is not None:
+                layer, reason = unreadable
+                failure = DecodeError(reason)
+                self.metrics.undecodable_records.labels(record.topic, layer).inc()
+            else:
+                try:
+                    envelope, message = decode(event.value, headers)
+                except DecodeError as exc:
+                    failure, envelope = exc, exc.envelope
+                    self.metrics.undecodable_records.labels(record.topic, "envelope").inc()
             token = bind(
                 {
                     "topic": record.topic,
@@ -469,6 +503,7 @@ def _reason(exc: BaseException) -> str:
 def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
     """The Faust app of one agent group, configured from ``settings``."""
     tune_fetch_wait(settings.fetch_max_wait_ms)
+    read_unreadable_records()
     drain_producer_buffer_before_commit()
     retry_topic_declaration()
     _no_spinner_without_terminal()

@@ -11,23 +11,37 @@ from typing import Any, TextIO
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ordersaga.app.printable import printable
+from ordersaga.app.unreadable import (
+    UNREADABLE_HEADER,
+    read_unreadable_records,
+    unreadable_reason,
+)
+
 
 def render(
     key: bytes | None,
-    headers: list[tuple[str, bytes]],
+    headers: list[tuple[str, bytes | None]],
     value: bytes | None,
     partition: int,
     offset: int,
 ) -> str:
-    """One message as a console line: where, key, headers, then the value."""
-    hdrs = " ".join(f"{k}={v.decode(errors='replace')}" for k, v in headers)
-    text = (value or b"").decode(errors="replace")
+    """One message as a console line: where, key, headers, then the value.
+
+    Everything from the record is escaped (ordersaga.app.printable): a producer's
+    bytes never reach the terminal as control sequences.
+    """
+    unreadable = unreadable_reason(headers)
+    hdrs = " ".join(f"{printable(k)}={printable(v)}" for k, v in headers if k != UNREADABLE_HEADER)
     try:
-        text = orjson.dumps(orjson.loads(value or b"")).decode()
+        text = printable(orjson.dumps(orjson.loads(value or b"")))
     except orjson.JSONDecodeError:
-        pass
-    k = key.decode(errors="replace") if key is not None else "-"
-    return f"p{partition}@{offset} key={k} [{hdrs}]\n  {text}"
+        text = printable(value or b"")
+    k = printable(key) if key is not None else "-"
+    line = f"p{partition}@{offset} key={k} [{hdrs}]\n  {text}"
+    if unreadable is not None:
+        line += f"\n  unreadable: {printable(unreadable)}"
+    return line
 
 
 async def records(
@@ -38,7 +52,12 @@ async def records(
     follow: bool = False,
     idle_timeout: float = 10.0,
 ) -> AsyncIterator[Any]:
-    """The topic's records (no consumer group), to its end or, with ``follow``, forever."""
+    """The topic's records (no consumer group), to its end or, with ``follow``, forever.
+
+    A record aiokafka cannot parse comes as one carrying the reason in its
+    headers (ordersaga.app.unreadable), as it does to the workers.
+    """
+    read_unreadable_records()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
