@@ -71,7 +71,15 @@ class PaymentGateway:
             retry=retry_if_result(lambda o: o == GatewayOutcome.ERROR),
             retry_error_callback=lambda state: GatewayOutcome.ERROR,
         )
-        outcome: GatewayOutcome = await retrying(self._call, command)
+        try:
+            outcome: GatewayOutcome = await retrying(self._call, command)
+        except Exception:
+            # The provider's journal failed: the dependency itself.
+            self.breaker = self.breaker.after_call(False, time.time(), caller)
+            raise
+        except BaseException:
+            self.breaker = self.breaker.abandon(caller)
+            raise
         # A decline is the provider answering about the card: only its own errors count.
         ok = outcome != GatewayOutcome.ERROR
         self.breaker = self.breaker.after_call(ok, time.time(), caller)

@@ -102,6 +102,14 @@ class CircuitBreaker:
         after = replace(self, recent=recent)
         return after._opened(now) if after._should_open() else after
 
+    def abandon(self, caller: str = "") -> CircuitBreaker:
+        """The breaker after ``caller``'s call ended with no outcome (it was cancelled).
+
+        Its half-open trial is given back, so a trial that never returns cannot
+        hold the circuit half-open, refusing everyone, for ever.
+        """
+        return replace(self, trials=self.trials - {caller})
+
     def _should_open(self) -> bool:
         failed = [call for call in self.recent if not call.ok]
         return (

@@ -109,3 +109,12 @@ def test_a_trial_success_closes_it() -> None:
     assert closed.state == BreakerState.CLOSED
     assert closed.recent == ()
     assert closed.before_call(10.6, "x")[1] is True
+
+
+def test_a_trial_that_never_returns_is_given_back() -> None:
+    b, _ = opened().before_call(10, "x")
+    b, _ = b.before_call(10, "y")
+    # both trials were cancelled (the worker stopped mid-call): others may try again
+    b = b.abandon("x").abandon("y")
+    assert b.state == BreakerState.HALF_OPEN
+    assert b.before_call(11, "z")[1] is True
