@@ -195,7 +195,8 @@ class Runtime:
             port = free_port(self.settings.embedded_redis_port)
             redis_dir = self.data_dir / "redis"
             redis_dir.mkdir(exist_ok=True)
-            await self._serve(redis_argv(port, redis_dir, persistent), logs / "redis.log")
+            argv = redis_argv(port, redis_dir, persistent, self.settings.redis_max_memory_mb)
+            await self._serve(argv, logs / "redis.log")
             await wait_for_port(port, 15)
             fixed["redis_url"] = f"redis://127.0.0.1:{port}/0"
             kept = f"append-only file in {redis_dir}" if persistent else "memory only"
@@ -217,6 +218,8 @@ class Runtime:
             self.worker_settings.bootstrap_servers,
             self.settings.partitions,
             replication=self.worker_settings.replication_factor,
+            retention_bytes=self.settings.topic_retention_bytes,
+            retention_ms=self.settings.topic_retention_hours * 3600 * 1000,
         )
         for g in GROUPS:
             count = self.workers_per_group
