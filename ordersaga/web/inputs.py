@@ -35,6 +35,9 @@ WAIT = param(
     examples=["30", "0.5"],
 )
 _SKU = TypeAdapter(Sku)
+# How long a body may take to arrive once its request has: a client that promises
+# more than it sends holds a request (and its slot) no longer than this.
+BODY_TIMEOUT_S = 10.0
 
 
 def too_large(max_bytes: int) -> HttpError:
@@ -42,7 +45,7 @@ def too_large(max_bytes: int) -> HttpError:
     return HttpError(413, "body_too_large", f"body is over {max_bytes} bytes")
 
 
-async def read_body(request: Request, max_bytes: int, timeout_s: float = 10.0) -> bytes:
+async def read_body(request: Request, max_bytes: int, timeout_s: float | None = None) -> bytes:
     """The whole body, read no further than one byte past the limit.
 
     A read returns what is buffered, not the whole body: one read took the first
@@ -52,6 +55,7 @@ async def read_body(request: Request, max_bytes: int, timeout_s: float = 10.0) -
     after ``timeout_s`` (408), so it cannot hold a request open for ever.
     """
     raw = cast(web.Request, request)  # Faust's aiohttp driver hands views aiohttp requests
+    timeout_s = BODY_TIMEOUT_S if timeout_s is None else timeout_s
     length = raw.content_length
     if length is not None and length > max_bytes:
         raise too_large(max_bytes)

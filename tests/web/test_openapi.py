@@ -102,9 +102,10 @@ def test_each_operation_documents_its_answers_headers_and_the_error_shape() -> N
             public = access_of(method.upper(), path) is Access.PUBLIC
             assert ("429" in operation["responses"]) is (method != "get" or not public), path
             assert ("421" in operation["responses"]) is (path not in HOST_EXEMPT), path
-    assert "read rate limit" in DOCUMENT["paths"]["/orders/{order_id}"]["get"]["responses"][
-        "429"
-    ]["description"]
+    assert (
+        "read rate limit"
+        in DOCUMENT["paths"]["/orders/{order_id}"]["get"]["responses"]["429"]["description"]
+    )
     error = DOCUMENT["components"]["schemas"]["ErrorResponse"]
     assert set(error["required"]) == {"error", "message", "problems"}
 
