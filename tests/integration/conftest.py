@@ -81,6 +81,7 @@ def running_system(
         # Every test client is 127.0.0.1: the per-client limit is tested on a system of
         # its own (test_auth_and_limits.py).
         "ORDERSAGA_RATE_LIMIT_PER_S": "0",
+        "ORDERSAGA_READ_RATE_LIMIT_PER_S": "0",
         **(env or {}),
     }
     full_env.pop("KAFKA_BROKER", None)
