@@ -110,6 +110,19 @@ _PROJECT_STOCK = KEEP_NEWER_VERSION.replace(
     "return 1", "redis.call('ZADD', KEYS[3], 0, ARGV[3])\nreturn 1"
 )
 
+# KEYS: the set of SKUs, the SKUs by name. ARGV: from (ZRANGEBYLEX bound), how many.
+# SKUs projected before the names were filed (a Redis kept from an older version) are
+# filed once, on the first read that finds the two differ; after that a page is
+# two O(1) counts and one ZRANGEBYLEX.
+_STOCK_PAGE = """
+if redis.call('ZCARD', KEYS[2]) < redis.call('SCARD', KEYS[1]) then
+  for _, sku in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    redis.call('ZADD', KEYS[2], 0, sku)
+  end
+end
+return redis.call('ZRANGEBYLEX', KEYS[2], ARGV[1], '+', 'LIMIT', 0, tonumber(ARGV[2]))
+"""
+
 # KEYS: order hash, unconfirmed set, unconfirmed hash. ARGV: order id, record, re-send at.
 # An order already projected needs no re-send; one already waiting keeps its record.
 _AWAIT_CONFIRMATION = """
@@ -197,6 +210,7 @@ class ViewStore:
         self.max_orders_per_customer = max_orders_per_customer
         self._project_order = client.register_script(_PROJECT_ORDER)
         self._project_stock = client.register_script(_PROJECT_STOCK)
+        self._stock_page = client.register_script(_STOCK_PAGE)
         self._await_confirmation = client.register_script(_AWAIT_CONFIRMATION)
         self._claim_unconfirmed = client.register_script(_CLAIM_UNCONFIRMED)
         self._claim_stale_views = client.register_script(_CLAIM_STALE_VIEWS)
@@ -376,7 +390,7 @@ class ViewStore:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Levels of up to ``limit`` SKUs after ``after``, by name, and the next page's cursor."""
         low = f"({after}" if after is not None else "-"
-        found = await self.redis.zrangebylex(SKUS_BY_NAME, low, "+", start=0, num=limit + 1)
+        found = await self._stock_page(keys=[SKUS, SKUS_BY_NAME], args=[low, limit + 1])
         skus = [text_of(s) for s in found]
         more = len(skus) > limit
         skus = skus[:limit]

@@ -17,7 +17,7 @@ from ordersaga.app.topic_admin import _topic_configs
 from ordersaga.app.topics import ALL_DLQ_TOPICS, ALL_TOPICS, CHANGELOG_TOPICS, SERVICES
 from ordersaga.web.inventory import MAX_STOCK_PAGE
 from ordersaga.web.order_index import OrderIndex
-from ordersaga.web.store import ViewStore
+from ordersaga.web.store import SKUS_BY_NAME, ViewStore
 from tests.harness import order_event, stock_changed
 
 # ------------------------------------------------------------------ GET /inventory pages
@@ -54,6 +54,17 @@ async def test_the_catalogue_is_read_a_page_at_a_time_by_name(client: TestClient
     whole = await (await client.get("/inventory")).json()
     assert [i["sku"] for i in whole["items"]] == ["SKU-A", "SKU-B", "SKU-C", "SKU-D", "SKU-E"]
     assert whole["next_cursor"] is None
+
+
+async def test_skus_kept_before_they_were_filed_by_name_are_filed_on_the_first_read(
+    client: TestClient, store: ViewStore
+):
+    # As a Redis kept from before: the SKU sets and levels, no names filed.
+    await put_skus(store, "SKU-B", "SKU-A")
+    await store.redis.delete(SKUS_BY_NAME)
+    pages, _ = await walk(client, "limit=1")
+    assert pages == [["SKU-A"], ["SKU-B"]]
+    assert await store.redis.zcard(SKUS_BY_NAME) == 2
 
 
 async def test_a_low_stock_page_may_be_short_and_still_go_on(client: TestClient, store):
