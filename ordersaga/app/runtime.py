@@ -150,13 +150,19 @@ class Runtime:
                 "auth      OFF: every route is open to whoever reaches it; set "
                 "ORDERSAGA_AUTH_SECRET (32+ characters) to require tokens"
             )
+        reads = (
+            f"; GETs {settings.read_rate_limit_per_s:g}/s, bursts of "
+            f"{settings.read_rate_limit_burst}"
+            if settings.read_rate_limit_per_s > 0
+            else "; GETs unlimited (ORDERSAGA_READ_RATE_LIMIT_PER_S=0)"
+        )
         if settings.rate_limit_per_s > 0:
             self.say(
                 f"limits    {settings.rate_limit_per_s:g} mutating requests/s per client, "
-                f"bursts of {settings.rate_limit_burst}"
+                f"bursts of {settings.rate_limit_burst}{reads}"
             )
         else:
-            self.say("limits    off (ORDERSAGA_RATE_LIMIT_PER_S=0)")
+            self.say(f"limits    off (ORDERSAGA_RATE_LIMIT_PER_S=0){reads}")
 
     async def _start(self) -> None:
         self.say_auth()

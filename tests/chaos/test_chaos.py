@@ -386,6 +386,7 @@ async def run_chaos(
         "ORDERSAGA_MIN_SAGAS_IN_FLIGHT": str(orders),
         # One client (this test, from 127.0.0.1) sends every order: no per-client limit.
         "ORDERSAGA_RATE_LIMIT_PER_S": "0",
+        "ORDERSAGA_READ_RATE_LIMIT_PER_S": "0",
         "ORDERSAGA_MAX_SAGAS_IN_FLIGHT": str(orders),
     }.items():
         monkeypatch.setenv(name, value)

@@ -330,6 +330,8 @@ def test_a_client_writing_its_own_x_forwarded_for_line_keeps_its_one_bucket(
 def test_a_client_flooding_gets_is_refused_past_its_read_budget_and_others_read_on(
     limited: System,
 ) -> None:
+    said = [line for line in limited.output[:5] if line.startswith("limits")]
+    assert said and f"GETs {READ_RATE:g}/s, bursts of {READ_BURST}" in said[0], said
     with behind_proxy(limited, "198.51.100.99") as flooder:
         statuses = [flooder.get("/inventory").status_code for _ in range(READ_BURST + 10)]
         assert statuses[:READ_BURST] == [200] * READ_BURST

@@ -80,6 +80,8 @@ def _embedded_settings(cfg: BenchConfig, data_dir: str) -> Settings:
     if "rate_limit_per_s" not in settings.model_fields_set:
         # Every bench order comes from one client: a per-client limit would measure itself.
         update["rate_limit_per_s"] = 0.0
+    if "read_rate_limit_per_s" not in settings.model_fields_set:
+        update["read_rate_limit_per_s"] = 0.0  # and its reads (long-polls) likewise
     if cfg.retention_s is not None:
         update["retention_s"] = cfg.retention_s
     if cfg.broker is not None:
