@@ -33,15 +33,15 @@ from ordersaga.web.errors import answers, key_reused, not_found, parse_body
 from ordersaga.web.inputs import idempotency_key, json_body, path_sku
 
 MAX_STOCK_PAGE = 1_000
-_STOCK_LIMIT = re.compile(r"^[0-9]{1,4}$")
+_STOCK_LIMIT = re.compile(r"[0-9]{1,4}")
 
 
 def stock_limit(request: Request) -> int:
-    """``?limit=`` of GET /inventory: 1 to MAX_STOCK_PAGE (all of it when absent)."""
+    """``?limit=`` of GET /inventory: 1 to MAX_STOCK_PAGE (the most when absent)."""
     raw = request.query.get("limit")
     if raw is None:
         return MAX_STOCK_PAGE
-    if not _STOCK_LIMIT.match(raw) or not 1 <= int(raw) <= MAX_STOCK_PAGE:
+    if not _STOCK_LIMIT.fullmatch(raw) or not 1 <= int(raw) <= MAX_STOCK_PAGE:
         raise invalid("limit", f"must be a whole number from 1 to {MAX_STOCK_PAGE}")
     return int(raw)
 

@@ -88,6 +88,7 @@ async def test_a_page_looks_at_no_more_than_its_limit(client: TestClient, store)
         ("limit=0", "limit"),
         (f"limit={MAX_STOCK_PAGE + 1}", "limit"),
         ("limit=ten", "limit"),
+        ("limit=10%0A", "limit"),
         ("cursor=-bad", "cursor"),
         ("cursor=" + "x" * 65, "cursor"),
     ],
