@@ -38,7 +38,14 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
     settings = _settings()
     if args.create:
-        created = asyncio.run(ensure_topics(settings.bootstrap_servers, settings.partitions))
+        created = asyncio.run(
+            ensure_topics(
+                settings.bootstrap_servers,
+                settings.partitions,
+                retention_bytes=settings.topic_retention_bytes,
+                retention_ms=settings.topic_retention_hours * 3600 * 1000,
+            )
+        )
         for name in created:
             print(f"created {name}")
     for name in asyncio.run(list_topics(settings.bootstrap_servers)):

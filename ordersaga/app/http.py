@@ -90,6 +90,14 @@ def _from_aiohttp(exc: web.HTTPException) -> HttpError:
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# On every answer of every worker: nothing is cached (answers are per caller and
+# change), no type is guessed from the bytes, and no software version is told.
+HARDENING = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Server": "ordersaga",
+}
+
 
 def route_template(request: web.Request) -> str | None:
     """The matched route's template (``/orders/{order_id}``); None when none matched."""
@@ -114,6 +122,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         response = error_response(HttpError(500, "internal_error", "the server failed to answer"))
+    if not response.prepared:
+        response.headers.update(HARDENING)
     if response.status >= 400:
         level = logging.WARNING if response.status >= 500 else logging.INFO
         if log.isEnabledFor(level):
@@ -220,6 +230,7 @@ def json_protocol_errors() -> None:
             log.info("bad HTTP request from %s -> %d %s", request.remote, status, reason)
             error = HttpError(status, _PROTOCOL_ERRORS.get(status, "bad_request"), reason)
         response = error_response(error)
+        response.headers.update(HARDENING)
         response.force_close()
         return response
 

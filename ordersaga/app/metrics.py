@@ -11,8 +11,11 @@ STEP_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 class Metrics:
     """The counters and histograms every worker exposes at /metrics."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, circuits: bool = True) -> None:
         self.registry = registry or CollectorRegistry()
+        # The API's port (the web view's) shows no breaker: whether the payment circuit
+        # is open tells a client how its own attack is going.
+        breakers = self.registry if circuits else None
         self.messages_handled = Counter(
             "ordersaga_messages_handled",
             "Messages handled, by agent, message type and outcome",
@@ -144,13 +147,13 @@ class Metrics:
             "ordersaga_circuit_state",
             "Circuit breaker state: 0 closed, 1 half-open, 2 open",
             ["circuit"],
-            registry=self.registry,
+            registry=breakers,
         )
         self.circuit_rejections = Counter(
             "ordersaga_circuit_rejections",
             "Calls refused because the circuit was open",
             ["circuit"],
-            registry=self.registry,
+            registry=breakers,
         )
 
     def render(self) -> bytes:

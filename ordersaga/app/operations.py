@@ -114,6 +114,7 @@ _ERRORS = {
     401: "no valid bearer token; WWW-Authenticate says why",
     403: "the token's subject or role may not do this",
     404: "no such resource",
+    408: "the body did not arrive within 10 s of the request",
     409: "conflicts with the current state",
     413: "the body is over ORDERSAGA_MAX_BODY_BYTES",
     415: "Content-Type is not application/json (utf-8)",
@@ -139,7 +140,7 @@ def errors(*statuses: int) -> tuple[Reply, ...]:
 
 
 # What every POST that reads a JSON body can answer before its own checks.
-BODY_ERRORS = errors(400, 413, 415, 422)
+BODY_ERRORS = errors(400, 408, 413, 415, 422)
 
 ORDER_ID = param("order_id", "path", Id, "the order's id (ord_…)")
 CUSTOMER_ID = param("customer_id", "path", Id, "the customer's id")

@@ -156,13 +156,19 @@ class Runtime:
                 "auth      OFF: every route is open to whoever reaches it; set "
                 "ORDERSAGA_AUTH_SECRET (32+ characters) to require tokens"
             )
+        reads = (
+            f"; GETs {settings.read_rate_limit_per_s:g}/s, bursts of "
+            f"{settings.read_rate_limit_burst}"
+            if settings.read_rate_limit_per_s > 0
+            else "; GETs unlimited (ORDERSAGA_READ_RATE_LIMIT_PER_S=0)"
+        )
         if settings.rate_limit_per_s > 0:
             self.say(
                 f"limits    {settings.rate_limit_per_s:g} mutating requests/s per client, "
-                f"bursts of {settings.rate_limit_burst}"
+                f"bursts of {settings.rate_limit_burst}{reads}"
             )
         else:
-            self.say("limits    off (ORDERSAGA_RATE_LIMIT_PER_S=0)")
+            self.say(f"limits    off (ORDERSAGA_RATE_LIMIT_PER_S=0){reads}")
         if settings.gateway_faults:
             self.say(
                 "payments  simulated gateway with test faults ON: tok_decline, tok_timeout "
@@ -209,7 +215,8 @@ class Runtime:
             port = free_port(self.settings.embedded_redis_port)
             redis_dir = self.data_dir / "redis"
             redis_dir.mkdir(exist_ok=True)
-            await self._serve(redis_argv(port, redis_dir, persistent), logs / "redis.log")
+            argv = redis_argv(port, redis_dir, persistent, self.settings.redis_max_memory_mb)
+            await self._serve(argv, logs / "redis.log")
             await wait_for_port(port, 15)
             fixed["redis_url"] = f"redis://127.0.0.1:{port}/0"
             kept = f"append-only file in {redis_dir}" if persistent else "memory only"
@@ -231,6 +238,8 @@ class Runtime:
             self.worker_settings.bootstrap_servers,
             self.settings.partitions,
             replication=self.worker_settings.replication_factor,
+            retention_bytes=self.settings.topic_retention_bytes,
+            retention_ms=self.settings.topic_retention_hours * 3600 * 1000,
         )
         for g in GROUPS:
             count = self.workers_per_group

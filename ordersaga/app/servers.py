@@ -88,13 +88,19 @@ def redis_binary() -> str:
     return found
 
 
-def redis_argv(port: int, data_dir: Path, persistent: bool = False) -> list[str]:
+def redis_argv(
+    port: int, data_dir: Path, persistent: bool = False, max_memory_mb: int = 512
+) -> list[str]:
     """A Redis-protocol server on loopback: memory only, or with an append-only file.
 
     Persistent beside Apache Kafka, whose data outlives a restart, so views and
     Idempotency-Keys do too; memory only beside Tansu, which keeps nothing.
+    Bounded by ``max_memory_mb`` with ``noeviction``: a full Redis refuses writes
+    (answered 503) rather than evict a view, an Idempotency-Key or a rate bucket
+    the saga relies on (ARCHITECTURE.md).
     """
     argv = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir)]
+    argv += ["--maxmemory", f"{max_memory_mb}mb", "--maxmemory-policy", "noeviction"]
     if persistent:
         return [*argv, "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"]
     return [*argv, "--save", "", "--appendonly", "no"]

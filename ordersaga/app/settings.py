@@ -457,6 +457,53 @@ class Settings(BaseSettings):
         "once before the per-second rate applies.",
     )
 
+    read_rate_limit_per_s: float = Field(
+        default=50.0,
+        ge=0,
+        description="ORDERSAGA_READ_RATE_LIMIT_PER_S: GETs of the API (not the probes, "
+        "docs or page) each client may make per second, a budget apart from the POSTs'; "
+        "0 turns it off.",
+    )
+    read_rate_limit_burst: int = Field(
+        default=100,
+        ge=1,
+        description="ORDERSAGA_READ_RATE_LIMIT_BURST: GETs a client may "
+        "make at once before the per-second rate applies.",
+    )
+    allowed_hosts: str = Field(
+        default="",
+        description="ORDERSAGA_ALLOWED_HOSTS: comma-separated names the web view answers "
+        "to in the Host header, besides localhost, 127.0.0.1, ::1 and ORDERSAGA_WEB_HOST "
+        "(a page on another name, DNS rebinding, is refused 421); `*` allows any.",
+    )
+    max_listing_scan: int = Field(
+        default=500,
+        ge=1,
+        le=5_000,
+        description="ORDERSAGA_MAX_LISTING_SCAN: orders one GET /orders page looks at in "
+        "Redis, at most; a sparse filter answers a short page and a cursor to go on.",
+    )
+    topic_retention_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="ORDERSAGA_TOPIC_RETENTION_BYTES: bytes each partition of every "
+        "non-compacted topic (dead letters included) keeps before its oldest segment "
+        "goes, besides ORDERSAGA_TOPIC_RETENTION_HOURS.",
+    )
+    topic_retention_hours: int = Field(
+        default=7 * 24,
+        ge=1,
+        description="ORDERSAGA_TOPIC_RETENTION_HOURS: how long "
+        "every non-compacted topic keeps a message.",
+    )
+    redis_max_memory_mb: int = Field(
+        default=512,
+        ge=16,
+        description="ORDERSAGA_REDIS_MAX_MEMORY_MB: maxmemory of the Redis `ordersaga run` "
+        "starts (policy noeviction: full, writes fail 503, nothing the saga needs is "
+        "evicted).",
+    )
+
     @model_validator(mode="after")
     def _views_outlive_idempotency_keys(self) -> Settings:
         # A retried POST whose order is already projected is not re-sent (the
@@ -519,6 +566,15 @@ class Settings(BaseSettings):
             for a in self.trusted_proxies.split(",")
             if a.strip()
         ]
+
+    @property
+    def allowed_host_names(self) -> frozenset[str] | None:
+        """The Host names the web view answers to (None: any)."""
+        named = {h.strip().lower().rstrip(".") for h in self.allowed_hosts.split(",")}
+        if "*" in named:
+            return None
+        defaults = {"localhost", "127.0.0.1", "::1", self.web_host.lower()}
+        return frozenset((named | defaults) - {"", "0.0.0.0", "::"})
 
     @property
     def auth_enabled(self) -> bool:

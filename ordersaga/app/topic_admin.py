@@ -20,11 +20,30 @@ async def list_topics(bootstrap: str) -> list[str]:
         await admin.close()
 
 
-def _topic_configs(topic: str, replication: int) -> dict[str, str]:
+# What a topic keeps when ensure_topics is not told (the Settings defaults).
+DEFAULT_RETENTION_BYTES = 256 * 1024 * 1024
+DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
+
+
+def _topic_configs(
+    topic: str,
+    replication: int,
+    retention_bytes: int = DEFAULT_RETENTION_BYTES,
+    retention_ms: int = DEFAULT_RETENTION_MS,
+) -> dict[str, str]:
     configs: dict[str, str] = {}
     if topic in CHANGELOG_TOPICS or topic == SERVICES:
-        # As Faust makes changelogs: each key's last value is kept.
+        # As Faust makes changelogs: each key's last value is kept. Retention would
+        # delete table state a restore needs; these are bounded by their keys instead
+        # (tables forget finished orders, each value at most ORDERSAGA_MAX_RECORD_BYTES).
         configs["cleanup.policy"] = "compact"
+    else:
+        # Bounded by size as well as by age: a flood of commands or dead letters
+        # fills at most this per partition, then the oldest segments go.
+        configs["retention.bytes"] = str(retention_bytes)
+        configs["retention.ms"] = str(retention_ms)
+        # Segments small enough that retention.bytes can act before a segment is full.
+        configs["segment.bytes"] = str(max(1024 * 1024, min(retention_bytes // 4, 1 << 30)))
     if replication >= 3:
         # With acks=all a write then survives any one broker's loss.
         configs["min.insync.replicas"] = "2"
@@ -32,7 +51,12 @@ def _topic_configs(topic: str, replication: int) -> dict[str, str]:
 
 
 async def ensure_topics(
-    bootstrap: str, partitions: int, attempts: int = 30, replication: int = 1
+    bootstrap: str,
+    partitions: int,
+    attempts: int = 30,
+    replication: int = 1,
+    retention_bytes: int = DEFAULT_RETENTION_BYTES,
+    retention_ms: int = DEFAULT_RETENTION_MS,
 ) -> list[str]:
     """Create every ordersaga topic that does not exist yet; returns those created."""
     wanted = (*ALL_TOPICS, *ALL_DLQ_TOPICS, *CHANGELOG_TOPICS)
@@ -56,7 +80,9 @@ async def ensure_topics(
                             t,
                             num_partitions=partitions,
                             replication_factor=replication,
-                            topic_configs=_topic_configs(t, replication),
+                            topic_configs=_topic_configs(
+                                t, replication, retention_bytes, retention_ms
+                            ),
                         )
                         for t in missing
                     ]

@@ -161,6 +161,8 @@ class StockResponse(ResponseModel):
 
 class InventoryList(ResponseModel):
     items: list[StockResponse]
+    # The last SKU looked at, to pass as ``cursor`` for the next page (None: no more).
+    next_cursor: Sku | None = None
 
 
 class RestockAccepted(ResponseModel):
@@ -285,11 +287,15 @@ class DashboardFigures(ResponseModel):
 # ------------------------------------------------------- every worker's pages
 
 
+# What a dependency check answers: fixed words, never an exception's text.
+CheckState = Literal["ok", "down", "timeout"]
+
+
 class HealthResponse(ResponseModel):
     status: Literal["ok"] = "ok"
     group: str
     app: str
-    checks: dict[str, str]
+    checks: dict[str, CheckState]
 
 
 class HealthDown(ErrorResponse):
@@ -298,7 +304,7 @@ class HealthDown(ErrorResponse):
     status: Literal["unavailable"] = "unavailable"
     group: str
     app: str
-    checks: dict[str, str]
+    checks: dict[str, CheckState]
 
 
 class ReadyResponse(ResponseModel):

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from enum import Enum
-from typing import cast
+from typing import TypeVar, cast
 
 from aiohttp import web
 from faust.web import Request as FaustRequest
@@ -26,15 +26,17 @@ from redis.exceptions import RedisError
 from ordersaga.app.http import Handler, HttpError, invalid, route_template
 from ordersaga.app.settings import Settings
 from ordersaga.app.tokens import Principal, TokenError, TokenVerifier
-from ordersaga.web.rate_limit import RateLimiter, Verdict
+from ordersaga.web.edge import HOST_EXEMPT, BlockedCustomers, check_host
+from ordersaga.web.rate_limit import READ_PREFIX, RateLimiter, Verdict
 
 REALM = "ordersaga"
-# Methods that change state, and so are rate-limited.
+# Methods that change state: rate-limited apart from reads.
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _PRINCIPAL = web.RequestKey("ordersaga.principal", Principal)
 _CLIENT = web.RequestKey("ordersaga.client", str)
 # Set by the gatekeeper on every request it judges: whether it verified tokens.
 _AUTH_ON = web.RequestKey("ordersaga.auth_on", bool)
+T = TypeVar("T")
 # What the views are handed: aiohttp's request under Faust's name for it.
 AnyRequest = web.Request | FaustRequest
 
@@ -114,7 +116,9 @@ def peer_address(request: AnyRequest, trusted: frozenset[str] = frozenset()) -> 
     remote = req.remote or "?"
     if remote not in trusted:
         return remote
-    forwarded = req.headers.get("X-Forwarded-For", "")
+    # Every X-Forwarded-For line, in order: a proxy may append a line of its own
+    # rather than extend the client's, and the client writes the first one.
+    forwarded = ",".join(req.headers.getall("X-Forwarded-For", ()))
     for hop in reversed(forwarded.split(",")[-MAX_FORWARDED_HOPS:]):
         address = _address(hop)
         if address is None:
@@ -249,42 +253,71 @@ def rate_limit_headers(verdict: Verdict) -> dict[str, str]:
 
 
 class Gatekeeper:
-    """The web view's middleware: the rate limit, then the token and the route's access."""
+    """The web view's middleware: the Host, the rate limits, then the token and its access."""
 
     # What @web.middleware marks; an instance is not marked by its method's mark.
     __middleware_version__ = 1
 
-    def __init__(self, settings: Settings, limiter: Callable[[], RateLimiter]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        limiter: Callable[[], RateLimiter],
+        blocked: Callable[[str], Awaitable[bool]] | None = None,
+    ) -> None:
         self.verifier = TokenVerifier(settings) if settings.auth_enabled else None
         # Looked up per request: the limiter follows the desk's Redis pool.
         self.limiter = limiter if settings.rate_limit_per_s > 0 else None
+        self._pool_of = limiter
+        self.read_rate, self.read_burst = (
+            settings.read_rate_limit_per_s,
+            settings.read_rate_limit_burst,
+        )
+        self._reads: RateLimiter | None = None
         self.trusted_proxies = frozenset(settings.trusted_proxy_addresses)
+        self.allowed_hosts = settings.allowed_host_names
+        self.blocked = BlockedCustomers(blocked) if blocked is not None else None
+
+    def _bucket(self, method: str, access: Access) -> tuple[RateLimiter, str] | None:
+        """The bucket a request draws on, and what it counts: writes and reads apart."""
+        if method in MUTATING:
+            return (self.limiter(), "requests") if self.limiter is not None else None
+        if self.read_rate <= 0 or access is Access.PUBLIC:
+            return None  # probes, the docs and the page: static, and cheap
+        redis = self._pool_of().redis
+        if self._reads is None or self._reads.redis is not redis:
+            self._reads = RateLimiter(redis, self.read_rate, self.read_burst, prefix=READ_PREFIX)
+        return self._reads, "reads (GET)"
 
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        access = access_of(request.method, route_template(request))
+        template = route_template(request)
+        if template not in HOST_EXEMPT:
+            for host in request.headers.getall("Host", ()):
+                check_host(host, self.allowed_hosts)
+        access = access_of(request.method, template)
         caller, problem = self._caller(request, access)
         verdict = None
         client = client_key(caller, request, self.trusted_proxies)
         request[_CLIENT] = client
-        if self.limiter is not None and request.method in MUTATING:
-            try:
-                verdict = await self.limiter().take(client)
-            except RedisError as exc:
-                raise HttpError(
-                    503,
-                    "dependency_down",
-                    f"the rate limiter's store is unavailable ({type(exc).__name__})",
-                    headers={"Retry-After": "1"},
-                ) from None
+        bucket = self._bucket(request.method, access)
+        if bucket is not None:
+            limiter, counted = bucket
+            verdict = await _guarded(limiter.take(client), "rate limiter")
             if not verdict.allowed:
+                message = (
+                    f"{counted}: more than {verdict.burst} at once or {verdict.rate:g} a "
+                    "second from this client: retry after the Retry-After seconds"
+                )
                 raise HttpError(
                     429,
                     "rate_limited",
-                    f"more than {verdict.burst} requests at once or "
-                    f"{verdict.rate:g} a second: retry after the Retry-After seconds",
+                    message,
+                    problems=[{"field": "rate_limit", "message": message}],
                     headers=rate_limit_headers(verdict),
                 )
         limit_headers = rate_limit_headers(verdict) if verdict is not None else {}
+        if problem is None and caller is not None and not caller.is_admin and self.blocked:
+            if await _guarded(self.blocked.blocked(caller.subject), "customer store"):
+                problem = forbidden(f"customer {caller.subject} is blocked")
         if problem is not None:
             problem.headers.update(limit_headers)
             raise problem
@@ -293,7 +326,7 @@ class Gatekeeper:
             request[_PRINCIPAL] = caller
         try:
             response = await handler(request)
-        except HttpError as exc:  # a refused POST still drew on the bucket: say so
+        except HttpError as exc:  # a refused request still drew on the bucket: say so
             exc.headers.update(limit_headers)
             raise
         response.headers.update(limit_headers)
@@ -318,3 +351,16 @@ class Gatekeeper:
         if access is Access.ADMIN and not caller.is_admin:
             return caller, forbidden("this needs the admin role")
         return caller, None
+
+
+async def _guarded(call: Awaitable[T], what: str) -> T:
+    """``call``'s answer, or the 503 of its Redis not answering."""
+    try:
+        return await call
+    except RedisError as exc:
+        raise HttpError(
+            503,
+            "dependency_down",
+            f"the {what}'s store is unavailable ({type(exc).__name__})",
+            headers={"Retry-After": "1"},
+        ) from None

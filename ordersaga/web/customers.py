@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, cast
 
+from aiohttp import web
 from faust.web import Request, Response
 
 from ordersaga.app.correlation import current_correlation_id
-from ordersaga.app.http import HttpError, invalid
+from ordersaga.app.http import HttpError, invalid, require_json
 from ordersaga.app.operations import (
     BODY_ERRORS,
     CUSTOMER_ID,
@@ -78,18 +79,20 @@ READ_CUSTOMER = Operation(
 _BLOCKING_REPLIES = (
     Reply(200, "the account, changed and stored (or already so)", (CustomerResponse,)),
     Reply(202, "sent, not stored within 3 s", (BlockingAccepted,)),
-    *errors(404, 422, 503),
+    *errors(404, 415, 422, 503),
 )
 BLOCK = Operation(
     summary="Block a customer: their next orders fail customer_invalid",
-    description="Orders already past the customer check go on. No body is read.",
+    description="Orders already past the customer check go on; the customer's tokens are "
+    "refused from then on (403). No body is read, but Content-Type must be "
+    "application/json (415 otherwise).",
     tag="customers",
     params=(CUSTOMER_ID,),
     replies=_BLOCKING_REPLIES,
 )
 UNBLOCK = Operation(
     summary="Unblock a customer: they may order again",
-    description="No body is read.",
+    description="No body is read, but Content-Type must be application/json (415 otherwise).",
     tag="customers",
     params=(CUSTOMER_ID,),
     replies=_BLOCKING_REPLIES,
@@ -188,6 +191,9 @@ class _Blocking(DeskView):
     async def change(self, request: Request, customer_id: str) -> Response:
         """Block or unblock (``blocked``), answering once the change is stored."""
         desk = self.desk
+        # No body is read, but a form or text/plain POST is what a page on another
+        # site can send without a preflight: only the JSON type is taken, as elsewhere.
+        require_json(cast(web.Request, request))
         customer_id = path_id(customer_id, "customer_id")
         account = await desk.customers.account(customer_id)
         if account is None:

@@ -30,7 +30,7 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
+    "Cache-Control": "no-store",
 }
 STATS_MINUTES = 10
 PAGE_HEADERS = tuple(SECURITY_HEADERS)

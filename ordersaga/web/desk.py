@@ -90,7 +90,7 @@ class Desk:
     def order_index(self) -> OrderIndex:
         """Orders newest first, by status, customer and time (on the view store's pool)."""
         if self._index is None or self._index.redis is not self.store.redis:
-            self._index = OrderIndex(self.store.redis)
+            self._index = OrderIndex(self.store.redis, self.settings.max_listing_scan)
         return self._index
 
     @property

@@ -7,6 +7,7 @@ query parameter and the ``Idempotency-Key`` header are checked against
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Annotated, cast
 
@@ -34,18 +35,47 @@ WAIT = param(
     examples=["30", "0.5"],
 )
 _SKU = TypeAdapter(Sku)
+# How long a body may take to arrive once its request has: a client that promises
+# more than it sends holds a request (and its slot) no longer than this.
+BODY_TIMEOUT_S = 10.0
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The body, read no further than one byte past the limit."""
+def too_large(max_bytes: int) -> HttpError:
+    """The 413 of a body over the limit."""
+    return HttpError(413, "body_too_large", f"body is over {max_bytes} bytes")
+
+
+async def read_body(request: Request, max_bytes: int, timeout_s: float | None = None) -> bytes:
+    """The whole body, read no further than one byte past the limit.
+
+    A read returns what is buffered, not the whole body: one read took the first
+    chunk of a chunked body (the rest unseen) or half of a body sent in two TCP
+    writes. So the body is read until its end, whatever its framing, and refused
+    once past the limit. A client that promises more than it sends is cut off
+    after ``timeout_s`` (408), so it cannot hold a request open for ever.
+    """
     raw = cast(web.Request, request)  # Faust's aiohttp driver hands views aiohttp requests
+    timeout_s = BODY_TIMEOUT_S if timeout_s is None else timeout_s
     length = raw.content_length
     if length is not None and length > max_bytes:
-        raise HttpError(413, "body_too_large", f"body is over {max_bytes} bytes")
-    body = await raw.content.read(max_bytes + 1)
-    if len(body) > max_bytes:
-        raise HttpError(413, "body_too_large", f"body is over {max_bytes} bytes")
-    return body
+        raise too_large(max_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout_s):
+            while chunk := await raw.content.read(max_bytes + 1 - size):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise too_large(max_bytes)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise HttpError(
+            408,
+            "body_timeout",
+            f"the body did not arrive within {timeout_s:g} s",
+            headers={"Connection": "close"},
+        ) from None
+    return b"".join(chunks)
 
 
 async def json_body(request: Request, max_bytes: int) -> bytes:
@@ -62,13 +92,13 @@ def path_id(value: str, field: str) -> str:
         raise invalid(field, "not a valid id (1-64 of A-Z a-z 0-9 _ . : @ -)") from None
 
 
-def path_sku(value: str) -> str:
-    """A SKU from the path, or the 422 naming it."""
+def path_sku(value: str, field: str = "sku") -> str:
+    """A SKU from the path (or the query's ``field``), or the 422 naming it."""
     try:
         return _SKU.validate_python(value)
     except ValidationError:
         raise invalid(
-            "sku", "not a valid SKU (1-64 of A-Z a-z 0-9 _ . -, a letter or digit first)"
+            field, "not a valid SKU (1-64 of A-Z a-z 0-9 _ . -, a letter or digit first)"
         ) from None
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from faust.web import Request, Response
+from pydantic import Field
 
 from ordersaga.app.codec import new_id
 from ordersaga.app.correlation import current_correlation_id
@@ -21,7 +23,7 @@ from ordersaga.app.operations import (
     errors,
     param,
 )
-from ordersaga.schemas.bounds import MAX_STOCK_LEVEL
+from ordersaga.schemas.bounds import MAX_STOCK_LEVEL, Sku
 from ordersaga.schemas.http import RestockBody
 from ordersaga.schemas.messages import RestockSku
 from ordersaga.schemas.responses import InventoryList, RestockAccepted, StockResponse
@@ -29,6 +31,25 @@ from ordersaga.web.accept import KeyOutcome, KeyUse, restock_fingerprint
 from ordersaga.web.desk import DeskView
 from ordersaga.web.errors import answers, key_reused, not_found, parse_body
 from ordersaga.web.inputs import idempotency_key, json_body, path_sku
+
+MAX_STOCK_PAGE = 1_000
+_STOCK_LIMIT = re.compile(r"[0-9]{1,4}")
+
+
+def stock_limit(request: Request) -> int:
+    """``?limit=`` of GET /inventory: 1 to MAX_STOCK_PAGE (the most when absent)."""
+    raw = request.query.get("limit")
+    if raw is None:
+        return MAX_STOCK_PAGE
+    if not _STOCK_LIMIT.fullmatch(raw) or not 1 <= int(raw) <= MAX_STOCK_PAGE:
+        raise invalid("limit", f"must be a whole number from 1 to {MAX_STOCK_PAGE}")
+    return int(raw)
+
+
+def stock_cursor(request: Request) -> str | None:
+    """``?cursor=`` of GET /inventory: the SKU the previous page ended with."""
+    raw = request.query.get("cursor")
+    return None if raw is None else path_sku(raw, "cursor")
 
 
 def stock_response(view: dict[str, Any]) -> StockResponse:
@@ -47,7 +68,9 @@ def stock_response(view: dict[str, Any]) -> StockResponse:
 
 
 LIST_STOCK = Operation(
-    summary="Every SKU's levels, sorted by SKU",
+    summary="The SKUs' levels, sorted by SKU, a page at a time",
+    description=f"At most {MAX_STOCK_PAGE} SKUs are looked at per call; with low_stock a page "
+    "may be short (or empty) and still carry a next_cursor to go on.",
     tag="inventory",
     params=(
         param(
@@ -56,6 +79,14 @@ LIST_STOCK = Operation(
             Literal["true", "false"],
             "true: only the SKUs at or below their threshold; false: the others",
         ),
+        param(
+            "limit",
+            "query",
+            Annotated[int, Field(ge=1, le=MAX_STOCK_PAGE)],
+            f"SKUs looked at for this page, 1-{MAX_STOCK_PAGE}",
+            default=MAX_STOCK_PAGE,
+        ),
+        param("cursor", "query", Sku, "the previous page's next_cursor"),
     ),
     replies=(Reply(200, "the levels", (InventoryList,)), *errors(422, 503)),
 )
@@ -90,10 +121,14 @@ class Inventory(DeskView):
         wanted = request.query.get("low_stock")
         if wanted not in (None, "true", "false"):
             raise invalid("low_stock", "must be true or false")
-        items = [stock_response(v) for v in await self.desk.store.all_stock()]
+        limit, after = stock_limit(request), stock_cursor(request)
+        # A page, not the catalogue: at the SKU cap one answer of everything cost the
+        # event loop ~55 ms and 1.9 MB, per call, to anyone signed in.
+        levels, next_cursor = await self.desk.store.stock_page(after, limit)
+        items = [stock_response(v) for v in levels]
         if wanted is not None:
             items = [i for i in items if i.low_stock == (wanted == "true")]
-        return self.answer(InventoryList(items=items))
+        return self.answer(InventoryList(items=items, next_cursor=next_cursor))
 
 
 class InventoryItem(DeskView):

@@ -23,6 +23,7 @@ from ordersaga.app import correlation
 from ordersaga.app.operations import Operation, Param, Reply, error, operation_of
 from ordersaga.schemas.responses import ErrorResponse
 from ordersaga.web.auth import MUTATING, Access, access_of
+from ordersaga.web.edge import HOST_EXEMPT
 
 OPENAPI_VERSION = "3.1.0"
 # The methods a Faust view can serve (HEAD is answered wherever GET is, by GET).
@@ -64,7 +65,7 @@ RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
     },
     "X-Content-Type-Options": {"description": "nosniff", "schema": {"type": "string"}},
     "Referrer-Policy": {"description": "no-referrer", "schema": {"type": "string"}},
-    "Cache-Control": {"description": "no-cache", "schema": {"type": "string"}},
+    "Cache-Control": {"description": "no-store", "schema": {"type": "string"}},
     "WWW-Authenticate": {"description": "the token scheme and why", "schema": {"type": "string"}},
     "RateLimit-Limit": {
         "description": "the client's bucket: requests it may make at once",
@@ -108,6 +109,16 @@ RATE_LIMITED = Reply(
     (ErrorResponse,),
     headers=("Retry-After",),
 )
+# Every GET of the API draws on its client's read budget (probes, docs and page do not).
+READ_LIMITED = Reply(
+    429,
+    "past the client's read rate limit (ORDERSAGA_READ_RATE_LIMIT_PER_S): retry after "
+    "Retry-After seconds",
+    (ErrorResponse,),
+    headers=("Retry-After",),
+)
+# Every route but the probes refuses a Host it does not answer to (ORDERSAGA_ALLOWED_HOSTS).
+MISDIRECTED = Reply(421, "the Host header names no name this server answers to", (ErrorResponse,))
 UNAUTHORIZED = Reply(
     401,
     "no valid bearer token; WWW-Authenticate says why",
@@ -196,6 +207,20 @@ def _reply(reply: Reply, schemas: _Schemas) -> dict[str, Any]:
     return out
 
 
+def _read_limited(replies: list[Reply]) -> list[Reply]:
+    """``replies`` with the read budget's 429 (merged into one the operation has)."""
+    own = next((r for r in replies if r.status == 429), None)
+    if own is None:
+        return [*replies, READ_LIMITED]
+    merged = Reply(
+        429,
+        f"{own.description}; or past the client's read rate limit",
+        own.models,
+        headers=tuple(dict.fromkeys((*own.headers, "Retry-After"))),
+    )
+    return [r for r in replies if r.status != 429] + [merged]
+
+
 def _operation(
     path: str,
     method: str,
@@ -223,6 +248,10 @@ def _operation(
         replies += [r for r in (UNAUTHORIZED, FORBIDDEN) if r.status not in operation.statuses]
     if method.upper() in MUTATING:
         replies = [r for r in replies if r.status != 429] + [RATE_LIMITED]
+    elif access is not Access.PUBLIC:
+        replies = _read_limited(replies)
+    if path not in HOST_EXEMPT:
+        replies.append(MISDIRECTED)
     out: dict[str, Any] = {
         "operationId": f"{method}{view.__name__}",
         "summary": operation.summary,

@@ -19,7 +19,9 @@ from ordersaga.web.store import CUSTOMER_ORDERS, ORDER, ORDERS_BY_TIME, text_of
 # '-inf'), limit, status ('' for any), most looked at, order key prefix.
 # Returns the matching ids, the score of the last order looked at ('' if none) and
 # 1 when the index has nothing older to look at. An id whose view has expired is
-# dropped from the index on the way.
+# dropped from the index on the way. ``max_scan`` bounds how long the script holds
+# Redis (every client waits meanwhile): 5,000 steps a call let one admin's sparse
+# ?status= listing stall the store; ORDERSAGA_MAX_LISTING_SCAN (500) is the budget.
 _PAGE = """
 local limit, max_scan = tonumber(ARGV[3]), tonumber(ARGV[5])
 local out, scanned, last, high, done = {}, 0, '', ARGV[1], 0
@@ -51,7 +53,7 @@ return {out, last, done}
 class OrderIndex:
     """Pages of order ids, newest first."""
 
-    def __init__(self, client: aioredis.Redis, max_scan: int = 5_000) -> None:
+    def __init__(self, client: aioredis.Redis, max_scan: int = 500) -> None:
         self.redis = client
         self.max_scan = max_scan
         self._page = client.register_script(_PAGE)

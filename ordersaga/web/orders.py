@@ -106,8 +106,9 @@ STATUSES = frozenset(SagaStatus)
 
 LIST_ORDERS = Operation(
     summary="List orders, newest first (the operators' query)",
-    description="Over the newest ORDERSAGA_MAX_LISTED_ORDERS orders, at most 5,000 looked at "
-    "per page: a sparse filter answers a short page with a cursor to go on.",
+    description="Over the newest ORDERSAGA_MAX_LISTED_ORDERS orders, at most "
+    "ORDERSAGA_MAX_LISTING_SCAN (500) looked at per page: a sparse filter answers a short "
+    "page (even an empty one) with a cursor to go on.",
     tag="orders",
     params=(
         param("status", "query", SagaStatus, "only orders in this status"),

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 PREFIX = "ordersaga:ratelimit:"
+# The GETs' buckets: a budget apart, so reading never spends what a client may write.
+READ_PREFIX = PREFIX + "read:"
 
 # KEYS[1] the client's bucket; ARGV rate (tokens a second), burst (its size).
 # Answers allowed (0/1), tokens left, seconds until a token, seconds until full.
@@ -67,18 +69,21 @@ class Verdict:
 class RateLimiter:
     """Buckets of ``burst`` requests refilled at ``rate`` a second, one per client."""
 
-    def __init__(self, redis: aioredis.Redis, rate: float, burst: int) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, rate: float, burst: int, prefix: str = PREFIX
+    ) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("a rate limit needs a rate over 0 and a burst of at least 1")
         self.redis = redis
         self.rate = rate
         self.burst = burst
+        self.prefix = prefix
         self._take = redis.register_script(_TAKE)
 
     async def take(self, client: str) -> Verdict:
         """Take one request from ``client``'s bucket (refused when it is empty)."""
         allowed, tokens, retry, full_in = await self._take(
-            keys=[PREFIX + client[:200]], args=[self.rate, self.burst]
+            keys=[self.prefix + client[:200]], args=[self.rate, self.burst]
         )
         return Verdict(
             allowed=bool(int(allowed)),

@@ -8,6 +8,7 @@ and each error answer names the field at fault.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import faust
@@ -56,6 +57,16 @@ ROUTES: tuple[tuple[str, type[DeskView]], ...] = (
 )
 
 
+def desk_blocked(desk: Desk) -> Callable[[str], Awaitable[bool]]:
+    """Whether the customer store holds ``customer_id`` as blocked (the gatekeeper asks)."""
+
+    async def blocked(customer_id: str) -> bool:
+        account = await desk.customers.account(customer_id)
+        return bool(account is not None and account.get("blocked"))
+
+    return blocked
+
+
 def register_routes(app: faust.App, desk: Desk) -> None:
     """Add the HTTP API to the webview app, each view answering from ``desk``.
 
@@ -64,7 +75,7 @@ def register_routes(app: faust.App, desk: Desk) -> None:
     document describes the worker's own pages (/health, /ready, /metrics) too.
     """
     middlewares = cast(Any, app.web).web_app.middlewares
-    middlewares.append(Gatekeeper(desk.settings, lambda: desk.rate_limiter))
+    middlewares.append(Gatekeeper(desk.settings, lambda: desk.rate_limiter, desk_blocked(desk)))
     document = build_document([*desk.node.pages, *ROUTES], secured=desk.settings.auth_enabled)
     desk.openapi = OpenApiDocument.model_validate(document)
     for path, view in ROUTES:

@@ -22,6 +22,7 @@ ORDER = PREFIX + "order:"  # hash: seq, order (snapshot JSON)
 EVENTS = ":events"  # list of history entries, after ORDER + id
 STOCK = PREFIX + "stock:"  # StockChanged JSON
 SKUS = PREFIX + "skus"  # set of SKUs
+SKUS_BY_NAME = PREFIX + "skus-by-name"  # sorted set, every score 0: SKUs in byte order
 ACCEPTED = PREFIX + "accepted:"  # accepted-over-HTTP record
 IDEMPOTENCY = PREFIX + "idempotency:"  # kind:sha256(Idempotency-Key) -> first request
 UNCONFIRMED = PREFIX + "unconfirmed"  # sorted set: order id -> when to re-send next
@@ -101,6 +102,25 @@ end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
 return 1
+"""
+
+# KEEP_NEWER_VERSION for a SKU, which is also filed by name (KEYS[3]), so that a page
+# of the catalogue is one ZRANGEBYLEX, not the whole set read and sorted per call.
+_PROJECT_STOCK = KEEP_NEWER_VERSION.replace(
+    "return 1", "redis.call('ZADD', KEYS[3], 0, ARGV[3])\nreturn 1"
+)
+
+# KEYS: the set of SKUs, the SKUs by name. ARGV: from (ZRANGEBYLEX bound), how many.
+# SKUs projected before the names were filed (a Redis kept from an older version) are
+# filed once, on the first read that finds the two differ; after that a page is
+# two O(1) counts and one ZRANGEBYLEX.
+_STOCK_PAGE = """
+if redis.call('ZCARD', KEYS[2]) < redis.call('SCARD', KEYS[1]) then
+  for _, sku in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    redis.call('ZADD', KEYS[2], 0, sku)
+  end
+end
+return redis.call('ZRANGEBYLEX', KEYS[2], ARGV[1], '+', 'LIMIT', 0, tonumber(ARGV[2]))
 """
 
 # KEYS: order hash, unconfirmed set, unconfirmed hash. ARGV: order id, record, re-send at.
@@ -189,7 +209,8 @@ class ViewStore:
         self.refresh_after_s = refresh_after_s
         self.max_orders_per_customer = max_orders_per_customer
         self._project_order = client.register_script(_PROJECT_ORDER)
-        self._project_stock = client.register_script(KEEP_NEWER_VERSION)
+        self._project_stock = client.register_script(_PROJECT_STOCK)
+        self._stock_page = client.register_script(_STOCK_PAGE)
         self._await_confirmation = client.register_script(_AWAIT_CONFIRMATION)
         self._claim_unconfirmed = client.register_script(_CLAIM_UNCONFIRMED)
         self._claim_stale_views = client.register_script(_CLAIM_STALE_VIEWS)
@@ -287,7 +308,7 @@ class ViewStore:
     async def project_stock(self, sku: str, version: int, levels: dict[str, Any]) -> bool:
         """Keep a SKU's levels unless a newer version is stored; True if applied."""
         applied = await self._project_stock(
-            keys=[STOCK + sku, SKUS], args=[version, orjson.dumps(levels), sku]
+            keys=[STOCK + sku, SKUS, SKUS_BY_NAME], args=[version, orjson.dumps(levels), sku]
         )
         return bool(applied)
 
@@ -338,6 +359,10 @@ class ViewStore:
 
     async def order(self, order_id: str) -> dict[str, Any] | None:
         """``{"seq", "order"}`` of a projected order, if any."""
+        if order_id.endswith(EVENTS):
+            # ORDER + "x:events" is order x's history list, not an order: no minted id
+            # ends so, and reading the list as a hash was a WRONGTYPE (503).
+            return None
         seq, order = await self.redis.hmget(ORDER + order_id, ["seq", "order"])
         if order is None or seq is None:
             return None
@@ -359,6 +384,18 @@ class ViewStore:
         skus = sorted(text_of(s) for s in await self.redis.smembers(SKUS))
         levels = await self.stock(*skus)
         return [levels[s] for s in skus if s in levels]
+
+    async def stock_page(
+        self, after: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Levels of up to ``limit`` SKUs after ``after``, by name, and the next page's cursor."""
+        low = f"({after}" if after is not None else "-"
+        found = await self._stock_page(keys=[SKUS, SKUS_BY_NAME], args=[low, limit + 1])
+        skus = [text_of(s) for s in found]
+        more = len(skus) > limit
+        skus = skus[:limit]
+        levels = await self.stock(*skus)
+        return [levels[s] for s in skus if s in levels], skus[-1] if more else None
 
     async def order_statuses(self, order_ids: list[str]) -> dict[str, str | None]:
         """The projected status of each order (None where there is no view)."""

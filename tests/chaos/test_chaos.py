@@ -387,6 +387,7 @@ async def run_chaos(
         # One client (this test, from 127.0.0.1) sends every order: no per-client limit.
         "ORDERSAGA_RATE_LIMIT_PER_S": "0",
         "ORDERSAGA_MAX_SAGAS_IN_FLIGHT_PER_CLIENT": str(orders),
+        "ORDERSAGA_READ_RATE_LIMIT_PER_S": "0",
         "ORDERSAGA_MAX_SAGAS_IN_FLIGHT": str(orders),
     }.items():
         monkeypatch.setenv(name, value)

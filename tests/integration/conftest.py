@@ -85,6 +85,7 @@ def running_system(
         # Nor a per-client share of the orders in flight (tested on a system of its
         # own: test_abuse_saga.py).
         "ORDERSAGA_MAX_SAGAS_IN_FLIGHT_PER_CLIENT": "100000",
+        "ORDERSAGA_READ_RATE_LIMIT_PER_S": "0",
         **(env or {}),
     }
     full_env.pop("KAFKA_BROKER", None)

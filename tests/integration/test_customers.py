@@ -58,7 +58,7 @@ def test_bad_accounts_get_a_4xx_naming_the_field(client: httpx.Client) -> None:
     assert_error_shape(client.post("/customers", json={"name": "A"}), 422, "customer_id")
     assert_error_shape(client.get("/customers/no%20spaces"), 422, "customer_id")
     assert_error_shape(client.get("/customers/cust-never-registered"), 404)
-    assert_error_shape(client.post("/customers/cust-never-registered/block"), 404)
+    assert_error_shape(client.post("/customers/cust-never-registered/block", json={}), 404)
 
 
 def test_an_unknown_customers_order_fails_customer_invalid_and_touches_no_stock(
@@ -81,12 +81,12 @@ def test_an_unknown_customers_order_fails_customer_invalid_and_touches_no_stock(
 def test_a_blocked_customer_cannot_order_until_unblocked(client: httpx.Client) -> None:
     sku = new_sku(client, 5, 100)
     customer_id = new_customer(client)
-    blocked = client.post(f"/customers/{customer_id}/block")
+    blocked = client.post(f"/customers/{customer_id}/block", json={})
     assert blocked.status_code == 200 and blocked.json()["blocked"] is True
     refused = final(client, place(client, order_body([(sku, 1)], customer=customer_id)))
     assert (refused["status"], refused["failure_reason"]) == ("FAILED", "customer_invalid")
 
-    unblocked = client.post(f"/customers/{customer_id}/unblock")
+    unblocked = client.post(f"/customers/{customer_id}/unblock", json={})
     assert unblocked.status_code == 200 and unblocked.json()["blocked"] is False
     assert unblocked.json()["version"] == 3
     done = final(client, place(client, order_body([(sku, 1)], customer=customer_id)))

@@ -341,6 +341,14 @@ def test_redis(services) -> None:
     assert services["redis"].get("healthcheck"), "redis has no healthcheck for depends_on"
 
 
+def test_redis_is_bounded_and_never_evicts(services) -> None:
+    # Eviction could drop a view, an Idempotency-Key or a rate bucket the saga needs.
+    command = [str(part) for part in services["redis"].get("command", [])]
+    assert "--maxmemory" in command, command
+    assert command[command.index("--maxmemory") + 1].endswith("mb")
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+
+
 # ----------------------------------------------------------------------------- wiring
 
 

@@ -38,7 +38,7 @@ async def test_inventory_reads_the_stock_view(client, outbox, drive):
 async def test_inventory_is_empty_before_any_stock_event(client, outbox):
     resp = await client.get("/inventory")
     assert resp.status == 200
-    assert (await resp.json()) == {"items": []}
+    assert (await resp.json()) == {"items": [], "next_cursor": None}
 
 
 async def test_restock_sends_restock_sku_keyed_by_sku(client, outbox, drive, store):

@@ -34,6 +34,7 @@ from ordersaga.schemas.responses import (
 )
 from ordersaga.web.auth import Access, access_of
 from ordersaga.web.docs import FILES
+from ordersaga.web.edge import HOST_EXEMPT
 from ordersaga.web.openapi import UndocumentedRoute, build_document, documented_routes
 from ordersaga.web.routes import ROUTES
 
@@ -77,7 +78,9 @@ def test_the_document_is_valid_openapi_3_1() -> None:
 
 def test_each_operation_documents_its_answers_headers_and_the_error_shape() -> None:
     place = DOCUMENT["paths"]["/orders"]["post"]
-    assert set(place["responses"]) == {"202", "400", "413", "415", "422", "429", "503"}
+    assert set(place["responses"]) == {
+        "202", "400", "408", "413", "415", "421", "422", "429", "503"
+    }  # fmt: skip
     assert set(place["responses"]["202"]["headers"]) == {"X-Correlation-ID", "Location"}
     assert set(place["responses"]["429"]["headers"]) == {"X-Correlation-ID", "Retry-After"}
     assert place["requestBody"]["content"]["application/json"]["schema"] == {
@@ -93,6 +96,16 @@ def test_each_operation_documents_its_answers_headers_and_the_error_shape() -> N
                     schema = reply["content"]["application/json"]["schema"]
                     refs = [schema] if "$ref" in schema else schema["anyOf"]
                     assert all(r["$ref"].startswith("#/components/schemas/") for r in refs)
+    # Every GET of the API draws on the read budget; every route but the probes checks Host.
+    for path, item in DOCUMENT["paths"].items():
+        for method, operation in item.items():
+            public = access_of(method.upper(), path) is Access.PUBLIC
+            assert ("429" in operation["responses"]) is (method != "get" or not public), path
+            assert ("421" in operation["responses"]) is (path not in HOST_EXEMPT), path
+    assert (
+        "read rate limit"
+        in DOCUMENT["paths"]["/orders/{order_id}"]["get"]["responses"]["429"]["description"]
+    )
     error = DOCUMENT["components"]["schemas"]["ErrorResponse"]
     assert set(error["required"]) == {"error", "message", "problems"}
 

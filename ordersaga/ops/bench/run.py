@@ -83,6 +83,8 @@ def _embedded_settings(cfg: BenchConfig, data_dir: str) -> Settings:
     if "max_sagas_in_flight_per_client" not in settings.model_fields_set:
         # Nor a per-client share of the in-flight limit: the global limit is measured.
         update["max_sagas_in_flight_per_client"] = settings.max_sagas_in_flight
+    if "read_rate_limit_per_s" not in settings.model_fields_set:
+        update["read_rate_limit_per_s"] = 0.0  # and its reads (long-polls) likewise
     if cfg.retention_s is not None:
         update["retention_s"] = cfg.retention_s
     if cfg.broker is not None:
