@@ -42,7 +42,7 @@ from ordersaga.app.servers import (
     redis_argv,
     wait_for_port,
 )
-from ordersaga.app.settings import SETTINGS_ENV, Settings, as_env, env_name, with_profile
+from ordersaga.app.settings import Settings
 from ordersaga.app.supervision import (
     CATALOGUE_TIMEOUT_S,
     READY_TIMEOUT_S,
@@ -55,6 +55,7 @@ from ordersaga.app.supervision import (
 )
 from ordersaga.app.tokens import operator_headers
 from ordersaga.app.topic_admin import ensure_topics
+from ordersaga.app.worker_env import SETTINGS_ENV, as_env, env_name, with_profile
 
 # A worker that dies soon after its start waits twice as long as last time before
 # the next, up to this: long enough that a crash-looping worker costs little, short

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -608,51 +608,6 @@ class Settings(BaseSettings):
         broker = self.kafka_broker or "127.0.0.1:9092"
         hosts = [h.strip().split("://", 1)[-1] for h in broker.replace(";", ",").split(",")]
         return ",".join(h for h in hosts if h)
-
-
-# What each broker needs its workers to run with, unless the user set it. Tansu
-# answers a fetch only when its wait is over and a join only when the rebalance
-# timeout is, so its workers poll every 20 ms and rebalance within seconds;
-# Apache Kafka (started or external) keeps the defaults: the normal long poll.
-BROKER_PROFILES: dict[str, dict[str, Any]] = {
-    "tansu": {"rebalance_timeout_s": 3.0, "session_timeout_s": 6.0, "fetch_max_wait_ms": 20},
-    "kafka": {},
-    "external": {},
-}
-
-
-def env_name(name: str) -> str:
-    """The environment variable a Settings field is read from."""
-    alias = Settings.model_fields[name].validation_alias
-    return alias if isinstance(alias, str) else f"ORDERSAGA_{name.upper()}"
-
-
-SETTINGS_ENV: frozenset[str] = frozenset(env_name(n) for n in Settings.model_fields)
-
-
-def with_profile(settings: Settings, profile: str, **fixed: Any) -> Settings:
-    """``settings`` with a broker profile's values where the user set none, then ``fixed``."""
-    preset = {
-        k: v for k, v in BROKER_PROFILES[profile].items() if k not in settings.model_fields_set
-    }
-    return settings.model_copy(update={**preset, **fixed})
-
-
-def as_env(settings: Settings) -> dict[str, str]:
-    """Every set or non-default field as the environment variables it is read from.
-
-    This is how the runtime hands its workers their settings: each ``faust worker``
-    reads them back through ``get_settings`` like any process would.
-    """
-    env: dict[str, str] = {}
-    for name, field in Settings.model_fields.items():
-        value = getattr(settings, name)
-        if value is None or (name not in settings.model_fields_set and value == field.default):
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        env[env_name(name)] = str(value).lower() if isinstance(value, bool) else str(value)
-    return env
 
 
 @lru_cache(maxsize=1)
