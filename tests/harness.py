@@ -407,6 +407,7 @@ def _fresh_state() -> Iterable[None]:
         orders.deadlines.clear()
         orders.forgets.clear()
         orders.in_flight.clear()
+        orders.memory_ends.clear()
         inventory.totals.clear()
         inventory.changed.clear()
         inventory.low.clear()

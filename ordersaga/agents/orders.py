@@ -43,7 +43,7 @@ from ordersaga.saga.orchestrator import (
 from ordersaga.saga.order_ids import may_start
 from ordersaga.schemas.messages import Envelope, ForgetOrders, Message, PlaceOrder
 from ordersaga.schemas.status import TERMINAL
-from ordersaga.tables import SAGAS
+from ordersaga.tables import FORGOTTEN_ORDERS, SAGAS
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +57,30 @@ policy = Policy(
     queue_timeout_s=settings.step_queue_timeout_s,
 )
 sagas = node.table(SAGAS)
+forgotten = node.table(FORGOTTEN_ORDERS)
 # What the timers read instead of the whole table: each saga under its next deadline
 # while in flight, under the time it may be forgotten once ended.
 deadlines = Agenda()
 forgets = Agenda()
 #: order id -> status of every saga not yet ended (the in-flight gauge counts them)
 in_flight: dict[str, str] = {}
+#: partition -> its forgotten orders under the time their memory may go (the table
+#: is written only while handling a message of the key's partition)
+memory_ends: dict[int, Agenda] = {}
+
+
+def remember_forgotten(order_id: str, ended_at: float) -> None:
+    """File a forgotten order under the time its memory may go."""
+    partition = partition_of(order_id, settings.partitions)
+    memory_ends.setdefault(partition, Agenda()).at(order_id, ended_at + settings.order_memory_s)
+
+
+@forgotten.faust_table.on_recover
+async def file_restored_forgotten() -> None:
+    """File every remembered order of this worker's partitions again."""
+    memory_ends.clear()
+    for order_id, ended_at in forgotten.items():
+        remember_forgotten(order_id, float(ended_at))
 
 
 def count_in_flight(order_id: str, status: str | None) -> None:
@@ -110,9 +128,26 @@ async def forget_sagas(envelope: Envelope, message: ForgetOrders) -> str | None:
     whose participants forgot it.
     """
     in_flight, done = split_forgettable(message.order_ids, _status_of)
+    ended = {
+        order_id: datetime.fromisoformat(stored["updated_at"]).timestamp()
+        for order_id in done
+        if (stored := sagas.get(order_id))
+    }
+    # Remembered before the saga goes: a crash in between replays this, which
+    # finds the saga still there and writes the same.
+    for order_id, ended_at in ended.items():
+        forgotten[order_id] = forgotten.fit(ended_at)
+        remember_forgotten(order_id, ended_at)
     outcome = sagas.forget(message.order_ids, keep=lambda stored: stored["order_id"] in in_flight)
     for order_id in done:
         forgets.drop(order_id)
+    # This partition's orders forgotten longer than the memory ago go now: their
+    # ids are too old to start anyway.
+    if message.order_ids:
+        partition = partition_of(message.order_ids[0], settings.partitions)
+        expired = memory_ends.get(partition, Agenda()).due(time.time())
+        if expired:
+            forgotten.forget(expired)
     if done:
         forward = ForgetOrders(order_ids=done)
         partition = partition_of(done[0], settings.partitions)
@@ -138,11 +173,17 @@ async def advance_saga(envelope: Envelope, message: Message) -> str | None:
     if (
         before is None
         and isinstance(message, PlaceOrder)
-        and not may_start(order_id, envelope.occurred_at.timestamp(), now, settings.retention_s)
+        and not may_start(
+            order_id,
+            envelope.occurred_at.timestamp(),
+            now,
+            settings.order_memory_s,
+            forgotten=order_id in forgotten,
+        )
     ):
-        # It may have run and been forgotten: running it again could charge twice.
-        log.warning("PlaceOrder older than the retention and no saga: not started again")
-        return "too_old_to_start"
+        # It ran and was forgotten, or may have: running it again could charge twice.
+        log.warning("PlaceOrder of an order already run (or too old to tell): not started")
+        return "already_run"
     decision = decide(before, message, now, policy)
     if decision.state is None or not (decision.changed or decision.events):
         return "unchanged"

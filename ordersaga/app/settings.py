@@ -228,6 +228,14 @@ class Settings(BaseSettings):
         "forgotten. It must outlast any redelivery: a duplicate older than this would "
         "find no memory of the order.",
     )
+    order_memory_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="ORDERSAGA_ORDER_MEMORY_S: how long the orchestrator remembers that it "
+        "ran a forgotten order (one small entry each), and the age past which a PlaceOrder "
+        "is too old to start: no order id ever runs twice. At least the retention; an "
+        "order not started within it (the orchestrator down longer) is not started at all.",
+    )
     redrive_after_s: float = Field(
         default=2.0,
         gt=0,
@@ -513,6 +521,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "ORDERSAGA_FINISHED_VIEW_TTL_S must be at least ORDERSAGA_IDEMPOTENCY_TTL_S"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _orders_remembered_past_retention(self) -> Settings:
+        if self.order_memory_s < self.retention_s:
+            raise ValueError("ORDERSAGA_ORDER_MEMORY_S must be at least ORDERSAGA_RETENTION_S")
         return self
 
     @model_validator(mode="after")

@@ -1,16 +1,17 @@
 """Order ids that carry their own birth time, so an order id runs once, ever.
 
 The web view mints ``ord_`` + 12 hex digits of the minting time in milliseconds
-+ 12 random hex digits. Within the retention period the orchestrator's saga
-table remembers every order it started (a saga is forgotten at the earliest
-``retention_s`` after it ended, so after it was accepted); past it, the id
-itself says the order is too old to be new. Together they are an exact record
-of every order id ever started that costs no memory: a PlaceOrder seen again
-after its saga was forgotten (a dead letter replayed, an offset reset, a record
-copied) is answered with nothing, whatever its envelope says.
++ 12 random hex digits. The orchestrator remembers every order it ran: its saga
+while it is kept (the retention period after it ended), then a small entry
+(``FORGOTTEN_ORDERS``, when it ended) for ``ORDERSAGA_ORDER_MEMORY_S`` more;
+past that, the id itself says the order is too old to be new. A PlaceOrder seen
+again at any time (a dead letter replayed, an offset reset, a record copied) is
+answered with nothing, whatever its envelope says, and a first PlaceOrder that
+arrives late (a lagging orchestrator) still starts, as long as it is younger
+than the memory.
 
 An id of another form (a client producing to Kafka itself) has no birth time;
-the time its PlaceOrder was first sent (the envelope's) stands in for it.
+the time its PlaceOrder was sent (the envelope's) stands in for it.
 """
 
 from __future__ import annotations
@@ -39,12 +40,16 @@ def born_at(order_id: str) -> float | None:
         return None
 
 
-def may_start(order_id: str, sent_at: float, now: float, retention_s: float) -> bool:
+def may_start(
+    order_id: str, sent_at: float, now: float, memory_s: float, forgotten: bool = False
+) -> bool:
     """Whether a PlaceOrder whose saga the table does not hold may start one.
 
-    Only if the order is younger than the retention: an older one may have run
-    and been forgotten. ``sent_at`` is when the PlaceOrder was sent (a re-send
-    by the web view is younger than its order, never older than the id).
+    Not if the orchestrator remembers forgetting the order, nor if the order is
+    older than that memory lasts (``memory_s``): it may have run and been
+    forgotten. ``sent_at`` stands in for an id with no birth time.
     """
+    if forgotten:
+        return False
     born = born_at(order_id)
-    return now - (born if born is not None else sent_at) < retention_s
+    return now - (born if born is not None else sent_at) < memory_s

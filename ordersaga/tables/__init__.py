@@ -61,11 +61,17 @@ PAYMENT_LEDGER = TableSpec(
     "payment_ledger", "payments", "order id", PaymentRecord, "charges and refunds"
 )
 SHIPMENTS = TableSpec("shipments", "shipping", "order id", ShipmentRecord, "booked parcels")
+# Orders the orchestrator forgot, with when they ended: a PlaceOrder of one of them
+# is answered with nothing (ids older than ORDERSAGA_ORDER_MEMORY_S need no entry).
+FORGOTTEN_ORDERS = TableSpec(
+    "forgotten_orders", "orders", "order id", float, "when a forgotten order ended"
+)
 # The status the customer was last told, so a replayed event notifies nobody twice.
 NOTIFIED = TableSpec("notified", "notifications", "order id", str, "status told")
 
 TABLES: tuple[TableSpec[Any], ...] = (
     SAGAS,
+    FORGOTTEN_ORDERS,
     CUSTOMERS,
     STOCK,
     SKU_HOLDS,
@@ -80,6 +86,7 @@ CHANGELOG_TOPICS: tuple[str, ...] = tuple(t.changelog_topic for t in TABLES)
 __all__ = [
     "CHANGELOG_TOPICS",
     "CUSTOMERS",
+    "FORGOTTEN_ORDERS",
     "NOTIFIED",
     "ORDER_STOCK",
     "PAYMENT_LEDGER",

@@ -530,11 +530,10 @@ async def test_the_placing_requests_correlation_id_stays_with_everything_the_sag
     assert expiry.envelope.correlation_id == "req-7"
 
 
-async def test_a_place_order_older_than_the_retention_starts_nothing(drive, outbox):
-    # Given orders that were accepted longer ago than the retention: their sagas, if
-    # they ran, may be forgotten by now
-    retention = orders.settings.retention_s
-    replayed = mint_order_id(time.time() - retention - 1)
+async def test_a_place_order_older_than_the_memory_starts_nothing(drive, outbox):
+    # Given orders accepted longer ago than the orchestrator remembers orders it ran
+    memory = orders.settings.order_memory_s
+    replayed = mint_order_id(time.time() - memory - 1)
     young = mint_order_id(time.time())
     async with drive(orders.run_sagas, orders.node) as d:
         # When one's PlaceOrder arrives again in a fresh envelope (a replay, a copy)
@@ -542,11 +541,11 @@ async def test_a_place_order_older_than_the_retention_starts_nothing(drive, outb
         # And a PlaceOrder of an id without a birth time arrives in an old envelope
         old = encode(place_order("ord-legacy"), key="ord-legacy", correlation_id="c-1")
         envelope = orjson.loads(old.value)
-        envelope["occurred_at"] = datetime.fromtimestamp(time.time() - retention - 1, UTC)
+        envelope["occurred_at"] = datetime.fromtimestamp(time.time() - memory - 1, UTC)
         await d.put_raw(
             orjson.dumps(envelope), key="ord-legacy", topic=ORDERS_COMMANDS, headers=old.headers
         )
-        # Then neither runs again, while a young order starts as ever
+        # Then neither runs, while a young order starts as ever
         await d.put(place_order(young), key=young, topic=ORDERS_COMMANDS)
     assert orders.sagas.get(replayed) is None
     assert orders.sagas.get("ord-legacy") is None
@@ -554,7 +553,47 @@ async def test_a_place_order_older_than_the_retention_starts_nothing(drive, outb
     assert {m.order_id for m in outbox.messages(CUSTOMERS_COMMANDS)} == {young}
     # (refused, not dead-lettered: both were well-formed)
     assert set(outbox.topics()) == {CUSTOMERS_COMMANDS, ORDERS_EVENTS}
-    handled = orders.node.metrics.messages_handled.labels(
-        "run_sagas", "PlaceOrder", "too_old_to_start"
-    )
+    handled = orders.node.metrics.messages_handled.labels("run_sagas", "PlaceOrder", "already_run")
     assert handled._value.get() >= 2
+
+
+async def test_a_forgotten_order_is_remembered_and_never_runs_again(drive, outbox):
+    # Given a young order that ran, ended and was forgotten
+    order_id = mint_order_id(time.time())
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put(place_order(order_id), key=order_id, topic=ORDERS_COMMANDS)
+        await d.put(CancelOrder(order_id=order_id), key=order_id, topic=ORDERS_COMMANDS)
+        assert saga(order_id)["status"] == "CANCELLED"
+        await d.put(ForgetOrders(order_ids=(order_id,)), key=order_id, topic=ORDERS_COMMANDS)
+        assert orders.sagas.get(order_id) is None
+        assert orders.forgotten.get(order_id) is not None
+        sent = len(outbox.sent)
+        # When its PlaceOrder arrives again, though younger than the memory
+        await d.put(place_order(order_id), key=order_id, topic=ORDERS_COMMANDS)
+    # Then nothing runs again
+    assert orders.sagas.get(order_id) is None
+    assert len(outbox.sent) == sent
+
+
+async def test_a_late_first_place_order_within_the_memory_still_starts(drive, outbox):
+    # Given an order accepted longer ago than the retention (a lagging orchestrator)
+    late = mint_order_id(time.time() - orders.settings.retention_s - 1)
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put(place_order(late), key=late, topic=ORDERS_COMMANDS)
+    # Then it starts: it never ran, and it is younger than the memory
+    assert saga(late)["status"] == "PENDING"
+
+
+async def test_forgotten_orders_are_dropped_once_past_the_memory(drive, outbox):
+    async with drive(orders.run_sagas, orders.node) as d:
+        order_id = mint_order_id(time.time())
+        await d.put(place_order(order_id), key=order_id, topic=ORDERS_COMMANDS)
+        await d.put(CancelOrder(order_id=order_id), key=order_id, topic=ORDERS_COMMANDS)
+        await d.put(ForgetOrders(order_ids=(order_id,)), key=order_id, topic=ORDERS_COMMANDS)
+        assert orders.forgotten.get(order_id) is not None
+        # When its memory has run out (as if it ended longer than the memory ago)
+        orders.remember_forgotten(order_id, time.time() - orders.settings.order_memory_s - 1)
+        # Then the next forget on its partition drops its entry: the id alone is now
+        # too old to start
+        await d.put(ForgetOrders(order_ids=(order_id,)), key=order_id, topic=ORDERS_COMMANDS)
+    assert orders.forgotten.get(order_id) is None

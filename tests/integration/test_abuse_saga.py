@@ -113,7 +113,7 @@ def test_a_place_order_replayed_after_retention_runs_nothing_again(
 
     wait_for(forgotten, timeout=60, interval=1)
     refused_before = metric(
-        system, "orders", 'ordersaga_messages_handled_total{agent="run_sagas",outcome="too_old'
+        system, "orders", 'ordersaga_messages_handled_total{agent="run_sagas",outcome="already_run'
     )
     # When its PlaceOrder is produced again, byte for byte (an offset reset, a copy)
     records = place_order_records(system.bootstrap, order_id)
@@ -125,7 +125,7 @@ def test_a_place_order_replayed_after_retention_runs_nothing_again(
             metric(
                 system,
                 "orders",
-                'ordersaga_messages_handled_total{agent="run_sagas",outcome="too_old',
+                'ordersaga_messages_handled_total{agent="run_sagas",outcome="already_run',
             )
             > refused_before
         ),

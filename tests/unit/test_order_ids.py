@@ -9,7 +9,7 @@ from pydantic import TypeAdapter
 from ordersaga.saga.order_ids import born_at, may_start, mint_order_id
 from ordersaga.schemas.bounds import Id
 
-RETENTION = 120.0
+MEMORY = 3600.0
 NOW = 1_800_000_000.0
 
 
@@ -28,15 +28,20 @@ def test_ids_of_the_same_millisecond_differ() -> None:
 
 
 def test_a_young_order_may_start_an_old_one_never() -> None:
-    young = mint_order_id(NOW - RETENTION + 1)
-    old = mint_order_id(NOW - RETENTION - 1)
-    assert may_start(young, sent_at=NOW, now=NOW, retention_s=RETENTION)
+    young = mint_order_id(NOW - MEMORY + 1)
+    old = mint_order_id(NOW - MEMORY - 1)
+    assert may_start(young, sent_at=NOW, now=NOW, memory_s=MEMORY)
     # A copy of an old PlaceOrder in a fresh envelope still names an old order
-    assert not may_start(old, sent_at=NOW, now=NOW, retention_s=RETENTION)
+    assert not may_start(old, sent_at=NOW, now=NOW, memory_s=MEMORY)
+
+
+def test_an_order_remembered_as_forgotten_never_starts_again() -> None:
+    young = mint_order_id(NOW - 1)
+    assert not may_start(young, sent_at=NOW, now=NOW, memory_s=MEMORY, forgotten=True)
 
 
 def test_an_id_of_another_form_is_as_old_as_its_first_send() -> None:
     assert born_at("ord-1") is None
     assert born_at("ord_zzzzzzzzzzzzzzzzzzzzzzzz") is None
-    assert may_start("ord-1", sent_at=NOW - 5, now=NOW, retention_s=RETENTION)
-    assert not may_start("ord-1", sent_at=NOW - RETENTION, now=NOW, retention_s=RETENTION)
+    assert may_start("ord-1", sent_at=NOW - 5, now=NOW, memory_s=MEMORY)
+    assert not may_start("ord-1", sent_at=NOW - MEMORY, now=NOW, memory_s=MEMORY)
