@@ -98,26 +98,16 @@ class SkuLevels(BaseModel):
     low_stock_at: int | None = None
 
 
-def is_tombstone(hold: Hold) -> bool:
-    """A hold that never held stock: a refused reservation, or a release that came first.
-
-    Tombstones only make a late duplicate of a reserve refused; they are counted
-    apart from the holds of orders that held stock, so refusals never make a SKU
-    busy for anyone else.
-    """
-    return hold.state == "rejected" or (hold.state == "released" and hold.quantity == 0)
-
-
 @dataclass
 class SkuTotals:
     """Running sums of one SKU's holds, kept in memory beside the tables."""
 
     reserved: int = 0
     committed: int = 0
-    # Holds of orders that held stock (what ORDERSAGA_MAX_HOLDS_PER_SKU bounds)...
+    # Orders holding a reservation now: what ORDERSAGA_MAX_HOLDS_PER_SKU bounds. Holds
+    # of ended orders and tombstones are not counted: they last the retention period,
+    # and no stream of refused, cancelled or declined orders may make a SKU busy.
     holds: int = 0
-    # ...and tombstones, bounded by the same number on their own.
-    tombstones: int = 0
     # The highest version among the holds ever counted (a forgotten hold's version
     # is folded into SkuLevels.version, so versions never go back).
     version: int = 0
@@ -127,11 +117,8 @@ class SkuTotals:
         for hold, sign in ((before, -1), (after, 1)):
             if hold is None:
                 continue
-            if is_tombstone(hold):
-                self.tombstones += sign
-            else:
-                self.holds += sign
             if hold.state == "reserved":
+                self.holds += sign
                 self.reserved += sign * hold.quantity
             elif hold.state == "committed":
                 self.committed += sign * hold.quantity
@@ -226,12 +213,11 @@ def apply_sku_command(
     """Reserve, release or commit one order's quantity of one SKU, idempotently.
 
     Returns the order's new hold (None when nothing changes) and the answer. A
-    reservation that would make the SKU remember more than ``max_holds`` orders
-    that held stock is refused (``sku_busy``) and remembered by no one, so a SKU's
-    holds stay bounded whatever the traffic; finished holds are dropped after the
-    retention period and make room again. Refusals and early releases leave
-    tombstones, which count apart (at most ``max_holds`` of them are written), so
-    no stream of refused orders makes the SKU busy for anyone else.
+    reservation that would make more than ``max_holds`` orders hold the SKU at
+    once is refused (``sku_busy``) and remembered by no one. Holds of ended orders
+    and tombstones (a refused reservation, a release that came first) do not
+    count: they are dropped after the retention period, and counting them would
+    let a stream of refused or cancelled orders make the SKU busy for everyone.
     """
 
     def result(ok: bool, reason: str | None = None) -> SkuResult:
@@ -260,18 +246,13 @@ def apply_sku_command(
             version=levels.version + 1,
         )
 
-    def tombstone(state: HoldState) -> Hold | None:
-        # Past the bound a refusal is remembered by no one: a late duplicate of its
-        # reserve would then find no tombstone, a rarer harm than unbounded memory.
-        return new(state) if totals.tombstones < max_holds else None
-
     q = hold.quantity if hold else 0
     match command.op, hold.state if hold else None:
         case "reserve", None:
             if totals.holds >= max_holds:
                 return None, result(False, SKU_BUSY)
             if levels.available < command.quantity:
-                return tombstone("rejected"), result(False, "out_of_stock")
+                return new("rejected"), result(False, "out_of_stock")
             return new("reserved", command.quantity), result(True)
         case "reserve", "reserved" | "committed":
             return None, result(True)
@@ -284,7 +265,7 @@ def apply_sku_command(
             return new("released", q), result(True)
         case "release", None:
             # A tombstone, so that a reservation arriving late is refused.
-            return tombstone("released"), result(True)
+            return new("released"), result(True)
         case "release", _:
             return None, result(True)
         case "commit", "reserved":

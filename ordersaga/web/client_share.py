@@ -47,13 +47,17 @@ return -1
 class ClientShare:
     """Admits an order against its client's share of the in-flight limit."""
 
-    def __init__(self, redis: aioredis.Redis, share: int) -> None:
+    def __init__(self, redis: aioredis.Redis, share: int, limit: int | None = None) -> None:
         self.redis = redis
         self.share = share
+        # A share as large as the whole limit bounds nothing the limit does not.
+        self.enabled = limit is None or share < limit
         self._admit = redis.register_script(_ADMIT)
 
     async def admit(self, client: str, order_id: str, now: float) -> int | None:
         """Count ``order_id`` against ``client``; None if admitted, else what it holds."""
+        if not self.enabled:
+            return None
         answer = await self._admit(
             keys=[CLIENT_IN_FLIGHT + client],
             args=[
@@ -70,4 +74,5 @@ class ClientShare:
 
     async def release(self, client: str, order_id: str) -> None:
         """Stop counting an order that was not placed after all (its key was a retry's)."""
-        await self.redis.zrem(CLIENT_IN_FLIGHT + client, order_id)
+        if self.enabled:
+            await self.redis.zrem(CLIENT_IN_FLIGHT + client, order_id)

@@ -148,7 +148,9 @@ class Desk:
         """Each client's orders in flight (on the view store's pool, shared by all workers)."""
         if self._share is None or self._share.redis is not self.store.redis:
             self._share = ClientShare(
-                self.store.redis, self.settings.max_sagas_in_flight_per_client
+                self.store.redis,
+                self.settings.max_sagas_in_flight_per_client,
+                limit=self.settings.max_sagas_in_flight,
             )
         return self._share
 

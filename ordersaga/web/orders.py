@@ -237,39 +237,45 @@ class Orders(DeskView):
         order_id = mint_order_id(accepted_at)
         share_of = admission_client(request, customer_id)
         await desk.admit_client_order(share_of, order_id)
-        if key:
-            minted = KeyUse(order_fingerprint(body), order_id, accepted_at)
-            # Keys are the client's own: one customer's key never finds another's order.
-            claim = await desk.use_key("order", f"{customer_id}/{key}", minted)
-            if claim.outcome is not KeyOutcome.FIRST:
-                # A retry answers the order it repeats, which was counted when placed.
-                await desk.client_share.release(share_of, order_id)
-            if claim.outcome is KeyOutcome.REUSED:
-                raise key_reused()
-            order_id, accepted_at = claim.id, claim.accepted_at
-        # Built from the body, so a retry with the same body rebuilds the same
-        # command: the key's record needs no copy of the payment token.
-        command = PlaceOrder(
-            order_id=order_id,
-            customer_id=customer_id,
-            items=items,
-            payment_token=order.payment_token,
-            shipping_address=order.shipping_address,
-        )
-        accepted = accepted_record(command, accepted_at)
-        await desk.store.remember_accepted(
-            command.order_id, accepted.body(), settings.idempotency_ttl_s
-        )
-        # The webview's re-drive re-sends the PlaceOrder until an event of the
-        # order is projected, so neither a lost send nor a message the
-        # orchestrator skipped leaves an accepted order unstarted.
-        awaiting = await desk.store.await_confirmation(
-            command.order_id,
-            command.model_dump(mode="json"),
-            accepted_at,
-            redrive_at=time.time() + settings.redrive_after_s,
-            correlation_id=current_correlation_id(command.order_id),
-        )
+        minted_id = order_id
+        try:
+            if key:
+                minted = KeyUse(order_fingerprint(body), order_id, accepted_at)
+                # Keys are the client's own: one customer's key never finds another's order.
+                claim = await desk.use_key("order", f"{customer_id}/{key}", minted)
+                if claim.outcome is KeyOutcome.REUSED:
+                    raise key_reused()
+                order_id, accepted_at = claim.id, claim.accepted_at
+            # Built from the body, so a retry with the same body rebuilds the same
+            # command: the key's record needs no copy of the payment token.
+            command = PlaceOrder(
+                order_id=order_id,
+                customer_id=customer_id,
+                items=items,
+                payment_token=order.payment_token,
+                shipping_address=order.shipping_address,
+            )
+            accepted = accepted_record(command, accepted_at)
+            await desk.store.remember_accepted(
+                command.order_id, accepted.body(), settings.idempotency_ttl_s
+            )
+            # The webview's re-drive re-sends the PlaceOrder until an event of the
+            # order is projected, so neither a lost send nor a message the
+            # orchestrator skipped leaves an accepted order unstarted.
+            awaiting = await desk.store.await_confirmation(
+                command.order_id,
+                command.model_dump(mode="json"),
+                accepted_at,
+                redrive_at=time.time() + settings.redrive_after_s,
+                correlation_id=current_correlation_id(command.order_id),
+            )
+        except Exception:
+            # Refused or failed before the order was kept: it holds no share.
+            await desk.client_share.release(share_of, minted_id)
+            raise
+        if order_id != minted_id:
+            # A retry answers the order it repeats, which was counted when placed.
+            await desk.client_share.release(share_of, minted_id)
         send = place_order_send(
             awaiting=awaiting,
             accepted_at=accepted_at,

@@ -145,7 +145,7 @@ def test_a_place_order_replayed_after_retention_runs_nothing_again(
 
 SECRET = "abuse-tests-secret-of-forty-characters!!"
 SHARE = 4
-MAX_HOLDS = 20
+MAX_HOLDS = SHARE
 
 
 @pytest.fixture(scope="module")
@@ -154,9 +154,10 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         "ORDERSAGA_AUTH_SECRET": SECRET,
         "ORDERSAGA_MAX_SAGAS_IN_FLIGHT_PER_CLIENT": str(SHARE),
         "ORDERSAGA_MAX_HOLDS_PER_SKU": str(MAX_HOLDS),
-        # Orders that never answer stay in flight for a while (three 5 s deadlines).
+        # Orders the gateway never answers stay in flight for a while (5, 10, 20 s
+        # deadlines), unless cancelled.
         "ORDERSAGA_STEP_TIMEOUT_S": "5",
-        # Holds of ended orders stay counted for the length of a test.
+        # Holds of ended orders and tombstones stay for the length of a test.
         "ORDERSAGA_RETENTION_S": "120",
     }
     with running_system("kafka", tmp_path_factory.mktemp("ordersaga-abuse"), env=env) as up:
@@ -172,7 +173,7 @@ def bearer(subject: str, role: Role) -> dict[str, str]:
 def shop_client(shop: System) -> Iterator[httpx.Client]:
     admin = bearer("ops", Role.ADMIN)
     with httpx.Client(base_url=shop.base_url, timeout=60, headers=admin) as c:
-        for customer_id in ("cust-mallory", "cust-alice"):
+        for customer_id in ("cust-mallory", "cust-alice", "cust-bob"):
             account = {"customer_id": customer_id, "name": "A Customer", "email": "a@b.example"}
             assert c.post("/customers", json=account).status_code in (200, 201)
         yield c
@@ -201,36 +202,77 @@ def test_one_customers_slow_orders_never_refuse_another_customers(
     accepted = shop_client.post("/orders", json=ordinary, headers=alice)
     assert accepted.status_code == 202, accepted.text
     assert final(shop_client, accepted.json()["order_id"])["status"] == "COMPLETED"
-    # And once the slow ones ended the first customer may order again
+    # And once its slow ones ended (cancelled here) the first customer may order again
     for r in held:
-        assert final(shop_client, r.json()["order_id"])["failure_reason"] == "step_timeout"
-    assert shop_client.post("/orders", json=slow, headers=mallory).status_code == 202
+        order_id = r.json()["order_id"]
+        shop_client.post(f"/orders/{order_id}/cancel", json={}, headers=mallory)
+        assert final(shop_client, order_id)["status"] in {"CANCELLED", "FAILED"}
+    again = shop_client.post("/orders", json=slow, headers=mallory)
+    assert again.status_code == 202, again.text
+    shop_client.post(f"/orders/{again.json()['order_id']}/cancel", json={}, headers=mallory)
     assert_no_restarts(shop)
 
 
-def test_refused_reservations_never_lock_a_sku_and_busy_is_its_own_reason(
+def wait_status(client: httpx.Client, order_id: str, statuses: set[str]) -> None:
+    wait_for(lambda: client.get(f"/orders/{order_id}").json()["status"] in statuses, timeout=30)
+
+
+def test_refused_or_cancelled_reservations_never_lock_a_sku(
     shop: System, shop_client: httpx.Client
 ) -> None:
     sku = new_sku(shop_client, 5, 200)
     mallory, alice = bearer("cust-mallory", Role.CUSTOMER), bearer("cust-alice", Role.CUSTOMER)
-    # Given one customer's orders, three times the hold bound, all refused out of stock
+    # Given one customer's orders, three times the SKU's bound, all refused out of stock
     greedy = as_customer(order_body([(sku, 6)]), "cust-mallory")
     for _ in range(3 * MAX_HOLDS):
         r = shop_client.post("/orders", json=greedy, headers=mallory)
         assert r.status_code == 202, r.text
         assert final(shop_client, r.json()["order_id"])["failure_reason"] == "out_of_stock"
+    # And as many again that reserved a unit and were cancelled, a share at a time
+    slow = as_customer(order_body([(sku, 1)], token="tok_timeout"), "cust-mallory")
+    for _ in range(3):
+        placed = [
+            shop_client.post("/orders", json=slow, headers=mallory).json()["order_id"]
+            for _ in range(SHARE)
+        ]
+        for order_id in placed:
+            wait_status(shop_client, order_id, {"STOCK_RESERVED"})
+            cancel = shop_client.post(f"/orders/{order_id}/cancel", json={}, headers=mallory)
+            assert cancel.status_code == 202, cancel.text
+        for order_id in placed:
+            assert final(shop_client, order_id)["status"] == "CANCELLED"
     # Then another customer's order for 1 unit on the shelf is served
     ordinary = as_customer(order_body([(sku, 1)]), "cust-alice")
     r = shop_client.post("/orders", json=ordinary, headers=alice)
     assert final(shop_client, r.json()["order_id"])["status"] == "COMPLETED"
+    assert_no_restarts(shop)
 
-    # And a SKU that really holds as many orders as its bound says so: sku_busy
-    hot = new_sku(shop_client, 1000, 100)
+
+def test_a_sku_held_by_as_many_orders_as_its_bound_answers_sku_busy(
+    shop: System, shop_client: httpx.Client
+) -> None:
+    hot = new_sku(shop_client, 100, 100)
+    bob, alice = bearer("cust-bob", Role.CUSTOMER), bearer("cust-alice", Role.CUSTOMER)
+    # Given as many orders as the SKU's bound holding a reservation on it now
+    slow = as_customer(order_body([(hot, 1)], token="tok_timeout"), "cust-bob")
+    held = [
+        shop_client.post("/orders", json=slow, headers=bob).json()["order_id"]
+        for _ in range(MAX_HOLDS)
+    ]
+    for order_id in held:
+        wait_status(shop_client, order_id, {"STOCK_RESERVED"})
+    # When another order asks for it, it fails for that reason, not out of stock
     one = as_customer(order_body([(hot, 1)]), "cust-alice")
-    for _ in range(MAX_HOLDS):
-        r = shop_client.post("/orders", json=one, headers=alice)
-        assert final(shop_client, r.json()["order_id"])["status"] == "COMPLETED"
-    r = shop_client.post("/orders", json=one, headers=alice)
-    order = final(shop_client, r.json()["order_id"])
+    order = final(
+        shop_client, shop_client.post("/orders", json=one, headers=alice).json()["order_id"]
+    )
     assert (order["status"], order["failure_reason"]) == ("FAILED", "sku_busy")
+    # And once they ended the SKU serves again
+    for order_id in held:
+        shop_client.post(f"/orders/{order_id}/cancel", json={}, headers=bob)
+        assert final(shop_client, order_id)["status"] == "CANCELLED"
+    order = final(
+        shop_client, shop_client.post("/orders", json=one, headers=alice).json()["order_id"]
+    )
+    assert order["status"] == "COMPLETED"
     assert_no_restarts(shop)

@@ -34,7 +34,7 @@ from ordersaga.schemas.messages import (
     StockReserved,
 )
 from ordersaga.web.errors import parse_body
-from tests.unit.test_inventory_rules import cmd, stocked
+from tests.unit.test_inventory_rules import SKU, cmd, stocked
 
 ADDRESS = {
     "name": "Ada",
@@ -189,7 +189,7 @@ def test_a_restock_past_the_stock_level_bound_is_an_invalid_command():
 
 
 def test_refused_reservations_never_make_a_sku_busy_for_another_order() -> None:
-    # Given a SKU with 5 on the shelf and a bound of 3 orders held at once
+    # Given a SKU with 5 on the shelf and a bound of 3 orders holding it at once
     sku = stocked(5)
     # When one customer's orders are refused out of stock again and again
     for i in range(50):
@@ -197,25 +197,38 @@ def test_refused_reservations_never_make_a_sku_busy_for_another_order() -> None:
         assert (refused.ok, refused.reason) == (False, "out_of_stock")
     # Then another order for 1 unit is served, not refused as busy
     assert sku.apply(cmd("reserve", 1, order_id="someone-else"), max_holds=3).ok
-    # And what the refusals left behind is bounded by the same number, counted apart
     assert sku.totals.holds == 1
-    assert sku.totals.tombstones == 3
-    assert len(sku.holds) == 4
+    # And every refusal still refuses its own late duplicate after a restock
+    sku.restock(RestockSku(restock_id="more", sku=SKU, quantity=100))
+    assert sku.apply(cmd("reserve", 6, order_id="greedy-0"), max_holds=3).reason == "out_of_stock"
 
 
-def test_early_releases_leave_tombstones_that_do_not_count_as_holds() -> None:
+def test_released_and_committed_orders_never_make_a_sku_busy() -> None:
+    # Given orders that reserved and were cancelled, and orders that completed
+    sku = stocked(50)
+    for i in range(10):
+        assert sku.apply(cmd("reserve", 1, order_id=f"cancelled-{i}"), max_holds=3).ok
+        assert sku.apply(cmd("release", 1, order_id=f"cancelled-{i}"), max_holds=3).ok
+        assert sku.apply(cmd("reserve", 1, order_id=f"sold-{i}"), max_holds=3).ok
+        assert sku.apply(cmd("commit", 1, order_id=f"sold-{i}"), max_holds=3).ok
+    # Then only reservations held now count: the SKU is not busy
+    assert sku.totals.holds == 0
+    assert sku.apply(cmd("reserve", 1, order_id="someone-else"), max_holds=3).ok
+
+
+def test_early_releases_leave_tombstones_that_refuse_their_late_reserve() -> None:
     sku = stocked(5)
     for i in range(10):
         assert sku.apply(cmd("release", 1, order_id=f"ghost-{i}"), max_holds=3).ok
     assert sku.apply(cmd("reserve", 1, order_id="real"), max_holds=3).ok
-    # A release that came first still refuses its late reserve (tombstones under the cap)
-    assert sku.apply(cmd("reserve", 1, order_id="ghost-0"), max_holds=3).reason == "released"
+    assert sku.apply(cmd("reserve", 1, order_id="ghost-9"), max_holds=3).reason == "released"
 
 
-def test_a_released_hold_that_held_stock_still_counts_toward_the_bound() -> None:
+def test_as_many_live_reservations_as_the_bound_make_the_sku_busy() -> None:
     sku = stocked(5)
     for i in range(3):
         assert sku.apply(cmd("reserve", 1, order_id=f"o{i}"), max_holds=3).ok
-        assert sku.apply(cmd("release", 1, order_id=f"o{i}"), max_holds=3).ok
-    assert sku.totals.holds == 3
     assert sku.apply(cmd("reserve", 1, order_id="o9"), max_holds=3).reason == SKU_BUSY
+    # one of them ending makes room again
+    assert sku.apply(cmd("release", 1, order_id="o0"), max_holds=3).ok
+    assert sku.apply(cmd("reserve", 1, order_id="o9"), max_holds=3).ok

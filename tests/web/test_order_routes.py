@@ -536,3 +536,17 @@ async def test_another_client_is_admitted_while_one_holds_its_share(
     # An order whose view never came stops counting after the age bound
     later = time.time() + MAX_COUNTED_AGE_S + 1
     assert await other.admit("ip:192.0.2.7", "ord-y", later) is None
+
+
+async def test_an_order_refused_after_admission_holds_no_share(
+    client, outbox, drive, store, client_share
+):
+    await stock(drive, "SKU-A")
+    client_share(2)
+    assert (await post_order(client, order_body(), key="k-1")).status == 202
+    # The same key with another body is refused after the share was taken...
+    other = order_body(items=[{"sku": "SKU-A", "quantity": 2}])
+    assert (await post_order(client, other, key="k-1")).status == 422
+    # ...and gave it back: one more order fits, then the share is full
+    assert (await post_order(client, order_body())).status == 202
+    assert (await post_order(client, order_body())).status == 429
