@@ -47,7 +47,7 @@ def test_dlq_list_and_replay(system: System) -> None:
     assert produced.returncode == 0, produced.stderr
     before = produced.stdout.count("error:")
     assert before >= 1, "the dead-letter test put poison on orders.commands"
-    # A replay is chosen (test_abuse_records.py replays one, once, and refuses the old).
+    # A replay is chosen (test_zzv_abuse_records.py replays one, once, and refuses the old).
     replay = ordersaga(system, "dlq", "replay", "orders.commands.dlq")
     assert replay.returncode == 2
     assert "--id" in replay.stderr and "--since" in replay.stderr
