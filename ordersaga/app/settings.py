@@ -527,6 +527,11 @@ class Settings(BaseSettings):
     def _orders_remembered_past_retention(self) -> Settings:
         if self.order_memory_s < self.retention_s:
             raise ValueError("ORDERSAGA_ORDER_MEMORY_S must be at least ORDERSAGA_RETENTION_S")
+        # The provider's idempotency must outlast any PlaceOrder that could still start.
+        if self.gateway_journal_ttl_s <= self.order_memory_s:
+            raise ValueError(
+                "ORDERSAGA_GATEWAY_JOURNAL_TTL_S must be longer than ORDERSAGA_ORDER_MEMORY_S"
+            )
         return self
 
     @model_validator(mode="after")

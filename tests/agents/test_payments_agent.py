@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ordersaga.adapters.gateway import GATEWAY_JOURNAL
 from ordersaga.agents import payments
 from ordersaga.app.topics import ORDERS_REPLIES, PAYMENTS_COMMANDS
 from ordersaga.schemas.messages import (
@@ -129,3 +130,21 @@ async def test_forget_orders_drops_the_ledger_entry_once(drive, outbox):
 
     assert payments.payment_ledger.get(ORDER_ID) is None
     assert outbox.sent == []  # no reply, no dead letter
+
+
+async def test_the_gateway_journal_remembers_a_charge_for_its_ttl_only(drive, outbox):
+    async with drive(payments.process_payments, payments.node) as d:
+        await d.put(charge(), key=ORDER_ID, topic=PAYMENTS_COMMANDS)
+        await d.put(RefundPayment(order_id=ORDER_ID), key=ORDER_ID, topic=PAYMENTS_COMMANDS)
+        journal = payments.gateway.redis
+        entry = await journal.hgetall(GATEWAY_JOURNAL + ORDER_ID)
+        ttl = await journal.ttl(GATEWAY_JOURNAL + ORDER_ID)
+    assert entry == {
+        b"charged": str(TOTAL).encode(),
+        b"calls": b"1",
+        b"refunded": str(TOTAL).encode(),
+    }
+    # Bounded: it expires, and not before any replay could still come
+    settings = payments.node.settings
+    assert 0 < ttl <= settings.gateway_journal_ttl_s
+    assert settings.gateway_journal_ttl_s > settings.order_memory_s

@@ -33,6 +33,16 @@ def test_a_redrive_that_could_outlive_the_saga_is_refused(retention: float, afte
         Settings(retention_s=retention, redrive_after_s=after)
 
 
+def test_orders_are_remembered_past_retention_and_charges_past_that() -> None:
+    # A forgotten order must stay known until its id alone is too old to start,
+    # and the gateway's idempotency must outlast any order that could still start.
+    with pytest.raises(ValidationError, match="ORDER_MEMORY_S"):
+        Settings(retention_s=120, order_memory_s=60)
+    with pytest.raises(ValidationError, match="GATEWAY_JOURNAL_TTL_S"):
+        Settings(order_memory_s=3600, gateway_journal_ttl_s=3600)
+    assert Settings(order_memory_s=3600, gateway_journal_ttl_s=3601).order_memory_s == 3600
+
+
 def test_views_must_outlive_idempotency_keys() -> None:
     with pytest.raises(ValidationError, match="FINISHED_VIEW_TTL_S"):
         Settings(idempotency_ttl_s=100, finished_view_ttl_s=99)
