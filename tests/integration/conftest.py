@@ -159,7 +159,15 @@ def system(
 
 # The customers the integration tests order as; any other customer's orders fail
 # customer_invalid, which the customer tests check.
-TEST_CUSTOMERS = ("cust-1", "cust-retention", "cust-topics", "cust-redrive")
+TEST_CUSTOMERS = (
+    "cust-1",
+    "cust-retention",
+    "cust-topics",
+    "cust-redrive",
+    # Their orders fail on purpose (the breaker tests).
+    "cust-faults",
+    "cust-mallory",
+)
 
 
 @pytest.fixture(scope="session")

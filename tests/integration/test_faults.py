@@ -40,7 +40,7 @@ def test_circuit_opens_after_gateway_errors_fails_fast_then_recovers(
     sku = new_sku(client, 20, 400)
     # Given three orders of two customers whose charges hit a failing gateway (in
     # tests: 3 failures from at least 2 customers)
-    for customer in ("cust-1", "cust-topics", "cust-1"):
+    for customer in ("cust-faults", "cust-mallory", "cust-faults"):
         failing = order_body([(sku, 1)], token="tok_gateway_error", customer=customer)
         order = final(client, place(client, failing))
         assert (order["status"], order["failure_detail"]) == ("FAILED", "gateway_unavailable")

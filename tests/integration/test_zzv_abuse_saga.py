@@ -53,7 +53,7 @@ def test_one_customers_failing_card_does_not_open_the_breaker_for_others(
     sku = new_sku(client, 20, 300)
     # Given one customer whose charges all fail at the gateway, twice the threshold
     for _ in range(6):
-        attack = order_body([(sku, 1)], token="tok_gateway_error", customer="cust-redrive")
+        attack = order_body([(sku, 1)], token="tok_gateway_error", customer="cust-mallory")
         order = final(client, place(client, attack))
         assert (order["status"], order["failure_detail"]) == ("FAILED", "gateway_unavailable")
     # Then the circuit stayed closed, and another customer's order is charged
