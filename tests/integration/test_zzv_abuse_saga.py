@@ -3,7 +3,7 @@
 Each attack is followed by another customer's ordinary order, which must still
 complete, and no worker may have restarted. The payment breaker and the replay
 attacks run on the shared system of every broker; the admission and SKU attacks
-on a system of their own (Apache Kafka, auth on), whose bounds they lower so a
+on a system of their own (Tansu, the quicker to start; auth on), whose bounds they lower so a
 few dozen requests reach them.
 """
 
@@ -161,7 +161,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         # Holds of ended orders and tombstones stay for the length of a test.
         "ORDERSAGA_RETENTION_S": "120",
     }
-    with running_system("kafka", tmp_path_factory.mktemp("ordersaga-abuse"), env=env) as up:
+    with running_system("tansu", tmp_path_factory.mktemp("ordersaga-abuse"), env=env) as up:
         yield up
 
 
