@@ -21,6 +21,7 @@ from ordersaga.app.topics import ORDERS_REPLIES, PAYMENTS_COMMANDS
 from ordersaga.app.unreadable import SafeMemoryRecords
 from ordersaga.schemas.messages import ChargePayment, CommandRejected
 from tests.harness import CUSTOMER_ID, ORDER_ID, TOTAL
+from tests.unit.test_unreadable_records import RawKey
 
 DLQ = f"{PAYMENTS_COMMANDS}.dlq"
 
@@ -34,20 +35,6 @@ def charge(order_id: str = ORDER_ID) -> ChargePayment:
     return ChargePayment(
         order_id=order_id, customer_id=CUSTOMER_ID, payment_token="tok_ok", amount=TOTAL
     )
-
-
-class RawKey(str):
-    """A header key whose bytes on the wire are ``raw`` (what another client can send)."""
-
-    raw: bytes
-
-    def __new__(cls, raw: bytes) -> RawKey:
-        key = super().__new__(cls, raw.decode("latin-1"))
-        key.raw = raw
-        return key
-
-    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-        return self.raw
 
 
 def fetched(headers: list[tuple[str, bytes]], value: bytes) -> tuple[bytes, list]:

@@ -19,6 +19,7 @@ import pytest
 
 from ordersaga.app.runtime import free_port_block
 from tests.brokers import BROKERS, require
+from tests.integration.support import register
 
 pytestmark = pytest.mark.integration
 
@@ -174,12 +175,5 @@ TEST_CUSTOMERS = (
 def client(system: System) -> Iterator[httpx.Client]:
     """An HTTP client on the web view, its test customers registered."""
     with httpx.Client(base_url=system.base_url, timeout=60) as c:
-        for customer_id in TEST_CUSTOMERS:
-            account = {
-                "customer_id": customer_id,
-                "name": "Test Customer",
-                "email": f"{customer_id}@test.example.com",
-            }
-            r = c.post("/customers", json=account)
-            assert r.status_code in (200, 201), r.text
+        register(c, *TEST_CUSTOMERS)
         yield c

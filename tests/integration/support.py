@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -95,3 +98,41 @@ def newest_first(client: httpx.Client, order_ids: list[str]) -> list[str]:
     """
     placed = {o: client.get(f"/orders/{o}").json()["placed_at"] for o in order_ids}
     return sorted(order_ids, key=lambda o: placed[o], reverse=True)
+
+
+def register(client: httpx.Client, *customer_ids: str, name: str = "Test Customer") -> None:
+    """Register customers (an unknown customer's orders fail customer_invalid)."""
+    for customer_id in customer_ids:
+        account = {
+            "customer_id": customer_id,
+            "name": name,
+            "email": f"{customer_id}@test.example.com",
+        }
+        r = client.post("/customers", json=account)
+        assert r.status_code in (200, 201), r.text
+
+
+class Reachable(Protocol):
+    """Where a running system's broker and Redis listen."""
+
+    bootstrap: str
+    redis_url: str
+
+
+def ordersaga_cli(
+    system: Reachable, *args: str, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    """``ordersaga ARGS`` against the running system, with extra ``ORDERSAGA_*`` settings."""
+    env = {
+        **os.environ,
+        "KAFKA_BROKER": system.bootstrap,
+        "REDIS_URL": system.redis_url,
+        **settings,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "ordersaga", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

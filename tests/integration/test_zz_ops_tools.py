@@ -5,28 +5,16 @@ Named to run after the scenario tests, so the audit covers every order they plac
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 import httpx
 import pytest
 
 from tests.integration.conftest import System
 from tests.integration.support import final, new_sku, order_body, place, wait_for
+from tests.integration.support import ordersaga_cli as ordersaga
 
 pytestmark = pytest.mark.integration
-
-
-def ordersaga(system: System, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KAFKA_BROKER": system.bootstrap, "REDIS_URL": system.redis_url}
-    return subprocess.run(
-        [sys.executable, "-m", "ordersaga", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_audit_passes_once_the_system_is_idle(system: System, client: httpx.Client) -> None:

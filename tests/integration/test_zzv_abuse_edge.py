@@ -26,23 +26,13 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from ordersaga.app.topics import ALL_DLQ_TOPICS, ALL_TOPICS
 from tests.integration.conftest import System, running_system
-from tests.integration.support import final, new_sku, order_body, place
+from tests.integration.support import final, new_sku, order_body, place, register
+from tests.raw_http import chunk, post_head
 
 pytestmark = pytest.mark.integration
 
 ATTACKER, OTHER = "cust-edge-attacker", "cust-edge-other"
 LIMIT = 64 * 1024  # ORDERSAGA_MAX_BODY_BYTES, default
-
-
-def register(client: httpx.Client, *customer_ids: str) -> None:
-    for customer_id in customer_ids:
-        account = {
-            "customer_id": customer_id,
-            "name": "Edge Customer",
-            "email": f"{customer_id}@test.example.com",
-        }
-        r = client.post("/customers", json=account)
-        assert r.status_code in (200, 201), r.text
 
 
 @pytest.fixture(scope="module")
@@ -97,16 +87,6 @@ def raw_exchange(
                 break
             body += got
         return int(lines[0].split()[1]), headers, body
-
-
-def post_head(headers: dict[str, str]) -> bytes:
-    lines = ["POST /orders HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json"]
-    lines += [f"{k}: {v}" for k, v in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def chunk(data: bytes) -> bytes:
-    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 
 # ------------------------------------------------------------- finding 6: the body limit

@@ -29,7 +29,15 @@ from ordersaga.app.topics import ORDERS_COMMANDS, PAYMENTS_COMMANDS, dlq_topic
 from ordersaga.ops.tail import read_topic
 from ordersaga.schemas.messages import Address, OrderLine, PlaceOrder
 from tests.integration.conftest import System
-from tests.integration.support import ADDRESS, final, new_sku, order_body, place, wait_for
+from tests.integration.support import (
+    ADDRESS,
+    final,
+    new_sku,
+    order_body,
+    ordersaga_cli,
+    place,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -176,19 +184,7 @@ def the_shop_goes_on(system: System, client: httpx.Client, customer: str) -> Non
 def ordersaga(
     system: System, *args: str, retention_s: float = RETENTION_S
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "KAFKA_BROKER": system.bootstrap,
-        "REDIS_URL": system.redis_url,
-        "ORDERSAGA_RETENTION_S": str(retention_s),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "ordersaga", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return ordersaga_cli(system, *args, ORDERSAGA_RETENTION_S=str(retention_s))
 
 
 def escaped(output: str) -> None:

@@ -27,7 +27,15 @@ from ordersaga.ops.audit import read_table
 from ordersaga.ops.tail import read_topic
 from ordersaga.tables import SAGAS, SHIPMENTS
 from tests.integration.conftest import System, running_system
-from tests.integration.support import final, history, new_sku, order_body, place, wait_for
+from tests.integration.support import (
+    final,
+    history,
+    new_sku,
+    order_body,
+    place,
+    register,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -174,9 +182,7 @@ def bearer(subject: str, role: Role) -> dict[str, str]:
 def shop_client(shop: System) -> Iterator[httpx.Client]:
     admin = bearer("ops", Role.ADMIN)
     with httpx.Client(base_url=shop.base_url, timeout=60, headers=admin) as c:
-        for customer_id in ("cust-mallory", "cust-alice", "cust-bob"):
-            account = {"customer_id": customer_id, "name": "A Customer", "email": "a@b.example"}
-            assert c.post("/customers", json=account).status_code in (200, 201)
+        register(c, "cust-mallory", "cust-alice", "cust-bob")
         yield c
 
 

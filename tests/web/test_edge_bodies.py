@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 from ordersaga.agents import webview
 from ordersaga.web import inputs
 from tests.harness import order_body, stock
+from tests.raw_http import chunk, post_head
 
 LIMIT = webview.desk.settings.max_body_bytes
 
@@ -47,16 +48,6 @@ async def exchange(
         writer.close()
 
 
-def request(headers: dict[str, str]) -> bytes:
-    lines = ["POST /orders HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json"]
-    lines += [f"{k}: {v}" for k, v in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def chunk(data: bytes) -> bytes:
-    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
-
-
 @pytest.fixture
 async def stocked(client: TestClient, drive, outbox) -> TestClient:
     await stock(drive, "SKU-A")
@@ -67,7 +58,7 @@ async def test_a_chunked_body_whose_first_chunk_is_an_order_and_rest_is_300_kb_i
     stocked, outbox
 ):
     valid = orjson.dumps(order_body())
-    parts = [request({"Transfer-Encoding": "chunked"}) + chunk(valid)]
+    parts = [post_head({"Transfer-Encoding": "chunked"}) + chunk(valid)]
     parts += [chunk(b" " * 30_000) for _ in range(10)] + [b"0\r\n\r\n"]
     status, _, body = await exchange(stocked, parts, pause_s=0.01)
     assert status == 413, body
@@ -79,7 +70,7 @@ async def test_a_chunked_body_under_the_limit_is_read_whole(stocked, outbox):
     valid = orjson.dumps(order_body())
     half = len(valid) // 2
     parts = [
-        request({"Transfer-Encoding": "chunked"}) + chunk(valid[:half]),
+        post_head({"Transfer-Encoding": "chunked"}) + chunk(valid[:half]),
         chunk(valid[half:]) + b"0\r\n\r\n",
     ]
     status, _, body = await exchange(stocked, parts, pause_s=0.2)
@@ -91,14 +82,14 @@ async def test_a_30_kb_body_in_two_tcp_writes_is_accepted(stocked, outbox):
     # Valid JSON padded inside with whitespace to 30 KB: before, the first write alone
     # was parsed, and it is no JSON (a spurious 400).
     valid = b"{" + b" " * 30_000 + orjson.dumps(order_body())[1:]
-    head = request({"Content-Length": str(len(valid))})
+    head = post_head({"Content-Length": str(len(valid))})
     status, _, body = await exchange(stocked, [head + valid[:16_000], valid[16_000:]], 0.3)
     assert status == 202, body
     assert len(outbox.sent) == 1
 
 
 async def test_a_content_length_over_the_limit_is_413_before_any_body(stocked, outbox):
-    status, _, body = await exchange(stocked, [request({"Content-Length": str(LIMIT + 1)})])
+    status, _, body = await exchange(stocked, [post_head({"Content-Length": str(LIMIT + 1)})])
     assert status == 413 and orjson.loads(body)["error"] == "body_too_large"
     assert outbox.sent == []
 
@@ -107,7 +98,7 @@ async def test_a_body_longer_than_its_content_length_is_read_as_declared_not_fur
     stocked, outbox
 ):
     valid = orjson.dumps(order_body())
-    status, _, body = await exchange(stocked, [request({"Content-Length": "20"}) + valid])
+    status, _, body = await exchange(stocked, [post_head({"Content-Length": "20"}) + valid])
     # The declared 20 bytes are no JSON, and the rest is no request: 400 either way.
     assert status == 400 and orjson.loads(body)["error"] in {"malformed_json", "bad_request"}
     assert outbox.sent == []
@@ -118,7 +109,7 @@ async def test_a_content_length_the_body_never_reaches_is_408_after_the_timeout(
 ):
     monkeypatch.setattr(inputs, "BODY_TIMEOUT_S", 0.5)
     valid = orjson.dumps(order_body())
-    head = request({"Content-Length": str(len(valid) + 100)})
+    head = post_head({"Content-Length": str(len(valid) + 100)})
     status, _, body = await exchange(stocked, [head + valid])
     assert status == 408 and orjson.loads(body)["error"] == "body_timeout"
     assert outbox.sent == []
@@ -127,7 +118,7 @@ async def test_a_content_length_the_body_never_reaches_is_408_after_the_timeout(
 async def test_a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_413(stocked, outbox):
     valid = orjson.dumps(order_body())
     exact = valid + b" " * (LIMIT - len(valid))
-    chunked = request({"Transfer-Encoding": "chunked"})
+    chunked = post_head({"Transfer-Encoding": "chunked"})
     status, _, body = await exchange(stocked, [chunked + chunk(exact) + b"0\r\n\r\n"])
     assert status == 202, body
     over = chunked + chunk(exact) + chunk(b" ") + b"0\r\n\r\n"

@@ -375,15 +375,21 @@ async def test_the_watch_counts_each_clients_long_polls_apart():
 
 
 @pytest.fixture
-def limit_in_flight(monkeypatch: pytest.MonkeyPatch):
-    """Set the web view's limit of sagas in flight for one test."""
+def desk_settings(monkeypatch: pytest.MonkeyPatch):
+    """Change the web view's settings for one test (the client share is rebuilt)."""
 
-    def limit(n: int) -> None:
+    def change(**updates: object) -> None:
         desk = webview.desk
-        settings = desk.settings.model_copy(update={"max_sagas_in_flight": n})
-        monkeypatch.setattr(desk, "settings", settings)
+        monkeypatch.setattr(desk, "settings", desk.settings.model_copy(update=updates))
+        desk._share = None
 
-    return limit
+    return change
+
+
+@pytest.fixture
+def limit_in_flight(desk_settings):
+    """Set the web view's limit of sagas in flight for one test."""
+    return lambda n: desk_settings(max_sagas_in_flight=n)
 
 
 async def test_past_the_limit_in_flight_a_new_order_is_429_with_retry_after(
@@ -470,16 +476,9 @@ async def test_since_is_iso_8601_only_as_documented(client):
 
 
 @pytest.fixture
-def client_share(monkeypatch: pytest.MonkeyPatch):
+def client_share(desk_settings):
     """Set the web view's per-client share of the orders in flight for one test."""
-
-    def share(n: int) -> None:
-        desk = webview.desk
-        settings = desk.settings.model_copy(update={"max_sagas_in_flight_per_client": n})
-        monkeypatch.setattr(desk, "settings", settings)
-        desk._share = None
-
-    return share
+    return lambda n: desk_settings(max_sagas_in_flight_per_client=n)
 
 
 async def test_one_client_holds_at_most_its_share_of_the_orders_in_flight(
