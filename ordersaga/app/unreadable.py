@@ -110,7 +110,9 @@ def _read_records(batch: Any, first: int) -> Iterator[RewrittenRecord]:
     ``batch`` is aiokafka's pure-Python batch (it decompresses); its record
     framing is read here because its own reader decodes header keys strictly.
     """
-    from aiokafka.record.util import decode_varint
+    # The pure-Python decoder: the C one reads past the buffer's end, and these are
+    # exactly the bytes that may end early (a segfault, seen in the unit tests).
+    from aiokafka.record.util import decode_varint_py as decode_varint
 
     batch._maybe_uncompress()
     buffer, pos = batch._buffer, batch._pos
