@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from ordersaga.app.settings import Settings
+from ordersaga.config.settings import Settings
 
 
 def _settings() -> Settings:
@@ -15,7 +15,7 @@ def _settings() -> Settings:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Start broker, Redis, every agent group and the web view; stop on Ctrl-C."""
-    from ordersaga.app.runtime import run
+    from ordersaga.runtime.system import run
 
     try:
         asyncio.run(
@@ -34,7 +34,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_topics(args: argparse.Namespace) -> int:
     """List the broker's topics (creating ordersaga's first with --create)."""
-    from ordersaga.app.topic_admin import ensure_topics, list_topics
+    from ordersaga.runtime.topic_admin import ensure_topics, list_topics
 
     settings = _settings()
     if args.create:
@@ -162,7 +162,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     """Mint a bearer token for local use, signed with ORDERSAGA_AUTH_SECRET (or --private-key)."""
     from pathlib import Path
 
-    from ordersaga.app.tokens import Role, mint_token
+    from ordersaga.edge.tokens import Role, mint_token
 
     roles = [Role.ADMIN] if args.admin else [Role.CUSTOMER]
     subject = args.subject or ("admin" if args.admin else args.customer)
@@ -180,7 +180,7 @@ def cmd_kafka(args: argparse.Namespace) -> int:
     """Run one of Apache Kafka's console tools from the cached jars (fetched if needed)."""
     import subprocess
 
-    from ordersaga.app import kafka
+    from ordersaga.runtime import kafka
 
     kafka.fetch_jars(lambda line: print(line, file=sys.stderr))
     extra = list(args.args)

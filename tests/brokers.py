@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ordersaga.app import kafka
+from ordersaga.runtime import kafka
 
 # Apache Kafka first: it is what `make run` starts on a machine with a JDK.
 BROKERS = ("kafka", "tansu")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ordersaga.app.servers import redis_argv
+from ordersaga.runtime.servers import redis_argv
 
 
 def _free_port() -> int:

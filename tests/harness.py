@@ -47,7 +47,7 @@ _DATA_DIR = tempfile.mkdtemp(prefix="ordersaga-agent-tests-")
 os.environ["ORDERSAGA_DATA_DIR"] = _DATA_DIR
 atexit.register(shutil.rmtree, _DATA_DIR, True)
 
-from ordersaga.app.settings import get_settings  # noqa: E402
+from ordersaga.config.settings import get_settings  # noqa: E402
 
 if not any(name.startswith("ordersaga.agents.") for name in sys.modules):
     get_settings.cache_clear()
@@ -62,9 +62,6 @@ from ordersaga.agents import (  # noqa: E402
     shipping,
     webview,
 )
-from ordersaga.app.codec import Encoded, decode, encode  # noqa: E402
-from ordersaga.app.node import Node  # noqa: E402
-from ordersaga.app.topics import INVENTORY_EVENTS  # noqa: E402
 from ordersaga.schemas.messages import (  # noqa: E402
     Address,
     Envelope,
@@ -75,6 +72,9 @@ from ordersaga.schemas.messages import (  # noqa: E402
     PlaceOrder,
     StockChanged,
 )
+from ordersaga.shell.codec import Encoded, decode, encode  # noqa: E402
+from ordersaga.shell.node import Node  # noqa: E402
+from ordersaga.shell.topics import INVENTORY_EVENTS  # noqa: E402
 from ordersaga.web.admission import CompletionRate  # noqa: E402
 from ordersaga.web.auth import Gatekeeper  # noqa: E402
 from ordersaga.web.store import ViewStore  # noqa: E402

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
 
-from ordersaga.app.metrics import Metrics
-from ordersaga.app.settings import Settings
+from ordersaga.config.settings import Settings
+from ordersaga.observability.metrics import Metrics
 from ordersaga.saga.breaker import BreakerState, CircuitBreaker
 from ordersaga.saga.payments import GatewayOutcome, simulate_gateway
 from ordersaga.schemas.messages import ChargePayment

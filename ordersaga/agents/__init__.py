@@ -1,4 +1,4 @@
 """One module per agent group, each a Faust app: ``faust -A ordersaga.agents.<group> worker``.
 
-The groups themselves (names, modules, ports) are listed in ``ordersaga.app.groups``.
+The groups themselves (names, modules, ports) are listed in ``ordersaga.shell.groups``.
 """

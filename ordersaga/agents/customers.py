@@ -11,14 +11,14 @@ from datetime import UTC, datetime
 
 from faust.types import StreamT
 
-from ordersaga.app.dispatch import Dispatch
-from ordersaga.app.node import Node
-from ordersaga.app.topics import CUSTOMERS_COMMANDS, CUSTOMERS_EVENTS
 from ordersaga.saga.customers import CustomerRecord, block, register, validate
 from ordersaga.schemas.messages import BlockCustomer, Envelope, RegisterCustomer, ValidateCustomer
+from ordersaga.shell.dispatch import Dispatch
+from ordersaga.shell.topics import CUSTOMERS_COMMANDS, CUSTOMERS_EVENTS
+from ordersaga.shell.worker import Worker
 from ordersaga.tables import CUSTOMERS
 
-node = Node("customers")
+node = Worker("customers")
 app = node.app
 customers = node.table(CUSTOMERS)
 # Customers keep nothing per order, so a ForgetOrders has nothing to delete here.

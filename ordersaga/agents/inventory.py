@@ -9,14 +9,6 @@ from dataclasses import replace
 
 from faust.types import StreamT
 
-from ordersaga.app.dispatch import Dispatch
-from ordersaga.app.node import Node
-from ordersaga.app.topics import (
-    INVENTORY_COMMANDS,
-    INVENTORY_EVENTS,
-    INVENTORY_SKU_COMMANDS,
-    INVENTORY_SKU_REPLIES,
-)
 from ordersaga.saga.inventory import (
     GatherStep,
     Hold,
@@ -45,9 +37,17 @@ from ordersaga.schemas.messages import (
     SkuResult,
     StockChanged,
 )
+from ordersaga.shell.dispatch import Dispatch
+from ordersaga.shell.topics import (
+    INVENTORY_COMMANDS,
+    INVENTORY_EVENTS,
+    INVENTORY_SKU_COMMANDS,
+    INVENTORY_SKU_REPLIES,
+)
+from ordersaga.shell.worker import Worker
 from ordersaga.tables import ORDER_STOCK, SKU_HOLDS, STOCK
 
-node = Node("inventory")
+node = Worker("inventory")
 app = node.app
 stock = node.table(STOCK)
 holds = node.table(SKU_HOLDS)

@@ -9,16 +9,16 @@ import logging
 
 from faust.types import StreamT
 
-from ordersaga.app.dispatch import Dispatch
-from ordersaga.app.node import Node
-from ordersaga.app.topics import INVENTORY_EVENTS, NOTIFICATIONS, ORDERS_EVENTS
 from ordersaga.saga.notifications import notification_for, operator_notice
 from ordersaga.schemas.messages import Envelope, LowStock, OrderEvent, StockChanged
+from ordersaga.shell.dispatch import Dispatch
+from ordersaga.shell.topics import INVENTORY_EVENTS, NOTIFICATIONS, ORDERS_EVENTS
+from ordersaga.shell.worker import Worker
 from ordersaga.tables import NOTIFIED
 
 log = logging.getLogger(__name__)
 
-node = Node("notifications")
+node = Worker("notifications")
 app = node.app
 notified = node.table(NOTIFIED)
 notify_customer = Dispatch(f"on {ORDERS_EVENTS}", forget=notified)

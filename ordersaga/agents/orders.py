@@ -15,20 +15,6 @@ from typing import Any
 from faust.types import StreamT
 
 from ordersaga.adapters.queue_probe import Place, QueueProbe
-from ordersaga.app.dispatch import Dispatch
-from ordersaga.app.groups import group as agent_group
-from ordersaga.app.node import Node
-from ordersaga.app.topics import (
-    CONSUMING_GROUP,
-    FORGET_TOPICS,
-    INVENTORY_COMMANDS,
-    INVENTORY_SKU_COMMANDS,
-    ORDERS_COMMANDS,
-    ORDERS_EVENTS,
-    ORDERS_REPLIES,
-    partition_of,
-    topic_of,
-)
 from ordersaga.saga.agenda import Agenda
 from ordersaga.saga.orchestrator import (
     Policy,
@@ -43,11 +29,25 @@ from ordersaga.saga.orchestrator import (
 from ordersaga.saga.order_ids import may_start
 from ordersaga.schemas.messages import Envelope, ForgetOrders, Message, PlaceOrder
 from ordersaga.schemas.status import TERMINAL
+from ordersaga.shell.dispatch import Dispatch
+from ordersaga.shell.groups import group as agent_group
+from ordersaga.shell.topics import (
+    CONSUMING_GROUP,
+    FORGET_TOPICS,
+    INVENTORY_COMMANDS,
+    INVENTORY_SKU_COMMANDS,
+    ORDERS_COMMANDS,
+    ORDERS_EVENTS,
+    ORDERS_REPLIES,
+    partition_of,
+    topic_of,
+)
+from ordersaga.shell.worker import Worker
 from ordersaga.tables import FORGOTTEN_ORDERS, SAGAS
 
 log = logging.getLogger(__name__)
 
-node = Node("orders")
+node = Worker("orders")
 app = node.app
 settings = node.settings
 policy = Policy(

@@ -8,14 +8,14 @@ from __future__ import annotations
 from faust.types import StreamT
 
 from ordersaga.adapters.gateway import PaymentGateway
-from ordersaga.app.dispatch import Dispatch
-from ordersaga.app.node import Node
-from ordersaga.app.topics import PAYMENTS_COMMANDS
 from ordersaga.saga.payments import GatewayOutcome, charge, needs_gateway, refund
 from ordersaga.schemas.messages import ChargePayment, Envelope, RefundPayment
+from ordersaga.shell.dispatch import Dispatch
+from ordersaga.shell.topics import PAYMENTS_COMMANDS
+from ordersaga.shell.worker import Worker
 from ordersaga.tables import PAYMENT_LEDGER
 
-node = Node("payments")
+node = Worker("payments")
 app = node.app
 payment_ledger = node.table(PAYMENT_LEDGER)
 gateway = PaymentGateway(node.settings, node.metrics)

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from faust.types import StreamT
 
-from ordersaga.app.dispatch import Dispatch
-from ordersaga.app.node import Node
-from ordersaga.app.topics import SHIPPING_COMMANDS
 from ordersaga.saga.shipping import cancel, prepare
 from ordersaga.schemas.messages import CancelShipment, Envelope, Message, PrepareShipment
+from ordersaga.shell.dispatch import Dispatch
+from ordersaga.shell.topics import SHIPPING_COMMANDS
+from ordersaga.shell.worker import Worker
 from ordersaga.tables import SHIPMENTS
 
-node = Node("shipping")
+node = Worker("shipping")
 app = node.app
 shipments = node.table(SHIPMENTS)
 book_shipment = Dispatch(f"on {SHIPPING_COMMANDS}", forget=shipments)

@@ -15,16 +15,6 @@ import time
 from faust.types import StreamT
 
 from ordersaga.adapters.queue_probe import QueueProbe
-from ordersaga.app.dispatch import Dispatch
-from ordersaga.app.groups import GROUP_NAMES
-from ordersaga.app.node import Node
-from ordersaga.app.topics import (
-    ALL_DLQ_TOPICS,
-    CUSTOMERS_EVENTS,
-    INVENTORY_EVENTS,
-    ORDERS_EVENTS,
-    SERVICES,
-)
 from ordersaga.schemas.messages import (
     CustomerChanged,
     Envelope,
@@ -36,6 +26,16 @@ from ordersaga.schemas.messages import (
     StockChanged,
 )
 from ordersaga.schemas.status import TERMINAL
+from ordersaga.shell.dispatch import Dispatch
+from ordersaga.shell.groups import GROUP_NAMES
+from ordersaga.shell.topics import (
+    ALL_DLQ_TOPICS,
+    CUSTOMERS_EVENTS,
+    INVENTORY_EVENTS,
+    ORDERS_EVENTS,
+    SERVICES,
+)
+from ordersaga.shell.worker import Worker
 from ordersaga.web.desk import Desk
 from ordersaga.web.routes import register_routes
 
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 # How often the dead-letter topics' sizes are read from the broker: two requests each time.
 DEAD_LETTER_GAUGE_S = 15.0
 
-node = Node("webview")
+node = Worker("webview")
 app = node.app
 desk = Desk(node)
 register_routes(app, desk)

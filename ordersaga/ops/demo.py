@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 
-from ordersaga.app.codec import new_id
-from ordersaga.app.runtime import DEMO_CUSTOMERS
-from ordersaga.app.settings import Settings
-from ordersaga.app.tokens import operator_headers
+from ordersaga.config.settings import Settings
+from ordersaga.edge.tokens import operator_headers
 from ordersaga.ops.client import post_admitted
+from ordersaga.runtime.system import DEMO_CUSTOMERS
+from ordersaga.shell.codec import new_id
 
 ADDRESS = {
     "name": "Ada Lovelace",

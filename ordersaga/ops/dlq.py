@@ -18,7 +18,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from ordersaga.app.dead_letters import (
+from ordersaga.ops.tail import records
+from ordersaga.shell.dead_letters import (
     DLQ_PREFIX,
     HEADER_CUT,
     HEADER_ERROR,
@@ -27,10 +28,9 @@ from ordersaga.app.dead_letters import (
     HEADER_TIMESTAMP,
     HEADER_TOPIC,
 )
-from ordersaga.app.printable import printable
-from ordersaga.app.topics import dlq_topic
-from ordersaga.app.unreadable import UNREADABLE_HEADER
-from ordersaga.ops.tail import records
+from ordersaga.shell.printable import printable
+from ordersaga.shell.topics import dlq_topic
+from ordersaga.shell.unreadable import UNREADABLE_HEADER
 
 # One key per dead letter replayed: dlq topic, partition and offset.
 REPLAYED_PREFIX = "ordersaga:dlq:replayed:"

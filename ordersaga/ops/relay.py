@@ -40,7 +40,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from ordersaga.app.codec import Encoded, encode
 from ordersaga.ops.tail import consumer_at_end
 from ordersaga.schemas.messages import (
     Address,
@@ -60,6 +59,7 @@ from ordersaga.schemas.messages import (
     StockReserved,
     ValidateCustomer,
 )
+from ordersaga.shell.codec import Encoded, encode
 
 #: Consumed messages, one after the other, on the critical path of a saga that
 #: completes (one SKU per order, which its SKU's partition answers itself;

@@ -11,12 +11,9 @@ from typing import Any, TextIO
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ordersaga.app.printable import printable
-from ordersaga.app.unreadable import (
-    UNREADABLE_HEADER,
-    read_unreadable_records,
-    unreadable_reason,
-)
+from ordersaga.shell.patches import read_unreadable_records
+from ordersaga.shell.printable import printable
+from ordersaga.shell.unreadable import UNREADABLE_HEADER, unreadable_reason
 
 
 def render(
@@ -28,7 +25,7 @@ def render(
 ) -> str:
     """One message as a console line: where, key, headers, then the value.
 
-    Everything from the record is escaped (ordersaga.app.printable): a producer's
+    Everything from the record is escaped (ordersaga.shell.printable): a producer's
     bytes never reach the terminal as control sequences.
     """
     unreadable = unreadable_reason(headers)
@@ -55,7 +52,7 @@ async def records(
     """The topic's records (no consumer group), to its end or, with ``follow``, forever.
 
     A record aiokafka cannot parse comes as one carrying the reason in its
-    headers (ordersaga.app.unreadable), as it does to the workers.
+    headers (ordersaga.shell.unreadable), as it does to the workers.
     """
     read_unreadable_records()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)

@@ -23,9 +23,9 @@ from aiohttp import web
 from faust.web import Request as FaustRequest
 from redis.exceptions import RedisError
 
-from ordersaga.app.http import Handler, HttpError, invalid, route_template
-from ordersaga.app.settings import Settings
-from ordersaga.app.tokens import Principal, TokenError, TokenVerifier
+from ordersaga.config.settings import Settings
+from ordersaga.edge.http import Handler, HttpError, invalid, route_template
+from ordersaga.edge.tokens import Principal, TokenError, TokenVerifier
 from ordersaga.web.edge import HOST_EXEMPT, BlockedCustomers, check_host
 from ordersaga.web.rate_limit import READ_PREFIX, RateLimiter, Verdict
 

@@ -9,9 +9,8 @@ from typing import Any, cast
 from aiohttp import web
 from faust.web import Request, Response
 
-from ordersaga.app.correlation import current_correlation_id
-from ordersaga.app.http import HttpError, invalid, require_json
-from ordersaga.app.operations import (
+from ordersaga.edge.http import HttpError, invalid, require_json
+from ordersaga.edge.operations import (
     BODY_ERRORS,
     CUSTOMER_ID,
     Operation,
@@ -20,6 +19,7 @@ from ordersaga.app.operations import (
     error,
     errors,
 )
+from ordersaga.observability.correlation import current_correlation_id
 from ordersaga.schemas.http import CustomerBody
 from ordersaga.schemas.messages import BlockCustomer, RegisterCustomer
 from ordersaga.schemas.responses import (

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from faust.web import Request, Response
 
-from ordersaga.app.operations import Operation, Reply, documented, errors, param
+from ordersaga.edge.operations import Operation, Reply, documented, errors, param
 from ordersaga.schemas.responses import DashboardFigures, DeadLetters, MinuteOutcomes, StepLatency
 from ordersaga.web.desk import DeskView
 from ordersaga.web.errors import answers, not_found

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import ClassVar, cast
 
-from ordersaga.app.http import ApiView, HttpError
-from ordersaga.app.node import Node
+from ordersaga.edge.http import ApiView, HttpError
 from ordersaga.schemas.messages import Message
 from ordersaga.schemas.responses import OpenApiDocument
 from ordersaga.schemas.status import TERMINAL
+from ordersaga.shell.node import Node
 from ordersaga.web.accept import KeyClaim, KeyUse, claim_outcome
 from ordersaga.web.admission import CompletionRate, in_flight_limit
 from ordersaga.web.client_share import ClientShare

@@ -13,7 +13,7 @@ from typing import Literal
 
 from faust.web import Request, Response
 
-from ordersaga.app.operations import Operation, Reply, documented, errors, param
+from ordersaga.edge.operations import Operation, Reply, documented, errors, param
 from ordersaga.schemas.responses import OpenApiDocument
 from ordersaga.web.dashboard import PAGE_HEADERS, SECURITY_HEADERS
 from ordersaga.web.desk import DeskView

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-from ordersaga.app.http import HttpError
+from ordersaga.edge.http import HttpError
 
 # Reached by any name: the probes' callers do not know the public one.
 HOST_EXEMPT = frozenset({"/health", "/ready", "/metrics"})

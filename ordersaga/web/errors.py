@@ -11,7 +11,7 @@ from faust.web import Request, Response
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 
-from ordersaga.app.http import ApiView, HttpError, invalid
+from ordersaga.edge.http import ApiView, HttpError, invalid
 from ordersaga.schemas.bounds import PATTERN_DESCRIPTIONS
 
 __all__ = [

@@ -15,8 +15,8 @@ from aiohttp import web
 from faust.web import Request
 from pydantic import StringConstraints, TypeAdapter, ValidationError
 
-from ordersaga.app.http import HttpError, invalid, require_json
-from ordersaga.app.operations import param
+from ordersaga.edge.http import HttpError, invalid, require_json
+from ordersaga.edge.operations import param
 from ordersaga.schemas.bounds import IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH, Id, Sku
 
 MAX_WAIT_S = 60.0

@@ -9,10 +9,8 @@ from typing import Annotated, Any, Literal
 from faust.web import Request, Response
 from pydantic import Field
 
-from ordersaga.app.codec import new_id
-from ordersaga.app.correlation import current_correlation_id
-from ordersaga.app.http import invalid
-from ordersaga.app.operations import (
+from ordersaga.edge.http import invalid
+from ordersaga.edge.operations import (
     BODY_ERRORS,
     IDEMPOTENCY_KEY,
     SKU,
@@ -23,10 +21,12 @@ from ordersaga.app.operations import (
     errors,
     param,
 )
+from ordersaga.observability.correlation import current_correlation_id
 from ordersaga.schemas.bounds import MAX_STOCK_LEVEL, Sku
 from ordersaga.schemas.http import RestockBody
 from ordersaga.schemas.messages import RestockSku
 from ordersaga.schemas.responses import InventoryList, RestockAccepted, StockResponse
+from ordersaga.shell.codec import new_id
 from ordersaga.web.accept import KeyOutcome, KeyUse, restock_fingerprint
 from ordersaga.web.desk import DeskView
 from ordersaga.web.errors import answers, key_reused, not_found, parse_body

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of everything the web view serves, generated from the views.
 
-Each served view method carries its :class:`~ordersaga.app.operations.Operation`;
+Each served view method carries its :class:`~ordersaga.edge.operations.Operation`;
 :func:`build_document` walks the (path, view) pairs the web view registers and
 refuses a served method without one, a path parameter it does not describe, or
 a reply header it does not know, so the web view cannot start with a route the
@@ -19,8 +19,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from ordersaga import __version__
-from ordersaga.app import correlation
-from ordersaga.app.operations import Operation, Param, Reply, error, operation_of
+from ordersaga.edge.operations import Operation, Param, Reply, error, operation_of
+from ordersaga.observability import correlation
 from ordersaga.schemas.responses import ErrorResponse
 from ordersaga.web.auth import MUTATING, Access, access_of
 from ordersaga.web.edge import HOST_EXEMPT

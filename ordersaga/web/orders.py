@@ -12,9 +12,8 @@ from typing import Any
 from faust.web import Request, Response
 from pydantic import TypeAdapter, ValidationError
 
-from ordersaga.app.correlation import current_correlation_id
-from ordersaga.app.http import HttpError, invalid
-from ordersaga.app.operations import (
+from ordersaga.edge.http import HttpError, invalid
+from ordersaga.edge.operations import (
     BODY_ERRORS,
     IDEMPOTENCY_KEY,
     ORDER_ID,
@@ -25,6 +24,7 @@ from ordersaga.app.operations import (
     errors,
     param,
 )
+from ordersaga.observability.correlation import current_correlation_id
 from ordersaga.saga.inventory import merge_lines
 from ordersaga.saga.order_ids import mint_order_id
 from ordersaga.schemas.bounds import Id

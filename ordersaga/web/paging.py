@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from faust.web import Request
 from pydantic import Field
 
-from ordersaga.app.http import invalid
-from ordersaga.app.operations import Param, param
+from ordersaga.edge.http import invalid
+from ordersaga.edge.operations import Param, param
 from ordersaga.schemas.responses import Cursor
 
 MAX_PAGE = 100

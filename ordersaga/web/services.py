@@ -7,9 +7,8 @@ from typing import Any, Literal
 
 from faust.web import Request, Response
 
-from ordersaga.app.groups import GROUP_NAMES
-from ordersaga.app.http import invalid
-from ordersaga.app.operations import Operation, Reply, documented, error, errors, param
+from ordersaga.edge.http import invalid
+from ordersaga.edge.operations import Operation, Reply, documented, error, errors, param
 from ordersaga.schemas.responses import (
     ErrorResponse,
     GroupDown,
@@ -20,6 +19,7 @@ from ordersaga.schemas.responses import (
     ServiceList,
     ServiceState,
 )
+from ordersaga.shell.groups import GROUP_NAMES
 from ordersaga.web.desk import DeskView
 from ordersaga.web.errors import answers
 from ordersaga.web.service_registry import health_of

@@ -58,7 +58,7 @@ async def scenario(n: int, delay: float) -> None:
 
 async def main(scenarios: list[tuple[int, float]]) -> None:
     if os.environ.get("FIX") == "1":
-        from ordersaga.app.node import drain_producer_buffer_before_commit
+        from ordersaga.shell.node import drain_producer_buffer_before_commit
 
         drain_producer_buffer_before_commit()
     for n, delay in scenarios:

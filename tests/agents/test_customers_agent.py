@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from ordersaga.agents import customers
-from ordersaga.app.topics import CUSTOMERS_COMMANDS, CUSTOMERS_EVENTS, ORDERS_REPLIES
 from ordersaga.schemas.messages import (
     BlockCustomer,
     CustomerChanged,
@@ -14,6 +13,7 @@ from ordersaga.schemas.messages import (
     RegisterCustomer,
     ValidateCustomer,
 )
+from ordersaga.shell.topics import CUSTOMERS_COMMANDS, CUSTOMERS_EVENTS, ORDERS_REPLIES
 from tests.harness import ORDER_ID, event_id_of
 
 ADA = RegisterCustomer(customer_id="cust-ada", name="Ada Lovelace", email="ada@example.com")

@@ -7,13 +7,6 @@ import inspect
 import pytest
 
 from ordersaga.agents import inventory
-from ordersaga.app.topics import (
-    INVENTORY_COMMANDS,
-    INVENTORY_EVENTS,
-    INVENTORY_SKU_COMMANDS,
-    INVENTORY_SKU_REPLIES,
-    ORDERS_REPLIES,
-)
 from ordersaga.saga.inventory import hold_key, levels_of
 from ordersaga.schemas.messages import (
     CommitStock,
@@ -29,6 +22,13 @@ from ordersaga.schemas.messages import (
     StockCommitted,
     StockRejected,
     StockReserved,
+)
+from ordersaga.shell.topics import (
+    INVENTORY_COMMANDS,
+    INVENTORY_EVENTS,
+    INVENTORY_SKU_COMMANDS,
+    INVENTORY_SKU_REPLIES,
+    ORDERS_REPLIES,
 )
 from tests.harness import ITEMS, ORDER_ID, PRICES, TOTAL, event_id_of
 

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from ordersaga.agents import shipping
-from ordersaga.app.codec import encode
-from ordersaga.app.log_format import ContextFilter, current
-from ordersaga.app.topics import SHIPPING_COMMANDS
+from ordersaga.observability.log_format import ContextFilter, current
 from ordersaga.schemas.messages import PrepareShipment
+from ordersaga.shell.codec import encode
+from ordersaga.shell.topics import SHIPPING_COMMANDS
 from tests.harness import ADDRESS, ITEMS, ORDER_ID
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from ordersaga.agents import notifications
-from ordersaga.app.topics import INVENTORY_EVENTS, NOTIFICATIONS, ORDERS_EVENTS
 from ordersaga.schemas.messages import (
     CustomerNotified,
     ForgetOrders,
@@ -13,6 +12,7 @@ from ordersaga.schemas.messages import (
     OperatorNotified,
     StockChanged,
 )
+from ordersaga.shell.topics import INVENTORY_EVENTS, NOTIFICATIONS, ORDERS_EVENTS
 from tests.harness import CUSTOMER_ID, ORDER_ID, order_event, stock_changed
 
 

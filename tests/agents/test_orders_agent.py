@@ -11,18 +11,6 @@ import orjson
 import pytest
 
 from ordersaga.agents import orders
-from ordersaga.app.codec import encode
-from ordersaga.app.topics import (
-    CUSTOMERS_COMMANDS,
-    FORGET_TOPICS,
-    INVENTORY_COMMANDS,
-    ORDERS_COMMANDS,
-    ORDERS_EVENTS,
-    ORDERS_REPLIES,
-    PAYMENTS_COMMANDS,
-    SHIPPING_COMMANDS,
-    partition_of,
-)
 from ordersaga.saga.order_ids import mint_order_id
 from ordersaga.schemas.messages import (
     CancelOrder,
@@ -45,6 +33,18 @@ from ordersaga.schemas.messages import (
     StockReleased,
     StockReserved,
     ValidateCustomer,
+)
+from ordersaga.shell.codec import encode
+from ordersaga.shell.topics import (
+    CUSTOMERS_COMMANDS,
+    FORGET_TOPICS,
+    INVENTORY_COMMANDS,
+    ORDERS_COMMANDS,
+    ORDERS_EVENTS,
+    ORDERS_REPLIES,
+    PAYMENTS_COMMANDS,
+    SHIPPING_COMMANDS,
+    partition_of,
 )
 from tests.harness import (
     ADDRESS,

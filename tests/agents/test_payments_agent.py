@@ -6,7 +6,6 @@ import pytest
 
 from ordersaga.adapters.gateway import GATEWAY_JOURNAL
 from ordersaga.agents import payments
-from ordersaga.app.topics import ORDERS_REPLIES, PAYMENTS_COMMANDS
 from ordersaga.schemas.messages import (
     ChargePayment,
     ForgetOrders,
@@ -16,6 +15,7 @@ from ordersaga.schemas.messages import (
     RefundPayment,
     ReserveStock,
 )
+from ordersaga.shell.topics import ORDERS_REPLIES, PAYMENTS_COMMANDS
 from tests.harness import CUSTOMER_ID, ITEMS, ORDER_ID, TOTAL, event_id_of
 
 

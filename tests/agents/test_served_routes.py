@@ -49,7 +49,7 @@ def test_head_is_served_only_where_get_is() -> None:
 
 
 def test_every_table_has_its_changelog_created_up_front() -> None:
-    from ordersaga.app.topics import CHANGELOG_TOPICS
+    from ordersaga.shell.topics import CHANGELOG_TOPICS
 
     declared = {
         table.changelog_topic.get_topic_name()

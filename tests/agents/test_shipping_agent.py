@@ -6,7 +6,6 @@ import orjson
 import pytest
 
 from ordersaga.agents import shipping
-from ordersaga.app.topics import ORDERS_REPLIES, SHIPPING_COMMANDS
 from ordersaga.schemas.messages import (
     CancelShipment,
     ForgetOrders,
@@ -15,6 +14,7 @@ from ordersaga.schemas.messages import (
     ShipmentPrepared,
     ShipmentRefused,
 )
+from ordersaga.shell.topics import ORDERS_REPLIES, SHIPPING_COMMANDS
 from tests.harness import ADDRESS, ITEMS, ORDER_ID, event_id_of
 
 

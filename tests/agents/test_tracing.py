@@ -20,15 +20,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from ordersaga.agents import customers, orders, shipping, webview
-from ordersaga.app.codec import encode
-from ordersaga.app.topics import (
+from ordersaga.observability.tracing import Tracing, traces_url, tracing_for
+from ordersaga.schemas.messages import PrepareShipment, ValidateCustomer
+from ordersaga.shell.codec import encode
+from ordersaga.shell.topics import (
     CUSTOMERS_COMMANDS,
     ORDERS_COMMANDS,
     ORDERS_REPLIES,
     SHIPPING_COMMANDS,
 )
-from ordersaga.app.tracing import Tracing, traces_url, tracing_for
-from ordersaga.schemas.messages import PrepareShipment, ValidateCustomer
 from tests.harness import ADDRESS, ITEMS, JSON, ORDER_ID, order_body, stock
 
 CLIENT_TRACE = 0x4BF92F3577B34DA6A3CE929D0E0E4736

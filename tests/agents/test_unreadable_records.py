@@ -3,7 +3,7 @@
 The payments agent stands for every group: all of them consume through
 ``Node.consume``. The records with header keys that are not UTF-8 are read
 from real record-batch bytes by aiokafka's own fetcher code (with
-``ordersaga.app.unreadable`` in place), then fed to the agent as Faust hands
+``ordersaga.shell.unreadable`` in place), then fed to the agent as Faust hands
 them over.
 """
 
@@ -16,10 +16,10 @@ from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
 from aiokafka.structs import TopicPartition
 
 from ordersaga.agents import payments
-from ordersaga.app.codec import encode
-from ordersaga.app.topics import ORDERS_REPLIES, PAYMENTS_COMMANDS
-from ordersaga.app.unreadable import SafeMemoryRecords
 from ordersaga.schemas.messages import ChargePayment, CommandRejected
+from ordersaga.shell.codec import encode
+from ordersaga.shell.topics import ORDERS_REPLIES, PAYMENTS_COMMANDS
+from ordersaga.shell.unreadable import SafeMemoryRecords
 from tests.harness import CUSTOMER_ID, ORDER_ID, TOTAL
 from tests.unit.test_unreadable_records import RawKey
 

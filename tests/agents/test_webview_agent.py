@@ -16,8 +16,8 @@ import orjson
 import pytest
 
 from ordersaga.agents import webview
-from ordersaga.app.topics import INVENTORY_EVENTS, ORDERS_COMMANDS, ORDERS_EVENTS
 from ordersaga.schemas.messages import ForgetOrders, RepublishOrder
+from ordersaga.shell.topics import INVENTORY_EVENTS, ORDERS_COMMANDS, ORDERS_EVENTS
 from ordersaga.web.store import EVENTS, OPEN, ORDER, UNCONFIRMED, UNCONFIRMED_ORDERS
 from tests.harness import ORDER_ID, order_body, order_event, post_order, stock, stock_changed
 

@@ -25,10 +25,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from ordersaga.adapters.gateway import read_journal
-from ordersaga.app.groups import GROUPS
-from ordersaga.app.runtime import Runtime, free_port_block
-from ordersaga.app.settings import Settings
-from ordersaga.app.topics import (
+from ordersaga.config.settings import Settings
+from ordersaga.ops.audit import check_invariants, load_state, report
+from ordersaga.ops.client import retry_after_s
+from ordersaga.ops.tail import read_topic
+from ordersaga.runtime.system import Runtime, free_port_block
+from ordersaga.schemas.status import TERMINAL
+from ordersaga.shell.groups import GROUPS
+from ordersaga.shell.topics import (
     CONSUMED_TOPICS,
     INVENTORY_COMMANDS,
     INVENTORY_SKU_COMMANDS,
@@ -39,10 +43,6 @@ from ordersaga.app.topics import (
     SHIPPING_COMMANDS,
     dlq_topic,
 )
-from ordersaga.ops.audit import check_invariants, load_state, report
-from ordersaga.ops.client import retry_after_s
-from ordersaga.ops.tail import read_topic
-from ordersaga.schemas.status import TERMINAL
 from tests.brokers import BROKERS, require
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900)]

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ordersaga.app.runtime import free_port_block
+from ordersaga.runtime.system import free_port_block
 from tests.brokers import BROKERS, require
 from tests.integration.support import register
 

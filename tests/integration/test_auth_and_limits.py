@@ -24,10 +24,10 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import ignored_auth
 
-from ordersaga.app.runtime import free_port_block
-from ordersaga.app.settings import Settings
-from ordersaga.app.tokens import Role, mint_token
+from ordersaga.config.settings import Settings
+from ordersaga.edge.tokens import Role, mint_token
 from ordersaga.ops.demo import SCENARIOS
+from ordersaga.runtime.system import free_port_block
 from ordersaga.web.openapi import build_document
 from ordersaga.web.routes import ROUTES
 from tests.integration.conftest import System, running_system
@@ -198,7 +198,7 @@ def test_the_operators_page_asks_for_an_admin_token_and_then_shows_the_services(
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from ordersaga.app.groups import GROUPS
+    from ordersaga.shell.groups import GROUPS
     from tests.integration.test_dashboard import open_browser
 
     with open_browser() as browser:

@@ -15,7 +15,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from ordersaga.app.groups import GROUPS
+from ordersaga.shell.groups import GROUPS
 from tests.integration.conftest import System
 from tests.integration.support import final, new_sku, order_body, place
 

@@ -16,11 +16,11 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from ordersaga.app.codec import encode
-from ordersaga.app.groups import GROUPS
 from ordersaga.ops.audit import read_table
 from ordersaga.ops.tail import read_topic
 from ordersaga.schemas.messages import SkuCommand
+from ordersaga.shell.codec import encode
+from ordersaga.shell.groups import GROUPS
 from ordersaga.tables import SKU_HOLDS, STOCK
 from tests.integration.conftest import System
 from tests.integration.support import final, history, new_sku, order_body, place, stock, wait_for

@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from ordersaga.app.groups import GROUP_NAMES
+from ordersaga.shell.groups import GROUP_NAMES
 from tests.integration.conftest import System
 from tests.integration.support import final, new_sku, order_body, wait_for
 

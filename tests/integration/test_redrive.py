@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from ordersaga.app.settings import Settings
+from ordersaga.config.settings import Settings
 from ordersaga.ops.audit import read_table
 from ordersaga.schemas.messages import Address, OrderLine, PlaceOrder
 from ordersaga.tables import SAGAS

@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from ordersaga.app.groups import GROUPS
+from ordersaga.shell.groups import GROUPS
 from tests.integration.support import wait_for
 
 pytestmark = pytest.mark.integration

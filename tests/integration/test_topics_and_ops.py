@@ -9,8 +9,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from ordersaga.app.groups import GROUPS
 from ordersaga.ops.tail import read_topic
+from ordersaga.shell.groups import GROUPS
 from tests.integration.conftest import System
 from tests.integration.support import final, new_sku, order_body, place, wait_for
 

@@ -24,7 +24,7 @@ import redis
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from ordersaga.app.topics import ALL_DLQ_TOPICS, ALL_TOPICS
+from ordersaga.shell.topics import ALL_DLQ_TOPICS, ALL_TOPICS
 from tests.integration.conftest import System, running_system
 from tests.integration.support import final, new_sku, order_body, place, register
 from tests.raw_http import chunk, post_head

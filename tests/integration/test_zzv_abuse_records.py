@@ -24,10 +24,10 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from ordersaga.app.codec import encode
-from ordersaga.app.topics import ORDERS_COMMANDS, PAYMENTS_COMMANDS, dlq_topic
 from ordersaga.ops.tail import read_topic
 from ordersaga.schemas.messages import Address, OrderLine, PlaceOrder
+from ordersaga.shell.codec import encode
+from ordersaga.shell.topics import ORDERS_COMMANDS, PAYMENTS_COMMANDS, dlq_topic
 from tests.integration.conftest import System
 from tests.integration.support import (
     ADDRESS,

@@ -19,12 +19,12 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from ordersaga.adapters.gateway import GATEWAY_JOURNAL
-from ordersaga.app.groups import group
-from ordersaga.app.settings import Settings
-from ordersaga.app.tokens import Role, mint_token
-from ordersaga.app.topics import ORDERS_COMMANDS
+from ordersaga.config.settings import Settings
+from ordersaga.edge.tokens import Role, mint_token
 from ordersaga.ops.audit import read_table
 from ordersaga.ops.tail import read_topic
+from ordersaga.shell.groups import group
+from ordersaga.shell.topics import ORDERS_COMMANDS
 from ordersaga.tables import SAGAS, SHIPMENTS
 from tests.integration.conftest import System, running_system
 from tests.integration.support import (

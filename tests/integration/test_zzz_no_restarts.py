@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from ordersaga.app.groups import GROUPS
+from ordersaga.shell.groups import GROUPS
 from tests.integration.conftest import System
 
 pytestmark = pytest.mark.integration

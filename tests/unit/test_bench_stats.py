@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from ordersaga.app.codec import decode
 from ordersaga.ops.bench import (
     Ended,
     Tracker,
@@ -32,6 +31,7 @@ from ordersaga.ops.relay import (
     relay_topics,
     typical_envelope_bytes,
 )
+from ordersaga.shell.codec import decode
 
 # ----------------------------------------------------------------- percentile
 

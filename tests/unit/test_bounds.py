@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from ordersaga.app.http import HttpError
+from ordersaga.edge.http import HttpError
 from ordersaga.saga.inventory import (
     SKU_BUSY,
     InvalidCommand,

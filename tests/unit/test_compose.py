@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ordersaga.app.groups import GROUPS, AgentGroup
+from ordersaga.shell.groups import GROUPS, AgentGroup
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -300,7 +300,7 @@ def test_kafka_is_kraft_without_zookeeper(services) -> None:
 
 
 def test_kafka_image_is_the_version_make_run_fetches(services) -> None:
-    from ordersaga.app.kafka import KAFKA_VERSION
+    from ordersaga.runtime.kafka import KAFKA_VERSION
 
     assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
 
@@ -476,7 +476,7 @@ def test_docker_compose_itself_accepts_the_file() -> None:
     import json
 
     config = json.loads(done.stdout)
-    from ordersaga.app.kafka import KAFKA_VERSION
+    from ordersaga.runtime.kafka import KAFKA_VERSION
 
     assert config["services"]["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from ordersaga.app.topics import partition_of
 from ordersaga.saga.orchestrator import forget_batches, forgettable
 from ordersaga.schemas.status import SagaStatus
+from ordersaga.shell.topics import partition_of
 
 ENDED = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 

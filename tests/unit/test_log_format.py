@@ -10,7 +10,7 @@ import orjson
 import pytest
 from mode.utils.logging import setup_logging
 
-from ordersaga.app.log_format import (
+from ordersaga.observability.log_format import (
     REQUIRED_KEYS,
     ConsoleFormatter,
     ContextFilter,

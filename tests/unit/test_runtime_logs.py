@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ordersaga.app.groups import GROUPS
-from ordersaga.app.runtime import Runtime, Worker, copy_lines, rotating_log
-from ordersaga.app.settings import Settings
+from ordersaga.config.settings import Settings
+from ordersaga.runtime.system import Runtime, Worker, copy_lines, rotating_log
+from ordersaga.shell.groups import GROUPS
 
 
 def _close(log: object) -> None:

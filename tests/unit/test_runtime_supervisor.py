@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ordersaga.app.groups import GROUPS, group
-from ordersaga.app.runtime import (
+from ordersaga.config.settings import Settings
+from ordersaga.runtime.system import (
     Runtime,
     Worker,
     health_check,
@@ -22,7 +22,7 @@ from ordersaga.app.runtime import (
     wait_all,
     write_json_atomic,
 )
-from ordersaga.app.settings import Settings
+from ordersaga.shell.groups import GROUPS, group
 
 BASE = "http://worker.test"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from ordersaga.app.settings import Settings
-from ordersaga.app.worker_env import SETTINGS_ENV, as_env
+from ordersaga.config.settings import Settings
+from ordersaga.runtime.worker_env import SETTINGS_ENV, as_env
 
 
 def test_defaults_are_consistent() -> None:

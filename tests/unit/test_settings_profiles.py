@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ordersaga.app.settings import Settings
-from ordersaga.app.worker_env import as_env, with_profile
+from ordersaga.config.settings import Settings
+from ordersaga.runtime.worker_env import as_env, with_profile
 
 
 def test_the_tansu_profile_polls_fast_unless_the_user_chose_otherwise(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from ordersaga.app.groups import GROUPS
-from ordersaga.app.topics import CHANGELOG_TOPICS
 from ordersaga.saga.shipping import ShipmentRecord
+from ordersaga.shell.groups import GROUPS
+from ordersaga.shell.topics import CHANGELOG_TOPICS
 from ordersaga.tables import NOTIFIED, SHIPMENTS, TABLES
 
 

@@ -13,8 +13,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ordersaga.app.settings import Settings
-from ordersaga.app.tokens import Principal, Role, TokenError, TokenVerifier, mint_token
+from ordersaga.config.settings import Settings
+from ordersaga.edge.tokens import Principal, Role, TokenError, TokenVerifier, mint_token
 
 SECRET = "k" * 32
 

@@ -1,4 +1,4 @@
-"""ordersaga.app.unreadable: what aiokafka's fetcher makes of records it cannot parse.
+"""ordersaga.shell.unreadable: what aiokafka's fetcher makes of records it cannot parse.
 
 Each batch is real record-batch bytes (aiokafka's own builder), read by
 aiokafka's own ``PartitionRecords`` (the code the consumer runs) over
@@ -15,7 +15,7 @@ from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy, _Defau
 from aiokafka.record.util import calc_crc32c
 from aiokafka.structs import TopicPartition
 
-from ordersaga.app.unreadable import (
+from ordersaga.shell.unreadable import (
     UNREADABLE_HEADER,
     SafeMemoryRecords,
     _SafeBatch,

@@ -8,13 +8,13 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
-from ordersaga.app.codec import DecodeError, decode, encode
-from ordersaga.app.dead_letters import dead_letter, record_size
-from ordersaga.app.printable import printable
-from ordersaga.app.unreadable import UNREADABLE_HEADER
 from ordersaga.ops.dlq import Choice, _age_s, parse_since
 from ordersaga.ops.tail import render
 from ordersaga.schemas.messages import Address, CancelOrder, OrderLine, PlaceOrder
+from ordersaga.shell.codec import DecodeError, decode, encode
+from ordersaga.shell.dead_letters import dead_letter, record_size
+from ordersaga.shell.printable import printable
+from ordersaga.shell.unreadable import UNREADABLE_HEADER
 
 ORDER = PlaceOrder(
     order_id="ord-1",

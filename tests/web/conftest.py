@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from ordersaga.agents import webview
-from ordersaga.app.node import Node
+from ordersaga.shell.node import Node
 from tests.harness import Outbox, _fresh_state, capture, client, drive, store, view_store
 
 __all__ = ["_fresh_state", "capture", "client", "drive", "outbox", "store", "view_store"]

@@ -19,8 +19,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from ordersaga.agents import webview
-from ordersaga.app.settings import Settings
-from ordersaga.app.tokens import (
+from ordersaga.config.settings import Settings
+from ordersaga.edge.tokens import (
     BAD_CLAIMS,
     BAD_SIGNATURE,
     EXPIRED,

@@ -16,10 +16,10 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from multidict import CIMultiDict
 
 from ordersaga.agents import webview
-from ordersaga.app.metrics import Metrics
-from ordersaga.app.settings import Settings
-from ordersaga.app.tokens import Role, mint_token
-from ordersaga.app.topics import ORDERS_EVENTS
+from ordersaga.config.settings import Settings
+from ordersaga.edge.tokens import Role, mint_token
+from ordersaga.observability.metrics import Metrics
+from ordersaga.shell.topics import ORDERS_EVENTS
 from ordersaga.web.auth import Gatekeeper, peer_address
 from ordersaga.web.edge import check_host, host_name
 from ordersaga.web.rate_limit import READ_PREFIX, RateLimiter

@@ -11,10 +11,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from ordersaga.agents import webview
-from ordersaga.app.servers import redis_argv
-from ordersaga.app.settings import Settings
-from ordersaga.app.topic_admin import _topic_configs
-from ordersaga.app.topics import ALL_DLQ_TOPICS, ALL_TOPICS, CHANGELOG_TOPICS, SERVICES
+from ordersaga.config.settings import Settings
+from ordersaga.runtime.servers import redis_argv
+from ordersaga.runtime.topic_admin import _topic_configs
+from ordersaga.shell.topics import ALL_DLQ_TOPICS, ALL_TOPICS, CHANGELOG_TOPICS, SERVICES
 from ordersaga.web.inventory import MAX_STOCK_PAGE
 from ordersaga.web.order_index import OrderIndex
 from ordersaga.web.store import SKUS_BY_NAME, ViewStore

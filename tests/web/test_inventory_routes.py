@@ -9,8 +9,8 @@ from __future__ import annotations
 from aiohttp import ClientResponse
 
 from ordersaga.agents import webview
-from ordersaga.app.topics import INVENTORY_EVENTS, INVENTORY_SKU_COMMANDS
 from ordersaga.schemas.messages import RestockSku
+from ordersaga.shell.topics import INVENTORY_EVENTS, INVENTORY_SKU_COMMANDS
 from tests.harness import stock, stock_changed
 
 

@@ -18,8 +18,8 @@ from pydantic import BaseModel
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
 from ordersaga.agents import webview
-from ordersaga.app.http import ApiView
-from ordersaga.app.operations import ORDER_ID, Operation, Reply, documented
+from ordersaga.edge.http import ApiView
+from ordersaga.edge.operations import ORDER_ID, Operation, Reply, documented
 from ordersaga.schemas.messages import (
     CustomerChanged,
     OrderSnapshot,

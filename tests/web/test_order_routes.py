@@ -15,8 +15,8 @@ import orjson
 import pytest
 
 from ordersaga.agents import webview
-from ordersaga.app.topics import ORDERS_COMMANDS, ORDERS_EVENTS
 from ordersaga.schemas.messages import Address, CancelOrder, OrderLine, PlaceOrder
+from ordersaga.shell.topics import ORDERS_COMMANDS, ORDERS_EVENTS
 from ordersaga.web.client_share import MAX_COUNTED_AGE_S, ClientShare
 from ordersaga.web.store import IDEMPOTENCY, ViewStore, idempotency_key
 from ordersaga.web.watch import ClientWatchFull, OrderWatch

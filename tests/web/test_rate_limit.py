@@ -17,8 +17,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from ordersaga.agents import webview
-from ordersaga.app.settings import Settings
-from ordersaga.app.tokens import Role, mint_token
+from ordersaga.config.settings import Settings
+from ordersaga.edge.tokens import Role, mint_token
 from ordersaga.web.auth import Gatekeeper, peer_address
 from ordersaga.web.rate_limit import PREFIX, RateLimiter
 from ordersaga.web.store import ViewStore

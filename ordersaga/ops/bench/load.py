@@ -17,11 +17,11 @@ from typing import Any, Protocol
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from ordersaga.app.codec import DecodeError, decode, encode
-from ordersaga.app.topics import ORDERS_COMMANDS
 from ordersaga.ops.client import retry_after_s
 from ordersaga.schemas.messages import Address, OrderEvent, OrderLine, PlaceOrder
 from ordersaga.schemas.status import TERMINAL
+from ordersaga.shell.codec import DecodeError, decode, encode
+from ordersaga.shell.topics import ORDERS_COMMANDS
 
 ADDRESS = {
     "name": "Bench Runner",

@@ -21,9 +21,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from rich.progress import Progress, TaskID
 
-from ordersaga.app.runtime import Runtime
-from ordersaga.app.settings import Settings
-from ordersaga.app.topics import ORDERS_EVENTS
+from ordersaga.config.settings import Settings
 from ordersaga.ops.bench.config import BenchConfig
 from ordersaga.ops.bench.load import (
     HttpInjector,
@@ -51,6 +49,8 @@ from ordersaga.ops.bench.stats import latency_stats, rate_phases, rss_growth, sa
 from ordersaga.ops.bench.wire import WireCapture
 from ordersaga.ops.relay import ChainResult, RelayResult, run_chain_relay, run_relay
 from ordersaga.ops.tail import consumer_at_end
+from ordersaga.runtime.system import Runtime
+from ordersaga.shell.topics import ORDERS_EVENTS
 
 
 @dataclass(frozen=True)

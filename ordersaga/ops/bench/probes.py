@@ -21,9 +21,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from ordersaga.app.groups import GROUPS
-from ordersaga.app.runtime import Runtime
 from ordersaga.ops.bench.load import Tracker
+from ordersaga.runtime.system import Runtime
+from ordersaga.shell.groups import GROUPS
 
 # ------------------------------------------------------------------- parsing
 

@@ -32,10 +32,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from ordersaga.app.groups import GROUPS
-from ordersaga.app.runtime import Runtime, free_port_block
-from ordersaga.app.settings import Settings
-from ordersaga.app.topics import ORDERS_COMMANDS, ORDERS_EVENTS
+from ordersaga.config.settings import Settings
 from ordersaga.ops.bench.config import BenchConfig
 from ordersaga.ops.bench.phases import (
     Target,
@@ -48,6 +45,9 @@ from ordersaga.ops.bench.phases import (
 )
 from ordersaga.ops.bench.probes import group_join_s, machine_info, partitions_of
 from ordersaga.ops.bench.report import default_out_path, format_summary
+from ordersaga.runtime.system import Runtime, free_port_block
+from ordersaga.shell.groups import GROUPS
+from ordersaga.shell.topics import ORDERS_COMMANDS, ORDERS_EVENTS
 
 # What the bench's own consumers ask of a fetch when nothing says otherwise: the
 # embedded profile's value, so the closed loop is not held back by fetch waits.

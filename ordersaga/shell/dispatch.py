@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ordersaga.app.records import RecordTable
 from ordersaga.schemas.messages import Envelope, ForgetOrders, Message
+from ordersaga.shell.records import RecordTable
 
 Outcome = str | None
 Handler = Callable[[Envelope, Any], Awaitable[Outcome]]

@@ -7,17 +7,14 @@ registry and calls an instance stale after two periods and gone after three.
 
 from __future__ import annotations
 
-import os
 import socket
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from ordersaga import __version__
-from ordersaga.app.topics import SERVICES
 from ordersaga.schemas.messages import ServiceHeartbeat
-
-if TYPE_CHECKING:
-    from ordersaga.app.node import Node
+from ordersaga.shell.node import Node
+from ordersaga.shell.topics import SERVICES
 
 
 class Announcer:
@@ -26,13 +23,12 @@ class Announcer:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.started_at = datetime.now(UTC)
-        self.pid = os.getpid()
+        self.pid = node.pid
 
     @property
     def instance(self) -> str:
         """Unique per process: a restarted worker is a new instance on the same port."""
-        conf = self.node.app.conf
-        return f"{self.node.group.name}@{conf.web_port}:{self.pid}"
+        return self.node.instance
 
     def heartbeat(self) -> ServiceHeartbeat:
         """What this worker says about itself now."""

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ordersaga.app.settings import get_settings
+from ordersaga.config.settings import get_settings
 
 KAFKA_VERSION = "4.4.0"
 POM = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "pom.xml"

@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from ordersaga.app.http import Handler, route_template
+from ordersaga.edge.http import Handler, route_template
 from ordersaga.schemas.messages import Envelope
 
 TRACEPARENT = "traceparent"

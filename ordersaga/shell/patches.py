@@ -1,7 +1,9 @@
-"""How ordersaga changes Faust's behaviour at app creation, each change with its reason.
+"""Every change ordersaga makes to Faust, aiokafka and aiohttp, each with its reason.
 
-Every patch here was measured or read in Faust's code (ARCHITECTURE.md, "Faust
-patches, and why"); ``ordersaga.app.node.make_app`` applies them.
+Every patch here was measured or read in the library's code (ARCHITECTURE.md, "Faust
+patches, and why"), and names the upstream issue it works around where one exists.
+``ordersaga.shell.node.make_app`` applies them all through :func:`apply_process_patches`
+and the per-app ones; nothing else in ordersaga patches a library.
 """
 
 from __future__ import annotations
@@ -15,8 +17,27 @@ import time
 from typing import Any, cast
 
 import faust
+import orjson
+from aiohttp import web
 
-log = logging.getLogger("ordersaga.app.node")
+from ordersaga.config.settings import Settings
+from ordersaga.edge.http import HARDENING, HttpError, error_response, invalid, printable_text
+from ordersaga.shell.unreadable import SafeMemoryRecords
+
+log = logging.getLogger("ordersaga.shell.node")
+http_log = logging.getLogger("ordersaga.http")
+
+_PROTOCOL_ERRORS = {400: "bad_request", 413: "body_too_large", 431: "headers_too_large"}
+
+
+def apply_process_patches(settings: Settings) -> None:
+    """Apply every process-wide patch; each applies once however often this is called."""
+    tune_fetch_wait(settings.fetch_max_wait_ms)
+    read_unreadable_records()
+    drain_producer_buffer_before_commit()
+    retry_topic_declaration()
+    _no_spinner_without_terminal()
+    json_protocol_errors()
 
 
 def _serve_no_faust_pages(app: faust.App) -> None:
@@ -233,3 +254,81 @@ def _no_banner_in_json_logs(app: faust.App) -> None:
             conf.datadir,
             os.getpid(),
         )
+
+
+# -- aiohttp: answers given before any middleware runs
+
+
+def json_protocol_errors() -> None:
+    """Make the answers aiohttp gives before any middleware runs JSON as well.
+
+    A malformed request line or header (control characters, a line over 8190
+    bytes, an unknown method) is refused by aiohttp's connection handler, and an
+    ``Expect`` header is answered by the route's expect handler, both before
+    middlewares: their answers were text/plain, an undecodable ``Expect`` even a
+    500, and each logged a traceback at ERROR. Applied once per process.
+    """
+    from aiohttp import hdrs, web_protocol, web_urldispatcher
+    from aiohttp.http import HttpVersion11
+
+    handler_cls: Any = web_protocol.RequestHandler
+    if getattr(handler_cls, "_ordersaga_json_errors", False):
+        return
+
+    def handle_error(
+        self: Any,
+        request: Any,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already started; cannot send the error")
+        if status >= 500 and status != 504:
+            http_log.error("request from %s failed", request.remote, exc_info=exc)
+            error = HttpError(status, "internal_error", "the server failed to answer")
+        else:
+            reason = printable_text(message or (str(exc) if exc else "") or "bad request")
+            http_log.info("bad HTTP request from %s -> %d %s", request.remote, status, reason)
+            error = HttpError(status, _PROTOCOL_ERRORS.get(status, "bad_request"), reason)
+        response = error_response(error)
+        response.headers.update(HARDENING)
+        response.force_close()
+        return response
+
+    async def expect_handler(request: web.Request) -> None:
+        expect = request.headers.get(hdrs.EXPECT, "")
+        if request.version == HttpVersion11:
+            if expect.lower() == "100-continue":
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                request.writer.output_size = 0  # the real answer is still to come
+                return
+            raise web.HTTPExpectationFailed(
+                body=orjson.dumps(
+                    invalid("Expect", "only 100-continue is supported", status=417).body
+                ),
+                content_type="application/json",
+            )
+
+    handler_cls.handle_error = handle_error
+    # Looked up when each route is made, so routes made after this call use it.
+    web_urldispatcher._default_expect_handler = expect_handler
+    handler_cls._ordersaga_json_errors = True
+
+
+# -- aiokafka: records the fetcher cannot parse
+
+
+def read_unreadable_records() -> None:
+    """Make every aiokafka consumer of this process hand on what it cannot parse.
+
+    Patched at the fetcher's use of ``MemoryRecords`` (above both of aiokafka's
+    record readers, C and Python): the consumer groups of the workers and the
+    group-less consumers of ``ordersaga tail`` and ``dlq`` alike.
+    """
+    from aiokafka.consumer import fetcher
+
+    if getattr(fetcher, "_ordersaga_safe_records", False):
+        return
+    fetcher.MemoryRecords = SafeMemoryRecords
+    fetcher._ordersaga_safe_records = True

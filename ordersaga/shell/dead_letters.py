@@ -3,7 +3,7 @@
 A dead letter is the original record, raw (key, value, headers), plus ``dlq.*``
 headers saying why and where it came from. Two things could once lose it:
 
-* a header key that is not UTF-8 (read by ``ordersaga.app.unreadable`` with its
+* a header key that is not UTF-8 (read by ``ordersaga.shell.unreadable`` with its
   bytes kept as surrogate escapes) cannot be written by any producer: it is
   written as printable text, its bytes escaped;
 * a record close to the broker's size limit no longer fits the producer's once
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from ordersaga.app.printable import printable
-from ordersaga.app.unreadable import UNREADABLE_HEADER, printable_header_key
+from ordersaga.shell.printable import printable
+from ordersaga.shell.unreadable import UNREADABLE_HEADER, printable_header_key
 
 DLQ_PREFIX = "dlq."
 HEADER_ERROR = "dlq.error"

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import orjson
 from pydantic import ValidationError
 
-from ordersaga.app.printable import printable
 from ordersaga.schemas.messages import MESSAGE_TYPES, Envelope, Message
+from ordersaga.shell.printable import printable
 
 HEADER_TYPE = "type"
 HEADER_VERSION = "version"

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from ordersaga.app.edge_settings import EdgeSettings
+from ordersaga.config.edge import EdgeSettings
 from ordersaga.schemas.messages import MAX_FORGET_BATCH
 
 

@@ -3,7 +3,7 @@
 A :class:`Node` is one agent group's Faust app plus what its agents need
 around the pure rules: a typed send that writes the envelope and headers, a
 consume loop that parses, retries and dead-letters, and the /health and
-/metrics pages (ordersaga.app.pages).
+/metrics pages (ordersaga.shell.pages, attached by ordersaga.shell.worker).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,28 +24,33 @@ from faust.types import EventT, StreamT
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from ordersaga.app import dead_letters
-from ordersaga.app.codec import DecodeError, decode, encode, header_pairs
-from ordersaga.app.correlation import correlation_ids
-from ordersaga.app.faust_patches import (
+from ordersaga.config.settings import Settings, get_settings
+from ordersaga.edge.http import json_errors
+from ordersaga.observability.correlation import correlation_ids
+from ordersaga.observability.log_format import (
+    bind,
+    logging_config,
+    message_ids,
+    resolve_format,
+    unbind,
+)
+from ordersaga.observability.metrics import Metrics
+from ordersaga.observability.tracing import Tracing, tracing_for
+from ordersaga.schemas.messages import CommandRejected, Envelope, Message
+from ordersaga.schemas.responses import CheckState
+from ordersaga.shell import dead_letters
+from ordersaga.shell.codec import DecodeError, decode, encode, header_pairs
+from ordersaga.shell.groups import AgentGroup, group
+from ordersaga.shell.patches import (
     _exit_when_stuck,
     _no_banner_in_json_logs,
-    _no_spinner_without_terminal,
     _serve_no_faust_pages,
+    apply_process_patches,
     drain_producer_buffer_before_commit,
-    retry_topic_declaration,
-    tune_fetch_wait,
 )
-from ordersaga.app.groups import AgentGroup, group
-from ordersaga.app.http import json_errors, json_protocol_errors
-from ordersaga.app.log_format import bind, logging_config, message_ids, resolve_format, unbind
-from ordersaga.app.metrics import Metrics
-from ordersaga.app.pages import Page, register_worker_pages
-from ordersaga.app.printable import printable
-from ordersaga.app.records import RecordTable, RecordTooLarge
-from ordersaga.app.registry import Announcer
-from ordersaga.app.settings import Settings, get_settings
-from ordersaga.app.topics import (
+from ordersaga.shell.printable import printable
+from ordersaga.shell.records import RecordTable, RecordTooLarge
+from ordersaga.shell.topics import (
     ALL_DLQ_TOPICS,
     ALL_TOPICS,
     REJECTION_REPLY_TOPICS,
@@ -52,10 +58,7 @@ from ordersaga.app.topics import (
     destination,
     dlq_topic,
 )
-from ordersaga.app.tracing import Tracing, tracing_for
-from ordersaga.app.unreadable import raw_headers, read_unreadable_records, why_unreadable
-from ordersaga.schemas.messages import CommandRejected, Envelope, Message
-from ordersaga.schemas.responses import CheckState
+from ordersaga.shell.unreadable import raw_headers, why_unreadable
 from ordersaga.tables import TableSpec
 
 R = TypeVar("R")
@@ -101,21 +104,26 @@ class Node:
         _serve_no_faust_pages(self.app)
         # Set when the probes have a listener of their own (ORDERSAGA_PROBES_PORT).
         self.probes_runner: web.AppRunner | None = None
-        # What this worker's web port serves besides its group's own routes.
-        self.pages: list[Page] = register_worker_pages(self)
+        # What this worker's web port serves besides its group's own routes: the
+        # worker pages attach themselves here (ordersaga.shell.worker).
+        self.pages: list[tuple[str, type[Any]]] = []
+        self.pid = os.getpid()
         _exit_when_stuck(self.app, self.settings.recovery_limit_s)
-        self.announcer = Announcer(self)
-        self.timer(interval=self.settings.heartbeat_s)(self.announcer.announce)
         # Read by `faust worker` when it sets logging up, after its command line
         # set the web port that the worker's name includes.
         self.app.conf.logging_config = logging_config(
             self.group.name,
-            lambda: self.announcer.instance,
+            lambda: self.instance,
             self.settings.log_format,
             traced=self.tracing is not None,
         )
         if resolve_format(self.settings.log_format) == "json":
             _no_banner_in_json_logs(self.app)
+
+    @property
+    def instance(self) -> str:
+        """Unique per process: a restarted worker is a new instance on the same port."""
+        return f"{self.group.name}@{self.app.conf.web_port}:{self.pid}"
 
     # ------------------------------------------------------------------ topics
 
@@ -238,7 +246,7 @@ class Node:
         """Park a message, raw, on its topic's DLQ with the reason and where it was read.
 
         One too large for the producer once the ``dlq.*`` headers are added is
-        parked as a stub naming where the original is (ordersaga.app.dead_letters).
+        parked as a stub naming where the original is (ordersaga.shell.dead_letters).
         """
         record = event.message
         source = record.topic
@@ -508,12 +516,7 @@ def _reason(exc: BaseException) -> str:
 
 def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
     """The Faust app of one agent group, configured from ``settings``."""
-    tune_fetch_wait(settings.fetch_max_wait_ms)
-    read_unreadable_records()
-    drain_producer_buffer_before_commit()
-    retry_topic_declaration()
-    _no_spinner_without_terminal()
-    json_protocol_errors()
+    apply_process_patches(settings)
     # Faust creates its data dir without parents.
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     app = faust.App(

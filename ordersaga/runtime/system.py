@@ -1,10 +1,10 @@
 """The runtime of `ordersaga run`: broker, Redis and a supervised worker per agent group.
 
-It starts a broker (Apache Kafka or Tansu, ``ordersaga.app.servers``) and a
+It starts a broker (Apache Kafka or Tansu, ``ordersaga.runtime.servers``) and a
 Redis-protocol server unless KAFKA_BROKER / REDIS_URL point elsewhere, then one
 ``faust worker`` process per agent group, restarts any that dies (with backoff)
 and stops it all on Ctrl-C or SIGTERM. Each process's output is copied into a
-size-rotating ``<data_dir>/logs/<name>.log`` (``ordersaga.app.logs``) and the
+size-rotating ``<data_dir>/logs/<name>.log`` (``ordersaga.runtime.logs``) and the
 workers' pids, restarts and exits are published in ``<data_dir>/supervisor.json``.
 """
 
@@ -24,9 +24,10 @@ from pathlib import Path
 
 import httpx
 
-from ordersaga.app import kafka
-from ordersaga.app.groups import GROUPS, group
-from ordersaga.app.logs import (
+from ordersaga.config.settings import Settings
+from ordersaga.edge.tokens import operator_headers
+from ordersaga.runtime import kafka
+from ordersaga.runtime.logs import (
     LOG_DRAIN_GRACE_S,
     LOG_LINE_LIMIT,
     copy_lines,
@@ -34,7 +35,7 @@ from ordersaga.app.logs import (
     utc_now,
     write_json_atomic,
 )
-from ordersaga.app.servers import (
+from ordersaga.runtime.servers import (
     broker_binary,
     choose_broker,
     free_port,
@@ -42,8 +43,7 @@ from ordersaga.app.servers import (
     redis_argv,
     wait_for_port,
 )
-from ordersaga.app.settings import Settings
-from ordersaga.app.supervision import (
+from ordersaga.runtime.supervision import (
     CATALOGUE_TIMEOUT_S,
     READY_TIMEOUT_S,
     Worker,
@@ -53,9 +53,9 @@ from ordersaga.app.supervision import (
     supervisor_status,
     wait_all,
 )
-from ordersaga.app.tokens import operator_headers
-from ordersaga.app.topic_admin import ensure_topics
-from ordersaga.app.worker_env import SETTINGS_ENV, as_env, env_name, with_profile
+from ordersaga.runtime.topic_admin import ensure_topics
+from ordersaga.runtime.worker_env import SETTINGS_ENV, as_env, env_name, with_profile
+from ordersaga.shell.groups import GROUPS, group
 
 # A worker that dies soon after its start waits twice as long as last time before
 # the next, up to this: long enough that a crash-looping worker costs little, short

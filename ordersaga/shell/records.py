@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 from faust.types import TableT
 
-from ordersaga.app.metrics import Metrics
+from ordersaga.observability.metrics import Metrics
 from ordersaga.tables import TableSpec
 
 R = TypeVar("R")

@@ -1,6 +1,6 @@
 """The HTTP edge's settings: who may call (tokens), how often, from where.
 
-A section of :class:`ordersaga.app.settings.Settings`, which inherits these
+A section of :class:`ordersaga.config.settings.Settings`, which inherits these
 fields: read from the same ``ORDERSAGA_*`` variables, handed to workers the same
 way. Apart only so that the one configuration stays readable.
 """

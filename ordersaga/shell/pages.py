@@ -6,23 +6,21 @@ a listener of their own at ``ORDERSAGA_PROBES_HOST``, so the API's port can face
 clients while the probes stay on an internal interface.
 
 Each answer is built through its response model, and each method carries its
-:class:`~ordersaga.app.operations.Operation`, so the web view's OpenAPI document
+:class:`~ordersaga.edge.operations.Operation`, so the web view's OpenAPI document
 describes these pages as it describes the API.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from aiohttp import web
 from faust.web import Request, Response, View
 
-from ordersaga.app.http import ApiView, json_errors
-from ordersaga.app.operations import Operation, Reply, documented, error
+from ordersaga.edge.http import ApiView, json_errors
+from ordersaga.edge.operations import Operation, Reply, documented, error
 from ordersaga.schemas.responses import HealthDown, HealthResponse, NotReady, ReadyResponse
-
-if TYPE_CHECKING:
-    from ordersaga.app.node import Node
+from ordersaga.shell.node import Node
 
 Page = tuple[str, type[View]]
 

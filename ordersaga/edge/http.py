@@ -138,9 +138,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
                 level,
                 "%s %s -> %d %s",
                 request.method,
-                _printable(request.path),
+                printable_text(request.path),
                 response.status,
-                _printable(reason, 300),
+                printable_text(reason, 300),
             )
     return response
 
@@ -189,66 +189,6 @@ def require_json(request: web.Request) -> None:
         )
 
 
-def _printable(text: str, limit: int = 200) -> str:
+def printable_text(text: str, limit: int = 200) -> str:
     # Parser messages quote the client's raw bytes; keep the answer valid, short JSON.
     return text[:limit].encode("ascii", "backslashreplace").decode("ascii")
-
-
-_PROTOCOL_ERRORS = {400: "bad_request", 413: "body_too_large", 431: "headers_too_large"}
-
-
-def json_protocol_errors() -> None:
-    """Make the answers aiohttp gives before any middleware runs JSON as well.
-
-    A malformed request line or header (control characters, a line over 8190
-    bytes, an unknown method) is refused by aiohttp's connection handler, and an
-    ``Expect`` header is answered by the route's expect handler, both before
-    middlewares: their answers were text/plain, an undecodable ``Expect`` even a
-    500, and each logged a traceback at ERROR. Applied once per process.
-    """
-    from aiohttp import hdrs, web_protocol, web_urldispatcher
-    from aiohttp.http import HttpVersion11
-
-    handler_cls: Any = web_protocol.RequestHandler
-    if getattr(handler_cls, "_ordersaga_json_errors", False):
-        return
-
-    def handle_error(
-        self: Any,
-        request: Any,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        if request.writer.output_size > 0:
-            raise ConnectionError("response already started; cannot send the error")
-        if status >= 500 and status != 504:
-            log.error("request from %s failed", request.remote, exc_info=exc)
-            error = HttpError(status, "internal_error", "the server failed to answer")
-        else:
-            reason = _printable(message or (str(exc) if exc else "") or "bad request")
-            log.info("bad HTTP request from %s -> %d %s", request.remote, status, reason)
-            error = HttpError(status, _PROTOCOL_ERRORS.get(status, "bad_request"), reason)
-        response = error_response(error)
-        response.headers.update(HARDENING)
-        response.force_close()
-        return response
-
-    async def expect_handler(request: web.Request) -> None:
-        expect = request.headers.get(hdrs.EXPECT, "")
-        if request.version == HttpVersion11:
-            if expect.lower() == "100-continue":
-                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                request.writer.output_size = 0  # the real answer is still to come
-                return
-            raise web.HTTPExpectationFailed(
-                body=orjson.dumps(
-                    invalid("Expect", "only 100-continue is supported", status=417).body
-                ),
-                content_type="application/json",
-            )
-
-    handler_cls.handle_error = handle_error
-    # Looked up when each route is made, so routes made after this call use it.
-    web_urldispatcher._default_expect_handler = expect_handler
-    handler_cls._ordersaga_json_errors = True

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from ordersaga.app.settings import Settings
+from ordersaga.config.settings import Settings
 
 # What each broker needs its workers to run with, unless the user set it. Tansu
 # answers a fetch only when its wait is over and a join only when the rebalance

@@ -14,8 +14,8 @@ from contextvars import ContextVar
 
 from aiohttp import web
 
-from ordersaga.app.http import Handler, error_response, invalid
-from ordersaga.app.log_format import bind, unbind
+from ordersaga.edge.http import Handler, error_response, invalid
+from ordersaga.observability.log_format import bind, unbind
 
 HEADER = "X-Correlation-ID"
 # Accepted as well, for clients that send the more common name.

@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 
-from ordersaga.app.groups import AgentGroup
-from ordersaga.app.logs import (
+from ordersaga.runtime.logs import (
     utc_now,
 )
+from ordersaga.shell.groups import AgentGroup
 
 READY_TIMEOUT_S = 120.0
 # A worker whose /ready is 404 this long while /health is 200 predates the

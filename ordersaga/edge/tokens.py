@@ -20,7 +20,7 @@ from typing import Any
 
 import jwt
 
-from ordersaga.app.settings import Settings
+from ordersaga.config.settings import Settings
 from ordersaga.schemas.bounds import ID_PATTERN
 
 # Longer tokens are refused before any parsing: a client controls this header.

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ordersaga.app.printable import printable
+from ordersaga.shell.printable import printable
 
 # A key strict UTF-8 decoding never yields (a lone high surrogate) and that
 # ``surrogateescape`` never yields either (it maps bytes to U+DC80..U+DCFF):
@@ -312,18 +312,3 @@ class _BrokenBatch:
             value=self._raw,
             headers=[(UNREADABLE_HEADER, _reason(reason))],
         )
-
-
-def read_unreadable_records() -> None:
-    """Make every aiokafka consumer of this process hand on what it cannot parse.
-
-    Patched at the fetcher's use of ``MemoryRecords`` (above both of aiokafka's
-    record readers, C and Python): the consumer groups of the workers and the
-    group-less consumers of ``ordersaga tail`` and ``dlq`` alike.
-    """
-    from aiokafka.consumer import fetcher
-
-    if getattr(fetcher, "_ordersaga_safe_records", False):
-        return
-    fetcher.MemoryRecords = SafeMemoryRecords
-    fetcher._ordersaga_safe_records = True

@@ -1,1 +1,0 @@
-"""Settings, the Faust app factory, the wire codec, the embedded runtime and the CLI."""

@@ -1,0 +1,1 @@
+"""The one configuration: ``Settings``, read from ``ORDERSAGA_*`` variables, in sections."""

@@ -1,0 +1,2 @@
+"""What an operator reads: JSON logs with message and correlation ids, Prometheus
+metrics, and OpenTelemetry traces."""
