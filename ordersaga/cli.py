@@ -6,11 +6,11 @@ import argparse
 import asyncio
 import sys
 
-from ordersaga.config.settings import Settings
+from ordersaga.config.settings import Settings, get_settings
 
 
 def _settings() -> Settings:
-    return Settings()
+    return get_settings()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -189,6 +189,40 @@ def cmd_kafka(args: argparse.Namespace) -> int:
     return subprocess.call(kafka.tool_command(args.tool, *extra))
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    """Print the effective settings by section (secrets masked), or the README's table."""
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from ordersaga.config import describe
+
+    if args.markdown:
+        table = describe.markdown()
+        if args.update_readme is None:
+            print(table, end="")
+            return 0
+        readme = Path(args.update_readme)
+        try:
+            text = describe.with_readme_block(readme.read_text(encoding="utf-8"), table)
+        except ValueError as exc:
+            print(f"ordersaga settings: {readme}: {exc}", file=sys.stderr)
+            return 2
+        readme.write_text(text, encoding="utf-8")
+        print(f"updated the settings block of {readme}")
+        return 0
+    if args.update_readme is not None:
+        print("ordersaga settings: --update-readme goes with --markdown", file=sys.stderr)
+        return 2
+    try:
+        settings = _settings()
+    except ValidationError as exc:
+        print(f"ordersaga settings: {exc}", file=sys.stderr)
+        return 2
+    print(describe.as_json(settings) if args.json else describe.as_text(settings), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ordersaga`` command."""
     parser = argparse.ArgumentParser(prog="ordersaga", description=__doc__)
@@ -230,6 +264,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     p.add_argument("--private-key", help="PEM file signing RS256/ES256 tokens")
     p.set_defaults(func=cmd_token)
+
+    p = sub.add_parser("settings", help=cmd_settings.__doc__)
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="as JSON: section, variable, value")
+    shape.add_argument(
+        "--markdown",
+        action="store_true",
+        help="the README's tables of every setting's default and meaning instead",
+    )
+    p.add_argument(
+        "--update-readme",
+        metavar="PATH",
+        nargs="?",
+        const="README.md",
+        default=None,
+        help="with --markdown: write the tables between PATH's settings markers",
+    )
+    p.set_defaults(func=cmd_settings)
 
     p = sub.add_parser("topics", help=cmd_topics.__doc__)
     p.add_argument("--create", action="store_true", help="create missing ordersaga topics")

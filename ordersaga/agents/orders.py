@@ -50,12 +50,7 @@ log = logging.getLogger(__name__)
 node = Worker("orders")
 app = node.app
 settings = node.settings
-policy = Policy(
-    step_timeout_s=settings.step_timeout_s,
-    step_max_attempts=settings.step_max_attempts,
-    compensation_stuck_after=settings.compensation_stuck_after,
-    queue_timeout_s=settings.step_queue_timeout_s,
-)
+policy: Policy = settings.saga_policy()
 sagas = node.table(SAGAS)
 forgotten = node.table(FORGOTTEN_ORDERS)
 # What the timers read instead of the whole table: each saga under its next deadline

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from ordersaga.config.settings import Settings
+from ordersaga.config.settings import get_settings
 from ordersaga.edge.tokens import operator_headers
 from ordersaga.ops.client import post_admitted
 from ordersaga.runtime.system import DEMO_CUSTOMERS
@@ -101,7 +101,7 @@ async def play(client: httpx.AsyncClient, sku: str, scenario: Scenario) -> dict[
 
 async def run_demo(url: str | None) -> int:
     """Play every scenario on a fresh demo SKU; 0 when all end as expected."""
-    settings = Settings()
+    settings = get_settings()
     base = url or f"http://{settings.web_host}:{settings.web_port}"
     sku = f"demo-{new_id()[:8]}"
     failures = 0

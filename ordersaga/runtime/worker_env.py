@@ -10,24 +10,10 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from ordersaga.config.settings import Settings
+from ordersaga.config.broker import BROKER_PROFILES
+from ordersaga.config.settings import Settings, env_name
 
-# What each broker needs its workers to run with, unless the user set it. Tansu
-# answers a fetch only when its wait is over and a join only when the rebalance
-# timeout is, so its workers poll every 20 ms and rebalance within seconds;
-# Apache Kafka (started or external) keeps the defaults: the normal long poll.
-BROKER_PROFILES: dict[str, dict[str, Any]] = {
-    "tansu": {"rebalance_timeout_s": 3.0, "session_timeout_s": 6.0, "fetch_max_wait_ms": 20},
-    "kafka": {},
-    "external": {},
-}
-
-
-def env_name(name: str) -> str:
-    """The environment variable a Settings field is read from."""
-    alias = Settings.model_fields[name].validation_alias
-    return alias if isinstance(alias, str) else f"ORDERSAGA_{name.upper()}"
-
+__all__ = ["BROKER_PROFILES", "SETTINGS_ENV", "as_env", "env_name", "with_profile"]
 
 SETTINGS_ENV: frozenset[str] = frozenset(env_name(n) for n in Settings.model_fields)
 

@@ -32,7 +32,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from ordersaga.config.settings import Settings
+from ordersaga.config.settings import Settings, get_settings
 from ordersaga.ops.bench.config import BenchConfig
 from ordersaga.ops.bench.phases import (
     Target,
@@ -63,7 +63,7 @@ def _embedded_settings(cfg: BenchConfig, data_dir: str) -> Settings:
     # controller (Apache Kafka takes the broker's port + 1) and Redis.
     span = (cfg.workers - 1) * 100 + len(GROUPS)
     base = free_port_block(span + 3)
-    settings = Settings()
+    settings = get_settings()
     update: dict[str, object] = {
         "data_dir": data_dir,
         "web_port": base,
@@ -128,7 +128,7 @@ def _web_urls(settings: Settings, workers: int) -> list[str]:
 
 def attach(cfg: BenchConfig) -> Target:
     """The running system that ``KAFKA_BROKER`` and ``ORDERSAGA_WEB_PORT`` point at."""
-    settings = Settings()
+    settings = get_settings()
     if not settings.kafka_broker:
         raise SystemExit("--attach needs KAFKA_BROKER (and ORDERSAGA_WEB_PORT)")
     fetch_wait = cfg.fetch_wait_ms or (

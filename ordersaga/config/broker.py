@@ -1,0 +1,103 @@
+"""The broker section: where Kafka is, how topics are laid out, how workers poll it."""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+from ordersaga.config.fields import SECTION_CONFIG, URL_WITH_CREDENTIALS
+
+# What each broker needs its workers to run with, unless the user set it. Tansu
+# answers a fetch only when its wait is over and a join only when the rebalance
+# timeout is, so its workers poll every 20 ms and rebalance within seconds;
+# Apache Kafka (started or external) keeps the defaults: the normal long poll.
+BROKER_PROFILES: Final[dict[str, dict[str, Any]]] = {
+    "tansu": {"rebalance_timeout_s": 3.0, "session_timeout_s": 6.0, "fetch_max_wait_ms": 20},
+    "kafka": {},
+    "external": {},
+}
+
+
+class BrokerSettings(BaseSettings):
+    """Kafka: its address, the broker `ordersaga run` starts, topics and consumer timing."""
+
+    model_config = SECTION_CONFIG
+
+    # Also the conventional KAFKA_BROKER, unprefixed. Unset: `ordersaga run`
+    # starts a broker of its own (ORDERSAGA_BROKER picks which).
+    kafka_broker: str | None = Field(
+        default=None,
+        validation_alias="KAFKA_BROKER",
+        json_schema_extra=URL_WITH_CREDENTIALS,
+        description="Bootstrap servers, host:port[,host:port] (kafka:// allowed); "
+        "unset: `ordersaga run` starts its own broker",
+    )
+    # `kafka`: Apache Kafka fetched with Maven, data kept under the data dir;
+    # `tansu`: embedded, memory only; `auto`: Kafka where a JDK 17+ and Maven (or
+    # the cached jars) are at hand, else Tansu.
+    broker: Literal["auto", "kafka", "tansu"] = Field(
+        default="auto",
+        description="Broker `ordersaga run` starts when KAFKA_BROKER is unset: "
+        "kafka, tansu or auto",
+    )
+    kafka_cache: str | None = Field(
+        default=None,
+        description="Directory of Apache Kafka's jars "
+        "(unset: `~/.cache/ordersaga/kafka-<version>`)",
+    )
+    embedded_kafka_port: int = Field(
+        default=9092, description="Preferred port of the broker `ordersaga run` starts"
+    )
+    partitions: int = Field(default=4, ge=1, description="Partitions of every topic")
+    # `ordersaga run --brokers 3` sets 3, with min.insync.replicas 2.
+    replication_factor: int = Field(
+        default=1, ge=1, description="Replicas of every topic, changelogs included"
+    )
+    topic_retention_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Bytes one partition of a non-compacted topic keeps before its "
+        "oldest segment goes",
+    )
+    topic_retention_hours: int = Field(
+        default=7 * 24, ge=1, description="Hours a non-compacted topic keeps a message"
+    )
+    # The embedded broker holds every join for this long, so its profile sets a
+    # few seconds.
+    rebalance_timeout_s: float = Field(
+        default=60.0, description="Consumer-group rebalance timeout, seconds"
+    )
+    session_timeout_s: float = Field(default=10.0, description="Consumer session timeout, seconds")
+    # Faust's 1500 suits Kafka, which answers as soon as data arrives; the embedded
+    # broker waits it out, so its profile sets 20.
+    fetch_max_wait_ms: int = Field(
+        default=1500, ge=1, description="Longest a consumer fetch waits for data, milliseconds"
+    )
+    # What was processed since the last commit is replayed after a crash: a
+    # shorter interval leaves fewer duplicates to absorb (Faust's default is 2.8).
+    commit_interval_s: float = Field(
+        default=1.0, gt=0, description="How often consumer offsets are committed, seconds"
+    )
+    producer_linger_ms: float = Field(
+        default=0.0, ge=0, description="How long a producer waits to batch messages, milliseconds"
+    )
+    # Faust's recovery can hang waiting for changelog events.
+    recovery_limit_s: float = Field(
+        default=90.0,
+        gt=0,
+        description="Table recovery longer than this makes a worker exit to be replaced, seconds",
+    )
+
+    @property
+    def broker_url(self) -> str:
+        """The brokers as Faust wants them (kafka://host:port[;kafka://host:port])."""
+        return ";".join(f"kafka://{host}" for host in self.bootstrap_servers.split(","))
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The brokers as aiokafka wants them (host:port[,host:port])."""
+        broker = self.kafka_broker or "127.0.0.1:9092"
+        hosts = [h.strip().split("://", 1)[-1] for h in broker.replace(";", ",").split(",")]
+        return ",".join(h for h in hosts if h)
