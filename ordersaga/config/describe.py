@@ -43,7 +43,7 @@ def section_fields(section: type[BaseSettings]) -> dict[str, FieldInfo]:
 
 def _shown(field: FieldInfo, value: object) -> Shown:
     value = masked(field, value)
-    if isinstance(value, SecretStr):  # unmarked SecretStr is masked by masked() already
+    if isinstance(value, SecretStr):  # one that escaped its mark still prints as stars
         return str(value)
     return value if isinstance(value, str | int | float | bool) or value is None else str(value)
 

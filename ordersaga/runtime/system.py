@@ -398,7 +398,7 @@ class Runtime:
         argv = [sys.executable, "-m", "faust", "--loop", self.settings.event_loop]
         argv += ["-A", w.group.module, "worker", "-l", self.settings.log_level]
         argv += ["--web-port", str(w.web_port), "--web-host", self.settings.web_host]
-        env = {**self.env, "ORDERSAGA_DATA_DIR": str(self.data_dir / "workers" / w.name)}
+        env = {**self.env, env_name("data_dir"): str(self.data_dir / "workers" / w.name)}
         if w.group.name != "webview":
             # Only the web view verifies tokens: the other groups need not hold the secret.
             env.pop(env_name("auth_secret"), None)
