@@ -72,11 +72,14 @@ def as_text(settings: Settings) -> str:
     """:func:`effective` for a terminal: one section after another, one line a setting."""
     shown = effective(settings)
     width = max(len(e.variable) for entries in shown.values() for e in entries)
+    # Values line up too, unless one is long (a PEM key, a URL list).
+    value_width = min(max(len(_plain(e.value)) for es in shown.values() for e in es), 24)
     lines: list[str] = []
     for title, entries in shown.items():
         lines.append(f"[{title}]")
         for e in entries:
-            lines.append(f"  {e.variable:<{width}}  {_plain(e.value)}  ({e.source})")
+            value = _plain(e.value).replace("\n", "\\n")  # a PEM key stays on its line
+            lines.append(f"  {e.variable:<{width}}  {value:<{value_width}}  ({e.source})")
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
 

@@ -29,7 +29,8 @@ class RetentionSettings(BaseSettings):
     order_memory_s: float = Field(
         default=3600.0,
         gt=0,
-        description="How long the orchestrator remembers a forgotten order's id, seconds",
+        description="How long a forgotten order's id is remembered; an older PlaceOrder "
+        "never starts, seconds",
     )
     forget_scan_interval_s: float = Field(
         default=5.0,
