@@ -5,8 +5,10 @@ the steps. A step is sent when the one before it succeeded; its success reply
 writes ``record(reply)`` into the saga and moves it to ``status_after``; its
 failure reply fails the order with ``failure_reason`` and runs the undos of the
 steps already done, newest first. A step that timed out, or was in flight when
-the customer cancelled, may have happened, so its own undo runs too. Adding a
-step is one entry here plus the participant that answers its command.
+the customer cancelled, may have happened, so its own undo runs too. Each step
+and undo names its participant, the agent group that takes its command; the
+routing is derived from the participants' declarations (``ordersaga.topology``),
+so adding a step is one entry here plus the participant module that answers it.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class Undo:
     """A compensation: the command that undoes a step and the reply that confirms it."""
 
     name: str
+    # The agent group that takes the command (a name in ordersaga.topology).
+    participant: str
     command: type[Message]
     build: Callable[[SagaState], Message]
     done: type[Message]
@@ -57,6 +61,8 @@ class Step:
     """One forward step: its command, the replies it waits for, and its undo."""
 
     name: str
+    # The agent group that takes the command (a name in ordersaga.topology).
+    participant: str
     command: type[Message]
     build: Callable[[SagaState], Message]
     success: type[Message]
@@ -88,15 +94,21 @@ def _charge(s: SagaState) -> ChargePayment:
 # commit_stock needs no undo of its own.
 RELEASE_STOCK = Undo(
     "release_stock",
+    "inventory",
     ReleaseStock,
     lambda s: ReleaseStock(order_id=s.order_id, items=s.items),
     done=StockReleased,
 )
 REFUND_PAYMENT = Undo(
-    "refund_payment", RefundPayment, lambda s: RefundPayment(order_id=s.order_id), PaymentRefunded
+    "refund_payment",
+    "payments",
+    RefundPayment,
+    lambda s: RefundPayment(order_id=s.order_id),
+    PaymentRefunded,
 )
 CANCEL_SHIPMENT = Undo(
     "cancel_shipment",
+    "shipping",
     CancelShipment,
     lambda s: CancelShipment(order_id=s.order_id),
     done=ShipmentCancelled,
@@ -106,6 +118,7 @@ SAGA: tuple[Step, ...] = (
     # Nothing is done for an unknown or blocked customer, so nothing needs undoing.
     Step(
         "validate_customer",
+        "customers",
         ValidateCustomer,
         lambda s: ValidateCustomer(order_id=s.order_id, customer_id=s.customer_id),
         success=CustomerValidated,
@@ -115,6 +128,7 @@ SAGA: tuple[Step, ...] = (
     ),
     Step(
         "reserve_stock",
+        "inventory",
         ReserveStock,
         lambda s: ReserveStock(order_id=s.order_id, items=s.items),
         success=StockReserved,
@@ -128,6 +142,7 @@ SAGA: tuple[Step, ...] = (
     ),
     Step(
         "charge_payment",
+        "payments",
         ChargePayment,
         _charge,
         success=PaymentCharged,
@@ -140,6 +155,7 @@ SAGA: tuple[Step, ...] = (
     ),
     Step(
         "prepare_shipment",
+        "shipping",
         PrepareShipment,
         lambda s: PrepareShipment(order_id=s.order_id, address=s.shipping_address, items=s.items),
         success=ShipmentPrepared,
@@ -151,6 +167,7 @@ SAGA: tuple[Step, ...] = (
     ),
     Step(
         "commit_stock",
+        "inventory",
         CommitStock,
         lambda s: CommitStock(order_id=s.order_id, items=s.items),
         success=StockCommitted,

@@ -1,7 +1,8 @@
 """The order saga's one pure transition function, walking ``saga.definition.SAGA``.
 
 ``decide(state, message, now, policy)`` returns the next state, the commands to
-send and the order events to publish. The Faust shell in
+send and the order events to publish (``saga`` takes another step table, as the
+tests of a step added in a fixture do). The Faust shell in
 ``ordersaga.agents.orders`` only reads the table, calls it, writes the table
 and sends what it returned.
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ordersaga.saga.definition import SAGA, UNDOS, Step, Undo
+from ordersaga.saga.definition import SAGA, Step, Undo
 from ordersaga.saga.state import Policy, SagaState
 from ordersaga.schemas.messages import (
     CancelOrder,
@@ -57,12 +58,21 @@ def _at(now: float) -> datetime:
     return datetime.fromtimestamp(now, UTC)
 
 
+def _undo(saga: tuple[Step, ...], name: str) -> Undo:
+    """The undo called ``name`` in the step table ``saga``."""
+    for step in saga:
+        if step.undo is not None and step.undo.name == name:
+            return step.undo
+    raise KeyError(name)
+
+
 class _Builder:
     """Accumulates one decision: state updates, commands and numbered events."""
 
-    def __init__(self, state: SagaState, now: float) -> None:
+    def __init__(self, state: SagaState, now: float, saga: tuple[Step, ...]) -> None:
         self.state = state.model_copy(update={"updated_at": _at(now)})
         self.now = now
+        self.saga = saga
         self.commands: list[Message] = []
         self.events: list[OrderEvent] = []
 
@@ -98,7 +108,9 @@ class _Builder:
         )
 
 
-def start(command: PlaceOrder, now: float, policy: Policy) -> Decision:
+def start(
+    command: PlaceOrder, now: float, policy: Policy, saga: tuple[Step, ...] = SAGA
+) -> Decision:
     """A new saga: record the order and ask inventory to reserve its stock."""
     state = SagaState(
         order_id=command.order_id,
@@ -110,9 +122,9 @@ def start(command: PlaceOrder, now: float, policy: Policy) -> Decision:
         placed_at=_at(now),
         updated_at=_at(now),
     )
-    b = _Builder(state, now)
+    b = _Builder(state, now, saga)
     b.emit("OrderPlaced")
-    b.send(SAGA[0], policy)
+    b.send(saga[0], policy)
     return b.decision()
 
 
@@ -135,7 +147,7 @@ def _begin_compensation(
     detail: str,
 ) -> None:
     done_until = b.state.step_index + (1 if include_in_flight else 0)
-    pending = _undos_for(SAGA[:done_until])
+    pending = _undos_for(b.saga[:done_until])
     b.update(
         payment_token=None,
         compensating=True,
@@ -150,32 +162,38 @@ def _begin_compensation(
 
 def _next_compensation_or_end(b: _Builder, policy: Policy) -> None:
     if b.state.pending_compensations:
-        b.send(UNDOS[b.state.pending_compensations[0]], policy)
+        b.send(_undo(b.saga, b.state.pending_compensations[0]), policy)
         return
     outcome = b.state.outcome or SagaStatus.FAILED
     b.update(status=outcome, awaiting=None, deadline=None, sent_at=None, attempt=1)
     b.emit(TERMINAL_EVENTS[outcome])
 
 
-def decide(state: SagaState | None, message: Message, now: float, policy: Policy) -> Decision:
+def decide(
+    state: SagaState | None,
+    message: Message,
+    now: float,
+    policy: Policy,
+    saga: tuple[Step, ...] = SAGA,
+) -> Decision:
     """Apply one command, reply or deadline to a saga; the heart of the orchestrator."""
     if isinstance(message, PlaceOrder):
-        return unchanged(state) if state is not None else start(message, now, policy)
+        return unchanged(state) if state is not None else start(message, now, policy, saga)
     if isinstance(message, RepublishOrder):
         return republish(state)
     if state is None or state.terminal:
         return unchanged(state)
     if isinstance(message, CancelOrder):
-        return _cancel(state, now, policy)
+        return _cancel(state, now, policy, saga)
     if isinstance(message, StepDeadlineExpired):
-        return _deadline_expired(state, message, now, policy)
+        return _deadline_expired(state, message, now, policy, saga)
     if isinstance(message, CommandRejected):
-        return _command_rejected(state, message, now, policy)
-    if not _is_awaited_reply(state, message):
+        return _command_rejected(state, message, now, policy, saga)
+    if not _is_awaited_reply(state, message, saga):
         return unchanged(state)
     if state.compensating:
-        return _compensation_done(state, now, policy)
-    return _forward_reply(state, message, now, policy)
+        return _compensation_done(state, now, policy, saga)
+    return _forward_reply(state, message, now, policy, saga)
 
 
 def republish(state: SagaState | None) -> Decision:
@@ -188,20 +206,20 @@ def republish(state: SagaState | None) -> Decision:
     return Decision(state=state, events=(event,))
 
 
-def _is_awaited_reply(state: SagaState, message: Message) -> bool:
+def _is_awaited_reply(state: SagaState, message: Message, saga: tuple[Step, ...]) -> bool:
     """The awaited reply, or the explicit failure of the forward step in flight."""
     if message.TYPE == state.awaiting:
         return True
     if state.compensating or state.awaiting is None:
         return False
-    failure = SAGA[state.step_index].failure
+    failure = saga[state.step_index].failure
     return failure is not None and isinstance(message, failure)
 
 
-def _cancel(state: SagaState, now: float, policy: Policy) -> Decision:
+def _cancel(state: SagaState, now: float, policy: Policy, saga: tuple[Step, ...]) -> Decision:
     if state.compensating:
         return unchanged(state)
-    b = _Builder(state, now)
+    b = _Builder(state, now, saga)
     _begin_compensation(
         b,
         policy,
@@ -237,15 +255,19 @@ def _fail_step(
 
 
 def _command_rejected(
-    state: SagaState, message: CommandRejected, now: float, policy: Policy
+    state: SagaState,
+    message: CommandRejected,
+    now: float,
+    policy: Policy,
+    saga: tuple[Step, ...],
 ) -> Decision:
     """A participant refused the awaited command for its content: it will never succeed."""
     if state.awaiting is None:
         return unchanged(state)
-    b = _Builder(state, now)
+    b = _Builder(state, now, saga)
     detail = f"{message.command} rejected: {message.reason}"[:500]
     if state.compensating:
-        if message.command != UNDOS[state.pending_compensations[0]].command.TYPE:
+        if message.command != _undo(saga, state.pending_compensations[0]).command.TYPE:
             return unchanged(state)
         if state.status == SagaStatus.COMPENSATION_STUCK:
             return unchanged(state)
@@ -253,7 +275,7 @@ def _command_rejected(
         b.update(status=SagaStatus.COMPENSATION_STUCK)
         b.emit("CompensationStuck", detail)
         return b.decision()
-    step = SAGA[state.step_index]
+    step = saga[state.step_index]
     if message.command != step.command.TYPE:
         return unchanged(state)
     # The participant may have acted before it refused (a reservation made, then a
@@ -271,13 +293,17 @@ def _command_rejected(
 
 
 def _deadline_expired(
-    state: SagaState, message: StepDeadlineExpired, now: float, policy: Policy
+    state: SagaState,
+    message: StepDeadlineExpired,
+    now: float,
+    policy: Policy,
+    saga: tuple[Step, ...],
 ) -> Decision:
     if message.awaiting != state.awaiting or message.attempt != state.attempt:
         return unchanged(state)
     if message.deadline is not None and message.deadline != state.deadline:
         return unchanged(state)
-    b = _Builder(state, now)
+    b = _Builder(state, now, saga)
     if message.queued and now - (state.sent_at or now) < policy.queue_timeout_s:
         # Still in the queue of a participant that works through its backlog: the
         # deadline moves (the same command, not re-sent; the attempt not counted).
@@ -288,7 +314,7 @@ def _deadline_expired(
         # reported stuck once it has failed for long enough.
         name = state.pending_compensations[0]
         attempt = state.attempt + 1
-        b.send(UNDOS[name], policy, attempt)
+        b.send(_undo(saga, name), policy, attempt)
         if (
             attempt > policy.compensation_stuck_after
             and state.status != SagaStatus.COMPENSATION_STUCK
@@ -296,7 +322,7 @@ def _deadline_expired(
             b.update(status=SagaStatus.COMPENSATION_STUCK)
             b.emit("CompensationStuck", f"{name} unanswered after {state.attempt} attempts")
         return b.decision()
-    step = SAGA[state.step_index]
+    step = saga[state.step_index]
     if state.attempt < policy.step_max_attempts:
         b.send(step, policy, state.attempt + 1)
         b.emit("StepRetried", f"{step.name} attempt {state.attempt + 1}")
@@ -312,19 +338,23 @@ def _deadline_expired(
     return b.decision()
 
 
-def _compensation_done(state: SagaState, now: float, policy: Policy) -> Decision:
-    b = _Builder(state, now)
+def _compensation_done(
+    state: SagaState, now: float, policy: Policy, saga: tuple[Step, ...]
+) -> Decision:
+    b = _Builder(state, now, saga)
     name, *rest = state.pending_compensations
     # Back from COMPENSATION_STUCK once the stuck step is answered.
     b.update(pending_compensations=tuple(rest), status=SagaStatus.COMPENSATING)
-    b.emit(UNDOS[name].done.TYPE)
+    b.emit(_undo(saga, name).done.TYPE)
     _next_compensation_or_end(b, policy)
     return b.decision()
 
 
-def _forward_reply(state: SagaState, message: Message, now: float, policy: Policy) -> Decision:
-    step = SAGA[state.step_index]
-    b = _Builder(state, now)
+def _forward_reply(
+    state: SagaState, message: Message, now: float, policy: Policy, saga: tuple[Step, ...]
+) -> Decision:
+    step = saga[state.step_index]
+    b = _Builder(state, now, saga)
     latency = (step.name, max(0.0, now - (state.sent_at or now)))
     if step.failure is not None and isinstance(message, step.failure):
         _fail_step(
@@ -338,13 +368,13 @@ def _forward_reply(state: SagaState, message: Message, now: float, policy: Polic
         )
         return b.decision(latency)
     b.update(**step.record(message))
-    last = state.step_index + 1 == len(SAGA)
+    last = state.step_index + 1 == len(saga)
     # The terminal status appears first on the terminal event: a reader that saw it
     # may take the history to be complete.
     b.update(step_index=state.step_index + 1, status=state.status if last else step.status_after)
     b.emit(message.TYPE)
     if not last:
-        b.send(SAGA[state.step_index + 1], policy)
+        b.send(saga[state.step_index + 1], policy)
     else:
         b.update(awaiting=None, deadline=None, sent_at=None, attempt=1, status=step.status_after)
         b.emit(TERMINAL_EVENTS[step.status_after])
@@ -367,14 +397,14 @@ def expired(state: SagaState, now: float, queued: bool = False) -> StepDeadlineE
     )
 
 
-def awaited_command(state: SagaState) -> type[Message] | None:
+def awaited_command(state: SagaState, saga: tuple[Step, ...] = SAGA) -> type[Message] | None:
     """The command whose reply the saga awaits (a forward step's or an undo's), if any."""
     if state.awaiting is None:
         return None
     if state.compensating and state.pending_compensations:
-        return UNDOS[state.pending_compensations[0]].command
-    if not state.compensating and state.step_index < len(SAGA):
-        return SAGA[state.step_index].command
+        return _undo(saga, state.pending_compensations[0]).command
+    if not state.compensating and state.step_index < len(saga):
+        return saga[state.step_index].command
     return None
 
 

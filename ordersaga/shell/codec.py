@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import orjson
 from pydantic import ValidationError
 
-from ordersaga.schemas.messages import MESSAGE_TYPES, Envelope, Message
+from ordersaga.schemas.messages import Envelope, Message
 from ordersaga.shell.printable import printable
+from ordersaga.topology import TOPOLOGY
 
 HEADER_TYPE = "type"
 HEADER_VERSION = "version"
@@ -18,6 +19,9 @@ HEADER_CORRELATION = "correlation_id"
 HEADER_EVENT_ID = "event_id"
 
 Headers = list[tuple[str, bytes]]
+
+# Type name -> payload model: every type some participant declares (ordersaga.topology).
+MESSAGE_TYPES: Mapping[str, type[Message]] = TOPOLOGY.message_types
 
 
 class DecodeError(ValueError):
@@ -83,7 +87,10 @@ def _first_error(exc: ValidationError) -> str:
 
 
 def decode(
-    value: bytes | None, headers: Iterable[tuple[str, bytes | None]] | None = None
+    value: bytes | None,
+    headers: Iterable[tuple[str, bytes | None]] | None = None,
+    *,
+    types: Mapping[str, type[Message]] = MESSAGE_TYPES,
 ) -> tuple[Envelope, Message]:
     """Parse and validate an envelope and its typed payload; DecodeError says why not.
 
@@ -100,7 +107,7 @@ def decode(
         if exc.errors()[0]["type"] == "json_invalid":
             raise DecodeError(f"not JSON: {_first_error(exc)}") from None
         raise DecodeError(f"bad envelope: {_first_error(exc)}") from None
-    payload_type = MESSAGE_TYPES.get(envelope.type)
+    payload_type = types.get(envelope.type)
     if payload_type is None:
         raise DecodeError(f"unknown message type {envelope.type!r}", envelope)
     if envelope.version != payload_type.VERSION:

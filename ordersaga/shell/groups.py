@@ -1,47 +1,22 @@
-"""The agent groups: each a Faust app in `ordersaga.agents.<group>`, with its web port."""
+"""The agent groups: each a Faust app in `ordersaga.agents.<group>`, with its web port.
+
+Declared in ``ordersaga.topology`` (a group is a :class:`Participant`); named here
+for the runtime, the CLI and the tests that only need names, modules and ports.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ordersaga.topology import TOPOLOGY, Participant
 
 __all__ = ["GROUPS", "GROUP_NAMES", "AgentGroup", "group"]
 
+AgentGroup = Participant
 
-@dataclass(frozen=True)
-class AgentGroup:
-    """An agent group: its module (holding ``app``) and its web port offset."""
+GROUPS: tuple[AgentGroup, ...] = TOPOLOGY.participants
 
-    name: str
-    module: str
-    port_offset: int
-    summary: str
-
-    @property
-    def app_id(self) -> str:
-        """The Faust app id, which is also the group's Kafka consumer group id."""
-        return f"ordersaga-{self.name}"
-
-    def web_port(self, base_port: int) -> int:
-        """The port this group's first worker serves its web view on."""
-        return base_port + self.port_offset
-
-
-GROUPS: tuple[AgentGroup, ...] = (
-    AgentGroup("webview", "ordersaga.agents.webview", 0, "HTTP API and read models"),
-    AgentGroup("orders", "ordersaga.agents.orders", 1, "saga orchestrator"),
-    AgentGroup("inventory", "ordersaga.agents.inventory", 2, "stock per SKU"),
-    AgentGroup("payments", "ordersaga.agents.payments", 3, "payment ledger and gateway"),
-    AgentGroup("shipping", "ordersaga.agents.shipping", 4, "shipments and carrier"),
-    AgentGroup("notifications", "ordersaga.agents.notifications", 5, "customer notifications"),
-    AgentGroup("customers", "ordersaga.agents.customers", 6, "customer accounts"),
-)
-
-GROUP_NAMES: frozenset[str] = frozenset(g.name for g in GROUPS)
+GROUP_NAMES: frozenset[str] = TOPOLOGY.group_names
 
 
 def group(name: str) -> AgentGroup:
     """The agent group called ``name``."""
-    for g in GROUPS:
-        if g.name == name:
-            return g
-    raise KeyError(name)
+    return TOPOLOGY.participant(name)

@@ -40,7 +40,7 @@ from ordersaga.schemas.messages import CommandRejected, Envelope, Message
 from ordersaga.schemas.responses import CheckState
 from ordersaga.shell import dead_letters
 from ordersaga.shell.codec import DecodeError, decode, encode, header_pairs
-from ordersaga.shell.groups import AgentGroup, group
+from ordersaga.shell.groups import AgentGroup
 from ordersaga.shell.patches import (
     _exit_when_stuck,
     _no_banner_in_json_logs,
@@ -50,16 +50,10 @@ from ordersaga.shell.patches import (
 )
 from ordersaga.shell.printable import printable
 from ordersaga.shell.records import RecordTable, RecordTooLarge
-from ordersaga.shell.topics import (
-    ALL_DLQ_TOPICS,
-    ALL_TOPICS,
-    REJECTION_REPLY_TOPICS,
-    carries,
-    destination,
-    dlq_topic,
-)
+from ordersaga.shell.topics import ALL_DLQ_TOPICS, ALL_TOPICS, dlq_topic
 from ordersaga.shell.unreadable import raw_headers, why_unreadable
 from ordersaga.tables import TableSpec
+from ordersaga.topology import TOPOLOGY, Topology
 
 R = TypeVar("R")
 
@@ -85,8 +79,17 @@ def _is_transient(exc: BaseException) -> bool:
 class Node:
     """One agent group's Faust app and its shared shell plumbing."""
 
-    def __init__(self, group_name: str, settings: Settings | None = None) -> None:
-        self.group: AgentGroup = group(group_name)
+    def __init__(
+        self,
+        group_name: str | AgentGroup,
+        settings: Settings | None = None,
+        topology: Topology = TOPOLOGY,
+    ) -> None:
+        # What this node routes by; a test builds a node of a topology of its own.
+        self.topology = topology
+        self.group: AgentGroup = (
+            topology.participant(group_name) if isinstance(group_name, str) else group_name
+        )
         self.settings = settings or get_settings()
         self.metrics = Metrics(circuits=self.group.name != "webview")
         self.app = make_app(self.group, self.settings)
@@ -189,7 +192,10 @@ class Node:
         partition: int | None = None,
         acked: bool = False,
     ) -> None:
-        """Send one message, enveloped, to its topic (``destination`` unless given).
+        """Send one message, enveloped, to its topic (its declared route unless given).
+
+        A message of a type no participant declares raises ``Unrouted``: it would
+        reach nobody.
 
         With ``acked`` it returns only once the broker has the message. Inside an
         agent that is not needed (offsets are committed after a flush); at the HTTP
@@ -205,7 +211,7 @@ class Node:
         headers = encoded.headers
         if self.tracing is not None:
             headers = [*headers, *self.tracing.headers()]
-        delivery = await self.topic(topic or destination(message)).send(
+        delivery = await self.topic(topic or self.topology.topic_of(type(message))).send(
             key=encoded.key, value=encoded.value, headers=headers, partition=partition
         )
         if acked:
@@ -309,7 +315,9 @@ class Node:
                 self.metrics.undecodable_records.labels(record.topic, layer).inc()
             else:
                 try:
-                    envelope, message = decode(event.value, headers)
+                    envelope, message = decode(
+                        event.value, headers, types=self.topology.message_types
+                    )
                 except DecodeError as exc:
                     failure, envelope = exc, exc.envelope
                     self.metrics.undecodable_records.labels(record.topic, "envelope").inc()
@@ -409,9 +417,9 @@ class Node:
         command (refused the same way) and ends ``step_timeout``, which is untrue.
         """
         topic = event.message.topic
-        if topic not in REJECTION_REPLY_TOPICS or not envelope.order_id:
+        if topic not in self.topology.rejection_reply_topics or not envelope.order_id:
             return
-        if not carries(topic, envelope.type):  # misrouted: not this step's command
+        if not self.topology.carries(topic, envelope.type):  # misrouted: not this step's command
             return
         rejected = CommandRejected(
             order_id=envelope.order_id, command=envelope.type, reason=reason[:500]

@@ -1,148 +1,104 @@
-"""Topic names, where each message type is sent, and the dead-letter naming rule."""
+"""Where each message type is sent, derived from the participants' declarations.
+
+Every map here comes from :data:`ordersaga.topology.TOPOLOGY`; none is kept by
+hand. A message type no declaration routes raises :class:`Unrouted` instead of
+going anywhere by default.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiokafka.partitioner import murmur2
 
-from ordersaga import tables
-from ordersaga.schemas.messages import (
-    BlockCustomer,
-    CancelOrder,
-    CancelShipment,
-    ChargePayment,
-    CommitStock,
-    ForgetHolds,
-    Message,
-    PlaceOrder,
-    PrepareShipment,
-    RefundPayment,
-    RegisterCustomer,
-    ReleaseStock,
-    RepublishOrder,
-    ReserveStock,
-    RestockSku,
-    ServiceHeartbeat,
-    SkuCommand,
-    SkuResult,
-    StepDeadlineExpired,
-    ValidateCustomer,
-)
-
-ORDERS_COMMANDS = "orders.commands"
-ORDERS_REPLIES = "orders.replies"
-ORDERS_EVENTS = "orders.events"
-CUSTOMERS_COMMANDS = "customers.commands"
-CUSTOMERS_EVENTS = "customers.events"
-INVENTORY_COMMANDS = "inventory.commands"
-INVENTORY_SKU_COMMANDS = "inventory.sku-commands"
-INVENTORY_SKU_REPLIES = "inventory.sku-replies"
-INVENTORY_EVENTS = "inventory.events"
-PAYMENTS_COMMANDS = "payments.commands"
-SHIPPING_COMMANDS = "shipping.commands"
-NOTIFICATIONS = "notifications"
-# Every worker's heartbeat, keyed by instance: compacted, so the topic holds each
-# instance's last word (the Kafka way to keep a service registry).
-SERVICES = "ordersaga.services"
-
-# Topics whose consumers dead-letter what they cannot handle.
-CONSUMED_TOPICS: tuple[str, ...] = (
-    ORDERS_COMMANDS,
-    ORDERS_REPLIES,
-    ORDERS_EVENTS,
+from ordersaga.schemas.messages import Message
+from ordersaga.topology import TOPOLOGY, Unrouted
+from ordersaga.topology.topics import (
     CUSTOMERS_COMMANDS,
     CUSTOMERS_EVENTS,
     INVENTORY_COMMANDS,
+    INVENTORY_EVENTS,
     INVENTORY_SKU_COMMANDS,
     INVENTORY_SKU_REPLIES,
-    INVENTORY_EVENTS,
+    NOTIFICATIONS,
+    ORDERS_COMMANDS,
+    ORDERS_EVENTS,
+    ORDERS_REPLIES,
     PAYMENTS_COMMANDS,
-    SHIPPING_COMMANDS,
     SERVICES,
+    SHIPPING_COMMANDS,
+    dlq_topic,
 )
 
-ALL_TOPICS: tuple[str, ...] = (*CONSUMED_TOPICS, NOTIFICATIONS)
+# Topics whose consumers dead-letter what they cannot handle.
+CONSUMED_TOPICS: tuple[str, ...] = TOPOLOGY.consumed_topics
+
+ALL_TOPICS: tuple[str, ...] = TOPOLOGY.all_topics
 
 # Topics of saga steps' commands: a command refused there for its content is
 # answered with CommandRejected, so its saga fails at once instead of timing out.
-REJECTION_REPLY_TOPICS: frozenset[str] = frozenset(
-    {CUSTOMERS_COMMANDS, INVENTORY_COMMANDS, PAYMENTS_COMMANDS, SHIPPING_COMMANDS}
-)
-
+REJECTION_REPLY_TOPICS: frozenset[str] = TOPOLOGY.rejection_reply_topics
 
 # Every table's changelog topic is created with the others before any worker
 # starts: a worker that creates one itself can keep a stale partition count of it
 # in its metadata for minutes, and Faust then refuses every write of the table
-# (PartitionsMismatch, seen on Apache Kafka). The tables are in ordersaga.tables.
-CHANGELOG_TOPICS = tables.CHANGELOG_TOPICS
+# (PartitionsMismatch, seen on Apache Kafka).
+CHANGELOG_TOPICS: tuple[str, ...] = TOPOLOGY.changelog_topics
 
+ALL_DLQ_TOPICS: tuple[str, ...] = TOPOLOGY.dlq_topics
 
-def dlq_topic(topic: str) -> str:
-    """The dead-letter topic of ``topic``."""
-    return f"{topic}.dlq"
+# The group that consumes each topic one group alone consumes (every step's command topic).
+CONSUMING_GROUP: Mapping[str, str] = TOPOLOGY.consuming_group
 
-
-ALL_DLQ_TOPICS: tuple[str, ...] = tuple(dlq_topic(t) for t in CONSUMED_TOPICS)
-
-_DESTINATION: dict[type[Message], str] = {
-    PlaceOrder: ORDERS_COMMANDS,
-    CancelOrder: ORDERS_COMMANDS,
-    RepublishOrder: ORDERS_COMMANDS,
-    StepDeadlineExpired: ORDERS_REPLIES,
-    RegisterCustomer: CUSTOMERS_COMMANDS,
-    BlockCustomer: CUSTOMERS_COMMANDS,
-    ValidateCustomer: CUSTOMERS_COMMANDS,
-    ReserveStock: INVENTORY_COMMANDS,
-    ReleaseStock: INVENTORY_COMMANDS,
-    CommitStock: INVENTORY_COMMANDS,
-    SkuCommand: INVENTORY_SKU_COMMANDS,
-    RestockSku: INVENTORY_SKU_COMMANDS,
-    ForgetHolds: INVENTORY_SKU_COMMANDS,
-    SkuResult: INVENTORY_SKU_REPLIES,
-    ChargePayment: PAYMENTS_COMMANDS,
-    RefundPayment: PAYMENTS_COMMANDS,
-    PrepareShipment: SHIPPING_COMMANDS,
-    CancelShipment: SHIPPING_COMMANDS,
-    ServiceHeartbeat: SERVICES,
-}
-
-
-_TOPIC_OF_TYPE: dict[str, str] = {cls.TYPE: topic for cls, topic in _DESTINATION.items()}
+# Where the orchestrator forwards ForgetOrders: every participant keeping per-order state.
+FORGET_TOPICS: tuple[str, ...] = TOPOLOGY.forget_topics
 
 
 def topic_of(message_type: type[Message]) -> str:
-    """The topic messages of this type go to."""
-    return _DESTINATION.get(message_type, ORDERS_REPLIES)
-
-
-# The group that consumes each topic a saga step's command goes to (one per topic).
-CONSUMING_GROUP: dict[str, str] = {
-    CUSTOMERS_COMMANDS: "customers",
-    INVENTORY_COMMANDS: "inventory",
-    INVENTORY_SKU_COMMANDS: "inventory",
-    PAYMENTS_COMMANDS: "payments",
-    SHIPPING_COMMANDS: "shipping",
-}
+    """The topic messages of this type go to; raises :class:`Unrouted` when none."""
+    return TOPOLOGY.topic_of(message_type)
 
 
 def carries(topic: str, type_name: str) -> bool:
     """True when messages of ``type_name`` are sent to ``topic`` (not misrouted there)."""
-    return _TOPIC_OF_TYPE.get(type_name) == topic
+    return TOPOLOGY.carries(topic, type_name)
 
 
 def destination(message: Message) -> str:
-    """The topic a command goes to; every participant reply goes to orders.replies."""
-    return _DESTINATION.get(type(message), ORDERS_REPLIES)
-
-
-# Where the orchestrator forwards ForgetOrders: every participant keeping per-order state.
-FORGET_TOPICS: tuple[str, ...] = (
-    INVENTORY_COMMANDS,
-    PAYMENTS_COMMANDS,
-    SHIPPING_COMMANDS,
-    ORDERS_EVENTS,
-)
+    """The topic a message goes to; raises :class:`Unrouted` when none is declared."""
+    return TOPOLOGY.topic_of(type(message))
 
 
 def partition_of(key: str, partitions: int) -> int:
     """The partition a key lands on: the Kafka default partitioner (murmur2), as Faust uses."""
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+__all__ = [
+    "ALL_DLQ_TOPICS",
+    "ALL_TOPICS",
+    "CHANGELOG_TOPICS",
+    "CONSUMED_TOPICS",
+    "CONSUMING_GROUP",
+    "CUSTOMERS_COMMANDS",
+    "CUSTOMERS_EVENTS",
+    "FORGET_TOPICS",
+    "INVENTORY_COMMANDS",
+    "INVENTORY_EVENTS",
+    "INVENTORY_SKU_COMMANDS",
+    "INVENTORY_SKU_REPLIES",
+    "NOTIFICATIONS",
+    "ORDERS_COMMANDS",
+    "ORDERS_EVENTS",
+    "ORDERS_REPLIES",
+    "PAYMENTS_COMMANDS",
+    "REJECTION_REPLY_TOPICS",
+    "SERVICES",
+    "SHIPPING_COMMANDS",
+    "Unrouted",
+    "carries",
+    "destination",
+    "dlq_topic",
+    "partition_of",
+    "topic_of",
+]

@@ -1,7 +1,8 @@
 """Every changelog-backed table, declared once: its name, owning group, key and record.
 
-Agents take their tables from here (``Node.table(SAGAS)``), the changelog topics
-are created from here before any worker starts, and the audit reads the
+Agents take their tables from here (``Node.table(SAGAS)``), each group's
+declaration in ``ordersaga.topology`` lists its own (their changelog topics are
+created from there before any worker starts), and the audit reads the
 changelogs through the same declarations and validates with the same models.
 """
 
@@ -81,10 +82,7 @@ TABLES: tuple[TableSpec[Any], ...] = (
     NOTIFIED,
 )
 
-CHANGELOG_TOPICS: tuple[str, ...] = tuple(t.changelog_topic for t in TABLES)
-
 __all__ = [
-    "CHANGELOG_TOPICS",
     "CUSTOMERS",
     "FORGOTTEN_ORDERS",
     "NOTIFIED",

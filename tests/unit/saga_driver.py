@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ordersaga.saga.definition import SAGA, Step
 from ordersaga.saga.orchestrator import Decision, Policy, SagaState, decide, expired
 from ordersaga.schemas.messages import (
     Address,
@@ -109,10 +110,12 @@ class Saga:
     now: float = T0
     commands: list[Message] = field(default_factory=list)
     events: list[OrderEvent] = field(default_factory=list)
+    # The step table walked: the real one unless a test adds a step of its own.
+    steps: tuple[Step, ...] = SAGA
 
     def deliver(self, message: Message, after: float = 1.0) -> Decision:
         self.now += after
-        decision = decide(self.state, message, self.now, self.policy)
+        decision = decide(self.state, message, self.now, self.policy, self.steps)
         self.state = decision.state
         self.commands.extend(decision.commands)
         self.events.extend(decision.events)

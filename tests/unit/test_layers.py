@@ -16,6 +16,7 @@ LAYERS = (
     "schemas",
     "saga",
     "tables",
+    "topology",
     "config",
     "edge",
     "observability",
