@@ -9,20 +9,22 @@ from dataclasses import replace
 
 from faust.types import StreamT
 
-from ordersaga.saga.inventory import (
+from ordersaga.saga.order_stock import (
     GatherStep,
-    Hold,
-    SkuTotals,
-    apply_sku_command,
     begin_stock_command,
     collect_sku_result,
     direct_reply,
+    skus_to_forget,
+)
+from ordersaga.saga.sku_holds import (
+    Hold,
+    SkuTotals,
+    apply_sku_command,
     forget_holds,
     hold_key,
     levels_of,
     low_stock_crossing,
     restock,
-    skus_to_forget,
     totals_of,
 )
 from ordersaga.schemas.messages import (

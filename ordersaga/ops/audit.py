@@ -15,8 +15,8 @@ import orjson
 from pydantic import ValidationError
 
 from ordersaga.ops.tail import records
-from ordersaga.saga.inventory import SkuTotals, levels_of, totals_of
 from ordersaga.saga.shipping import ShipmentRecord
+from ordersaga.saga.sku_holds import SkuTotals, levels_of, totals_of
 from ordersaga.schemas.status import TERMINAL, SagaStatus
 from ordersaga.tables import PAYMENT_LEDGER, SAGAS, SHIPMENTS, SKU_HOLDS, STOCK, TableSpec
 from ordersaga.web.store import ViewStore

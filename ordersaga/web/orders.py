@@ -25,8 +25,8 @@ from ordersaga.edge.operations import (
     param,
 )
 from ordersaga.observability.correlation import current_correlation_id
-from ordersaga.saga.inventory import merge_lines
 from ordersaga.saga.order_ids import mint_order_id
+from ordersaga.saga.order_stock import merge_lines
 from ordersaga.schemas.bounds import Id
 from ordersaga.schemas.http import CancelBody, PlaceOrderBody
 from ordersaga.schemas.messages import CancelOrder, PlaceOrder

@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 from ordersaga.agents import inventory
-from ordersaga.saga.inventory import hold_key, levels_of
+from ordersaga.saga.sku_holds import hold_key, levels_of
 from ordersaga.schemas.messages import (
     CommitStock,
     ForgetHolds,
