@@ -81,6 +81,10 @@ async def test_restock_creates_the_sku_and_publishes_stock_changed(drive, outbox
     assert (record["available"], record["put_in"], record["version"]) == (10, 10, 1)
 
 
+def test_the_inventory_runs_its_repair_loop_as_a_timer():
+    assert "republish_changed_stock" in {task.__name__ for task in inventory.app._app_tasks}
+
+
 async def test_changed_levels_are_published_once_more_per_version(drive, outbox):
 
     async def republish() -> None:

@@ -136,6 +136,11 @@ async def test_wrong_message_types_are_dead_lettered(drive, outbox, store):
 # ------------------------------------------------------- re-drive of unconfirmed orders
 
 
+def test_the_webview_runs_its_two_repair_loops_as_timers():
+    timers = {task.__name__ for task in webview.app._app_tasks}
+    assert {"redrive_unconfirmed_orders", "refresh_stale_order_views"} <= timers
+
+
 async def redrive() -> None:
     """One tick of the webview's re-send loop."""
     await repairs.redrive_unconfirmed_orders(webview.node, webview.desk)
