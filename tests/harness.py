@@ -77,7 +77,8 @@ from ordersaga.shell.node import Node  # noqa: E402
 from ordersaga.shell.topics import INVENTORY_EVENTS  # noqa: E402
 from ordersaga.web.admission import CompletionRate  # noqa: E402
 from ordersaga.web.auth import Gatekeeper  # noqa: E402
-from ordersaga.web.store import ViewStore  # noqa: E402
+from ordersaga.web.intake import OrderIntake  # noqa: E402
+from ordersaga.web.read_model import ViewStore  # noqa: E402
 
 AGENT_MODULES = (orders, inventory, payments, shipping, notifications, webview, customers)
 
@@ -368,6 +369,12 @@ async def view_store(valkey_port: int) -> AsyncIterator[ViewStore]:
 def store(view_store: ViewStore) -> ViewStore:
     """The webview's view store, for tests that read or arrange Redis themselves."""
     return view_store
+
+
+@pytest.fixture
+def intake(view_store: ViewStore) -> OrderIntake:
+    """The webview's intake (accepted orders, Idempotency-Keys), on the test's store."""
+    return webview.desk.intake
 
 
 # ------------------------------------------------------------------- isolation

@@ -1,4 +1,9 @@
-"""The simulated payment provider, retried on errors, behind a circuit breaker."""
+"""The simulated payment provider, retried on errors, behind a circuit breaker.
+
+The simulation (``simulate_gateway``: test tokens choose declines, silence and
+errors) lives here with the rest of the provider; the ledger rules in
+``ordersaga.saga.payments`` only read the ``GatewayOutcome`` it gives.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,32 @@ from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_ex
 from ordersaga.config.settings import Settings
 from ordersaga.observability.metrics import Metrics
 from ordersaga.saga.breaker import BreakerState, CircuitBreaker
-from ordersaga.saga.payments import GatewayOutcome, simulate_gateway
+from ordersaga.saga.payments import GatewayOutcome
 from ordersaga.schemas.messages import ChargePayment
+
+# Payment tokens that choose a failure while the simulator's faults are on
+# (ORDERSAGA_GATEWAY_FAULTS).
+DECLINE_TOKEN = "tok_decline"
+NO_REPLY_TOKEN = "tok_timeout"
+ERROR_TOKEN = "tok_gateway_error"
+
+
+def simulate_gateway(payment_token: str, faults: bool = False) -> GatewayOutcome:
+    """Deterministic stand-in for a card gateway: with ``faults``, test tokens choose.
+
+    Without ``faults`` (production's default) every token is approved: a fault a
+    client could inject is a fault an attacker can inject.
+    """
+    if not faults:
+        return GatewayOutcome.APPROVED
+    if payment_token == DECLINE_TOKEN:
+        return GatewayOutcome.DECLINED
+    if payment_token == NO_REPLY_TOKEN:
+        return GatewayOutcome.NO_REPLY
+    if payment_token == ERROR_TOKEN:
+        return GatewayOutcome.ERROR
+    return GatewayOutcome.APPROVED
+
 
 # The simulated provider's journal: one hash per order (charged, refunded, calls),
 # expiring like a real provider's idempotency records do.

@@ -9,20 +9,23 @@ from dataclasses import replace
 
 from faust.types import StreamT
 
-from ordersaga.saga.inventory import (
+from ordersaga.agents import repairs
+from ordersaga.saga.order_stock import (
     GatherStep,
-    Hold,
-    SkuTotals,
-    apply_sku_command,
     begin_stock_command,
     collect_sku_result,
     direct_reply,
+    skus_to_forget,
+)
+from ordersaga.saga.sku_holds import (
+    Hold,
+    SkuTotals,
+    apply_sku_command,
     forget_holds,
     hold_key,
     levels_of,
     low_stock_crossing,
     restock,
-    skus_to_forget,
     totals_of,
 )
 from ordersaga.schemas.messages import (
@@ -57,7 +60,7 @@ order_stock = node.table(ORDER_STOCK)
 
 #: SKU -> the sums of its holds in this worker's partitions (levels are derived from them)
 totals: dict[str, SkuTotals] = {}
-#: SKUs whose levels changed since ``republish_changed_stock`` last ran
+#: SKUs whose levels changed since ``repairs.republish_changed_stock`` last ran
 changed: set[str] = set()
 #: SKUs of this worker at or below their low-stock threshold (the gauge counts them)
 low: set[str] = set()
@@ -256,15 +259,7 @@ async def gather_reservations(stream: StreamT) -> None:
     await node.consume(stream, gather_order_stock, "gather_reservations")
 
 
-@node.timer(interval=node.settings.view_refresh_after_s)
-async def republish_changed_stock() -> None:
-    """Publish the levels of every SKU that changed since the last tick once more.
-
-    A consumer can skip messages around a rebalance; a web view that missed a SKU's
-    last StockChanged would show old levels until the next change, which may never
-    come. The copy has the same version and event id, so a view that has it ignores
-    it. The cost is one message per changed SKU per tick, and no tick looks at a
-    SKU that did not change.
-    """
-    while changed:
-        await publish_levels(changed.pop())
+# The repair loop of stock views (see ordersaga.agents.repairs).
+node.timer(interval=node.settings.view_refresh_after_s)(
+    repairs.as_timer(repairs.republish_changed_stock, changed, publish_levels)
+)

@@ -1,7 +1,7 @@
 """The webview group: the HTTP API and the read model it answers from.
 
 Its projections fold ``orders.events`` and ``inventory.events`` into a read
-model in Redis (see ``ordersaga.web.store`` for why Redis and not a Faust
+model in Redis (see ``ordersaga.web.read_model`` for why Redis and not a Faust
 table), so whichever webview worker receives a query answers it, and no query
 reaches into another group's tables. Run alone with
 ``faust -A ordersaga.agents.webview worker`` (port 6066).
@@ -10,18 +10,16 @@ reaches into another group's tables. Run alone with
 from __future__ import annotations
 
 import logging
-import time
 
 from faust.types import StreamT
 
 from ordersaga.adapters.queue_probe import QueueProbe
+from ordersaga.agents import repairs
 from ordersaga.schemas.messages import (
     CustomerChanged,
     Envelope,
     ForgetOrders,
     OrderEvent,
-    PlaceOrder,
-    RepublishOrder,
     ServiceHeartbeat,
     StockChanged,
 )
@@ -146,51 +144,13 @@ async def project_stock(stream: StreamT) -> None:
     await node.consume(stream, project_stock_event, "project_stock")
 
 
-@node.timer(interval=node.settings.deadline_scan_interval_s)
-async def redrive_unconfirmed_orders() -> None:
-    """Send PlaceOrder again for accepted orders of which no event is projected yet.
-
-    The HTTP edge answers 202 once the broker has the command, but a consumer can
-    still skip it (seen under SIGKILL: an accepted order never started). Each
-    webview worker claims due orders from Redis, so one re-sends each; duplicates
-    are harmless since the orchestrator ignores a PlaceOrder for a saga it has.
-    """
-    settings = node.settings
-    now = time.time()
-    for record in await desk.store.claim_unconfirmed(now, settings.redrive_after_s):
-        command = PlaceOrder.model_validate(record["command"])
-        if now - record["accepted_at"] >= settings.redrive_window_s:
-            # The orchestrator may have run and forgotten it: sending could run it twice.
-            await desk.store.drop_unconfirmed(command.order_id)
-            node.metrics.orders_unstarted.inc()
-            log.error(
-                "order %s: no event projected %.0f s after acceptance; not re-sent",
-                command.order_id,
-                now - record["accepted_at"],
-            )
-            continue
-        await node.send(
-            command,
-            key=command.order_id,
-            correlation_id=record.get("correlation_id") or command.order_id,
-            event_id=f"{command.order_id}:place:{now:.3f}",
-            acked=True,
-        )
-        node.metrics.orders_redriven.inc()
-
-
-@node.timer(interval=node.settings.deadline_scan_interval_s)
-async def refresh_stale_order_views() -> None:
-    """Ask for the latest event of open order views that stayed unchanged too long.
-
-    A consumer can skip messages around a rebalance, and a view that missed its
-    order's last event would show it in flight forever. The orchestrator answers
-    RepublishOrder with that event again; a view that has it ignores the copy.
-    """
-    for order_id in await desk.store.claim_stale_views(time.time()):
-        await node.send(RepublishOrder(order_id=order_id), key=order_id, correlation_id=order_id)
-        node.metrics.views_refreshed.inc()
-
+# The repair loops (see ordersaga.agents.repairs for what each makes up for).
+node.timer(interval=node.settings.deadline_scan_interval_s)(
+    repairs.as_timer(repairs.redrive_unconfirmed_orders, node, desk)
+)
+node.timer(interval=node.settings.deadline_scan_interval_s)(
+    repairs.as_timer(repairs.refresh_stale_order_views, node, desk)
+)
 
 dead_letter_probe = QueueProbe(node.settings.bootstrap_servers)
 

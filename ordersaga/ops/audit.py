@@ -15,11 +15,12 @@ import orjson
 from pydantic import ValidationError
 
 from ordersaga.ops.tail import records
-from ordersaga.saga.inventory import SkuTotals, levels_of, totals_of
 from ordersaga.saga.shipping import ShipmentRecord
+from ordersaga.saga.sku_holds import SkuTotals, levels_of, totals_of
 from ordersaga.schemas.status import TERMINAL, SagaStatus
 from ordersaga.tables import PAYMENT_LEDGER, SAGAS, SHIPMENTS, SKU_HOLDS, STOCK, TableSpec
-from ordersaga.web.store import ViewStore
+from ordersaga.web.intake import OrderIntake
+from ordersaga.web.read_model import ViewStore
 
 COMPLETED = SagaStatus.COMPLETED
 
@@ -263,7 +264,7 @@ async def load_state(bootstrap: str, redis_url: str) -> tuple[State, set[str]]:
             forgotten=forgotten,
             malformed=malformed,
         )
-        return state, await store.accepted_ids()
+        return state, await OrderIntake(store.redis).accepted_ids()
     finally:
         await store.close()
 

@@ -1,4 +1,4 @@
-"""Payment rules: the per-order ledger and the simulated gateway.
+"""Payment rules: the per-order ledger, given what the gateway answered.
 
 The ledger remembers per order what was charged and refunded, so a repeated
 ChargePayment answers as before and never charges twice, and a refund that
@@ -20,36 +20,18 @@ from ordersaga.schemas.messages import (
     RefundPayment,
 )
 
-DECLINE_TOKEN = "tok_decline"
-NO_REPLY_TOKEN = "tok_timeout"
-ERROR_TOKEN = "tok_gateway_error"
-
 
 class GatewayOutcome(StrEnum):
-    """What the simulated payment gateway does with a charge."""
+    """What the payment gateway did with a charge: what the ledger rules decide from.
+
+    The gateway itself (a simulation) is ``ordersaga.adapters.gateway``.
+    """
 
     APPROVED = "approved"
     DECLINED = "declined"
     NO_REPLY = "no_reply"
     ERROR = "error"
     CIRCUIT_OPEN = "circuit_open"
-
-
-def simulate_gateway(payment_token: str, faults: bool = False) -> GatewayOutcome:
-    """Deterministic stand-in for a card gateway: with ``faults``, test tokens choose.
-
-    Without ``faults`` (production's default) every token is approved: a fault a
-    client could inject is a fault an attacker can inject.
-    """
-    if not faults:
-        return GatewayOutcome.APPROVED
-    if payment_token == DECLINE_TOKEN:
-        return GatewayOutcome.DECLINED
-    if payment_token == NO_REPLY_TOKEN:
-        return GatewayOutcome.NO_REPLY
-    if payment_token == ERROR_TOKEN:
-        return GatewayOutcome.ERROR
-    return GatewayOutcome.APPROVED
 
 
 class PaymentRecord(BaseModel):

@@ -15,9 +15,10 @@ from typing import Any, Generic, TypeVar
 from pydantic import TypeAdapter
 
 from ordersaga.saga.customers import CustomerRecord
-from ordersaga.saga.inventory import Hold, OrderStockRecord, SkuLevels
+from ordersaga.saga.order_stock import OrderStockRecord
 from ordersaga.saga.payments import PaymentRecord
 from ordersaga.saga.shipping import ShipmentRecord
+from ordersaga.saga.sku_holds import Hold, SkuLevels
 from ordersaga.saga.state import SagaState
 
 R = TypeVar("R")

@@ -16,7 +16,7 @@ import math
 import redis.asyncio as aioredis
 
 from ordersaga.schemas.status import TERMINAL
-from ordersaga.web.store import ORDER, PREFIX
+from ordersaga.web.redis_keys import ORDER, PREFIX
 
 CLIENT_IN_FLIGHT = PREFIX + "in-flight-of:"  # sorted set per client: order id -> accepted at
 # An order that never ended (its view lost, its PlaceOrder refused) stops counting

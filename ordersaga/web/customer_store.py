@@ -13,7 +13,8 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from ordersaga.web.store import KEEP_NEWER_VERSION, PREFIX
+from ordersaga.web.read_model import KEEP_NEWER_VERSION
+from ordersaga.web.redis_keys import PREFIX
 
 CUSTOMER = PREFIX + "customer:"  # CustomerChanged JSON
 CUSTOMERS = PREFIX + "customers"  # set of customer ids

@@ -14,10 +14,11 @@ from ordersaga.web.accept import KeyClaim, KeyUse, claim_outcome
 from ordersaga.web.admission import CompletionRate, in_flight_limit
 from ordersaga.web.client_share import ClientShare
 from ordersaga.web.customer_store import CustomerStore
+from ordersaga.web.intake import OrderIntake
 from ordersaga.web.order_index import OrderIndex
 from ordersaga.web.rate_limit import RateLimiter
+from ordersaga.web.read_model import ViewStore
 from ordersaga.web.service_registry import ServiceRegistry
-from ordersaga.web.store import ViewStore
 from ordersaga.web.watch import OrderWatch
 
 # How often the long-poll watcher re-reads the watched orders: another worker may
@@ -35,6 +36,7 @@ class Desk:
         self.node = node
         self.settings = node.settings
         self._store: ViewStore | None = None
+        self._intake: OrderIntake | None = None
         self._customers: CustomerStore | None = None
         self._registry: ServiceRegistry | None = None
         self._index: OrderIndex | None = None
@@ -77,6 +79,14 @@ class Desk:
                 max_listed_orders=self.settings.max_listed_orders,
             )
         return self._store
+
+    @property
+    def intake(self) -> OrderIntake:
+        """Accepted orders, Idempotency-Keys and PlaceOrders awaiting confirmation."""
+        # On the view store's pool, rebuilt when the store is (tests give each test its own).
+        if self._intake is None or self._intake.redis is not self.store.redis:
+            self._intake = OrderIntake(self.store.redis)
+        return self._intake
 
     @property
     def customers(self) -> CustomerStore:
@@ -174,7 +184,7 @@ class Desk:
 
     async def use_key(self, kind: str, key: str, minted: KeyUse) -> KeyClaim:
         """Claim an Idempotency-Key of ``kind`` (order, restock) for ``minted``, unless used."""
-        first = await self.store.claim_key(
+        first = await self.intake.claim_key(
             kind, key, minted.record(), self.settings.idempotency_ttl_s
         )
         return claim_outcome(minted, KeyUse.from_record(first))

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from ordersaga.web.store import CUSTOMER_ORDERS, ORDER, ORDERS_BY_TIME, text_of
+from ordersaga.web.redis_keys import CUSTOMER_ORDERS, ORDER, ORDERS_BY_TIME, text_of
 
 # KEYS: the index. ARGV: upper bound ('+inf' or '(score'), lower bound (score or
 # '-inf'), limit, status ('' for any), most looked at, order key prefix.

@@ -25,8 +25,8 @@ from ordersaga.edge.operations import (
     param,
 )
 from ordersaga.observability.correlation import current_correlation_id
-from ordersaga.saga.inventory import merge_lines
 from ordersaga.saga.order_ids import mint_order_id
+from ordersaga.saga.order_stock import merge_lines
 from ordersaga.schemas.bounds import Id
 from ordersaga.schemas.http import CancelBody, PlaceOrderBody
 from ordersaga.schemas.messages import CancelOrder, PlaceOrder
@@ -96,7 +96,7 @@ async def find_order(desk: Desk, order_id: str) -> OrderResponse | None:
     view = await desk.store.order(order_id)
     if view is not None:
         return order_response(view)
-    accepted = await desk.store.accepted(order_id)
+    accepted = await desk.intake.accepted(order_id)
     return OrderResponse.model_validate(accepted) if accepted is not None else None
 
 
@@ -256,13 +256,13 @@ class Orders(DeskView):
                 shipping_address=order.shipping_address,
             )
             accepted = accepted_record(command, accepted_at)
-            await desk.store.remember_accepted(
+            await desk.intake.remember_accepted(
                 command.order_id, accepted.body(), settings.idempotency_ttl_s
             )
             # The webview's re-drive re-sends the PlaceOrder until an event of the
             # order is projected, so neither a lost send nor a message the
             # orchestrator skipped leaves an accepted order unstarted.
-            awaiting = await desk.store.await_confirmation(
+            awaiting = await desk.intake.await_confirmation(
                 command.order_id,
                 command.model_dump(mode="json"),
                 accepted_at,

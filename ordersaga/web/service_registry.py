@@ -16,7 +16,7 @@ from typing import Any, Literal
 import orjson
 import redis.asyncio as aioredis
 
-from ordersaga.web.store import PREFIX, text_of
+from ordersaga.web.redis_keys import PREFIX, text_of
 
 SERVICES = PREFIX + "services"  # hash: instance -> last heartbeat JSON
 

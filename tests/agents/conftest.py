@@ -8,8 +8,18 @@ from tests.harness import (
     capture,
     client,
     drive,
+    intake,
     store,
     view_store,
 )
 
-__all__ = ["_fresh_state", "_gateway_journal", "capture", "client", "drive", "store", "view_store"]
+__all__ = [
+    "_fresh_state",
+    "_gateway_journal",
+    "capture",
+    "client",
+    "drive",
+    "intake",
+    "store",
+    "view_store",
+]

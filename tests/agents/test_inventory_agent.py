@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 
-from ordersaga.agents import inventory
-from ordersaga.saga.inventory import hold_key, levels_of
+from ordersaga.agents import inventory, repairs
+from ordersaga.saga.sku_holds import hold_key, levels_of
 from ordersaga.schemas.messages import (
     CommitStock,
     ForgetHolds,
@@ -83,8 +81,15 @@ async def test_restock_creates_the_sku_and_publishes_stock_changed(drive, outbox
     assert (record["available"], record["put_in"], record["version"]) == (10, 10, 1)
 
 
+def test_the_inventory_runs_its_repair_loop_as_a_timer():
+    assert "republish_changed_stock" in {task.__name__ for task in inventory.app._app_tasks}
+
+
 async def test_changed_levels_are_published_once_more_per_version(drive, outbox):
-    republish = inspect.unwrap(inventory.republish_changed_stock)
+
+    async def republish() -> None:
+        await repairs.republish_changed_stock(inventory.changed, inventory.publish_levels)
+
     async with drive(inventory.change_stock, inventory.node) as d:
         await d.put(restock_sku(), key="SKU-A", topic=INVENTORY_SKU_COMMANDS)
         [original] = outbox.on(INVENTORY_EVENTS)

@@ -9,16 +9,15 @@ test (``view_store`` in ``tests/harness.py``). The HTTP routes are tested in
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 
 import orjson
 import pytest
 
-from ordersaga.agents import webview
+from ordersaga.agents import repairs, webview
 from ordersaga.schemas.messages import ForgetOrders, RepublishOrder
 from ordersaga.shell.topics import INVENTORY_EVENTS, ORDERS_COMMANDS, ORDERS_EVENTS
-from ordersaga.web.store import EVENTS, OPEN, ORDER, UNCONFIRMED, UNCONFIRMED_ORDERS
+from ordersaga.web.redis_keys import EVENTS, OPEN, ORDER, UNCONFIRMED, UNCONFIRMED_ORDERS
 from tests.harness import ORDER_ID, order_body, order_event, post_order, stock, stock_changed
 
 # Every test here needs Redis: the projections write to it, the routes read it.
@@ -137,13 +136,20 @@ async def test_wrong_message_types_are_dead_lettered(drive, outbox, store):
 # ------------------------------------------------------- re-drive of unconfirmed orders
 
 
-redrive = inspect.unwrap(webview.redrive_unconfirmed_orders)
+def test_the_webview_runs_its_two_repair_loops_as_timers():
+    timers = {task.__name__ for task in webview.app._app_tasks}
+    assert {"redrive_unconfirmed_orders", "refresh_stale_order_views"} <= timers
 
 
-async def test_an_accepted_order_waits_for_its_first_event(client, outbox, drive, store):
+async def redrive() -> None:
+    """One tick of the webview's re-send loop."""
+    await repairs.redrive_unconfirmed_orders(webview.node, webview.desk)
+
+
+async def test_an_accepted_order_waits_for_its_first_event(client, outbox, drive, store, intake):
     await stock(drive, "SKU-A")
     order_id = (await (await post_order(client, order_body())).json())["order_id"]
-    assert await store.unconfirmed_ids() == {order_id}
+    assert await intake.unconfirmed_ids() == {order_id}
 
     async with drive(webview.project_orders, webview.node) as d:
         await d.put(
@@ -151,10 +157,10 @@ async def test_an_accepted_order_waits_for_its_first_event(client, outbox, drive
             key=order_id,
             topic=ORDERS_EVENTS,
         )
-    assert await store.unconfirmed_ids() == set()
+    assert await intake.unconfirmed_ids() == set()
     # Confirmed for good: a replayed projection or a retry does not bring it back.
-    assert not await store.await_confirmation(order_id, {}, time.time(), time.time())
-    assert await store.unconfirmed_ids() == set()
+    assert not await intake.await_confirmation(order_id, {}, time.time(), time.time())
+    assert await intake.unconfirmed_ids() == set()
 
 
 async def test_an_unconfirmed_order_is_sent_again_once_due(client, outbox, drive, store):
@@ -181,7 +187,7 @@ async def test_an_unconfirmed_order_is_sent_again_once_due(client, outbox, drive
     assert next_at >= time.time() + webview.node.settings.redrive_after_s - 1
 
 
-async def test_an_order_past_the_redrive_window_is_given_up(client, outbox, drive, store):
+async def test_an_order_past_the_redrive_window_is_given_up(client, outbox, drive, store, intake):
     await stock(drive, "SKU-A")
     order_id = (await (await post_order(client, order_body())).json())["order_id"]
     # Accepted so long ago that the orchestrator may have run and forgotten it.
@@ -194,14 +200,16 @@ async def test_an_order_past_the_redrive_window_is_given_up(client, outbox, driv
     await redrive()
 
     assert len(outbox.messages(ORDERS_COMMANDS)) == 1
-    assert await store.unconfirmed_ids() == set()
+    assert await intake.unconfirmed_ids() == set()
     assert webview.node.metrics.orders_unstarted._value.get() == given_up + 1
 
 
 # --------------------------------------------------------------------- stale open views
 
 
-refresh = inspect.unwrap(webview.refresh_stale_order_views)
+async def refresh() -> None:
+    """One tick of the webview's loop that refreshes stale open views."""
+    await repairs.refresh_stale_order_views(webview.node, webview.desk)
 
 
 async def test_an_open_view_that_stays_unchanged_asks_for_the_latest_event(drive, outbox, store):

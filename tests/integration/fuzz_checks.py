@@ -15,7 +15,7 @@ import httpx
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from ordersaga.saga.inventory import merge_lines
+from ordersaga.saga.order_stock import merge_lines
 from ordersaga.schemas.bounds import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
 )

@@ -17,8 +17,10 @@ from ordersaga.config.settings import Settings
 from ordersaga.ops.audit import read_table
 from ordersaga.schemas.messages import Address, OrderLine, PlaceOrder
 from ordersaga.tables import SAGAS
+from ordersaga.web.intake import OrderIntake
 from ordersaga.web.orders import accepted_record
-from ordersaga.web.store import ACCEPTED, OPEN, ORDER, ViewStore
+from ordersaga.web.read_model import ViewStore
+from ordersaga.web.redis_keys import ACCEPTED, OPEN, ORDER
 from tests.integration.conftest import System
 from tests.integration.support import (
     ADDRESS,
@@ -49,11 +51,12 @@ def accept_without_sending(system: System, command: PlaceOrder, accepted_at: flo
 
     async def go() -> bool:
         async with view_store(system) as store:
+            intake = OrderIntake(store.redis)
             body = command.model_dump(mode="json")
-            await store.remember_accepted(
+            await intake.remember_accepted(
                 command.order_id, accepted_record(command, accepted_at).body(), 60
             )
-            return await store.await_confirmation(
+            return await intake.await_confirmation(
                 command.order_id, body, accepted_at, redrive_at=accepted_at + 0.5
             )
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from ordersaga.edge.http import HttpError
-from ordersaga.saga.inventory import (
+from ordersaga.saga.sku_holds import (
     SKU_BUSY,
     InvalidCommand,
     SkuTotals,

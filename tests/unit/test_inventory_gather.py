@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ordersaga.saga.inventory import (
+from ordersaga.saga.order_stock import (
     GatherStep,
     OrderStockRecord,
     begin_stock_command,

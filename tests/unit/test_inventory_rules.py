@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ordersaga.saga.inventory import (
+from ordersaga.saga.sku_holds import (
     DEFAULT_LOW_STOCK_AT,
     DEFAULT_MAX_HOLDS,
     Hold,

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ordersaga.saga.payments import (
-    DECLINE_TOKEN,
-    NO_REPLY_TOKEN,
-    GatewayOutcome,
-    PaymentRecord,
-    charge,
-    refund,
-    simulate_gateway,
-)
+from ordersaga.adapters.gateway import DECLINE_TOKEN, NO_REPLY_TOKEN, simulate_gateway
+from ordersaga.saga.payments import GatewayOutcome, PaymentRecord, charge, refund
 from ordersaga.saga.shipping import CARRIER, ShipmentRecord, cancel, prepare
 from ordersaga.schemas.messages import (
     Address,

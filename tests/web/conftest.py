@@ -12,9 +12,9 @@ import pytest
 
 from ordersaga.agents import webview
 from ordersaga.shell.node import Node
-from tests.harness import Outbox, _fresh_state, capture, client, drive, store, view_store
+from tests.harness import Outbox, _fresh_state, capture, client, drive, intake, store, view_store
 
-__all__ = ["_fresh_state", "capture", "client", "drive", "outbox", "store", "view_store"]
+__all__ = ["_fresh_state", "capture", "client", "drive", "intake", "outbox", "store", "view_store"]
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from ordersaga.edge.tokens import (
     mint_token,
 )
 from ordersaga.web.auth import ACCESS, Access, Gatekeeper
-from ordersaga.web.store import ViewStore
+from ordersaga.web.read_model import ViewStore
 from tests.harness import (
     ADDRESS,
     CUSTOMER_ID,

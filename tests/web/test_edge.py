@@ -23,8 +23,8 @@ from ordersaga.shell.topics import ORDERS_EVENTS
 from ordersaga.web.auth import Gatekeeper, peer_address
 from ordersaga.web.edge import check_host, host_name
 from ordersaga.web.rate_limit import READ_PREFIX, RateLimiter
+from ordersaga.web.read_model import ViewStore
 from ordersaga.web.routes import desk_blocked
-from ordersaga.web.store import ViewStore
 from tests.harness import JSON, ORDER_ID, Outbox, order_event, webview_routes
 from tests.web.test_auth import OWNER, SETTINGS, account, bearer, secured, token
 from tests.web.test_rate_limit import _Peer

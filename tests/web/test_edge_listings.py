@@ -17,7 +17,8 @@ from ordersaga.runtime.topic_admin import _topic_configs
 from ordersaga.shell.topics import ALL_DLQ_TOPICS, ALL_TOPICS, CHANGELOG_TOPICS, SERVICES
 from ordersaga.web.inventory import MAX_STOCK_PAGE
 from ordersaga.web.order_index import OrderIndex
-from ordersaga.web.store import SKUS_BY_NAME, ViewStore
+from ordersaga.web.read_model import ViewStore
+from ordersaga.web.redis_keys import SKUS_BY_NAME
 from tests.harness import order_event, stock_changed
 
 # ------------------------------------------------------------------ GET /inventory pages

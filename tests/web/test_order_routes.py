@@ -18,7 +18,9 @@ from ordersaga.agents import webview
 from ordersaga.schemas.messages import Address, CancelOrder, OrderLine, PlaceOrder
 from ordersaga.shell.topics import ORDERS_COMMANDS, ORDERS_EVENTS
 from ordersaga.web.client_share import MAX_COUNTED_AGE_S, ClientShare
-from ordersaga.web.store import IDEMPOTENCY, ViewStore, idempotency_key
+from ordersaga.web.intake import OrderIntake, idempotency_key
+from ordersaga.web.read_model import ViewStore
+from ordersaga.web.redis_keys import IDEMPOTENCY
 from ordersaga.web.watch import ClientWatchFull, OrderWatch
 from tests.harness import (
     ADDRESS,
@@ -33,7 +35,7 @@ from tests.harness import (
 
 async def assert_nothing_accepted(outbox, store: ViewStore) -> None:
     assert outbox.sent == []
-    assert await store.accepted_ids() == set()
+    assert await OrderIntake(store.redis).accepted_ids() == set()
     assert [k async for k in store.redis.scan_iter(match=IDEMPOTENCY + "*")] == []
 
 
@@ -126,7 +128,7 @@ async def test_an_idempotency_key_out_of_bounds_is_422_naming_the_header(
 # ---------------------------------------------------------------- POST /orders accepted
 
 
-async def test_an_order_for_known_skus_is_accepted_and_sent(client, outbox, drive, store):
+async def test_an_order_for_known_skus_is_accepted_and_sent(client, outbox, drive, store, intake):
     await stock(drive, "SKU-A", "SKU-B")
     items = [
         {"sku": "SKU-A", "quantity": 1},
@@ -157,7 +159,7 @@ async def test_an_order_for_known_skus_is_accepted_and_sent(client, outbox, driv
         payment_token="tok_ok",
         shipping_address=Address.model_validate(ADDRESS.model_dump()),
     )
-    accepted = await store.accepted(order_id)
+    accepted = await intake.accepted(order_id)
     assert accepted is not None
     assert (accepted["order_id"], accepted["status"], accepted["items"]) == (
         order_id,
@@ -166,7 +168,7 @@ async def test_an_order_for_known_skus_is_accepted_and_sent(client, outbox, driv
     )
 
 
-async def test_without_a_key_each_post_is_a_new_order(client, outbox, drive, store):
+async def test_without_a_key_each_post_is_a_new_order(client, outbox, drive, store, intake):
     await stock(drive, "SKU-A")
     first = await post_order(client, order_body())
     second = await post_order(client, order_body())
@@ -174,11 +176,11 @@ async def test_without_a_key_each_post_is_a_new_order(client, outbox, drive, sto
     ids = {(await first.json())["order_id"], (await second.json())["order_id"]}
     assert len(ids) == 2
     assert {m.order_id for m in outbox.messages(ORDERS_COMMANDS)} == ids
-    assert await store.accepted_ids() == ids
+    assert await intake.accepted_ids() == ids
 
 
 async def test_a_retry_with_the_same_key_and_body_resends_the_same_order(
-    client, outbox, drive, store
+    client, outbox, drive, intake
 ):
     await stock(drive, "SKU-A")
     first = await post_order(client, order_body(), key="retry-1")
@@ -193,10 +195,10 @@ async def test_a_retry_with_the_same_key_and_body_resends_the_same_order(
     assert sent[0].message == sent[1].message
     assert sent[1].message.order_id == order_id
     assert [s.key for s in sent] == [order_id.encode()] * 2
-    assert await store.accepted_ids() == {order_id}
+    assert await intake.accepted_ids() == {order_id}
 
 
-async def test_the_same_key_with_another_body_is_422(client, outbox, drive, store):
+async def test_the_same_key_with_another_body_is_422(client, outbox, drive, store, intake):
     await stock(drive, "SKU-A", "SKU-B")
     first = await post_order(client, order_body(), key="reused-1")
     assert first.status == 202
@@ -211,10 +213,10 @@ async def test_the_same_key_with_another_body_is_422(client, outbox, drive, stor
     # The first body is still the one the key stands for.
     retried = await post_order(client, order_body(), key="reused-1")
     assert (retried.status, (await retried.json())["order_id"]) == (202, order_id)
-    assert await store.accepted_ids() == {order_id}
+    assert await intake.accepted_ids() == {order_id}
 
 
-async def test_a_retry_after_the_window_sends_nothing(client, outbox, drive, store):
+async def test_a_retry_after_the_window_sends_nothing(client, outbox, drive, store, intake):
     await stock(drive, "SKU-A")
     first = await post_order(client, order_body(), key="late-retry")
     order_id = (await first.json())["order_id"]
@@ -222,7 +224,7 @@ async def test_a_retry_after_the_window_sends_nothing(client, outbox, drive, sto
     record = orjson.loads(raw)
     record["accepted_at"] -= webview.node.settings.redrive_window_s + 1
     await store.redis.set(idempotency_key("order", "cust-1/late-retry"), orjson.dumps(record))
-    await store.drop_unconfirmed(order_id)
+    await intake.drop_unconfirmed(order_id)
 
     again = await post_order(client, order_body(), key="late-retry")
 
@@ -234,7 +236,7 @@ async def test_a_retry_after_the_window_sends_nothing(client, outbox, drive, sto
     assert placed_at == datetime.fromtimestamp(record["accepted_at"], UTC)
 
 
-async def test_a_retry_of_a_projected_order_sends_nothing(client, outbox, drive, store):
+async def test_a_retry_of_a_projected_order_sends_nothing(client, outbox, drive, store, intake):
     await stock(drive, "SKU-A")
     order_id = (await (await post_order(client, order_body(), key="seen")).json())["order_id"]
     async with drive(webview.project_orders, webview.node) as d:
@@ -246,7 +248,7 @@ async def test_a_retry_of_a_projected_order_sends_nothing(client, outbox, drive,
     again = await post_order(client, order_body(), key="seen")
     assert (await again.json())["order_id"] == order_id
     assert len(outbox.messages(ORDERS_COMMANDS)) == 1
-    assert await store.unconfirmed_ids() == set()
+    assert await intake.unconfirmed_ids() == set()
 
 
 # -------------------------------------------------------------------------- order reads
@@ -393,7 +395,7 @@ def limit_in_flight(desk_settings):
 
 
 async def test_past_the_limit_in_flight_a_new_order_is_429_with_retry_after(
-    client, outbox, drive, store, limit_in_flight
+    client, outbox, drive, store, intake, limit_in_flight
 ):
     await stock(drive, "SKU-A")
     limit_in_flight(2)
@@ -409,7 +411,7 @@ async def test_past_the_limit_in_flight_a_new_order_is_429_with_retry_after(
     assert answer["error"] == "overloaded" and "2 orders in flight" in answer["message"]
     # Nothing of the refused order is kept: its retry with the same key is new.
     assert len(outbox.messages(ORDERS_COMMANDS)) == 2
-    assert len(await store.accepted_ids()) == 2
+    assert len(await intake.accepted_ids()) == 2
     assert await store.redis.get(IDEMPOTENCY + idempotency_key("order", "cust-1/k-3")) is None
 
 
@@ -482,7 +484,7 @@ def client_share(desk_settings):
 
 
 async def test_one_client_holds_at_most_its_share_of_the_orders_in_flight(
-    client, outbox, drive, store, client_share
+    client, outbox, drive, store, intake, client_share
 ):
     await stock(drive, "SKU-A")
     client_share(2)
@@ -512,7 +514,7 @@ async def test_one_client_holds_at_most_its_share_of_the_orders_in_flight(
     assert (await post_order(client, order_body(), key="k-5")).status == 429
     # ...and once they all ended it may place orders again
     async with drive(webview.project_orders, webview.node) as d:
-        for placed in list(await store.accepted_ids()):
+        for placed in list(await intake.accepted_ids()):
             await d.put(
                 order_event("OrderCancelled", 1, "CANCELLED", order_id=placed),
                 key=placed,

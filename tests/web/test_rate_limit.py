@@ -21,7 +21,7 @@ from ordersaga.config.settings import Settings
 from ordersaga.edge.tokens import Role, mint_token
 from ordersaga.web.auth import Gatekeeper, peer_address
 from ordersaga.web.rate_limit import PREFIX, RateLimiter
-from ordersaga.web.store import ViewStore
+from ordersaga.web.read_model import ViewStore
 from tests.harness import JSON, Outbox, webview_routes
 
 

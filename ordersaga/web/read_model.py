@@ -1,4 +1,4 @@
-"""The web view's read model and HTTP memory, in Redis.
+"""The web view's read model in Redis: order and stock views, projected and read.
 
 Every webview worker answers every query, whichever partitions it owns: the
 projections write here (idempotently, by sequence number or version, in one
@@ -6,32 +6,36 @@ Lua script each) and the routes read here. Faust's partitioned tables would
 need table_route forwarding, which gives wrong answers with several workers
 (faust-streaming issues 514 and 187), and GlobalTable stops updating on all but
 one instance (faust-streaming issue 283).
+
+What the HTTP edge remembers of the orders it accepted (before their views
+exist) is ``ordersaga.web.intake``; the key names of both are in
+``ordersaga.web.redis_keys``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
 
-PREFIX = "ordersaga:"
-ORDER = PREFIX + "order:"  # hash: seq, order (snapshot JSON)
-EVENTS = ":events"  # list of history entries, after ORDER + id
-STOCK = PREFIX + "stock:"  # StockChanged JSON
-SKUS = PREFIX + "skus"  # set of SKUs
-SKUS_BY_NAME = PREFIX + "skus-by-name"  # sorted set, every score 0: SKUs in byte order
-ACCEPTED = PREFIX + "accepted:"  # accepted-over-HTTP record
-IDEMPOTENCY = PREFIX + "idempotency:"  # kind:sha256(Idempotency-Key) -> first request
-UNCONFIRMED = PREFIX + "unconfirmed"  # sorted set: order id -> when to re-send next
-UNCONFIRMED_ORDERS = PREFIX + "unconfirmed:orders"  # hash: order id -> accepted_at, command
-OPEN = PREFIX + "open"  # sorted set: order id of an open view -> when to refresh it
-ENDED = PREFIX + "ended"  # counter: orders whose terminal event was projected
-CUSTOMER_ORDERS = PREFIX + "customer-orders:"  # sorted set: order id -> placed at
-ORDERS_BY_TIME = PREFIX + "orders-by-time"  # sorted set: order id -> placed at, every order
-STATS = PREFIX + "stats:"  # hash per minute: outcome and step-latency counters
+from ordersaga.web.redis_keys import (
+    CUSTOMER_ORDERS,
+    ENDED,
+    EVENTS,
+    OPEN,
+    ORDER,
+    ORDERS_BY_TIME,
+    SKUS,
+    SKUS_BY_NAME,
+    STATS,
+    STOCK,
+    UNCONFIRMED,
+    UNCONFIRMED_ORDERS,
+    text_of,
+)
+
 STATS_TTL_S = 2 * 3600
 # Every command of the web view is small; one slower than this means Redis is unwell.
 REDIS_SOCKET_TIMEOUT_S = 2.0
@@ -123,38 +127,6 @@ end
 return redis.call('ZRANGEBYLEX', KEYS[2], ARGV[1], '+', 'LIMIT', 0, tonumber(ARGV[2]))
 """
 
-# KEYS: order hash, unconfirmed set, unconfirmed hash. ARGV: order id, record, re-send at.
-# An order already projected needs no re-send; one already waiting keeps its record.
-_AWAIT_CONFIRMATION = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 1 then
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-end
-return 1
-"""
-
-# KEYS: unconfirmed set, unconfirmed hash. ARGV: now, after, limit.
-# Claims the due entries (so two webview workers never re-send the same order at
-# once) and moves each one's next re-send to now + max(after, its age): the waits
-# double while the orchestrator's group is down or far behind.
-_CLAIM_UNCONFIRMED = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-local out = {}
-for _, order_id in ipairs(due) do
-  local raw = redis.call('HGET', KEYS[2], order_id)
-  if raw then
-    local accepted_at = tonumber(cjson.decode(raw)['accepted_at'])
-    local now = tonumber(ARGV[1])
-    local wait = math.max(tonumber(ARGV[2]), now - accepted_at)
-    redis.call('ZADD', KEYS[1], now + wait, order_id)
-    table.insert(out, raw)
-  else
-    redis.call('ZREM', KEYS[1], order_id)
-  end
-end
-return out
-"""
-
 # KEYS: open set. ARGV: now, after, max wait, limit, order key prefix.
 # Claims the views due for a refresh; the next one waits as long as the view has
 # been unchanged (at least ``after``, at most the max wait).
@@ -182,18 +154,12 @@ def stats_minute(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M", time.gmtime(epoch))
 
 
-def idempotency_key(kind: str, key: str) -> str:
-    """The Redis key of a client's Idempotency-Key for ``kind`` (order, restock)."""
-    return f"{IDEMPOTENCY}{kind}:{hashlib.sha256(key.encode()).hexdigest()}"
-
-
-def text_of(value: bytes | str) -> str:
-    """A Redis reply as text (the client answers bytes)."""
-    return value.decode() if isinstance(value, bytes) else value
-
-
 class ViewStore:
-    """Order and stock views plus accepted orders and idempotency keys."""
+    """Order and stock views: their projections and the queries the routes make.
+
+    Its Redis pool is the one the web view's other stores (the intake, customers,
+    the registry ...) use too.
+    """
 
     def __init__(
         self,
@@ -211,8 +177,6 @@ class ViewStore:
         self._project_order = client.register_script(_PROJECT_ORDER)
         self._project_stock = client.register_script(_PROJECT_STOCK)
         self._stock_page = client.register_script(_STOCK_PAGE)
-        self._await_confirmation = client.register_script(_AWAIT_CONFIRMATION)
-        self._claim_unconfirmed = client.register_script(_CLAIM_UNCONFIRMED)
         self._claim_stale_views = client.register_script(_CLAIM_STALE_VIEWS)
 
     @classmethod
@@ -410,87 +374,9 @@ class ViewStore:
                 out[order_id] = orjson.loads(raw)["status"] if raw else None
         return out
 
-    # -------------------------------------------------- accepted and idempotency
-
-    async def remember_accepted(self, order_id: str, record: dict[str, Any], ttl_s: int) -> None:
-        """Keep what the HTTP edge accepted, so the order is readable before its first event."""
-        await self.redis.set(ACCEPTED + order_id, orjson.dumps(record), ex=ttl_s)
-
-    async def accepted(self, order_id: str) -> dict[str, Any] | None:
-        """The accepted record of an order, if still kept."""
-        raw = await self.redis.get(ACCEPTED + order_id)
-        return orjson.loads(raw) if raw else None
-
-    async def accepted_ids(self) -> set[str]:
-        """Ids of every order accepted over HTTP that is still remembered."""
-        return {
-            text_of(key).removeprefix(ACCEPTED)
-            async for key in self.redis.scan_iter(match=ACCEPTED + "*", count=1000)
-        }
-
-    async def claim_key(
-        self, kind: str, key: str, record: dict[str, Any], ttl_s: int
-    ) -> dict[str, Any]:
-        """Store ``record`` under an Idempotency-Key unless one is there; return the winner.
-
-        The key is stored hashed, so what a client sends sizes nothing in Redis.
-        """
-        name = idempotency_key(kind, key)
-        while True:
-            if await self.redis.set(name, orjson.dumps(record), nx=True, ex=ttl_s):
-                return record
-            raw = await self.redis.get(name)
-            if raw is not None:  # else it expired between the two calls: try again
-                return dict(orjson.loads(raw))
-
     async def sku_count(self) -> int:
         """How many SKUs the catalogue holds."""
         return int(await self.redis.scard(SKUS))
-
-    # ------------------------------------------------------------ unconfirmed
-
-    async def await_confirmation(
-        self,
-        order_id: str,
-        command: dict[str, Any],
-        accepted_at: float,
-        redrive_at: float,
-        correlation_id: str | None = None,
-    ) -> bool:
-        """Remember an accepted PlaceOrder until an event of its order is projected.
-
-        False if the order is projected already. A record already kept stays as it
-        was, so a retried request does not make the order look younger. A re-send
-        carries the request's correlation id.
-        """
-        record = orjson.dumps(
-            {"accepted_at": accepted_at, "command": command, "correlation_id": correlation_id}
-        )
-        waiting = await self._await_confirmation(
-            keys=[ORDER + order_id, UNCONFIRMED, UNCONFIRMED_ORDERS],
-            args=[order_id, record, redrive_at],
-        )
-        return bool(waiting)
-
-    async def claim_unconfirmed(
-        self, now: float, after_s: float, limit: int = 500
-    ) -> list[dict[str, Any]]:
-        """Accepted orders due for a re-send (``accepted_at`` and ``command`` each)."""
-        raw = await self._claim_unconfirmed(
-            keys=[UNCONFIRMED, UNCONFIRMED_ORDERS], args=[now, after_s, limit]
-        )
-        return [orjson.loads(r) for r in raw]
-
-    async def drop_unconfirmed(self, order_id: str) -> None:
-        """Stop re-sending an order."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(UNCONFIRMED, order_id)
-            pipe.hdel(UNCONFIRMED_ORDERS, order_id)
-            await pipe.execute()
-
-    async def unconfirmed_ids(self) -> set[str]:
-        """Orders accepted over HTTP whose first event is not projected yet."""
-        return await self._members(UNCONFIRMED)
 
     # ------------------------------------------------------------- open views
 

@@ -1,18 +1,16 @@
-"""Stock rules: per-SKU reservations and the per-order gather of SKU answers.
+"""Stock rules per SKU: levels, holds, and reserve/release/commit of one order's share.
 
-Two pure state machines:
-- ``apply_sku_command`` runs on the SKU's partition. What each order did to a
-  SKU is a ``Hold`` of its own (table ``sku_holds``, key ``sku/order``), so a
-  repeated command gets the same answer and changes nothing, and one write of
-  one small record applies it: a hot SKU costs each order what a cold one does.
-  The SKU's reserved and committed levels are not stored at all but summed
-  from its holds (``SkuTotals``, kept in memory and rebuilt from the table
-  after each rebalance), so no crash and no stale write can set the levels
-  apart from the holds: there is no second record to disagree.
-- ``begin_stock_command`` / ``collect_sku_result`` run on the order's
-  partition and fan an order's stock command out to its SKUs, then gather the
-  answers into one reply to the orchestrator. A reservation with any SKU short
-  first releases the SKUs it did reserve, then answers StockRejected.
+Runs on the SKU's partition (``apply_sku_command``). What each order did to a
+SKU is a ``Hold`` of its own (table ``sku_holds``, key ``sku/order``), so a
+repeated command gets the same answer and changes nothing, and one write of one
+small record applies it: a hot SKU costs each order what a cold one does. The
+SKU's reserved and committed levels are not stored at all but summed from its
+holds (``SkuTotals``, kept in memory and rebuilt from the table after each
+rebalance), so no crash and no stale write can set the levels apart from the
+holds: there is no second record to disagree. Holds of forgotten orders are
+folded into the SKU's record (``forget_holds``).
+
+The per-order fan-out over SKUs is ``ordersaga.saga.order_stock``.
 """
 
 from __future__ import annotations
@@ -25,22 +23,11 @@ from pydantic import BaseModel, ConfigDict
 
 from ordersaga.schemas.bounds import MAX_STOCK_LEVEL
 from ordersaga.schemas.messages import (
-    CommitStock,
     LowStock,
-    Message,
-    OrderLine,
-    PricedLine,
-    ReleaseStock,
-    ReserveStock,
     RestockSku,
     SkuCommand,
-    SkuOp,
     SkuResult,
     StockChanged,
-    StockCommitted,
-    StockRejected,
-    StockReleased,
-    StockReserved,
 )
 
 HoldState = Literal["reserved", "committed", "released", "rejected"]
@@ -300,217 +287,3 @@ def forget_holds(
             "last_forgotten": tuple(h.order_id for h in dropped),
         }
     ), dropped
-
-
-def skus_to_forget(records: Iterable[OrderStockRecord]) -> dict[str, list[str]]:
-    """SKU -> the forgotten orders that touched it, from their gather records."""
-    by_sku: dict[str, list[str]] = {}
-    for record in records:
-        for line in record.items:
-            by_sku.setdefault(line.sku, []).append(record.order_id)
-    return by_sku
-
-
-# ------------------------------------------------------------- per-order gather
-
-OrderOp = Literal["reserve", "rollback", "release", "commit"]
-
-
-class GatherOp(BaseModel):
-    """One fan-out in progress or done: which SKUs still owe an answer, and what they said."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    sku_op: SkuOp
-    pending: tuple[str, ...]
-    results: dict[str, SkuResult] = {}
-    done: bool = False
-
-
-class OrderStockRecord(BaseModel):
-    """The inventory group's per-order memory (the ``order_stock`` table value)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    order_id: str
-    items: tuple[OrderLine, ...]
-    ops: dict[str, GatherOp] = {}
-    reply: dict[str, dict[str, object]] = {}
-
-
-@dataclass(frozen=True)
-class GatherStep:
-    """What a stock command or SKU answer did: the new record, SKU commands, a reply."""
-
-    record: OrderStockRecord | None
-    sku_commands: tuple[SkuCommand, ...] = ()
-    reply: Message | None = None
-    changed: bool = False
-
-
-def merge_lines(items: Iterable[OrderLine]) -> tuple[OrderLine, ...]:
-    """One line per SKU, quantities summed, in first-seen order."""
-    totals: dict[str, int] = {}
-    for line in items:
-        totals[line.sku] = totals.get(line.sku, 0) + line.quantity
-    return tuple(OrderLine(sku=sku, quantity=q) for sku, q in totals.items())
-
-
-_OP_OF_COMMAND: dict[type[Message], tuple[OrderOp, SkuOp]] = {
-    ReserveStock: ("reserve", "reserve"),
-    ReleaseStock: ("release", "release"),
-    CommitStock: ("commit", "commit"),
-}
-
-
-def _fan_out(
-    record: OrderStockRecord, op: GatherOp, *, gathered: bool = False
-) -> tuple[SkuCommand, ...]:
-    quantities = {line.sku: line.quantity for line in record.items}
-    # One SKU needs no gathering: its partition answers the orchestrator itself.
-    reply_to = "gather" if gathered or len(record.items) > 1 else "orchestrator"
-    return tuple(
-        SkuCommand(
-            op=op.sku_op,
-            order_id=record.order_id,
-            sku=sku,
-            quantity=quantities[sku],
-            reply_to=reply_to,
-        )
-        for sku in op.pending
-    )
-
-
-def direct_reply(command: SkuCommand, result: SkuResult) -> Message | None:
-    """The order-level answer a single-SKU order's SKU gives the orchestrator itself.
-
-    The same answer the gather would give for one SKU. None for ``sku_busy``: a
-    busy SKU kept no hold, so the answer goes to the gather, whose rollback
-    releases it and leaves the tombstone that refuses a late duplicate.
-    """
-    match command.op, result.ok:
-        case "reserve", True:
-            line = PricedLine(
-                sku=command.sku, quantity=command.quantity, unit_price=result.unit_price
-            )
-            return StockReserved(
-                order_id=command.order_id, lines=(line,), total=line.quantity * line.unit_price
-            )
-        case "reserve", False:
-            if result.reason == SKU_BUSY:
-                return None
-            return StockRejected(order_id=command.order_id, skus=(command.sku,))
-        case "release", _:
-            return StockReleased(order_id=command.order_id)
-    return StockCommitted(order_id=command.order_id)
-
-
-def begin_stock_command(
-    record: OrderStockRecord | None, command: ReserveStock | ReleaseStock | CommitStock
-) -> GatherStep:
-    """Start (or, on a repeat, resume or re-answer) an order-level stock command."""
-    name, sku_op = _OP_OF_COMMAND[type(command)]
-    if record is None:
-        record = OrderStockRecord(order_id=command.order_id, items=merge_lines(command.items))
-    existing = record.ops.get(name)
-    if existing is not None:
-        rollback = record.ops.get("rollback")
-        if existing.done and rollback is not None and not rollback.done and name == "reserve":
-            # The answer waits for the rollback: a repeat re-sends its unanswered
-            # releases, which may have been lost like any message.
-            return GatherStep(record, sku_commands=_fan_out(record, rollback, gathered=True))
-        if existing.done:
-            return GatherStep(record, reply=_stored_reply(record, name))
-        return GatherStep(record, sku_commands=_fan_out(record, existing))
-    op = GatherOp(sku_op=sku_op, pending=tuple(line.sku for line in record.items))
-    record = record.model_copy(update={"ops": {**record.ops, name: op}})
-    return GatherStep(record, sku_commands=_fan_out(record, op), changed=True)
-
-
-def collect_sku_result(record: OrderStockRecord | None, result: SkuResult) -> GatherStep:
-    """Fold one SKU's answer into every fan-out waiting for it; reply when one completes."""
-    if record is None:
-        return GatherStep(record)
-    ops = dict(record.ops)
-    completed: list[str] = []
-    for name, op in ops.items():
-        if op.done or op.sku_op != result.op or result.sku not in op.pending:
-            continue
-        pending = tuple(s for s in op.pending if s != result.sku)
-        ops[name] = op.model_copy(
-            update={"pending": pending, "results": {**op.results, result.sku: result}}
-        )
-        if not pending:
-            completed.append(name)
-    if not completed and ops == record.ops:
-        return GatherStep(record)
-    record = record.model_copy(update={"ops": ops})
-    sku_commands: tuple[SkuCommand, ...] = ()
-    reply: Message | None = None
-    for name in completed:
-        record, more, answer = _complete(record, name)
-        sku_commands += more
-        reply = answer or reply
-    return GatherStep(record, sku_commands=sku_commands, reply=reply, changed=True)
-
-
-def _complete(
-    record: OrderStockRecord, name: str
-) -> tuple[OrderStockRecord, tuple[SkuCommand, ...], Message | None]:
-    op = record.ops[name]
-    ops = {**record.ops, name: op.model_copy(update={"done": True})}
-    record = record.model_copy(update={"ops": ops})
-    reply: Message
-    if name == "reserve":
-        short = tuple(sku for sku, r in op.results.items() if not r.ok)
-        if short:
-            # A SKU refused as busy kept no hold: releasing it too leaves a tombstone
-            # that refuses a late duplicate of the reserve.
-            held = tuple(sku for sku, r in op.results.items() if r.ok or r.reason == SKU_BUSY)
-            rollback = GatherOp(sku_op="release", pending=held)
-            record = record.model_copy(update={"ops": {**record.ops, "rollback": rollback}})
-            if held:
-                return record, _fan_out(record, rollback, gathered=True), None
-            return _complete(record, "rollback")
-        lines = tuple(
-            PricedLine(
-                sku=line.sku, quantity=line.quantity, unit_price=op.results[line.sku].unit_price
-            )
-            for line in record.items
-        )
-        reply = StockReserved(
-            order_id=record.order_id,
-            lines=lines,
-            total=sum(line.quantity * line.unit_price for line in lines),
-        )
-    elif name == "rollback":
-        reserve = record.ops["reserve"]
-        refused = {sku: r.reason for sku, r in reserve.results.items() if not r.ok}
-        # Busy only when no SKU was short: then more stock would not have helped.
-        busy = all(reason == SKU_BUSY for reason in refused.values())
-        reply = StockRejected(
-            order_id=record.order_id,
-            reason=SKU_BUSY if busy else "out_of_stock",
-            skus=tuple(refused),
-        )
-    elif name == "release":
-        reply = StockReleased(order_id=record.order_id)
-    else:
-        reply = StockCommitted(order_id=record.order_id)
-    key = "reserve" if name == "rollback" else name
-    record = record.model_copy(
-        update={
-            "reply": {**record.reply, key: {"type": reply.TYPE, **reply.model_dump(mode="json")}}
-        }
-    )
-    return record, (), reply
-
-
-def _stored_reply(record: OrderStockRecord, name: str) -> Message | None:
-    stored = record.reply.get(name)
-    if stored is None:
-        # A reserve whose rollback is still under way has no answer yet.
-        return None
-    fields = {k: v for k, v in stored.items() if k != "type"}
-    reply_type = {
-        cls.TYPE: cls for cls in (StockReserved, StockRejected, StockReleased, StockCommitted)
-    }[str(stored["type"])]
-    return reply_type.model_validate(fields)
