@@ -70,7 +70,9 @@ async def redrive_unconfirmed_orders(node: Node, desk: Desk) -> None:
     settings = node.settings
     now = time.time()
     for record in await desk.intake.claim_unconfirmed(now, settings.redrive_after_s):
-        command = PlaceOrder.model_validate(record["command"])
+        # Kept by whichever webview accepted the order, maybe a newer one: its added
+        # fields are ignored, as when reading a topic.
+        command = PlaceOrder.model_validate(record["command"], extra="ignore")
         if now - record["accepted_at"] >= settings.redrive_window_s:
             # The orchestrator may have run and forgotten it: sending could run it twice.
             await desk.intake.drop_unconfirmed(command.order_id)

@@ -37,10 +37,18 @@ MAX_FORGET_BATCH = 1_000
 
 
 class Message(BaseModel):
-    """Base of every payload; ``TYPE`` is the name written to the ``type`` header."""
+    """Base of every payload; ``TYPE`` is the name written to the ``type`` header.
+
+    ``extra="forbid"`` holds where a message is built in code or parts of it are an
+    HTTP body: an undeclared field there is a mistake. The codec reads topics with
+    ``extra="ignore"`` instead, so a newer producer's added field does not make an
+    older reader dead-letter the message (ARCHITECTURE.md, Message compatibility).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     TYPE: ClassVar[str] = ""
+    # The payload's shape; bumped by a breaking change only (a field removed, renamed
+    # or retyped, a new required field), together with an ``upgrade`` from the old one.
     VERSION: ClassVar[int] = 1
     # The field whose value is the Kafka key (a customer's commands: the customer).
     ROUTING_FIELD: ClassVar[str] = "order_id"
@@ -52,6 +60,17 @@ class Message(BaseModel):
     def routing_key(self) -> str | None:
         """The Kafka key: the value of ``ROUTING_FIELD`` (the order's id unless said otherwise)."""
         return getattr(self, self.ROUTING_FIELD, None)
+
+    @classmethod
+    def upgrade(cls, version: int, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """``payload`` as written at ``version`` (older than ``VERSION``) in this version's shape.
+
+        None when that version is no longer read: the default, as no class has had a
+        breaking change yet. A class bumping ``VERSION`` overrides this for every older
+        version whose messages topics may still hold; what it returns is then
+        validated like any payload. ``payload`` is another producer's: check, never trust.
+        """
+        return None
 
 
 class Envelope(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -95,14 +96,18 @@ def decode(
     """Parse and validate an envelope and its typed payload; DecodeError says why not.
 
     Strict, as another producer's message deserves: JSON types are not coerced
-    (``"5"`` is no int), the envelope's ``version`` must be the one its type is
-    written in, and a ``type`` or ``version`` header, when present, must say what
-    the body says (consumers route and trace by the headers).
+    (``"5"`` is no int), and a ``type`` or ``version`` header, when present, must
+    say what the body says (consumers route and trace by the headers). Fields this
+    worker does not know, in the envelope or the payload, are ignored: a newer
+    producer may have added them (ARCHITECTURE.md, Message compatibility). By the
+    envelope's ``version``, the payload is read as is (this worker's version, or a
+    newer one, which must still validate: an additive change), or upgraded first
+    (an older one its type's ``upgrade`` still reads).
     """
     if value is None:
         raise DecodeError("empty value")
     try:
-        envelope = Envelope.model_validate_json(value, strict=True)
+        envelope = Envelope.model_validate_json(value, strict=True, extra="ignore")
     except ValidationError as exc:
         if exc.errors()[0]["type"] == "json_invalid":
             raise DecodeError(f"not JSON: {_first_error(exc)}") from None
@@ -110,20 +115,59 @@ def decode(
     payload_type = types.get(envelope.type)
     if payload_type is None:
         raise DecodeError(f"unknown message type {envelope.type!r}", envelope)
-    if envelope.version != payload_type.VERSION:
-        raise DecodeError(
-            f"unknown version {envelope.version} of {envelope.type} "
-            f"(this worker reads version {payload_type.VERSION})",
-            envelope,
-        )
     _check_headers(envelope, headers)
+    payload = _payload_of_this_version(envelope, payload_type)
     try:
         # From JSON again: in strict mode only JSON input may be a list for a tuple
-        # or a string for a datetime, and the payload is small.
-        message = payload_type.model_validate_json(orjson.dumps(envelope.payload), strict=True)
+        # or a string for a datetime, and the payload is small (the broker's
+        # message size bounds it; ignored fields are parsed, then dropped).
+        message = payload_type.model_validate_json(
+            orjson.dumps(payload), strict=True, extra="ignore"
+        )
     except ValidationError as exc:
-        raise DecodeError(f"bad {envelope.type} payload: {_first_error(exc)}", envelope) from None
+        raise DecodeError(_refusal(envelope, payload_type, exc), envelope) from None
+    except orjson.JSONEncodeError as exc:  # what an upgrade returned is no JSON object
+        raise DecodeError(f"{_upgraded(envelope, payload_type)}: {exc}", envelope) from None
     return envelope, message
+
+
+def _payload_of_this_version(envelope: Envelope, payload_type: type[Message]) -> dict[str, Any]:
+    version, known = envelope.version, payload_type.VERSION
+    if version >= known:
+        return envelope.payload
+    try:
+        upgraded = payload_type.upgrade(version, dict(envelope.payload))
+    except (KeyError, TypeError, ValueError) as exc:
+        # The upgrade met a payload its version does not have: the producer's fault.
+        raise DecodeError(f"{_upgraded(envelope, payload_type)}: {exc!r}", envelope) from None
+    if upgraded is None:
+        raise DecodeError(
+            f"version {version} of {envelope.type} is no longer read "
+            f"(this worker reads version {known})",
+            envelope,
+        )
+    return upgraded
+
+
+def _upgraded(envelope: Envelope, payload_type: type[Message]) -> str:
+    return (
+        f"version {envelope.version} of {envelope.type} does not upgrade "
+        f"to version {payload_type.VERSION}"
+    )
+
+
+def _refusal(envelope: Envelope, payload_type: type[Message], exc: ValidationError) -> str:
+    version, known = envelope.version, payload_type.VERSION
+    if version > known:
+        # A newer version that does not validate here made a breaking change: a
+        # worker this old cannot read it (readers are deployed before writers).
+        return (
+            f"unknown version {version} of {envelope.type} (this worker reads version "
+            f"{known}) does not read as version {known}: {_first_error(exc)}"
+        )
+    if version < known:
+        return f"bad {envelope.type} payload upgraded from version {version}: {_first_error(exc)}"
+    return f"bad {envelope.type} payload: {_first_error(exc)}"
 
 
 def _check_headers(envelope: Envelope, headers: Iterable[tuple[str, bytes | None]] | None) -> None:

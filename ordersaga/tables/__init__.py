@@ -44,8 +44,14 @@ class TableSpec(Generic[R]):
         return TypeAdapter(self.record)
 
     def load(self, stored: Any) -> R:
-        """The record a stored (JSON) value holds; raises ValidationError when it is not one."""
-        return self._adapter.validate_python(stored)
+        """The record a stored (JSON) value holds; raises ValidationError when it is not one.
+
+        Fields the record does not declare are ignored, as on the topics: during a
+        rolling upgrade a partition may move from a newer worker to an older one,
+        which reads the newer record without the field it added. Dropped on the next
+        write, that field is then its default, as in any record an older worker wrote.
+        """
+        return self._adapter.validate_python(stored, extra="ignore")
 
     def dump(self, record: R) -> Any:
         """The JSON value stored for ``record``."""

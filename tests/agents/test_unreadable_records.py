@@ -101,7 +101,15 @@ async def test_a_key_that_is_not_utf8_is_dead_lettered_not_a_crash(drive, outbox
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        (lambda env, hdrs: ({**env, "version": 2}, hdrs), "unknown version 2 of ChargePayment"),
+        (
+            # A version 2 that renamed a required field: a breaking change an old worker
+            # cannot read (an additive one it handles, tests/agents/test_rolling_upgrade.py).
+            lambda env, hdrs: (
+                {**env, "version": 2, "payload": {**env["payload"], "amount": None}},
+                [(k, b"2" if k == "version" else v) for k, v in hdrs],
+            ),
+            "unknown version 2 of ChargePayment (this worker reads version 1)",
+        ),
         (
             lambda env, hdrs: (env, [("type", b"RefundPayment"), *hdrs[1:]]),
             "type header 'RefundPayment' disagrees with the body's type 'ChargePayment'",

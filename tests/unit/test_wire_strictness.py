@@ -37,6 +37,14 @@ def changed(
     return orjson.dumps(raw)
 
 
+def breaking_version_2() -> bytes:
+    """A PlaceOrder "version 2" that renamed a required field: a breaking change."""
+    raw = orjson.loads(ENCODED.value)
+    raw["version"] = 2
+    raw["payload"]["token"] = raw["payload"].pop("payment_token")
+    return orjson.dumps(raw)
+
+
 # ----------------------------------------------------------------- the decoder
 
 
@@ -48,7 +56,12 @@ def test_what_encode_writes_decodes_with_its_own_headers() -> None:
 @pytest.mark.parametrize(
     ("value", "headers", "reason"),
     [
-        (changed({"version": 2}), None, "unknown version 2 of PlaceOrder"),
+        (
+            breaking_version_2(),
+            None,
+            "unknown version 2 of PlaceOrder (this worker reads version 1) does not read "
+            "as version 1: payment_token: Field required",
+        ),
         (changed({"version": "1"}), None, "bad envelope: version: Input should be a valid integer"),
         (
             ENCODED.value,
@@ -96,7 +109,7 @@ def test_the_decoder_is_strict(value: bytes, headers: list | None, reason: str) 
 
 def test_a_refused_message_of_a_known_envelope_still_names_its_order() -> None:
     with pytest.raises(DecodeError) as refused:
-        decode(changed({"version": 2}))
+        decode(breaking_version_2())
     assert refused.value.envelope is not None and refused.value.envelope.order_id == "ord-1"
 
 
