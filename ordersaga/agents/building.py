@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ordersaga.config.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 G = TypeVar("G")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,12 +41,14 @@ def toplevel(fn: F) -> F:
 class DefaultGroup(Generic[G]):
     """The group one agent module builds from the process settings: once, on first use."""
 
-    def __init__(self, module: str, build: Callable[[Settings], G], parts: type[G]) -> None:
+    def __init__(
+        self, module: str, build: Callable[[Settings], G], parts: type[DataclassInstance]
+    ) -> None:
         self._module = module
         self._build = build
         # Only the group's own parts build it: a lookup of anything else (a dunder
         # an import tool probes for, a typo) fails without building a Faust app.
-        self._parts = frozenset(field.name for field in dataclasses.fields(parts))  # type: ignore[arg-type]
+        self._parts = frozenset(field.name for field in dataclasses.fields(parts))
         self._group: G | None = None
 
     def __call__(self) -> G:
