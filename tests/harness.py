@@ -27,7 +27,6 @@ import asyncio
 import atexit
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -41,19 +40,8 @@ import redis.asyncio as aioredis
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
-# Set before any agent module is imported: each one builds its Faust app (and
-# its data dir) at import time from the process settings.
-_DATA_DIR = tempfile.mkdtemp(prefix="ordersaga-agent-tests-")
-os.environ["ORDERSAGA_DATA_DIR"] = _DATA_DIR
-atexit.register(shutil.rmtree, _DATA_DIR, True)
-
-from ordersaga.config.settings import get_settings  # noqa: E402
-
-if not any(name.startswith("ordersaga.agents.") for name in sys.modules):
-    get_settings.cache_clear()
-
-from ordersaga.adapters.queue_probe import Place, QueueProbe  # noqa: E402
-from ordersaga.agents import (  # noqa: E402
+from ordersaga.adapters.queue_probe import Place, QueueProbe
+from ordersaga.agents import (
     customers,
     inventory,
     notifications,
@@ -62,7 +50,8 @@ from ordersaga.agents import (  # noqa: E402
     shipping,
     webview,
 )
-from ordersaga.schemas.messages import (  # noqa: E402
+from ordersaga.config.settings import get_settings
+from ordersaga.schemas.messages import (
     Address,
     Envelope,
     Message,
@@ -72,13 +61,23 @@ from ordersaga.schemas.messages import (  # noqa: E402
     PlaceOrder,
     StockChanged,
 )
-from ordersaga.shell.codec import Encoded, decode, encode  # noqa: E402
-from ordersaga.shell.node import Node  # noqa: E402
-from ordersaga.shell.topics import INVENTORY_EVENTS  # noqa: E402
-from ordersaga.web.admission import CompletionRate  # noqa: E402
-from ordersaga.web.auth import Gatekeeper  # noqa: E402
-from ordersaga.web.intake import OrderIntake  # noqa: E402
-from ordersaga.web.read_model import ViewStore  # noqa: E402
+from ordersaga.shell.codec import Encoded, decode, encode
+from ordersaga.shell.node import Node
+from ordersaga.shell.topics import INVENTORY_EVENTS
+from ordersaga.web.admission import CompletionRate
+from ordersaga.web.auth import Gatekeeper
+from ordersaga.web.intake import OrderIntake
+from ordersaga.web.read_model import ViewStore
+
+# The process settings' data dir, set before anything reads them: the default
+# agent groups (built on first use, from ``get_settings()``) and the nodes some
+# tests make of their own (tests/agents/fraud_agent.py) keep their Faust state
+# there rather than in the working directory. A group a test builds with
+# ``<group>.build(settings)`` needs none of this (test_explicit_settings.py).
+_DATA_DIR = tempfile.mkdtemp(prefix="ordersaga-agent-tests-")
+os.environ["ORDERSAGA_DATA_DIR"] = _DATA_DIR
+atexit.register(shutil.rmtree, _DATA_DIR, True)
+get_settings.cache_clear()
 
 AGENT_MODULES = (orders, inventory, payments, shipping, notifications, webview, customers)
 
@@ -391,7 +390,8 @@ class _NoBroker(QueueProbe):
         return None
 
 
-orders.queue_probe = _NoBroker("")
+# Set on the group: its deadline scan reads the probe from there.
+orders.default().queue_probe = _NoBroker("")
 _GATEWAY = getattr(payments, "gateway", None)
 _GATEWAY_BREAKER = getattr(_GATEWAY, "breaker", None)
 if _GATEWAY is not None:

@@ -1,38 +1,84 @@
 """The shipping group: shipments per order and the simulated carrier.
 
-Run alone with ``faust -A ordersaga.agents.shipping worker``.
+Run alone with ``faust -A ordersaga.agents.shipping worker``. :func:`build` makes
+the group from explicit settings; the module's attributes are those of the
+default group (``ordersaga.agents.building``).
 """
 
 from __future__ import annotations
 
-from faust.types import StreamT
+from dataclasses import dataclass
+from typing import Any
 
-from ordersaga.saga.shipping import cancel, prepare
+import faust
+from faust.types import AgentT, StreamT
+
+from ordersaga.agents.building import DefaultGroup, toplevel
+from ordersaga.config.settings import Settings
+from ordersaga.saga.shipping import ShipmentRecord, cancel, prepare
 from ordersaga.schemas.messages import CancelShipment, Envelope, Message, PrepareShipment
-from ordersaga.shell.dispatch import Dispatch
+from ordersaga.shell.dispatch import Dispatch, Handler
+from ordersaga.shell.records import RecordTable
 from ordersaga.shell.topics import SHIPPING_COMMANDS
 from ordersaga.shell.worker import Worker
 from ordersaga.tables import SHIPMENTS
 
-node = Worker("shipping")
-app = node.app
-shipments = node.table(SHIPMENTS)
-book_shipment = Dispatch(f"on {SHIPPING_COMMANDS}", forget=shipments)
+
+@dataclass
+class Shipping:
+    """One shipping group: its worker, shipments table and agent."""
+
+    node: Worker
+    app: faust.App
+    shipments: RecordTable[ShipmentRecord]
+    book_shipment: Dispatch
+    prepare_or_cancel: Handler
+    ship_orders: AgentT[Any]
 
 
-@book_shipment.on(PrepareShipment, CancelShipment)
-async def prepare_or_cancel(envelope: Envelope, message: PrepareShipment | CancelShipment) -> None:
-    """Prepare or cancel an order's shipment once, answering repeats as the first time."""
-    before = shipments.load(message.order_id)
-    reply: Message
-    if isinstance(message, PrepareShipment):
-        after, reply = prepare(before, message)
-    else:
-        after, reply = cancel(before, message)
-    await node.answer(shipments, message.order_id, before, after, reply, to=envelope)
+def build(settings: Settings) -> Shipping:
+    """The shipping group, configured from ``settings`` alone."""
+    node = Worker("shipping", settings)
+    app = node.app
+    shipments = node.table(SHIPMENTS)
+    book_shipment = Dispatch(f"on {SHIPPING_COMMANDS}", forget=shipments)
+
+    @book_shipment.on(PrepareShipment, CancelShipment)
+    async def prepare_or_cancel(
+        envelope: Envelope, message: PrepareShipment | CancelShipment
+    ) -> None:
+        """Prepare or cancel an order's shipment once, answering repeats as the first time."""
+        before = shipments.load(message.order_id)
+        reply: Message
+        if isinstance(message, PrepareShipment):
+            after, reply = prepare(before, message)
+        else:
+            after, reply = cancel(before, message)
+        await node.answer(shipments, message.order_id, before, after, reply, to=envelope)
+
+    @app.agent(node.topic(SHIPPING_COMMANDS))
+    @toplevel
+    async def ship_orders(stream: StreamT) -> None:
+        """Book and cancel shipments with the simulated carrier."""
+        await node.consume(stream, book_shipment, "ship_orders")
+
+    return Shipping(
+        node=node,
+        app=app,
+        shipments=shipments,
+        book_shipment=book_shipment,
+        prepare_or_cancel=prepare_or_cancel,
+        ship_orders=ship_orders,
+    )
 
 
-@app.agent(node.topic(SHIPPING_COMMANDS))
-async def ship_orders(stream: StreamT) -> None:
-    """Book and cancel shipments with the simulated carrier."""
-    await node.consume(stream, book_shipment, "ship_orders")
+default = DefaultGroup(__name__, build, Shipping)
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: the default group's parts, built on first access.
+    return default.attribute(name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *default.names()})

@@ -4,17 +4,25 @@ Its projections fold ``orders.events`` and ``inventory.events`` into a read
 model in Redis (see ``ordersaga.web.read_model`` for why Redis and not a Faust
 table), so whichever webview worker receives a query answers it, and no query
 reaches into another group's tables. Run alone with
-``faust -A ordersaga.agents.webview worker`` (port 6066).
+``faust -A ordersaga.agents.webview worker`` (port 6066). :func:`build` makes
+the group from explicit settings; the module's attributes are those of the
+default group (``ordersaga.agents.building``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
-from faust.types import StreamT
+import faust
+from faust.types import AgentT, StreamT
 
 from ordersaga.adapters.queue_probe import QueueProbe
 from ordersaga.agents import repairs
+from ordersaga.agents.building import DefaultGroup, toplevel
+from ordersaga.config.settings import Settings
 from ordersaga.schemas.messages import (
     CustomerChanged,
     Envelope,
@@ -24,7 +32,7 @@ from ordersaga.schemas.messages import (
     StockChanged,
 )
 from ordersaga.schemas.status import TERMINAL
-from ordersaga.shell.dispatch import Dispatch
+from ordersaga.shell.dispatch import Dispatch, Handler
 from ordersaga.shell.groups import GROUP_NAMES
 from ordersaga.shell.topics import (
     ALL_DLQ_TOPICS,
@@ -41,135 +49,205 @@ log = logging.getLogger(__name__)
 # How often the dead-letter topics' sizes are read from the broker: two requests each time.
 DEAD_LETTER_GAUGE_S = 15.0
 
-node = Worker("webview")
-app = node.app
-desk = Desk(node)
-register_routes(app, desk)
-
-
-@app.task
-async def say_whether_auth_is_on() -> None:
-    """Log at start whether tokens are required: a worker started alone says it too."""
-    settings = node.settings
-    if settings.auth_enabled:
-        log.info("auth on: %s bearer tokens required", settings.auth_algorithm)
-    else:
-        log.warning("auth OFF: every route is open; set ORDERSAGA_AUTH_SECRET to require tokens")
-
-
-order_events = node.topic(ORDERS_EVENTS)
-inventory_events = node.topic(INVENTORY_EVENTS)
-customer_events = node.topic(CUSTOMERS_EVENTS)
-heartbeats = node.topic(SERVICES)
-
 
 async def _views_expire_by_ttl(envelope: Envelope, message: ForgetOrders) -> str:
     # Meant for the groups with tables; finished views expire in Redis by TTL.
     return "unchanged"
 
 
-project_order_event = Dispatch(f"on {ORDERS_EVENTS}", forget=_views_expire_by_ttl)
-project_stock_event = Dispatch(f"on {INVENTORY_EVENTS}", forget=None)
-project_customer_event = Dispatch(f"on {CUSTOMERS_EVENTS}", forget=None)
-keep_registry = Dispatch(f"on {SERVICES}", forget=None)
+@dataclass
+class Webview:
+    """One webview group: its worker, the desk its routes answer from, projections and loops."""
+
+    node: Worker
+    app: faust.App
+    desk: Desk
+    say_whether_auth_is_on: Callable[[], Awaitable[None]]
+    order_events: faust.TopicT
+    inventory_events: faust.TopicT
+    customer_events: faust.TopicT
+    heartbeats: faust.TopicT
+    project_order_event: Dispatch
+    project_stock_event: Dispatch
+    project_customer_event: Dispatch
+    keep_registry: Dispatch
+    fold_order_event: Handler
+    fold_stock_event: Handler
+    fold_customer_event: Handler
+    keep_heartbeat: Handler
+    keep_services: AgentT[Any]
+    project_customers: AgentT[Any]
+    project_orders: AgentT[Any]
+    project_stock: AgentT[Any]
+    redrive_repair: Callable[[], Awaitable[None]]
+    refresh_repair: Callable[[], Awaitable[None]]
+    dead_letter_probe: QueueProbe
+    gauge_live_workers: Callable[[], Awaitable[None]]
+    gauge_dead_letters: Callable[[], Awaitable[None]]
 
 
-@project_order_event.on(OrderEvent)
-async def fold_order_event(envelope: Envelope, message: OrderEvent) -> None:
-    """Fold an order event into the order's view, once per sequence number."""
-    order = message.order
-    entry = {
-        "seq": message.seq,
-        "type": message.name,
-        "status": order.status,
-        "detail": message.detail,
-        "at": envelope.occurred_at.isoformat(),
-        "at_epoch": envelope.occurred_at.timestamp(),
-    }
-    await desk.store.project_order(
-        order.order_id,
-        message.seq,
-        order.model_dump(mode="json"),
-        entry,
-        terminal=order.status in TERMINAL,
-        placed_at=order.placed_at.timestamp(),
+def build(settings: Settings) -> Webview:
+    """The webview group, configured from ``settings`` alone."""
+    node = Worker("webview", settings)
+    app = node.app
+    desk = Desk(node)
+    register_routes(app, desk)
+
+    @app.task
+    @toplevel
+    async def say_whether_auth_is_on() -> None:
+        """Log at start whether tokens are required: a worker started alone says it too."""
+        if settings.auth_enabled:
+            log.info("auth on: %s bearer tokens required", settings.auth_algorithm)
+        else:
+            log.warning(
+                "auth OFF: every route is open; set ORDERSAGA_AUTH_SECRET to require tokens"
+            )
+
+    order_events = node.topic(ORDERS_EVENTS)
+    inventory_events = node.topic(INVENTORY_EVENTS)
+    customer_events = node.topic(CUSTOMERS_EVENTS)
+    heartbeats = node.topic(SERVICES)
+
+    project_order_event = Dispatch(f"on {ORDERS_EVENTS}", forget=_views_expire_by_ttl)
+    project_stock_event = Dispatch(f"on {INVENTORY_EVENTS}", forget=None)
+    project_customer_event = Dispatch(f"on {CUSTOMERS_EVENTS}", forget=None)
+    keep_registry = Dispatch(f"on {SERVICES}", forget=None)
+
+    @project_order_event.on(OrderEvent)
+    async def fold_order_event(envelope: Envelope, message: OrderEvent) -> None:
+        """Fold an order event into the order's view, once per sequence number."""
+        order = message.order
+        entry = {
+            "seq": message.seq,
+            "type": message.name,
+            "status": order.status,
+            "detail": message.detail,
+            "at": envelope.occurred_at.isoformat(),
+            "at_epoch": envelope.occurred_at.timestamp(),
+        }
+        await desk.store.project_order(
+            order.order_id,
+            message.seq,
+            order.model_dump(mode="json"),
+            entry,
+            terminal=order.status in TERMINAL,
+            placed_at=order.placed_at.timestamp(),
+        )
+        desk.watch.changed(order.order_id)
+
+    @project_stock_event.on(StockChanged)
+    async def fold_stock_event(envelope: Envelope, message: StockChanged) -> None:
+        """Keep the latest levels of a SKU, ignoring older versions."""
+        await desk.store.project_stock(
+            message.sku, message.version, message.model_dump(mode="json")
+        )
+
+    @project_customer_event.on(CustomerChanged)
+    async def fold_customer_event(envelope: Envelope, message: CustomerChanged) -> None:
+        """Keep the latest version of a customer's account."""
+        await desk.customers.project(
+            message.customer_id, message.version, message.model_dump(mode="json")
+        )
+
+    @keep_registry.on(ServiceHeartbeat)
+    async def keep_heartbeat(envelope: Envelope, message: ServiceHeartbeat) -> str | None:
+        """Keep a worker's latest heartbeat in the registry."""
+        if message.group not in GROUP_NAMES:
+            raise ValueError(f"{message.group!r} is not an agent group")
+        kept = await desk.registry.keep(message.model_dump(mode="json"), message.sent_at)
+        return None if kept else "unchanged"
+
+    @app.agent(heartbeats)
+    @toplevel
+    async def keep_services(stream: StreamT) -> None:
+        """Maintain the registry of live workers the web API answers from."""
+        await node.consume(stream, keep_registry, "keep_services")
+
+    @app.agent(customer_events)
+    @toplevel
+    async def project_customers(stream: StreamT) -> None:
+        """Maintain the customer views the web API answers from."""
+        await node.consume(stream, project_customer_event, "project_customers")
+
+    @app.agent(order_events)
+    @toplevel
+    async def project_orders(stream: StreamT) -> None:
+        """Maintain the order views the web API answers from."""
+        await node.consume(stream, project_order_event, "project_orders")
+
+    @app.agent(inventory_events)
+    @toplevel
+    async def project_stock(stream: StreamT) -> None:
+        """Maintain the stock views the web API answers from."""
+        await node.consume(stream, project_stock_event, "project_stock")
+
+    # The repair loops (see ordersaga.agents.repairs for what each makes up for).
+    redrive_repair = node.timer(interval=settings.deadline_scan_interval_s)(
+        repairs.as_timer(repairs.redrive_unconfirmed_orders, node, desk)
     )
-    desk.watch.changed(order.order_id)
+    refresh_repair = node.timer(interval=settings.deadline_scan_interval_s)(
+        repairs.as_timer(repairs.refresh_stale_order_views, node, desk)
+    )
 
+    dead_letter_probe = QueueProbe(settings.bootstrap_servers)
 
-@project_stock_event.on(StockChanged)
-async def fold_stock_event(envelope: Envelope, message: StockChanged) -> None:
-    """Keep the latest levels of a SKU, ignoring older versions."""
-    await desk.store.project_stock(message.sku, message.version, message.model_dump(mode="json"))
+    @node.timer(interval=settings.heartbeat_s)
+    @toplevel
+    async def gauge_live_workers() -> None:
+        """Set the gauge of live workers per group from the registry (an alert watches it)."""
+        live = dict.fromkeys(GROUP_NAMES, 0)
+        for service in await desk.registry.services():
+            if service["state"] == "up" and service["group"] in live:
+                live[service["group"]] += 1
+        for group_name, count in live.items():
+            node.metrics.group_live_workers.labels(group_name).set(count)
 
+    @node.timer(interval=DEAD_LETTER_GAUGE_S)
+    @toplevel
+    async def gauge_dead_letters() -> None:
+        """Set the gauge of messages each dead-letter topic holds (an alert watches it grow)."""
+        held = await dead_letter_probe.messages_held(list(ALL_DLQ_TOPICS), settings.partitions)
+        for topic, count in held.items():
+            node.metrics.dead_letter_depth.labels(topic).set(count)
+        desk.dead_letters = held
 
-@project_customer_event.on(CustomerChanged)
-async def fold_customer_event(envelope: Envelope, message: CustomerChanged) -> None:
-    """Keep the latest version of a customer's account."""
-    await desk.customers.project(
-        message.customer_id, message.version, message.model_dump(mode="json")
+    return Webview(
+        node=node,
+        app=app,
+        desk=desk,
+        say_whether_auth_is_on=say_whether_auth_is_on,
+        order_events=order_events,
+        inventory_events=inventory_events,
+        customer_events=customer_events,
+        heartbeats=heartbeats,
+        project_order_event=project_order_event,
+        project_stock_event=project_stock_event,
+        project_customer_event=project_customer_event,
+        keep_registry=keep_registry,
+        fold_order_event=fold_order_event,
+        fold_stock_event=fold_stock_event,
+        fold_customer_event=fold_customer_event,
+        keep_heartbeat=keep_heartbeat,
+        keep_services=keep_services,
+        project_customers=project_customers,
+        project_orders=project_orders,
+        project_stock=project_stock,
+        redrive_repair=redrive_repair,
+        refresh_repair=refresh_repair,
+        dead_letter_probe=dead_letter_probe,
+        gauge_live_workers=gauge_live_workers,
+        gauge_dead_letters=gauge_dead_letters,
     )
 
 
-@keep_registry.on(ServiceHeartbeat)
-async def keep_heartbeat(envelope: Envelope, message: ServiceHeartbeat) -> str | None:
-    """Keep a worker's latest heartbeat in the registry."""
-    if message.group not in GROUP_NAMES:
-        raise ValueError(f"{message.group!r} is not an agent group")
-    kept = await desk.registry.keep(message.model_dump(mode="json"), message.sent_at)
-    return None if kept else "unchanged"
+default = DefaultGroup(__name__, build, Webview)
 
 
-@app.agent(heartbeats)
-async def keep_services(stream: StreamT) -> None:
-    """Maintain the registry of live workers the web API answers from."""
-    await node.consume(stream, keep_registry, "keep_services")
+def __getattr__(name: str) -> Any:
+    # PEP 562: the default group's parts, built on first access.
+    return default.attribute(name)
 
 
-@app.agent(customer_events)
-async def project_customers(stream: StreamT) -> None:
-    """Maintain the customer views the web API answers from."""
-    await node.consume(stream, project_customer_event, "project_customers")
-
-
-@app.agent(order_events)
-async def project_orders(stream: StreamT) -> None:
-    """Maintain the order views the web API answers from."""
-    await node.consume(stream, project_order_event, "project_orders")
-
-
-@app.agent(inventory_events)
-async def project_stock(stream: StreamT) -> None:
-    """Maintain the stock views the web API answers from."""
-    await node.consume(stream, project_stock_event, "project_stock")
-
-
-# The repair loops (see ordersaga.agents.repairs for what each makes up for).
-node.timer(interval=node.settings.deadline_scan_interval_s)(
-    repairs.as_timer(repairs.redrive_unconfirmed_orders, node, desk)
-)
-node.timer(interval=node.settings.deadline_scan_interval_s)(
-    repairs.as_timer(repairs.refresh_stale_order_views, node, desk)
-)
-
-dead_letter_probe = QueueProbe(node.settings.bootstrap_servers)
-
-
-@node.timer(interval=node.settings.heartbeat_s)
-async def gauge_live_workers() -> None:
-    """Set the gauge of live workers per group from the registry (an alert watches it)."""
-    live = dict.fromkeys(GROUP_NAMES, 0)
-    for service in await desk.registry.services():
-        if service["state"] == "up" and service["group"] in live:
-            live[service["group"]] += 1
-    for group_name, count in live.items():
-        node.metrics.group_live_workers.labels(group_name).set(count)
-
-
-@node.timer(interval=DEAD_LETTER_GAUGE_S)
-async def gauge_dead_letters() -> None:
-    """Set the gauge of messages each dead-letter topic holds (an alert watches it grow)."""
-    held = await dead_letter_probe.messages_held(list(ALL_DLQ_TOPICS), node.settings.partitions)
-    for topic, count in held.items():
-        node.metrics.dead_letter_depth.labels(topic).set(count)
-    desk.dead_letters = held
+def __dir__() -> list[str]:
+    return sorted({*globals(), *default.names()})
