@@ -74,7 +74,7 @@ test-slow: $(STAMP) $(PROMTOOL) $(BROWSER) ## what test-fast leaves: promtool's 
 chaos: $(STAMP) ## the chaos test alone (CHAOS_ORDERS=N sets its size, default 2000)
 	$(BIN)/pytest -m chaos -s
 
-test-unit: $(STAMP) $(PROMTOOL) ## pure rules only, no broker
+test-unit: $(STAMP) $(PROMTOOL) ## tests/unit: the pure rules, the docs, promtool's checks; no broker
 	$(BIN)/pytest tests/unit
 
 test-agents: $(STAMP) ## agents through agent.test_context(), no broker
@@ -83,7 +83,7 @@ test-agents: $(STAMP) ## agents through agent.test_context(), no broker
 test-web: $(STAMP) ## the web view's decisions and HTTP routes, no broker
 	$(BIN)/pytest tests/web
 
-test-integration: $(STAMP) $(BROWSER) ## the whole system over HTTP on the embedded broker
+test-integration: $(STAMP) $(BROWSER) ## the whole system over HTTP, on both brokers
 	$(BIN)/pytest tests/integration
 
 demo: $(STAMP) ## run the seven scenarios against a running system (make run first)
