@@ -209,6 +209,21 @@ def test_every_relative_link_points_to_a_file_that_exists() -> None:
     assert broken == []
 
 
+def test_every_file_the_docs_name_exists() -> None:
+    """Paths in `code` (ordersaga/..., tests/..., deploy/...) and bare test file names."""
+    test_files = {p.name for p in (ROOT / "tests").rglob("test_*.py")}
+    missing = []
+    for path in DOCS:
+        for code in code_spans_and_lines(path.read_text()):
+            for named in re.findall(r"(?<![\w/.])((?:ordersaga|tests|deploy)/[\w./-]*\w)", code):
+                if not (ROOT / named).exists():
+                    missing.append((name(path), named))
+            for named in re.findall(r"(?<![\w/])(test_\w+\.py)\b", code):
+                if named not in test_files:
+                    missing.append((name(path), named))
+    assert missing == []
+
+
 def test_the_readme_stays_short() -> None:
     lines = README.read_text().count("\n")
     assert lines <= README_MAX_LINES, f"README.md has {lines} lines; move detail into docs/"
