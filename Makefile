@@ -21,7 +21,7 @@ BROWSER  := $(TOOLS)/.browser
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install lock run test chaos chaos-brokers chaos-kafka test-unit test-agents test-web test-integration demo lint typecheck check clean bench
+.PHONY: help install lock run test test-fast test-slow chaos chaos-brokers chaos-kafka test-unit test-agents test-web test-integration demo lint typecheck check clean bench
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -58,14 +58,23 @@ lock: $(UV_STAMP) ## regenerate uv.lock after editing pyproject.toml (LOCK_ARGS=
 run: $(STAMP) ## start broker (ORDERSAGA_BROKER=auto|kafka|tansu), Redis, every group and the web view
 	$(BIN)/ordersaga run
 
-test: $(STAMP) $(PROMTOOL) $(BROWSER) ## every test: unit, agents, the whole system and the chaos test, on both brokers
-	$(BIN)/pytest -m "not chaos and not chaos_brokers"
+# `make test` = test-fast then test-slow: each test runs once (tests/conftest.py marks the
+# fast ones, test-slow takes every other), and a unit failure shows before the slow tiers start.
+test: ## every test: the fast lane, then promtool's, the whole system and the chaos test, on both brokers
+	$(MAKE) --no-print-directory test-fast
+	$(MAKE) --no-print-directory test-slow
+
+test-fast: $(STAMP) ## unit, agent and web tests: no broker, no apt, no root (about a minute)
+	$(BIN)/pytest -m fast tests/unit tests/agents tests/web
+
+test-slow: $(STAMP) $(PROMTOOL) $(BROWSER) ## what test-fast leaves: promtool's checks, the whole system, the chaos test
+	$(BIN)/pytest -m "not fast and not chaos and not chaos_brokers"
 	$(BIN)/pytest -m chaos -s
 
 chaos: $(STAMP) ## the chaos test alone (CHAOS_ORDERS=N sets its size, default 2000)
 	$(BIN)/pytest -m chaos -s
 
-test-unit: $(STAMP) $(PROMTOOL) ## pure rules only, no broker
+test-unit: $(STAMP) $(PROMTOOL) ## tests/unit: the pure rules, the docs, promtool's checks; no broker
 	$(BIN)/pytest tests/unit
 
 test-agents: $(STAMP) ## agents through agent.test_context(), no broker
@@ -74,23 +83,23 @@ test-agents: $(STAMP) ## agents through agent.test_context(), no broker
 test-web: $(STAMP) ## the web view's decisions and HTTP routes, no broker
 	$(BIN)/pytest tests/web
 
-test-integration: $(STAMP) $(BROWSER) ## the whole system over HTTP on the embedded broker
+test-integration: $(STAMP) $(BROWSER) ## the whole system over HTTP, on both brokers
 	$(BIN)/pytest tests/integration
 
-demo: $(STAMP) ## run the five scenarios against a running system (make run first)
+demo: $(STAMP) ## run the seven scenarios against a running system (make run first)
 	$(BIN)/ordersaga demo
 
 bench: $(STAMP) ## run the benchmark and print its figures
 	$(BIN)/ordersaga bench --via kafka --orders 3000 --warmup 300 --retention 20 --audit --overload 30 $(BENCH_ARGS)
 
-lint: $(STAMP) ## ruff check and ruff format --check on every Python file (ordersaga, tests, scripts)
+lint: $(STAMP) ## ruff check and ruff format --check on every Python file (ordersaga, tests, docs)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP) ## mypy
 	$(BIN)/mypy ordersaga
 
-check: lint typecheck test ## lint, types and tests (what CI runs)
+check: lint typecheck test ## lint, types and every test (.ci/run runs the same, fast lane first)
 
 chaos-brokers: $(STAMP) ## chaos on a three-node Kafka cluster, brokers SIGKILLed too
 	$(BIN)/pytest -m chaos_brokers -s

@@ -70,3 +70,20 @@ def valkey_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# The tiers that need no broker, browser or downloaded tool: `make test-fast` runs what is
+# marked `fast`, `make test` runs it and then everything not marked `fast`, so no test runs
+# twice and none falls between the two.
+_FAST_TIERS = ("unit", "agents", "web")
+_NEEDS_A_TOOL = ("needs_promtool",)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        tier = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        needs_tool = any(item.get_closest_marker(name) for name in _NEEDS_A_TOOL)
+        if tier in _FAST_TIERS and not needs_tool:
+            item.add_marker(pytest.mark.fast)

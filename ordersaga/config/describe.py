@@ -104,19 +104,18 @@ def _plain(value: Shown) -> str:
 
 
 def markdown() -> str:
-    """The README's settings tables: one per section, variable, default and description."""
-    parts: list[str] = []
+    """The README's settings table: a row per variable (default, description) under a
+    row per section, one table so the README stays short enough to read."""
+    parts = ["| Variable | Default | Description |", "|---|---|---|"]
     for title, section in SECTIONS:
-        summary = (section.__doc__ or "").strip().splitlines()[0]
-        parts += [f"### {title}", "", summary, "", "| Variable | Default | Description |"]
-        parts.append("|---|---|---|")
+        summary = (section.__doc__ or "").strip().splitlines()[0].replace("|", "\\|")
+        parts.append(f"| **{title}** | | *{summary}* |")
         for name, field in section_fields(section).items():
             shown = _shown(field, field.default)
             default = "unset" if shown is None else f"`{_plain(shown)}`"
             description = (field.description or "").replace("|", "\\|")
             parts.append(f"| `{env_name(name)}` | {default} | {description} |")
-        parts.append("")
-    return "\n".join(parts)
+    return "\n".join(parts) + "\n"
 
 
 def readme_block(text: str) -> str | None:

@@ -1,4 +1,4 @@
-"""``ordersaga audit``: check the invariants of DESIGN.md against the tables.
+"""``ordersaga audit``: check the invariants (README, "Guarantees") against the tables.
 
 The tables are read from their changelog topics (the last value per key), so
 the audit needs the broker only, not the workers, and sees exactly what a
@@ -118,7 +118,7 @@ class State:
 
 
 def check_invariants(state: State, accepted: Collection[str] | None = None) -> list[Check]:
-    """Check each invariant of DESIGN.md; pure, so it is tested without a broker."""
+    """Check each invariant (README, "Guarantees"); pure, so it is tested without a broker."""
     sagas = state.sagas
     checks: list[Check] = []
 

@@ -1,4 +1,4 @@
-"""``ordersaga demo``: the five scenarios against a running system, over HTTP."""
+"""``ordersaga demo``: the seven scenarios against a running system, over HTTP."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ the edge is refused on the wire too, whoever produced it. The numbers are chosen
 so that no product of them overflows: the largest possible order total
 (MAX_LINES x MAX_LINE_QUANTITY x MAX_UNIT_PRICE = 10**13 cents) is far inside
 both a signed 64-bit integer and the integers a JSON client reads exactly (2**53).
-README "Bounds" lists them with what exceeding each answers.
+docs/http-api.md ("Bad input and bounds") lists them with what exceeding each answers.
 """
 
 from __future__ import annotations

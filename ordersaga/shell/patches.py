@@ -43,7 +43,7 @@ def apply_process_patches(settings: Settings) -> None:
 def _serve_no_faust_pages(app: faust.App) -> None:
     """Drop Faust's own blueprints that settings cannot turn off (the "/" status page).
 
-    Every route a worker serves is one of ours and listed in the README; the
+    Every route a worker serves is one of ours and listed in docs/http-api.md; the
     settings in ``make_app`` turn off the table, router, stats and graph pages.
     """
     manager = cast(Any, app.web).blueprints
@@ -135,7 +135,7 @@ def drain_producer_buffer_before_commit() -> None:
     changelog writes go through that buffer, so offsets could be committed while
     the writes they reflect were still in memory: a SIGKILL then loses those table
     updates for good (the input is not replayed). Counting messages put and handed
-    over lets ``flush`` wait for all of them. See README "Lost updates".
+    over lets ``flush`` wait for all of them. See docs/lost-updates.md.
     """
     from faust.transport.producer import ProducerBuffer
 

@@ -70,7 +70,7 @@ ACCESS: Mapping[tuple[str, str], Access] = {
     ("GET", "/dashboard"): Access.PUBLIC,
     ("GET", "/dashboard/{name}"): Access.PUBLIC,
     ("GET", "/dashboard/stats"): Access.ADMIN,
-    # Every worker's probes: open, and bindable apart from the API (README).
+    # Every worker's probes: open, and bindable apart from the API (docs/security.md).
     ("GET", "/health"): Access.PUBLIC,
     ("GET", "/metrics"): Access.PUBLIC,
     ("GET", "/ready"): Access.PUBLIC,

@@ -30,7 +30,7 @@ from ordersaga.web.openapi import build_document
 from ordersaga.web.orders import CancelOrderView, Order, OrderEvents, Orders
 from ordersaga.web.services import GroupHealth, Services
 
-# README.md lists the same routes; tests/agents/test_served_routes.py holds them equal.
+# docs/http-api.md lists the same routes; tests/agents/test_served_routes.py holds them equal.
 # Every method of every view here must carry its Operation (ordersaga.edge.operations):
 # register_routes builds the OpenAPI document first and refuses an undocumented one.
 ROUTES: tuple[tuple[str, type[DeskView]], ...] = (

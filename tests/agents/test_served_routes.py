@@ -1,4 +1,4 @@
-"""Every route any worker serves is one the README lists: nothing internal is on the network."""
+"""Every route a worker serves is one docs/http-api.md lists: nothing internal is on the network."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 
 from tests.harness import AGENT_MODULES
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROUTES_DOC = Path(__file__).resolve().parents[2] / "docs" / "http-api.md"
 WORKER_ROUTES = {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics")}
 
 
 def documented_webview_routes() -> set[tuple[str, str]]:
-    text = README.read_text()
+    text = ROUTES_DOC.read_text()
     block = text.split("<!-- served-routes: the web view -->")[1].split("<!-- /served-routes -->")[
         0
     ]

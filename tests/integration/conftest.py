@@ -26,6 +26,20 @@ pytestmark = pytest.mark.integration
 START_TIMEOUT_S = 180
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest groups the tests by their system's broker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``session_end`` run after every other test, in the order given.
+
+    "No worker restarted during the session" means something only once the session's
+    tests have all run; this says so explicitly, instead of a file name sorting last.
+    Pytest then groups the tests by the broker of their ``system``, keeping this order
+    within each group, so each system's own session ends with it.
+    """
+    last = [item for item in items if item.get_closest_marker("session_end")]
+    if last:
+        items[:] = [item for item in items if not item.get_closest_marker("session_end")] + last
+
+
 @dataclass
 class System:
     """A running ordersaga: where its parts listen."""
@@ -88,7 +102,7 @@ def running_system(
         # its own (test_auth_and_limits.py).
         "ORDERSAGA_RATE_LIMIT_PER_S": "0",
         # Nor a per-client share of the orders in flight (tested on a system of its
-        # own: test_zzv_abuse_saga.py).
+        # own: test_abuse_saga.py).
         "ORDERSAGA_MAX_SAGAS_IN_FLIGHT_PER_CLIENT": "100000",
         "ORDERSAGA_READ_RATE_LIMIT_PER_S": "0",
         **(env or {}),

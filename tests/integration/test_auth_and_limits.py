@@ -31,7 +31,7 @@ from ordersaga.runtime.system import free_port_block
 from ordersaga.web.openapi import build_document
 from ordersaga.web.routes import ROUTES
 from tests.integration.conftest import System, running_system
-from tests.integration.test_zzw_schemathesis import CHECKS as FUZZ_CHECKS
+from tests.integration.test_schemathesis import CHECKS as FUZZ_CHECKS
 
 SECRET = "integration-secret-of-forty-characters!!"
 # A slow refill, so that one bucket shared stays told apart from one a worker
@@ -227,7 +227,7 @@ def test_the_operators_page_asks_for_an_admin_token_and_then_shows_the_services(
 # scheme on every route that is not public; its probes are on their own port, so not
 # in it), every GET fuzzed with an admin's token, and `ignored_auth` sending each one
 # again without a token and with a bad one, which must be refused. (POSTs are left to
-# tests/integration/test_zzw_schemathesis.py: here they would mostly meet the small
+# tests/integration/test_schemathesis.py: here they would mostly meet the small
 # rate limit this system is set up with.)
 ADMIN_TOKEN = mint_token(Settings(auth_secret=SECRET), "fuzz-admin", [Role.ADMIN], ttl_s=6 * 3600)
 SECURED_DOCUMENT = build_document(list(ROUTES), secured=True)

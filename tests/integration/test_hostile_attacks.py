@@ -1,7 +1,7 @@
 """The hostile tier: each attack that once broke the running system, replayed.
 
 Every attack is followed by an order that must complete, and the session ends
-with a check that no worker restarted (test_zzz_no_restarts.py).
+with a check that no worker restarted (test_no_restarts.py).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The chaos test SIGKILLs workers and checks that each shows as gone and its
 group still has a live one; the shared system here must see no restart
-(``test_zzz_no_restarts``).
+(``test_no_restarts``).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,10 +32,12 @@ def run(*args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.needs_promtool
 def test_the_alert_rules_pass_promtools_check() -> None:
     assert "SUCCESS" in run("check", "rules", str(DEPLOY / "alerts.yml"))
 
 
+@pytest.mark.needs_promtool
 def test_each_alert_fires_on_the_series_it_watches() -> None:
     assert "SUCCESS" in run("test", "rules", str(DEPLOY / "alerts.test.yml"))
 

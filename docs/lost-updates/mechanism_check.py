@@ -6,8 +6,8 @@ does while aiokafka waits for metadata or for room in a full batch. Then calls
 ``flush()`` -- what ``Consumer._commit_offsets`` awaits before committing -- and
 reports how many of the put messages had been handed over when it returned.
 
-  /tmp/probe/bin/python scripts/lost_updates/mechanism_check.py          # stock
-  FIX=1 /tmp/probe/bin/python scripts/lost_updates/mechanism_check.py    # patched
+  /tmp/probe/bin/python docs/lost-updates/mechanism_check.py          # stock
+  FIX=1 /tmp/probe/bin/python docs/lost-updates/mechanism_check.py    # patched
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ async def scenario(n: int, delay: float) -> None:
 
 async def main(scenarios: list[tuple[int, float]]) -> None:
     if os.environ.get("FIX") == "1":
-        from ordersaga.shell.node import drain_producer_buffer_before_commit
+        from ordersaga.shell.patches import drain_producer_buffer_before_commit
 
         drain_producer_buffer_before_commit()
     for n, delay in scenarios:

@@ -13,11 +13,11 @@ One run:
      changelog topics (last value per key) and compare with what was produced.
 
 Usage:
-  FIX=0 /tmp/probe/bin/python scripts/lost_updates/run_probe.py --n 3000 --seed 1
-  FIX=1 /tmp/probe/bin/python scripts/lost_updates/run_probe.py --n 3000 --seed 1
+  FIX=0 /tmp/probe/bin/python docs/lost-updates/run_probe.py --n 3000 --seed 1
+  FIX=1 /tmp/probe/bin/python docs/lost-updates/run_probe.py --n 3000 --seed 1
 
 Prints a summary and writes it as JSON to --out (default
-scripts/lost_updates/results/run-fix<F>-seed<S>-<time>.json). Worker and
+docs/lost-updates/results/run-fix<F>-seed<S>-<time>.json). Worker and
 broker logs go to --logdir (default /tmp/lostprobe-runs/...).
 """
 

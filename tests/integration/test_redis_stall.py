@@ -1,7 +1,7 @@
 """A stalled Redis: the web view answers 503 naming it, in seconds, and recovers by itself.
 
-Near the end of the session, with no order in flight: while Redis is stopped
-(SIGSTOP) nothing can be projected.
+While Redis is stopped (SIGSTOP) nothing can be projected; orders other tests left
+in flight wait the stall out, and the order placed after it must complete.
 """
 
 from __future__ import annotations

@@ -7,15 +7,15 @@ the document to what is served: no server error; only documented statuses,
 content types and headers; bodies matching their schemas; 405 with a true
 ``Allow`` for a method a route does not have.
 
-Why this file runs where it does (``zzw``: after every functional test, before the
-Redis stall and the no-restarts check): the fuzzer registers customers, blocks
-them, restocks SKUs and places orders, and the other tests count orders and stock
-or order as their own customers. Running after them, nothing it does can disturb
-their figures; and every id it sends in a path or as a body's customer is its own
+The fuzzer registers customers, blocks them, restocks SKUs and places orders on
+the system the other tests share, so it may run before or after any of them:
+every id it sends in a path or as a body's customer is its own
 (:func:`own_namespace`: ``fz-`` plus what was generated, or one of the few it made
 first, so that reads find something and answer 200, not only 404), so even a
-generated id equal to a test's customer or SKU is never blocked or restocked. The
-no-restarts check after it then also shows the fuzzing crashed no worker.
+generated id equal to a test's customer or SKU is never blocked or restocked, and
+the other tests count only their own orders, stock and customers. The
+no-restarts check that ends the session (``session_end``) also shows the fuzzing
+crashed no worker.
 """
 
 from __future__ import annotations

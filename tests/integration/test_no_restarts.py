@@ -1,4 +1,8 @@
-"""Last of the session: whatever the tests sent, no worker exited or was restarted."""
+"""Last of the session: whatever the tests sent, no worker exited or was restarted.
+
+Marked ``session_end``: tests/integration/conftest.py runs it after every other test
+of its system, whatever the files' names or the order they are given in.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from tests.integration.conftest import System
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.session_end
 def test_no_worker_restarted_during_the_session(system: System) -> None:
     status = json.loads((system.data_dir / "supervisor.json").read_text())
     assert status["state"] == "up", status

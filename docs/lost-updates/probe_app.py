@@ -6,7 +6,7 @@ Environment:
   PROBE_BROKER   kafka://127.0.0.1:PORT (required)
   PROBE_APP_ID   Faust app id (default "lostprobe")
   PROBE_DATADIR  Faust datadir (default /tmp/lostprobe-data)
-  FIX=1          apply ordersaga.shell.node.drain_producer_buffer_before_commit()
+  FIX=1          apply ordersaga.shell.patches.drain_producer_buffer_before_commit()
   PROBE_INSTRUMENT=1  (default) at every offset commit print
                  "PROBE COMMIT exposed=<n> unsent=<m> ...": exposed = writes put in
                  the ProducerBuffer before the commit began but not yet handed to
@@ -46,7 +46,7 @@ APPLIED: list[str] = []
 
 if FIX:
     # Fail loudly if the fix is missing: a FIX=1 run without it is meaningless.
-    from ordersaga.shell.node import drain_producer_buffer_before_commit
+    from ordersaga.shell.patches import drain_producer_buffer_before_commit
 
     drain_producer_buffer_before_commit()
     APPLIED.append("drain_producer_buffer_before_commit")

@@ -1,6 +1,6 @@
 """Print a Markdown table of every run summary in results/*.json.
 
-/tmp/probe/bin/python scripts/lost_updates/summarize.py
+/tmp/probe/bin/python docs/lost-updates/summarize.py
 """
 
 from __future__ import annotations
