@@ -45,7 +45,7 @@ def build(settings: Settings) -> Payments:
     app = node.app
     payment_ledger = node.table(PAYMENT_LEDGER)
     gateway = PaymentGateway(node.settings, node.metrics)
-    node.health_checks["gateway"] = gateway.answers
+    node.health.checks["gateway"] = gateway.answers
     settle_payment = Dispatch(f"on {PAYMENTS_COMMANDS}", forget=payment_ledger)
 
     @settle_payment.on(ChargePayment)

@@ -1,21 +1,19 @@
-"""The Faust app factory and the thin-shell plumbing every agent group shares.
+"""The thin-shell plumbing every agent group shares.
 
-A :class:`Node` is one agent group's Faust app plus what its agents need
-around the pure rules: a typed send that writes the envelope and headers, a
-consume loop that parses, retries and dead-letters, and the /health and
-/metrics pages (ordersaga.shell.pages, attached by ordersaga.shell.worker).
+A :class:`Node` is one agent group's Faust app (configured in
+ordersaga.shell.faust_app) plus what its agents need around the pure rules: a
+typed send that writes the envelope and headers, and a consume loop that
+parses, retries and dead-letters. Its health checks are in ordersaga.shell.health;
+the worker pages and heartbeat attach to it in ordersaga.shell.worker.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
-import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import faust
@@ -37,15 +35,15 @@ from ordersaga.observability.log_format import (
 from ordersaga.observability.metrics import Metrics
 from ordersaga.observability.tracing import Tracing, tracing_for
 from ordersaga.schemas.messages import CommandRejected, Envelope, Message
-from ordersaga.schemas.responses import CheckState
 from ordersaga.shell import dead_letters
 from ordersaga.shell.codec import DecodeError, decode, encode, header_pairs
+from ordersaga.shell.faust_app import make_app
 from ordersaga.shell.groups import AgentGroup
+from ordersaga.shell.health import Health
 from ordersaga.shell.patches import (
     _exit_when_stuck,
     _no_banner_in_json_logs,
     _serve_no_faust_pages,
-    apply_process_patches,
     drain_producer_buffer_before_commit,
 )
 from ordersaga.shell.printable import printable
@@ -61,13 +59,6 @@ log = logging.getLogger(__name__)
 
 # A handler may name the outcome it reached ("unchanged" for a duplicate); None is "ok".
 Handler = Callable[[Envelope, Message], Awaitable[str | None]]
-
-
-# A dependency check: returns nothing when the dependency answers, raises when not.
-HealthCheck = Callable[[], Awaitable[None]]
-HEALTH_CHECK_TIMEOUT_S = 1.0
-# /health answers from a result this young, so a flood of probes is not a flood on Redis.
-HEALTH_CACHE_S = 1.0
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -94,8 +85,8 @@ class Node:
         self.metrics = Metrics(circuits=self.group.name != "webview")
         self.app = make_app(self.group, self.settings)
         self._topics: dict[str, faust.TopicT] = {}
-        self.health_checks: dict[str, HealthCheck] = {"broker": self._broker_reachable}
-        self._health: tuple[float, dict[str, CheckState]] | None = None
+        # /health's checks (a group adds its own) and /ready's reasons.
+        self.health = Health(self.app, self.settings.bootstrap_servers)
         # None when tracing is off: then nothing of it runs but an `is None` check.
         self.tracing = tracing_for(self.group.app_id, self.settings.otel_exporter_otlp_endpoint)
         # Registered before the web server starts: aiohttp freezes its middlewares then.
@@ -456,61 +447,6 @@ class Node:
             generation,
         )
 
-    # ------------------------------------------------------------------- pages
-
-    async def _broker_reachable(self) -> None:
-        # Any one broker of the cluster will do: clients fail over between them.
-        failure: Exception | None = None
-        for server in self.settings.bootstrap_servers.split(","):
-            host, _, port = server.rpartition(":")
-            try:
-                _, writer = await asyncio.open_connection(host or "127.0.0.1", int(port))
-            except OSError as exc:
-                failure = exc
-                continue
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-            return
-        raise failure or OSError("no broker configured")
-
-    async def health(self) -> dict[str, CheckState]:
-        """Each dependency's state: "ok" or why not (cached for a second)."""
-        now = time.monotonic()
-        if self._health is not None and now - self._health[0] < HEALTH_CACHE_S:
-            return self._health[1]
-
-        async def check(fn: HealthCheck) -> CheckState:
-            try:
-                await asyncio.wait_for(fn(), HEALTH_CHECK_TIMEOUT_S)
-            except TimeoutError:
-                return "timeout"
-            except Exception as exc:  # any failure is the answer, not an error
-                # The answer is fixed words: an exception's text can hold addresses,
-                # hosts or paths, and the probes are open to anyone on the port.
-                log.warning("health check failed: %s: %s", type(exc).__name__, exc)
-                return "down"
-            return "ok"
-
-        names = list(self.health_checks)
-        states = await asyncio.gather(*(check(self.health_checks[n]) for n in names))
-        result = dict(zip(names, states, strict=True))
-        self._health = (now, result)
-        return result
-
-    def readiness(self) -> list[str]:
-        """Why this worker cannot serve yet (empty once it has its partitions and tables)."""
-        reasons: list[str] = []
-        app = cast(Any, self.app)
-        recovery = app.tables.recovery
-        if not recovery.completed.is_set():
-            reasons.append("tables not recovered yet")
-        elif recovery.in_recovery:
-            reasons.append("tables recovering")
-        if app.rebalancing:
-            reasons.append("consumer group rebalancing")
-        return reasons
-
 
 def _reason(exc: BaseException) -> str:
     """A dead-letter reason: the exception's type and its first line, bounded."""
@@ -522,58 +458,10 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:1000]
 
 
-def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
-    """The Faust app of one agent group, configured from ``settings``."""
-    apply_process_patches(settings)
-    # Faust creates its data dir without parents.
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    app = faust.App(
-        agent_group.app_id,
-        broker=settings.broker_url,
-        store="memory://",
-        autodiscover=False,
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
-        topic_allow_declare=True,
-        # Nothing here runs on the leader only; the leader topic would be one more
-        # topic each worker declares at start.
-        topic_disable_leader=True,
-        key_serializer="raw",
-        value_serializer="raw",
-        broker_rebalance_timeout=settings.rebalance_timeout_s,
-        broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 4),
-        consumer_auto_offset_reset="earliest",
-        # The check compares RocksDB's persisted offsets with the broker's high
-        # watermark. With the memory store it only compares an offset this process
-        # read with a high watermark the embedded broker can report late, and then
-        # crashes recovery for good (seen in the chaos test: 741 > 740).
-        recovery_consistency_check=False,
-        broker_commit_interval=settings.commit_interval_s,
-        producer_acks=-1,
-        producer_linger=settings.producer_linger_ms / 1000,
-        table_standby_replicas=0,
-        web_enabled=True,
-        # Faust's own pages show table contents (payment data, holds) and routing
-        # internals to anyone who can reach the port: none of them is served.
-        web_router_enabled=False,
-        web_tables_enabled=False,
-        web_stats_enabled=False,
-        web_graph_enabled=False,
-        web_bind=settings.web_host,
-        web_host=settings.web_host,
-        web_port=agent_group.web_port(settings.web_port),
-        datadir=f"{settings.data_dir}/{agent_group.name}",
-        logging_config=None,
-    )
-    return app
-
-
 __all__ = [
     "ALL_DLQ_TOPICS",
     "ALL_TOPICS",
     "Node",
     "RecordTooLarge",
     "drain_producer_buffer_before_commit",
-    "make_app",
 ]

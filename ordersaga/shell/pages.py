@@ -55,7 +55,7 @@ def register_worker_pages(node: Node) -> list[Page]:
     class Health(ApiView):
         @documented(HEALTH)
         async def get(self, request: Request) -> Response:
-            checks = await node.health()
+            checks = await node.health.states()
             fields = {"group": node.group.name, "app": node.app.conf.id, "checks": checks}
             down = {name: state for name, state in checks.items() if state != "ok"}
             if not down:
@@ -74,7 +74,7 @@ def register_worker_pages(node: Node) -> list[Page]:
     class Ready(ApiView):
         @documented(READY)
         async def get(self, request: Request) -> Response:
-            reasons = node.readiness()
+            reasons = node.health.readiness()
             assigned = sorted(
                 f"{tp.topic}[{tp.partition}]" for tp in node.app.assignor.assigned_actives()
             )

@@ -2,7 +2,7 @@
 
 Every patch here was measured or read in the library's code (ARCHITECTURE.md, "Faust
 patches, and why"), and names the upstream issue it works around where one exists.
-``ordersaga.shell.node.make_app`` applies them all through :func:`apply_process_patches`
+``ordersaga.shell.faust_app.make_app`` applies them all through :func:`apply_process_patches`
 and the per-app ones; nothing else in ordersaga patches a library.
 """
 

@@ -49,7 +49,7 @@ class Desk:
         self.watch = self.new_watch()
         # The API's document, set once the routes are registered (ordersaga.web.routes).
         self.openapi = OpenApiDocument(openapi="3.1.0", info={}, paths={})
-        node.health_checks["redis"] = self._redis_answers
+        node.health.checks["redis"] = self._redis_answers
 
     def new_watch(self) -> OrderWatch:
         """The one long-poll watcher of this worker."""

@@ -229,9 +229,9 @@ async def test_an_orders_history_key_read_as_an_order_is_404_not_503(client, out
 async def test_health_answers_fixed_words_never_the_exceptions_text(client: TestClient):
     node = webview.node
     dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
-    saved = dict(node.health_checks)
-    node.health_checks["redis"] = dead.ping
-    node._health = None
+    saved = dict(node.health.checks)
+    node.health.checks["redis"] = dead.ping
+    node.health.forget()
     try:
         r = await client.get("/health")
         text = await r.text()
@@ -239,9 +239,9 @@ async def test_health_answers_fixed_words_never_the_exceptions_text(client: Test
         assert orjson.loads(text)["checks"]["redis"] == "down"
         assert "127.0.0.1" not in text and "Error" not in text and "Connect" not in text
     finally:
-        node.health_checks.clear()
-        node.health_checks.update(saved)
-        node._health = None
+        node.health.checks.clear()
+        node.health.checks.update(saved)
+        node.health.forget()
         await dead.aclose()
 
 
