@@ -99,7 +99,7 @@ lint: $(STAMP) ## ruff check and ruff format --check on every Python file (order
 typecheck: $(STAMP) ## mypy
 	$(BIN)/mypy ordersaga
 
-check: lint typecheck test ## lint, types and every test (.ci/run runs the same, fast lane first)
+check: lint typecheck test ## lint, types and every test, fast lane first (what .ci/run runs)
 
 chaos-brokers: $(STAMP) ## chaos on a three-node Kafka cluster, brokers SIGKILLed too
 	$(BIN)/pytest -m chaos_brokers -s
