@@ -14,14 +14,7 @@ from ordersaga.config.fields import SECTION_CONFIG, URL_WITH_CREDENTIALS
 # timeout is, so its workers poll every 20 ms and rebalance within seconds;
 # Apache Kafka (started or external) keeps the defaults: the normal long poll.
 BROKER_PROFILES: Final[dict[str, dict[str, Any]]] = {
-    # Tansu holds a fetch for its whole wait whatever it holds, so no batch wait there.
-    "tansu": {
-        "rebalance_timeout_s": 3.0,
-        "session_timeout_s": 6.0,
-        "fetch_max_wait_ms": 20,
-        "batch_fetch_wait_ms": 20,
-        "batch_fetch_min_bytes": 1,
-    },
+    "tansu": {"rebalance_timeout_s": 3.0, "session_timeout_s": 6.0, "fetch_max_wait_ms": 20},
     "kafka": {},
     "external": {},
 }
@@ -81,17 +74,6 @@ class BrokerSettings(BaseSettings):
     # broker waits it out, so its profile sets 20.
     fetch_max_wait_ms: int = Field(
         default=1500, ge=1, description="Longest a consumer fetch waits for data, milliseconds"
-    )
-    batch_fetch_wait_ms: int = Field(
-        default=100,
-        ge=1,
-        description="Longest a latency-tolerant group's fetch waits to fill up, milliseconds",
-    )
-    batch_fetch_min_bytes: int = Field(
-        default=65_536,
-        ge=1,
-        le=16 * 1024 * 1024,
-        description="Bytes a latency-tolerant group's fetch waits for (web view, notifications)",
     )
     # What was processed since the last commit is replayed after a crash: a
     # shorter interval leaves fewer duplicates to absorb (Faust's default is 2.8).

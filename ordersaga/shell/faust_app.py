@@ -13,7 +13,7 @@ from ordersaga.shell.patches import apply_process_patches
 
 def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
     """The Faust app of one agent group, configured from ``settings``."""
-    apply_process_patches(settings, latency_tolerant=agent_group.latency_tolerant)
+    apply_process_patches(settings)
     # Faust creates its data dir without parents.
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     app = faust.App(

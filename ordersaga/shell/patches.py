@@ -30,16 +30,9 @@ http_log = logging.getLogger("ordersaga.http")
 _PROTOCOL_ERRORS = {400: "bad_request", 413: "body_too_large", 431: "headers_too_large"}
 
 
-def apply_process_patches(settings: Settings, *, latency_tolerant: bool = False) -> None:
-    """Apply every process-wide patch; each applies once however often this is called.
-
-    A worker process runs one group, so the fetch tuning is the group's: a
-    latency-tolerant one (projections, notifications) fetches in batches.
-    """
-    if latency_tolerant:
-        tune_fetch_wait(settings.batch_fetch_wait_ms, settings.batch_fetch_min_bytes)
-    else:
-        tune_fetch_wait(settings.fetch_max_wait_ms)
+def apply_process_patches(settings: Settings) -> None:
+    """Apply every process-wide patch; each applies once however often this is called."""
+    tune_fetch_wait(settings.fetch_max_wait_ms)
     read_unreadable_records()
     drain_producer_buffer_before_commit()
     retry_topic_declaration()
@@ -108,9 +101,8 @@ def _exit_when_stuck(app: faust.App, recovery_limit_s: float, interval_s: float 
         threading.Thread(target=watch, name="ordersaga-stuck-watch", daemon=True).start()
 
 
-def tune_fetch_wait(max_wait_ms: int, min_bytes: int = 1) -> None:
-    """Make Faust's consumers ask the broker to answer a fetch within ``max_wait_ms``,
-    or as soon as it holds ``min_bytes``.
+def tune_fetch_wait(max_wait_ms: int) -> None:
+    """Make Faust's consumers ask the broker to answer a fetch within ``max_wait_ms``.
 
     Faust hard-codes fetch_max_wait_ms=1500 for its worker consumer. Kafka answers a
     fetch as soon as data arrives, but the embedded broker (Tansu) holds an empty
@@ -129,10 +121,6 @@ def tune_fetch_wait(max_wait_ms: int, min_bytes: int = 1) -> None:
         consumer = original(self, transport)
         # Read when the consumer starts its fetcher, so setting it here takes effect.
         consumer._fetch_max_wait_ms = max_wait_ms
-        # Faust exposes no fetch_min_bytes. Above 1 the broker holds a fetch until
-        # that much is there (or the wait ends): fewer, fuller fetches, and fewer
-        # wake-ups of the worker, for a group whose readers can wait that long.
-        consumer._fetch_min_bytes = min_bytes
         return consumer
 
     thread_cls._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]

@@ -60,10 +60,6 @@ class Participant:
     # Its saga command topic: a command refused there for its content is answered
     # with CommandRejected, so its saga fails at once instead of timing out.
     reject_on: str | None = None
-    # Off the saga's critical path (read models, notifications): its consumer
-    # fetches in batches (ORDERSAGA_BATCH_FETCH_*), trading a view's freshness by
-    # up to the batch wait for fewer fetches and wake-ups per saga.
-    latency_tolerant: bool = False
 
     @property
     def app_id(self) -> str:

@@ -89,7 +89,6 @@ WEBVIEW = Participant(
         # Every worker heartbeats here (ordersaga.shell.heartbeat); the web view lists them.
         SERVICES: (ServiceHeartbeat,),
     },
-    latency_tolerant=True,
 )
 # The orchestrator takes every participant's replies on orders.replies besides its
 # own deadlines and CommandRejected (Topology.answered): a new step's participant
@@ -157,7 +156,6 @@ NOTIFICATIONS_GROUP = Participant(
     tables=(NOTIFIED,),
     # The status each customer was last told, per order.
     forget_on=ORDERS_EVENTS,
-    latency_tolerant=True,
 )
 # Customers keep nothing per order, so no ForgetOrders is sent to them.
 CUSTOMERS_GROUP = Participant(
