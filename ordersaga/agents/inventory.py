@@ -151,7 +151,6 @@ def build(settings: Settings) -> Inventory:
                 crossing,
                 key=levels.sku,
                 cause=envelope,
-                topic=INVENTORY_EVENTS,
                 event_id=f"{levels.sku}:low:{crossing.version}",
             )
 

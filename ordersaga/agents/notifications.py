@@ -17,10 +17,10 @@ from faust.types import AgentT, StreamT
 from ordersaga.agents.building import DefaultGroup, toplevel
 from ordersaga.config.settings import Settings
 from ordersaga.saga.notifications import notification_for, operator_notice
-from ordersaga.schemas.messages import Envelope, LowStock, OrderEvent, StockChanged
+from ordersaga.schemas.messages import Envelope, LowStock, OrderEnded
 from ordersaga.shell.dispatch import Dispatch, Handler
 from ordersaga.shell.records import RecordTable
-from ordersaga.shell.topics import INVENTORY_EVENTS, NOTIFICATIONS, ORDERS_EVENTS
+from ordersaga.shell.topics import INVENTORY_ALERTS, NOTIFICATIONS, ORDERS_OUTCOMES
 from ordersaga.shell.worker import Worker
 from ordersaga.tables import NOTIFIED
 
@@ -42,19 +42,15 @@ class Notifications:
     notify_customers: AgentT[Any]
 
 
-async def _levels_are_not_news(envelope: Envelope, message: StockChanged) -> str:
-    return "unchanged"
-
-
 def build(settings: Settings) -> Notifications:
     """The notifications group, configured from ``settings`` alone."""
     node = Worker("notifications", settings)
     app = node.app
     notified = node.table(NOTIFIED)
-    notify_customer = Dispatch(f"on {ORDERS_EVENTS}", forget=notified)
+    notify_customer = Dispatch(f"on {ORDERS_OUTCOMES}", forget=notified)
 
-    @notify_customer.on(OrderEvent)
-    async def notify_once(envelope: Envelope, message: OrderEvent) -> str | None:
+    @notify_customer.on(OrderEnded)
+    async def notify_once(envelope: Envelope, message: OrderEnded) -> str | None:
         """Send the customer one notification per order outcome."""
         notification = notification_for(message)
         if notification is None or notified.load(message.order.order_id) == notification.status:
@@ -70,9 +66,8 @@ def build(settings: Settings) -> Notifications:
         log.info("customer notified: %s", notification.status)
         return None
 
-    # Keyed by SKU, so each SKU's notices are kept on its inventory.events partition.
-    notify_operators = Dispatch(f"on {INVENTORY_EVENTS}", forget=None)
-    notify_operators.on(StockChanged)(_levels_are_not_news)
+    # Keyed by SKU, so each SKU's notices are kept on its inventory.alerts partition.
+    notify_operators = Dispatch(f"on {INVENTORY_ALERTS}", forget=None)
 
     @notify_operators.on(LowStock)
     async def notify_low_stock(envelope: Envelope, message: LowStock) -> str | None:
@@ -91,13 +86,13 @@ def build(settings: Settings) -> Notifications:
         notified[key] = str(message.version)
         return None
 
-    @app.agent(node.topic(INVENTORY_EVENTS))
+    @app.agent(node.topic(INVENTORY_ALERTS))
     @toplevel
     async def notify_low_stock_skus(stream: StreamT) -> None:
         """Turn low-stock crossings into notices on the operators' channel."""
         await node.consume(stream, notify_operators, "notify_low_stock_skus")
 
-    @app.agent(node.topic(ORDERS_EVENTS))
+    @app.agent(node.topic(ORDERS_OUTCOMES))
     @toplevel
     async def notify_customers(stream: StreamT) -> None:
         """Turn order outcomes into customer notifications."""

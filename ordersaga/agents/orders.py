@@ -34,8 +34,8 @@ from ordersaga.saga.orchestrator import (
     split_forgettable,
 )
 from ordersaga.saga.order_ids import may_start
-from ordersaga.schemas.messages import Envelope, ForgetOrders, Message, PlaceOrder
-from ordersaga.schemas.status import TERMINAL
+from ordersaga.schemas.messages import Envelope, ForgetOrders, Message, OrderEnded, PlaceOrder
+from ordersaga.schemas.status import TERMINAL, TERMINAL_EVENT_NAMES
 from ordersaga.shell.dispatch import Dispatch, Handler
 from ordersaga.shell.groups import group as agent_group
 from ordersaga.shell.records import RecordTable
@@ -245,6 +245,14 @@ def build(settings: Settings) -> Orders:
                 topic=ORDERS_EVENTS,
                 event_id=f"{order_id}:{event.seq}",
             )
+            if event.name in TERMINAL_EVENT_NAMES:
+                await node.send(
+                    OrderEnded.of(event),
+                    key=order_id,
+                    cause=envelope,
+                    correlation_id=correlation_id,
+                    event_id=f"{order_id}:{event.seq}:ended",
+                )
         if stored is None:
             return "republished"
         # Written last: if a send fails, the retry recomputes the same decision.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ordersaga.schemas.messages import CustomerNotified, LowStock, OperatorNotified, OrderEvent
-from ordersaga.schemas.status import TERMINAL, TERMINAL_EVENTS, FailureReason, SagaStatus
+from ordersaga.schemas.status import TERMINAL, TERMINAL_EVENT_NAMES, FailureReason, SagaStatus
 
 _REASON_TEXT: dict[str, str] = {
     FailureReason.CUSTOMER_INVALID: "your account cannot place orders (unknown or blocked)",
@@ -14,13 +14,12 @@ _REASON_TEXT: dict[str, str] = {
     FailureReason.STEP_TIMEOUT: "a service did not answer in time",
     FailureReason.INVALID_ORDER: "the order was invalid",
 }
-_TERMINAL_EVENT_NAMES = frozenset(TERMINAL_EVENTS.values())
 
 
 def notification_for(event: OrderEvent) -> CustomerNotified | None:
     """The message to the customer for an order event, or None when it is not an outcome."""
     order = event.order
-    if order.status not in TERMINAL or event.name not in _TERMINAL_EVENT_NAMES:
+    if order.status not in TERMINAL or event.name not in TERMINAL_EVENT_NAMES:
         return None
     if order.status == SagaStatus.COMPLETED:
         text = f"Your order {order.order_id} is on its way (shipment {order.shipment_id})."

@@ -475,6 +475,26 @@ class OrderEvent(Message):
         return self.order.order_id
 
 
+# ------------------------------------------------------------- orders.outcomes
+
+
+class OrderEnded(OrderEvent):
+    """An order's last history entry, published again for readers of outcomes only.
+
+    Notifications and the bench care only how orders end: reading this topic, they
+    handle one message per order instead of its whole history (issue 21).
+    """
+
+    TYPE = "OrderEnded"
+
+    @classmethod
+    def of(cls, event: OrderEvent) -> OrderEnded:
+        """``event`` as an outcome; built from a validated event, so not validated again."""
+        return cls.model_construct(
+            name=event.name, seq=event.seq, detail=event.detail, order=event.order
+        )
+
+
 # ------------------------------------------------------------ inventory.events
 
 
@@ -491,6 +511,9 @@ class StockChanged(Message):
     committed: StockLevel
     low_stock_at: StockLevel = 0
     low_stock: bool = False
+
+
+# ------------------------------------------------------------ inventory.alerts
 
 
 class LowStock(Message):

@@ -35,6 +35,7 @@ TERMINAL_EVENTS: dict[SagaStatus, str] = {
     SagaStatus.FAILED: "OrderFailed",
     SagaStatus.CANCELLED: "OrderCancelled",
 }
+TERMINAL_EVENT_NAMES: frozenset[str] = frozenset(TERMINAL_EVENTS.values())
 
 
 class FailureReason(StrEnum):

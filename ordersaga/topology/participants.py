@@ -23,6 +23,7 @@ from ordersaga.schemas.messages import (
     ForgetOrders,
     LowStock,
     OperatorNotified,
+    OrderEnded,
     OrderEvent,
     PaymentCharged,
     PaymentDeclined,
@@ -64,6 +65,7 @@ from ordersaga.topology.model import Participant, Topology
 from ordersaga.topology.topics import (
     CUSTOMERS_COMMANDS,
     CUSTOMERS_EVENTS,
+    INVENTORY_ALERTS,
     INVENTORY_COMMANDS,
     INVENTORY_EVENTS,
     INVENTORY_SKU_COMMANDS,
@@ -71,6 +73,7 @@ from ordersaga.topology.topics import (
     NOTIFICATIONS,
     ORDERS_COMMANDS,
     ORDERS_EVENTS,
+    ORDERS_OUTCOMES,
     ORDERS_REPLIES,
     PAYMENTS_COMMANDS,
     SERVICES,
@@ -84,7 +87,7 @@ WEBVIEW = Participant(
     "HTTP API and read models",
     consumes={
         ORDERS_EVENTS: (OrderEvent,),
-        INVENTORY_EVENTS: (StockChanged, LowStock),
+        INVENTORY_EVENTS: (StockChanged,),
         CUSTOMERS_EVENTS: (CustomerChanged,),
         # Every worker heartbeats here (ordersaga.shell.heartbeat); the web view lists them.
         SERVICES: (ServiceHeartbeat,),
@@ -102,7 +105,7 @@ ORDERS = Participant(
         ORDERS_COMMANDS: (PlaceOrder, CancelOrder, RepublishOrder, ForgetOrders),
         ORDERS_REPLIES: (StepDeadlineExpired, CommandRejected),
     },
-    publishes={ORDERS_EVENTS: (OrderEvent,)},
+    publishes={ORDERS_EVENTS: (OrderEvent,), ORDERS_OUTCOMES: (OrderEnded,)},
     tables=(SAGAS, FORGOTTEN_ORDERS),
 )
 INVENTORY = Participant(
@@ -117,7 +120,7 @@ INVENTORY = Participant(
     },
     replies=(StockReserved, StockRejected, StockReleased, StockCommitted),
     reply_topic=ORDERS_REPLIES,
-    publishes={INVENTORY_EVENTS: (StockChanged, LowStock)},
+    publishes={INVENTORY_EVENTS: (StockChanged,), INVENTORY_ALERTS: (LowStock,)},
     tables=(STOCK, SKU_HOLDS, ORDER_STOCK),
     forget_on=INVENTORY_COMMANDS,
     reject_on=INVENTORY_COMMANDS,
@@ -151,11 +154,12 @@ NOTIFICATIONS_GROUP = Participant(
     "ordersaga.agents.notifications",
     5,
     "customer notifications",
-    consumes={ORDERS_EVENTS: (OrderEvent,), INVENTORY_EVENTS: (StockChanged, LowStock)},
+    # Only what it acts on: one outcome per order, and the rare LowStock.
+    consumes={ORDERS_OUTCOMES: (OrderEnded,), INVENTORY_ALERTS: (LowStock,)},
     publishes={NOTIFICATIONS: (CustomerNotified, OperatorNotified)},
     tables=(NOTIFIED,),
     # The status each customer was last told, per order.
-    forget_on=ORDERS_EVENTS,
+    forget_on=ORDERS_OUTCOMES,
 )
 # Customers keep nothing per order, so no ForgetOrders is sent to them.
 CUSTOMERS_GROUP = Participant(

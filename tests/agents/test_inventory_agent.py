@@ -22,6 +22,7 @@ from ordersaga.schemas.messages import (
     StockReserved,
 )
 from ordersaga.shell.topics import (
+    INVENTORY_ALERTS,
     INVENTORY_COMMANDS,
     INVENTORY_EVENTS,
     INVENTORY_SKU_COMMANDS,
@@ -502,7 +503,7 @@ async def test_falling_to_the_threshold_sends_one_low_stock_event(drive, outbox)
                 topic=INVENTORY_SKU_COMMANDS,
             )
 
-    lows = [s for s in outbox.on(INVENTORY_EVENTS) if isinstance(s.message, LowStock)]
+    lows = [s for s in outbox.on(INVENTORY_ALERTS) if isinstance(s.message, LowStock)]
     assert [(s.message.available, s.message.low_stock_at) for s in lows] == [(2, 2)]
     [low] = lows
     assert low.key == b"SKU-A"

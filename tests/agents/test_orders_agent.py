@@ -18,6 +18,7 @@ from ordersaga.schemas.messages import (
     CommitStock,
     CustomerValidated,
     ForgetOrders,
+    OrderEnded,
     OrderEvent,
     PaymentCharged,
     PaymentDeclined,
@@ -41,6 +42,7 @@ from ordersaga.shell.topics import (
     INVENTORY_COMMANDS,
     ORDERS_COMMANDS,
     ORDERS_EVENTS,
+    ORDERS_OUTCOMES,
     ORDERS_REPLIES,
     PAYMENTS_COMMANDS,
     SHIPPING_COMMANDS,
@@ -195,8 +197,15 @@ async def test_happy_path_ends_completed_with_the_right_commands(drive, outbox):
         outbox.clear()
         await d.put(StockCommitted(order_id=ORDER_ID), key=ORDER_ID, topic=ORDERS_REPLIES)
 
-    # The last reply sends no command, only the closing events.
-    assert outbox.topics() == [ORDERS_EVENTS, ORDERS_EVENTS]
+    # The last reply sends no command, only the closing events, and the outcome again.
+    assert outbox.topics() == [ORDERS_EVENTS, ORDERS_EVENTS, ORDERS_OUTCOMES]
+    [outcome] = outbox.messages(ORDERS_OUTCOMES)
+    assert isinstance(outcome, OrderEnded)
+    assert (outcome.name, outcome.seq, outcome.order) == (
+        "OrderCompleted",
+        7,
+        events(outbox)[-1].order,
+    )
     assert [(e.name, e.seq) for e in events(outbox)] == [
         ("StockCommitted", 6),
         ("OrderCompleted", 7),
@@ -239,8 +248,9 @@ async def test_declined_payment_compensates_then_fails(drive, outbox):
         outbox.clear()
         await d.put(StockReleased(order_id=ORDER_ID), key=ORDER_ID, topic=ORDERS_REPLIES)
 
-    assert [s for s in outbox.sent if s.topic != ORDERS_EVENTS] == []
+    assert [s.topic for s in outbox.sent if s.topic != ORDERS_EVENTS] == [ORDERS_OUTCOMES]
     assert events(outbox)[-1].name == "OrderFailed"
+    assert [e.name for e in outbox.messages(ORDERS_OUTCOMES)] == ["OrderFailed"]
     assert saga()["status"] == "FAILED"
     assert saga()["failure_reason"] == "payment_declined"
 

@@ -46,7 +46,7 @@ def test_a_sku_bought_down_to_its_threshold_shows_low_stock_and_one_event(
                 out.append(orjson.loads(record.value))
         return out
 
-    lows = wait_for(lambda: events_of("inventory.events", "LowStock"), timeout=20)
+    lows = wait_for(lambda: events_of("inventory.alerts", "LowStock"), timeout=20)
     assert len({e["event_id"] for e in lows}) == 1
     assert lows[0]["payload"]["available"] == 2
     notices = wait_for(lambda: events_of("notifications", "OperatorNotified"), timeout=20)

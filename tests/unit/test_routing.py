@@ -16,7 +16,9 @@ from ordersaga.schemas import messages
 from ordersaga.schemas.messages import (
     CommandRejected,
     ForgetOrders,
+    LowStock,
     Message,
+    OrderEnded,
     OrderEvent,
     PlaceOrder,
     ServiceHeartbeat,
@@ -139,7 +141,7 @@ def test_the_shell_maps_are_the_topology_derived() -> None:
         topics.INVENTORY_COMMANDS,
         topics.PAYMENTS_COMMANDS,
         topics.SHIPPING_COMMANDS,
-        topics.ORDERS_EVENTS,
+        topics.ORDERS_OUTCOMES,
     }
     assert topics.REJECTION_REPLY_TOPICS == {
         topics.CUSTOMERS_COMMANDS,
@@ -150,6 +152,8 @@ def test_the_shell_maps_are_the_topology_derived() -> None:
     assert topics.destination(PLACE) == topics.ORDERS_COMMANDS
     assert topics.topic_of(StockReserved) == ORDERS_REPLIES
     assert topics.topic_of(OrderEvent) == topics.ORDERS_EVENTS
+    assert topics.topic_of(OrderEnded) == topics.ORDERS_OUTCOMES
+    assert topics.topic_of(LowStock) == topics.INVENTORY_ALERTS
     assert topics.topic_of(ServiceHeartbeat) == topics.SERVICES
     # ForgetOrders goes to the orchestrator; it forwards copies to FORGET_TOPICS by name.
     assert topics.topic_of(ForgetOrders) == topics.ORDERS_COMMANDS

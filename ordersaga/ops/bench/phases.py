@@ -50,7 +50,7 @@ from ordersaga.ops.bench.wire import WireCapture
 from ordersaga.ops.relay import ChainResult, RelayResult, run_chain_relay, run_relay
 from ordersaga.ops.tail import consumer_at_end
 from ordersaga.runtime.system import Runtime
-from ordersaga.shell.topics import ORDERS_EVENTS
+from ordersaga.shell.topics import ORDERS_OUTCOMES
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,8 @@ async def saga_phase(
     ended_task = progress.add_task("orders ended", total=cfg.total, rate="")
     tracker.on_accepted = lambda: progress.advance(accepted_task)
     tracker.on_ended = lambda: progress.advance(ended_task)
-    events = await consumer_at_end(target.bootstrap, ORDERS_EVENTS, target.fetch_wait_ms)
+    # Outcomes only: one message per order instead of its whole history.
+    events = await consumer_at_end(target.bootstrap, ORDERS_OUTCOMES, target.fetch_wait_ms)
     watcher = asyncio.create_task(watch_order_events(events, tracker))
     # CPU per process over the saga phase shows which one is the bottleneck.
     pids = processes(target.runtime)
