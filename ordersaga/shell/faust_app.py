@@ -8,7 +8,7 @@ import faust
 
 from ordersaga.config.settings import Settings
 from ordersaga.shell.groups import AgentGroup
-from ordersaga.shell.patches import apply_process_patches
+from ordersaga.shell.patches import LeanMonitor, apply_process_patches
 
 
 def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
@@ -54,5 +54,6 @@ def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
         web_port=agent_group.web_port(settings.web_port),
         datadir=f"{settings.data_dir}/{agent_group.name}",
         logging_config=None,
+        Monitor=LeanMonitor,
     )
     return app
