@@ -39,6 +39,84 @@ def _chunks(items: Sequence[str], size: int) -> list[str]:
     return [", ".join(items[i : i + size]) for i in range(0, len(items), size)] or ["-"]
 
 
+def _fmt_n(n: float | None) -> str:
+    return "n/a" if n is None else f"{n:g}"
+
+
+def _cost_lines(result: Mapping[str, Any]) -> list[str]:
+    """CPU ms, handled and produced messages, Kafka requests and Redis calls per saga."""
+    lines: list[str] = []
+    ms = result.get("cpu_ms_per_saga")
+    if ms:
+        named = [f"{n} {_fmt_n(v)}" for n, v in ms["processes"].items()]
+        for i, chunk in enumerate(_chunks(named, 6)):
+            lines.append(_row("CPU ms/saga" if i == 0 else "", chunk))
+        lines.append(
+            _row(
+                "",
+                f"system {_fmt_n(ms['system'])} (load generator excluded); "
+                f"load generator {_fmt_n(ms['load_generator'])}",
+            )
+        )
+    costs = result.get("costs")
+    if costs:
+        handled = costs.get("handled_per_saga") or {}
+        by_group = ", ".join(f"{g} {n:g}" for g, n in handled.items())
+        lines.append(
+            _row(
+                "handled/saga",
+                f"{_fmt_n(costs.get('handled_per_saga_total'))}"
+                + (f" ({by_group})" if by_group else "")
+                + f" over {costs['sagas']} sagas in {costs['seconds']:.1f} s",
+            )
+        )
+        requests = costs.get("kafka_requests_per_saga") or {}
+        top = [f"{a.removesuffix('Request')} {n:g}" for a, n in list(requests.items())[:5]]
+        lines.append(
+            _row(
+                "Kafka/saga",
+                f"{_fmt_n(costs.get('kafka_requests_per_saga_total'))} requests from the workers"
+                + (f" ({', '.join(top)})" if top else ""),
+            )
+        )
+        lines.append(
+            _row(
+                "produced/saga",
+                f"{_fmt_n(costs.get('produced_per_saga_total'))} messages, changelogs "
+                "included (by topic in the JSON)",
+            )
+        )
+        lines.append(_row("Redis/saga", f"{_fmt_n(costs.get('redis_calls_per_saga'))} calls"))
+        if costs.get("incomplete"):
+            lines.append(_row("", f"left out (unreadable or restarted): {costs['incomplete']}"))
+    return lines
+
+
+def _step_up_lines(step_up: Mapping[str, Any]) -> list[str]:
+    best = step_up.get("max_sustained_per_s")
+    lines = [
+        _row(
+            "max rate",
+            ("no step held" if best is None else f"{best:.1f} sagas/s sustained")
+            + f" (open loop via Kafka, {step_up['rule']['step_s']:.0f} s steps, "
+            f"{step_up['seconds']:.0f} s in all"
+            + (", stopped by the time budget)" if step_up.get("budget_exhausted") else ")"),
+        )
+    ]
+    for step in step_up["steps"]:
+        lines.append(
+            _row(
+                "",
+                f"{step['rate']:.0f}/s: accepted/s {_fmt_rate(step['accepted_per_s'])}, "
+                f"ended/s {_fmt_rate(step['ended_per_s'])}, p99 "
+                + ("> all" if step["p99_s"] is None else _fmt_s(step["p99_s"]))
+                + (f", {step['unfinished']} unfinished" if step["unfinished"] else "")
+                + (f"  FAILED: {step['failed']}" if step["failed"] else "  held"),
+            )
+        )
+    return lines
+
+
 def format_summary(result: Mapping[str, Any]) -> str:
     """The one-screen summary of a bench result (the dict written as JSON)."""
     cfg, saga = result["config"], result["saga"]
@@ -74,6 +152,19 @@ def format_summary(result: Mapping[str, Any]) -> str:
                 f"p99 {_fmt_s(lat['p99'])}   max {_fmt_s(lat['max'])}   ({lat['count']} orders)",
             )
         )
+    lone = result.get("lone")
+    if lone:
+        lone_lat = lone.get("latency_s") or {}
+        lines.append(
+            _row(
+                "lone saga",
+                f"p50 {_fmt_s(lone_lat.get('p50'))}   p99 {_fmt_s(lone_lat.get('p99'))}   "
+                f"({lone_lat.get('count', 0)} orders one at a time on the idle system"
+                + (f", {lone['unfinished']} unfinished)" if lone["unfinished"] else ")"),
+            )
+        )
+    if result.get("step_up"):
+        lines.extend(_step_up_lines(result["step_up"]))
     detail = ", ".join(f"{k} {v}" for k, v in saga.get("not_completed_by", {}).items())
     lines.append(
         _row(
@@ -153,6 +244,7 @@ def format_summary(result: Mapping[str, Any]) -> str:
         named = [f"{n} {'?' if v is None else f'{v:.0f}'}" for n, v in cpu.items()]
         for i, chunk in enumerate(_chunks(named, 6)):
             lines.append(_row("CPU % sagas" if i == 0 else "", chunk))
+    lines.extend(_cost_lines(result))
     memory = result.get("memory")
     if memory:
         named = [f"{n} {g * 100:+.0f}%" for n, g in memory["growth"].items()]
