@@ -142,6 +142,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             wire=args.wire,
             idle_s=args.idle,
             lone=args.lone,
+            faust_chain=not args.no_faust_chain,
             step_up=not args.no_step_up,
             overload_s=args.overload,
             relay_messages=args.relay_messages,
@@ -342,6 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--attach", action="store_true", help="use the system at KAFKA_BROKER/ORDERSAGA_WEB_PORT"
     )
     p.add_argument("--no-relay", action="store_true", help="skip the plain-Kafka ceiling")
+    p.add_argument(
+        "--no-faust-chain",
+        action="store_true",
+        help="skip the bare-Faust chain ceiling (seven pass-through Faust apps)",
+    )
     p.add_argument(
         "--lone",
         type=int,

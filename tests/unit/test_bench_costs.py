@@ -1,9 +1,10 @@
-"""The bench's cost figures: per-saga counters, CPU ms per saga, the step-up's verdicts."""
+"""The bench's new figures: per-saga counters, CPU ms per saga, the step-up, the Faust chain."""
 
 from __future__ import annotations
 
 import asyncio
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,11 @@ from ordersaga.ops.bench.costs import (
     per_saga,
 )
 from ordersaga.ops.bench.stepup import P99_LIMIT_S, judge_step, max_sustained
+from ordersaga.ops.faustchain import HOP_GROUPS, app_env, hops_by_group
+from ordersaga.ops.faustchain import topics as faust_topics
+from ordersaga.ops.faustchain_app import build as build_chain_app
+from ordersaga.ops.relay import SAGA_HOPS
+from ordersaga.shell.groups import GROUPS
 from ordersaga.shell.patches import count_kafka_requests
 
 # ------------------------------------------------------------- the counters
@@ -285,10 +291,63 @@ def test_summary_gives_the_cost_figures() -> None:
     assert "lone saga     p50 57 ms   p99 90 ms   (30 orders one at a time" in text
     assert "CPU ms/saga   orders-0 20, broker 7.5" in text
     assert "system 27.5 (load generator excluded); load generator 5" in text
-    assert "handled/saga  15 (orders 6, webview 9) over 310 sagas in 7.9 s" in text
+    assert "handled/saga  15 over 310 sagas ended in 7.9 s" in text
+    assert "                orders 6, webview 9\n" in text
     assert "Kafka/saga    22 requests from the workers (Fetch 12.5, Produce 9.5)" in text
     assert "produced/saga 30 messages" in text
     assert "Redis/saga    13 calls" in text
     assert "max rate      37.4 sagas/s sustained" in text
     assert "38/s: accepted/s 37.4, ended/s 37.0, p99 1.50 s  held" in text
     assert "47/s: accepted/s 46.5, ended/s 39.0, p99 > all, 60 unfinished  FAILED: p99" in text
+
+
+# ------------------------------------------------------------- Faust chain
+
+
+def test_the_faust_chain_follows_the_sagas_critical_path() -> None:
+    assert len(HOP_GROUPS) == SAGA_HOPS
+    spread = hops_by_group()
+    assert set(spread) == {g.name for g in GROUPS}  # seven apps, one per group
+    assert sorted(h for hops in spread.values() for h in hops) == list(range(SAGA_HOPS))
+    assert spread["orders"] == [0, 2, 5, 7, 9, 12] and spread["webview"] == []
+    assert faust_topics() == [f"fchain.{i}" for i in range(SAGA_HOPS + 1)]
+
+
+def test_each_faust_chain_app_is_told_its_hops(tmp_path: Path) -> None:
+    env = app_env({"KAFKA_BROKER": "127.0.0.1:1"}, "inventory", tmp_path)
+    assert env["ORDERSAGA_CHAIN_HOPS"] == "3,4,10,11"
+    assert env["KAFKA_BROKER"] == "127.0.0.1:1"
+    assert "ORDERSAGA_CHAIN_SINK" not in env
+    assert app_env({}, "webview", tmp_path)["ORDERSAGA_CHAIN_SINK"] == "1"
+
+
+def test_a_faust_chain_app_has_an_agent_per_hop_and_a_group_of_its_own() -> None:
+    app = build_chain_app("inventory", [3, 4], "fchain.", SAGA_HOPS, sink=True)
+    assert app.conf.id == "ordersaga-chain-inventory"  # not the real group's consumer group
+    topics = {name: sorted(agent.channel.topics) for name, agent in app.agents.items()}
+    assert topics == {"hop-3": ["fchain.3"], "hop-4": ["fchain.4"], "sink": ["fchain.13"]}
+
+
+def test_summary_gives_the_faust_chain() -> None:
+    chain = {
+        "hops": 13,
+        "in_flight": 32,
+        "chains": 3000,
+        "completed": 3000,
+        "chains_per_s": 120.0,
+        "latency_s": {"p50": 0.2, "p99": 0.5},
+        "cpu_ms_per_chain": {"system": 9.5, "load_generator": 1.2},
+        "error": None,
+    }
+    text = format_summary(
+        {
+            "config": {"orders": 1, "warmup": 0, "via": "kafka", "concurrency": 32, "workers": 1,
+                       "partitions": 4},
+            "saga": {"completed": 1, "not_completed": 0, "unfinished": 0, "rejected": 0,
+                     "sagas_per_s": 30.0},
+            "faust_chain": chain,
+        }
+    )  # fmt: skip
+    assert "Faust chain   120.0 chains/s closed loop, 32 in flight through 13 hops" in text
+    assert "CPU ms/chain: system 9.5 (apps and broker), load generator 1.2" in text
+    assert "sagas/s is 25.0% of it" in text

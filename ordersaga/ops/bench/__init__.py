@@ -10,7 +10,11 @@ What one run does:
    ``POST /inventory/{sku}/restock`` and waits until ``GET /inventory/{sku}``
    shows it.
 3. Unless ``--no-relay``, measures the ceiling with the workers idle: a plain
-   aiokafka relay of as many hops as a saga has (``ordersaga.ops.relay``).
+   aiokafka relay of as many hops as a saga has (``ordersaga.ops.relay``), a
+   flood and then a closed-loop chain. Unless ``--no-faust-chain``, the same
+   closed-loop chain through seven pass-through Faust apps made with the
+   workers' settings (``ordersaga.ops.faustchain``): Faust's own cost, apart
+   from the saga's above it.
 4. Unless ``--lone 0``, places ``--lone`` orders (30) one at a time on the
    idle system, each once the previous one ended, after three unmeasured ones:
    a lone saga's latency.
@@ -54,6 +58,10 @@ Definitions (every time is this machine's wall clock, in seconds):
   accepted); in open loop, how much of ``--rate`` was really offered.
 - *ceiling*: the relay's messages per second (see ``ordersaga.ops.relay``);
   the summary gives sagas/s as a share of it.
+- *Faust chain*: chains per second of the closed loop through the Faust apps
+  (as many in flight as ``--concurrency``), measured once a probe went through
+  every partition; its CPU ms per chain as for sagas (the apps and the
+  broker; the load generator apart).
 - *peak RSS*: VmHWM of every worker process (and of the broker and Redis) from
   ``/proc/<pid>/status`` at the end; not available with ``--attach``.
 - *lag*: per consumer group ``ordersaga-<group>``, end offset - committed offset

@@ -27,6 +27,8 @@ class BenchConfig:
     retention_s: float | None = None
     # Seconds of twice the measured rate offered over HTTP after the run (0: skip).
     overload_s: float = 0.0
+    # The bare-Faust chain ceiling: seven Faust apps passing messages on.
+    faust_chain: bool = True
     # Orders placed one at a time on the idle system before the load (0: skip).
     lone: int = 30
     # The open-loop step-up to the maximum sustained rate after the closed loop.

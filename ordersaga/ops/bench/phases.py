@@ -55,6 +55,7 @@ from ordersaga.ops.bench.stats import (
 )
 from ordersaga.ops.bench.stepup import step_up_phase
 from ordersaga.ops.bench.wire import WireCapture
+from ordersaga.ops.faustchain import run_faust_chain
 from ordersaga.ops.relay import ChainResult, RelayResult, run_chain_relay, run_relay
 from ordersaga.ops.tail import consumer_at_end
 from ordersaga.runtime.system import Runtime
@@ -154,6 +155,35 @@ async def chain_phase(
         )
     progress.update(task, rate=f"{chain.chains_per_s:.0f} chains/s", completed=chain.completed)
     return _ceiling_figures(chain, cpu)
+
+
+async def faust_chain_phase(
+    target: Target, chains: int, in_flight: int, partitions: int, progress: Progress
+) -> dict[str, Any]:
+    """The bare-Faust chain ceiling (``ordersaga.ops.faustchain``), as JSON-ready data."""
+    if target.runtime is None:
+        return {"note": "n/a with --attach (the bench starts its Faust apps beside its own system)"}
+    task = progress.add_task("ceiling: Faust chains", total=chains, rate="")
+    servers = {k: v for k, v in processes(target.runtime).items() if k in ("broker", "redis")}
+
+    def measure(pids: Mapping[str, int]) -> contextlib.AbstractContextManager[dict[str, Any]]:
+        return cpu_use({**pids, **servers, "bench": os.getpid()})
+
+    chain, cpu, ready_s = await run_faust_chain(
+        target.settings,
+        target.bootstrap,
+        target.runtime.data_dir / "faust-chain",
+        chains=chains,
+        in_flight=in_flight,
+        partitions=partitions,
+        measure=measure,
+        on_progress=lambda n: progress.update(task, completed=n),
+    )
+    progress.update(task, rate=f"{chain.chains_per_s:.0f} chains/s", completed=chain.completed)
+    figures = _ceiling_figures(chain, cpu)
+    figures["ready_s"] = round(ready_s, 1)
+    figures["cpu_ms_per_chain"] = cpu_ms_per_saga(cpu, chain.chains_per_s)
+    return figures
 
 
 @dataclass(frozen=True)
@@ -387,6 +417,13 @@ async def load_phases(
                 target, cfg.relay_messages or cfg.orders, cfg.concurrency, partitions, progress
             )
             if cfg.relay
+            else None
+        )
+        result["faust_chain"] = (
+            await faust_chain_phase(
+                target, cfg.relay_messages or cfg.orders, cfg.concurrency, partitions, progress
+            )
+            if cfg.faust_chain
             else None
         )
         if cfg.lone > 0:

@@ -49,7 +49,7 @@ def _cost_lines(result: Mapping[str, Any]) -> list[str]:
     ms = result.get("cpu_ms_per_saga")
     if ms:
         named = [f"{n} {_fmt_n(v)}" for n, v in ms["processes"].items()]
-        for i, chunk in enumerate(_chunks(named, 6)):
+        for i, chunk in enumerate(_chunks(named, 5)):
             lines.append(_row("CPU ms/saga" if i == 0 else "", chunk))
         lines.append(
             _row(
@@ -61,15 +61,15 @@ def _cost_lines(result: Mapping[str, Any]) -> list[str]:
     costs = result.get("costs")
     if costs:
         handled = costs.get("handled_per_saga") or {}
-        by_group = ", ".join(f"{g} {n:g}" for g, n in handled.items())
         lines.append(
             _row(
                 "handled/saga",
-                f"{_fmt_n(costs.get('handled_per_saga_total'))}"
-                + (f" ({by_group})" if by_group else "")
-                + f" over {costs['sagas']} sagas in {costs['seconds']:.1f} s",
+                f"{_fmt_n(costs.get('handled_per_saga_total'))} over {costs['sagas']} sagas "
+                f"ended in {costs['seconds']:.1f} s between the two readings",
             )
         )
+        by_group = [f"{g} {n:g}" for g, n in handled.items()]
+        lines.extend(_row("", chunk) for chunk in _chunks(by_group, 7) if by_group)
         requests = costs.get("kafka_requests_per_saga") or {}
         top = [f"{a.removesuffix('Request')} {n:g}" for a, n in list(requests.items())[:5]]
         lines.append(
@@ -90,6 +90,37 @@ def _cost_lines(result: Mapping[str, Any]) -> list[str]:
         if costs.get("incomplete"):
             lines.append(_row("", f"left out (unreadable or restarted): {costs['incomplete']}"))
     return lines
+
+
+def _faust_chain_lines(result: Mapping[str, Any]) -> list[str]:
+    chain = result.get("faust_chain")
+    if not chain:
+        return []
+    if chain.get("note"):
+        return [_row("Faust chain", chain["note"])]
+    latency = chain.get("latency_s") or {}
+    ms = chain.get("cpu_ms_per_chain") or {}
+    rate = result.get("saga", {}).get("sagas_per_s")
+    share = (
+        f"; sagas/s is {rate / chain['chains_per_s'] * 100:.1f}% of it"
+        if rate and chain["chains_per_s"]
+        else ""
+    )
+    return [
+        _row(
+            "Faust chain",
+            f"{chain['chains_per_s']:.1f} chains/s closed loop, {chain['in_flight']} in flight "
+            f"through {chain['hops']} hops, 7 pass-through Faust apps ({chain['completed']} of "
+            f"{chain['chains']}; p50 {_fmt_s(latency.get('p50'))}, "
+            f"p99 {_fmt_s(latency.get('p99'))})"
+            + (f"  ERROR {chain['error']}" if chain.get("error") else ""),
+        ),
+        _row(
+            "",
+            f"CPU ms/chain: system {_fmt_n(ms.get('system'))} (apps and broker), load generator "
+            f"{_fmt_n(ms.get('load_generator'))}{share}",
+        ),
+    ]
 
 
 def _step_up_lines(step_up: Mapping[str, Any]) -> list[str]:
@@ -215,6 +246,7 @@ def format_summary(result: Mapping[str, Any]) -> str:
                 + ("n/a" if ratio is None else f"{ratio * 100:.1f}% of the flood relay"),
             )
         )
+    lines.extend(_faust_chain_lines(result))
     wire = result.get("wire")
     if wire:
         if wire.get("error"):
