@@ -11,10 +11,11 @@ What one run does:
    shows it.
 3. Unless ``--no-relay``, measures the ceiling with the workers idle: a plain
    aiokafka relay of as many hops as a saga has (``ordersaga.ops.relay``), a
-   flood and then a closed-loop chain. Unless ``--no-faust-chain``, the same
-   closed-loop chain through seven pass-through Faust apps made with the
-   workers' settings (``ordersaga.ops.faustchain``): Faust's own cost, apart
-   from the saga's above it.
+   flood and then a closed-loop chain. Unless ``--no-faust-chain`` (or
+   ``--no-relay``), the same closed-loop chain (``--faust-chains`` chains,
+   1000) through seven pass-through Faust apps made with the workers'
+   settings (``ordersaga.ops.faustchain``): Faust's own cost, apart from the
+   saga's.
 4. Unless ``--lone 0``, places ``--lone`` orders (30) one at a time on the
    idle system, each once the previous one ended, after three unmeasured ones:
    a lone saga's latency.
@@ -85,7 +86,8 @@ Definitions (every time is this machine's wall clock, in seconds):
   topics included, the relay's not), by topic in the JSON. *Kafka requests*:
   ``ordersaga_kafka_requests_total`` of the workers (every request their
   aiokafka clients sent, by request class; the bench's own are not counted).
-  *Redis calls*: the calls of ``INFO commandstats`` summed over commands. Work
+  *Redis calls*: the calls of ``INFO commandstats`` summed over commands
+  (Redis counts a script's call and each command the script runs). Work
   still under way at either reading (sagas in flight, projections behind)
   makes the two ends differ by about as much as they cancel in a steady run.
 - *lone saga*: latency (as above) of orders placed one at a time, each when

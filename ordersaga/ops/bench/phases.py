@@ -420,9 +420,7 @@ async def load_phases(
             else None
         )
         result["faust_chain"] = (
-            await faust_chain_phase(
-                target, cfg.relay_messages or cfg.orders, cfg.concurrency, partitions, progress
-            )
+            await faust_chain_phase(target, cfg.faust_chains, cfg.concurrency, partitions, progress)
             if cfg.faust_chain
             else None
         )

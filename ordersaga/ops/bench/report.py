@@ -134,6 +134,10 @@ def _step_up_lines(step_up: Mapping[str, Any]) -> list[str]:
             + (", stopped by the time budget)" if step_up.get("budget_exhausted") else ")"),
         )
     ]
+    if step_up.get("left_unfinished"):
+        lines.append(
+            _row("", f"{step_up['left_unfinished']} step-up orders had not ended when it gave up")
+        )
     for step in step_up["steps"]:
         lines.append(
             _row(

@@ -8,7 +8,9 @@ step's orders to end, then judges the step (``judge_step``): it held unless its
 p99 passed ``P99_LIMIT_S``, its orders came out slower than ``ENDED_SHARE`` of
 the rate they went in, or more than 1% of them had not ended. The first step
 that does not hold ends the phase, and so does ``BUDGET_S``; the maximum
-sustained rate is the accepted/s of the fastest step that held.
+sustained rate is the accepted/s of the fastest step that held. The phase
+then waits for the backlog of the last step to end (while orders still end),
+so that the phases after it start on a drained system.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from rich.progress import Progress
 
-from ordersaga.ops.bench.load import Injector, KafkaInjector, Tracker, open_loop, watch_order_events
+from ordersaga.ops.bench.load import (
+    Injector,
+    KafkaInjector,
+    Tracker,
+    open_loop,
+    wait_all_ended,
+    watch_order_events,
+)
 from ordersaga.ops.bench.stats import percentile, rate_between
 from ordersaga.ops.tail import consumer_at_end
 from ordersaga.shell.topics import ORDERS_EVENTS
@@ -36,6 +45,9 @@ P99_LIMIT_S = 2.0
 ENDED_SHARE = 0.9
 UNFINISHED_SHARE = 0.01
 BUDGET_S = 90.0
+# Once the steps are over: wait for the backlog while orders still end, at most this
+# long without one ending.
+DRAIN_IDLE_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -159,6 +171,10 @@ async def step_up_phase(
             rate *= GROWTH
         if watcher.done() and watcher.exception() is not None:
             raise RuntimeError(f"order-event consumer failed: {watcher.exception()!r}")
+        # The step that did not hold left a backlog: what comes next starts without it.
+        drain_started = time.monotonic()
+        await wait_all_ended(tracker, DRAIN_IDLE_S)
+        drained_s = time.monotonic() - drain_started
     finally:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
@@ -173,6 +189,8 @@ async def step_up_phase(
     return {
         "max_sustained_per_s": best,
         "seconds": round(time.monotonic() - started, 1),
+        "drained_s": round(drained_s, 1),
+        "left_unfinished": tracker.pending,
         "budget_exhausted": bool(steps) and steps[-1].failed is None,
         "rule": {
             "step_s": STEP_S,
