@@ -370,13 +370,15 @@ def count_kafka_requests(counter: Any) -> None:
     counts = _request_counts
 
     def send(self: Any, request: Any, expect_response: bool = True) -> Any:
+        # Counted once written: a send refused for want of a connection raises first.
+        sent = original(self, request, expect_response)
         cls = request.__class__
         child = counts.children.get(cls)
         if child is None:
-            # Once per request class: labels() parses and locks, inc() does not.
+            # Once per request class: labels() looks the child up under a lock.
             child = counts.children[cls] = counts.counter.labels(api=cls.__name__)
         child.inc()
-        return original(self, request, expect_response)
+        return sent
 
     AIOKafkaConnection.send = send
     AIOKafkaConnection._ordersaga_counts_requests = True
