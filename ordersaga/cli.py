@@ -141,6 +141,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
             relay=not args.no_relay,
             wire=args.wire,
             idle_s=args.idle,
+            lone=args.lone,
+            # --no-relay has always meant "no ceilings": the Faust chain is one too.
+            faust_chain=not (args.no_faust_chain or args.no_relay),
+            faust_chains=args.faust_chains,
+            step_up=not args.no_step_up,
             overload_s=args.overload,
             relay_messages=args.relay_messages,
             fetch_wait_ms=args.fetch_wait_ms,
@@ -339,7 +344,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--attach", action="store_true", help="use the system at KAFKA_BROKER/ORDERSAGA_WEB_PORT"
     )
-    p.add_argument("--no-relay", action="store_true", help="skip the plain-Kafka ceiling")
+    p.add_argument(
+        "--no-relay",
+        action="store_true",
+        help="skip the ceilings (plain-Kafka relay and chain, Faust chain)",
+    )
+    p.add_argument(
+        "--no-faust-chain",
+        action="store_true",
+        help="skip the bare-Faust chain ceiling only (seven pass-through Faust apps)",
+    )
+    p.add_argument(
+        "--faust-chains", type=int, default=1000, help="chains of the bare-Faust ceiling"
+    )
+    p.add_argument(
+        "--lone",
+        type=int,
+        default=30,
+        help="orders placed one at a time on the idle system first: lone-saga latency (0: skip)",
+    )
+    p.add_argument(
+        "--no-step-up",
+        action="store_true",
+        help="skip the open-loop step-up to the maximum sustained rate (via Kafka)",
+    )
     p.add_argument(
         "--overload",
         type=float,

@@ -22,6 +22,15 @@ class Metrics:
             ["agent", "type", "outcome"],
             registry=self.registry,
         )
+        # Incremented by the aiokafka patch (ordersaga.shell.patches.count_kafka_requests):
+        # the bench divides it by sagas, as the cost follows requests.
+        self.kafka_requests = Counter(
+            "ordersaga_kafka_requests",
+            "Requests this process's Kafka clients sent to a broker, by request class "
+            "(ProduceRequest, FetchRequest, ...)",
+            ["api"],
+            registry=self.registry,
+        )
         self.dead_letters = Counter(
             "ordersaga_dead_letters",
             "Messages sent to a dead-letter topic, by source topic",

@@ -187,7 +187,7 @@ class RelayResult:
     latencies_s: list[float] = field(default_factory=list, repr=False)
 
 
-async def _ensure_relay_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> None:
+async def ensure_relay_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         await admin.start()
@@ -246,7 +246,7 @@ class _Pipeline:
         self.notes: list[str] = []
 
     async def start(self) -> None:
-        await _ensure_relay_topics(self.bootstrap, self.topics, self.partitions)
+        await ensure_relay_topics(self.bootstrap, self.topics, self.partitions)
         for topic in self.topics:
             self.consumers.append(
                 await consumer_at_end(self.bootstrap, topic, self.fetch_max_wait_ms)
@@ -415,50 +415,74 @@ async def run_chain_relay(
     try:
         await pipeline.start()
         result.notes.extend(pipeline.notes)
-        sink, injector, first_topic = pipeline.sink, pipeline.injector, pipeline.topics[0]
-        run = uuid.uuid4().hex[:8]
-        started_at: dict[bytes, float] = {}
-
-        async def start_chain(index: int) -> None:
-            payload = relay_payload(size, f"chain-{run}-{index}")
-            started_at[payload.key] = time.monotonic()
-            await injector.send(
-                first_topic, payload.value, key=payload.key, headers=list(payload.headers)
-            )
-
-        begun = time.monotonic()
-        injected = 0
-        for _ in range(min(in_flight, chains)):
-            await start_chain(injected)
-            injected += 1
-        last_out = time.monotonic()
-        while result.completed < chains:
-            batch = await sink.getmany(timeout_ms=200)
-            now = time.monotonic()
-            for records in batch.values():
-                for r in records:
-                    sent = started_at.pop(r.key, None) if r.key is not None else None
-                    if sent is None:
-                        continue  # a duplicate, or a chain of another run
-                    result.completed += 1
-                    result.latencies_s.append(now - sent)
-                    last_out = now
-                    if injected < chains:
-                        await start_chain(injected)
-                        injected += 1
-            if on_progress is not None:
-                on_progress(result.completed)
-            pipeline.check()
-            if now - last_out > idle_timeout_s:
-                result.error = (
-                    f"only {result.completed} of {chains} out after {idle_timeout_s}s idle"
-                )
-                break
-        result.seconds = max(last_out - begun, 1e-9)
-        result.chains_per_s = result.completed / result.seconds
+        await drive_chains(
+            pipeline.injector,
+            pipeline.topics[0],
+            pipeline.sink,
+            result,
+            check=pipeline.check,
+            idle_timeout_s=idle_timeout_s,
+            on_progress=on_progress,
+        )
         return result
     finally:
         await pipeline.stop()
+
+
+async def drive_chains(
+    injector: AIOKafkaProducer,
+    first_topic: str,
+    sink: AIOKafkaConsumer,
+    result: ChainResult,
+    *,
+    check: Callable[[], None] = lambda: None,
+    idle_timeout_s: float = 30.0,
+    on_progress: Callable[[int], None] | None = None,
+) -> None:
+    """The closed loop of ``result.chains`` chains, ``result.in_flight`` at a time, into ``result``.
+
+    Whatever relays ``first_topic`` to what ``sink`` reads (these hops, or
+    ``ordersaga.ops.faustchain``'s Faust apps), a chain starts when one ends.
+    """
+    chains, size = result.chains, result.message_bytes
+    run = uuid.uuid4().hex[:8]
+    started_at: dict[bytes, float] = {}
+
+    async def start_chain(index: int) -> None:
+        payload = relay_payload(size, f"chain-{run}-{index}")
+        started_at[payload.key] = time.monotonic()
+        await injector.send(
+            first_topic, payload.value, key=payload.key, headers=list(payload.headers)
+        )
+
+    begun = time.monotonic()
+    injected = 0
+    for _ in range(min(result.in_flight, chains)):
+        await start_chain(injected)
+        injected += 1
+    last_out = time.monotonic()
+    while result.completed < chains:
+        batch = await sink.getmany(timeout_ms=200)
+        now = time.monotonic()
+        for records in batch.values():
+            for r in records:
+                sent = started_at.pop(r.key, None) if r.key is not None else None
+                if sent is None:
+                    continue  # a duplicate, or a chain of another run
+                result.completed += 1
+                result.latencies_s.append(now - sent)
+                last_out = now
+                if injected < chains:
+                    await start_chain(injected)
+                    injected += 1
+        if on_progress is not None:
+            on_progress(result.completed)
+        check()
+        if now - last_out > idle_timeout_s:
+            result.error = f"only {result.completed} of {chains} out after {idle_timeout_s}s idle"
+            break
+    result.seconds = max(last_out - begun, 1e-9)
+    result.chains_per_s = result.completed / result.seconds
 
 
 __all__ = [
@@ -466,6 +490,8 @@ __all__ = [
     "ChainResult",
     "RelayResult",
     "critical_path_messages",
+    "drive_chains",
+    "ensure_relay_topics",
     "relay_topics",
     "run_chain_relay",
     "run_relay",

@@ -44,6 +44,7 @@ from ordersaga.shell.patches import (
     _exit_when_stuck,
     _no_banner_in_json_logs,
     _serve_no_faust_pages,
+    count_kafka_requests,
     drain_producer_buffer_before_commit,
 )
 from ordersaga.shell.printable import printable
@@ -85,6 +86,7 @@ class Node:
         )
         self.settings = settings or get_settings()
         self.metrics = Metrics(circuits=self.group.name != "webview")
+        count_kafka_requests(self.metrics.kafka_requests)
         self.app = make_app(self.group, self.settings)
         self._topics: dict[str, faust.TopicT] = {}
         # /health's checks (a group adds its own) and /ready's reasons.

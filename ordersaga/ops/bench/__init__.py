@@ -10,17 +10,31 @@ What one run does:
    ``POST /inventory/{sku}/restock`` and waits until ``GET /inventory/{sku}``
    shows it.
 3. Unless ``--no-relay``, measures the ceiling with the workers idle: a plain
-   aiokafka relay of as many hops as a saga has (``ordersaga.ops.relay``).
-4. Places ``--warmup`` then ``--orders`` orders (one SKU each, ``tok_visa``, an
+   aiokafka relay of as many hops as a saga has (``ordersaga.ops.relay``), a
+   flood and then a closed-loop chain. Unless ``--no-faust-chain`` (or
+   ``--no-relay``), the same closed-loop chain (``--faust-chains`` chains,
+   1000) through seven pass-through Faust apps made with the workers'
+   settings (``ordersaga.ops.faustchain``): Faust's own cost, apart from the
+   saga's.
+4. Unless ``--lone 0``, places ``--lone`` orders (30) one at a time on the
+   idle system, each once the previous one ended, after three unmeasured ones:
+   a lone saga's latency.
+5. Places ``--warmup`` then ``--orders`` orders (one SKU each, ``tok_visa``, an
    address the carrier accepts), either closed loop (``--concurrency`` orders
    in flight, the default) or open loop (``--rate`` orders per second whatever
    the system does), injected ``--via kafka`` (PlaceOrder envelopes produced
    straight onto ``orders.commands``, keyed by order id) or ``--via http``
    (``POST /orders`` over keep-alive connections).
-5. Reads the outcome of every order from ``orders.events`` with a group-less
+   It reads the cost counters (``costs``) as the warm-up's last order is
+   placed and again once every order ended.
+6. Reads the outcome of every order from ``orders.events`` with a group-less
    consumer on every partition, starting at the end offsets taken before the
-   first order, then reads the workers' peak RSS and the consumer lag of every
-   agent group, writes a JSON file and prints a one-screen summary.
+   first order.
+7. Unless ``--no-step-up``, steps an open loop via Kafka up from 0.75 times
+   the measured sagas/s until a step does not hold (``stepup``): the maximum
+   sustained rate. Then ``--overload``, idle CPU, lag, ``--audit``; reads the
+   workers' peak RSS and consumer lag, writes a JSON file and prints a
+   one-screen summary.
 
 Definitions (every time is this machine's wall clock, in seconds):
 
@@ -45,6 +59,10 @@ Definitions (every time is this machine's wall clock, in seconds):
   accepted); in open loop, how much of ``--rate`` was really offered.
 - *ceiling*: the relay's messages per second (see ``ordersaga.ops.relay``);
   the summary gives sagas/s as a share of it.
+- *Faust chain*: chains per second of the closed loop through the Faust apps
+  (as many in flight as ``--concurrency``), measured once a probe went through
+  every partition; its CPU ms per chain as for sagas (the apps and the
+  broker; the load generator apart).
 - *peak RSS*: VmHWM of every worker process (and of the broker and Redis) from
   ``/proc/<pid>/status`` at the end; not available with ``--attach``.
 - *lag*: per consumer group ``ordersaga-<group>``, end offset - committed offset
@@ -56,6 +74,30 @@ Definitions (every time is this machine's wall clock, in seconds):
   offsets cannot be read is reported n/a with the error.
 - *CPU %*: CPU time of each process over the saga phase (and over the relay)
   as a share of one core; it shows which process limits the rate.
+- *CPU ms/saga*: a process's CPU % * 10 / sagas/s (p% of a core is p/100
+  core-seconds each second). The *system* figure sums the workers, broker and
+  Redis; the load generator (the bench process: injection, its consumers) is
+  given on its own and left out of it.
+- *per saga* (handled, produced, Kafka requests, Redis calls): the growth of a
+  counter between the two cost readings divided by the bench orders that
+  ended between them. *Handled*: ``ordersaga_messages_handled_total`` of each
+  worker's ``/metrics``, summed per agent group. *Produced*: end offsets
+  summed over every partition of every topic (changelogs and Kafka's internal
+  topics included, the relay's not), by topic in the JSON. *Kafka requests*:
+  ``ordersaga_kafka_requests_total`` of the workers (every request their
+  aiokafka clients sent, by request class; the bench's own are not counted).
+  *Redis calls*: the calls of ``INFO commandstats`` summed over commands
+  (Redis counts a script's call and each command the script runs). Work
+  still under way at either reading (sagas in flight, projections behind)
+  makes the two ends differ by about as much as they cancel in a steady run.
+- *lone saga*: latency (as above) of orders placed one at a time, each when
+  the previous one ended, on the system with nothing else to do.
+- *maximum sustained rate*: the accepted/s of the fastest open-loop step that
+  held: 10 s steps growing by 25%, each judged once its orders ended or 2 s
+  passed; a step does not hold when its p99 (an order not ended counts as
+  slower than any) passes 2 s, its orders' ends come out at under 90% of the
+  rate they were accepted at (ends per second from the step's first end to
+  its last), or more than 1% of them had not ended. At most 90 s in all.
 
 With ``--attach`` the relay topics ``relay.0 .. relay.13`` stay on that broker
 (a later run reuses them), and the bench's SKUs stay in its inventory.
@@ -63,7 +105,8 @@ With ``--attach`` the relay topics ``relay.0 .. relay.13`` stay on that broker
 Where it is: ``run`` (one run from start to end, and the CLI entry point
 ``main``), ``config`` (``BenchConfig``), ``phases`` (stock, ceiling, sagas,
 lag, audit, peak RSS), ``load`` (the orders and their tracking), ``probes``
-(/proc, consumer lag, the machine), ``stats`` (the figures defined above) and
+(/proc, consumer lag, the machine), ``costs`` (messages, requests and Redis
+calls per saga), ``stepup`` (the maximum sustained rate), ``stats`` (the figures defined above) and
 ``report`` (the summary printed at the end).
 """
 
@@ -74,6 +117,7 @@ from ordersaga.ops.bench.report import default_out_path, format_summary
 from ordersaga.ops.bench.run import main, run_bench
 from ordersaga.ops.bench.stats import (
     Window,
+    cpu_ms_per_saga,
     latency_stats,
     percentile,
     rate_between,
@@ -85,6 +129,7 @@ __all__ = [
     "Ended",
     "Tracker",
     "Window",
+    "cpu_ms_per_saga",
     "cpu_percent",
     "default_out_path",
     "format_summary",

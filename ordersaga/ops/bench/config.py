@@ -27,6 +27,15 @@ class BenchConfig:
     retention_s: float | None = None
     # Seconds of twice the measured rate offered over HTTP after the run (0: skip).
     overload_s: float = 0.0
+    # The bare-Faust chain ceiling: seven Faust apps passing messages on.
+    faust_chain: bool = True
+    # Chains of the bare-Faust ceiling: enough for a steady closed loop, not
+    # --orders (at its 40-100 chains/s that would be a minute more of make bench).
+    faust_chains: int = 1000
+    # Orders placed one at a time on the idle system before the load (0: skip).
+    lone: int = 30
+    # The open-loop step-up to the maximum sustained rate after the closed loop.
+    step_up: bool = True
     # Seconds of idle CPU measured at the end, nothing sent (0: skip).
     idle_s: float = 15.0
     # Capture the Kafka requests of the saga phase with tshark (requests per saga).
@@ -48,6 +57,8 @@ class BenchConfig:
                 (self.concurrency < 1, "--concurrency must be at least 1"),
                 (self.workers < 1, "--workers must be at least 1"),
                 (self.skus < 1, "--skus must be at least 1"),
+                (self.lone < 0, "--lone cannot be negative"),
+                (self.faust_chains < 1, "--faust-chains must be at least 1"),
                 (
                     self.join_at is not None and not 0 < self.join_at < 1,
                     "--join-at must be a fraction between 0 and 1",

@@ -23,6 +23,7 @@ from rich.progress import Progress, TaskID
 
 from ordersaga.config.settings import Settings
 from ordersaga.ops.bench.config import BenchConfig
+from ordersaga.ops.bench.costs import CostProbe, Snapshot, per_saga
 from ordersaga.ops.bench.load import (
     HttpInjector,
     Injector,
@@ -45,8 +46,16 @@ from ordersaga.ops.bench.probes import (
     read_peak_rss_kb,
     settled_lag,
 )
-from ordersaga.ops.bench.stats import latency_stats, rate_phases, rss_growth, saga_figures
+from ordersaga.ops.bench.stats import (
+    cpu_ms_per_saga,
+    latency_stats,
+    rate_phases,
+    rss_growth,
+    saga_figures,
+)
+from ordersaga.ops.bench.stepup import step_up_phase
 from ordersaga.ops.bench.wire import WireCapture
+from ordersaga.ops.faustchain import run_faust_chain
 from ordersaga.ops.relay import ChainResult, RelayResult, run_chain_relay, run_relay
 from ordersaga.ops.tail import consumer_at_end
 from ordersaga.runtime.system import Runtime
@@ -148,6 +157,35 @@ async def chain_phase(
     return _ceiling_figures(chain, cpu)
 
 
+async def faust_chain_phase(
+    target: Target, chains: int, in_flight: int, partitions: int, progress: Progress
+) -> dict[str, Any]:
+    """The bare-Faust chain ceiling (``ordersaga.ops.faustchain``), as JSON-ready data."""
+    if target.runtime is None:
+        return {"note": "n/a with --attach (the bench starts its Faust apps beside its own system)"}
+    task = progress.add_task("ceiling: Faust chains", total=chains, rate="")
+    servers = {k: v for k, v in processes(target.runtime).items() if k in ("broker", "redis")}
+
+    def measure(pids: Mapping[str, int]) -> contextlib.AbstractContextManager[dict[str, Any]]:
+        return cpu_use({**pids, **servers, "bench": os.getpid()})
+
+    chain, cpu, ready_s = await run_faust_chain(
+        target.settings,
+        target.bootstrap,
+        target.runtime.data_dir / "faust-chain",
+        chains=chains,
+        in_flight=in_flight,
+        partitions=partitions,
+        measure=measure,
+        on_progress=lambda n: progress.update(task, completed=n),
+    )
+    progress.update(task, rate=f"{chain.chains_per_s:.0f} chains/s", completed=chain.completed)
+    figures = _ceiling_figures(chain, cpu)
+    figures["ready_s"] = round(ready_s, 1)
+    figures["cpu_ms_per_chain"] = cpu_ms_per_saga(cpu, chain.chains_per_s)
+    return figures
+
+
 @dataclass(frozen=True)
 class SagaRun:
     """What the saga phase saw, for the figures."""
@@ -158,6 +196,7 @@ class SagaRun:
     cpu_percent: dict[str, float | None]
     worst_lateness_s: float | None  # open loop only
     wire: dict[str, Any] | None = None  # with --wire: requests per saga
+    costs: dict[str, Any] | None = None  # messages, requests and Redis calls per saga
 
 
 async def place_orders(cfg: BenchConfig, injector: Injector, tracker: Tracker) -> float | None:
@@ -168,9 +207,36 @@ async def place_orders(cfg: BenchConfig, injector: Injector, tracker: Tracker) -
     return None
 
 
-async def _cancel(task: asyncio.Task[None]) -> None:
+async def _cancel(task: asyncio.Task[Any]) -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+def _warmup_placed(tracker: Tracker, warmup: int) -> asyncio.Event:
+    """Set once the warm-up's last order has been placed (accepted or rejected)."""
+    placed = asyncio.Event()
+    previous = tracker.on_accepted
+
+    def on_accepted() -> None:
+        previous()
+        if len(tracker.accepted) + tracker.rejected >= warmup:
+            placed.set()
+
+    tracker.on_accepted = on_accepted
+    if warmup == 0:
+        placed.set()
+    return placed
+
+
+async def _snapshot_when(probe: CostProbe, ready: asyncio.Event) -> Snapshot:
+    await ready.wait()
+    return await probe.snapshot()
+
+
+def cost_figures(before: Snapshot, after: Snapshot, tracker: Tracker) -> dict[str, Any]:
+    """The counters' growth per saga that ended between the two snapshots."""
+    sagas = sum(1 for e in tracker.ended.values() if before.at <= e.at <= after.at)
+    return per_saga(before, after, sagas)
 
 
 async def saga_phase(
@@ -180,8 +246,13 @@ async def saga_phase(
     skus: Sequence[str],
     customer_id: str,
     progress: Progress,
+    costs: CostProbe | None = None,
 ) -> SagaRun:
-    """Place the warm-up and the measured orders and wait until they ended (or ``--timeout``)."""
+    """Place the warm-up and the measured orders and wait until they ended (or ``--timeout``).
+
+    With ``costs``, its counters are read as the warm-up ends and once every
+    order ended: the saga's messages, requests and Redis calls come from those.
+    """
     tracker = Tracker(customer_id=customer_id)
     accepted_task = progress.add_task("orders placed", total=cfg.total, rate="")
     ended_task = progress.add_task("orders ended", total=cfg.total, rate="")
@@ -202,6 +273,12 @@ async def saga_phase(
     )
     monitoring = asyncio.create_task(monitor.run()) if monitor else None
     wire = WireCapture(broker_ports(target.bootstrap)) if cfg.wire else None
+    opening = (
+        asyncio.create_task(_snapshot_when(costs, _warmup_placed(tracker, cfg.warmup)))
+        if costs
+        else None
+    )
+    cost_part: dict[str, Any] | None = None
     try:
         if wire is not None:
             await wire.start()
@@ -218,6 +295,9 @@ async def saga_phase(
             )
         lateness = await place_orders(cfg, injector, tracker)
         await wait_all_ended(tracker, cfg.timeout_s)
+        if costs is not None and opening is not None:
+            closing = await costs.snapshot()
+            cost_part = cost_figures(await opening, closing, tracker)
         if wire is not None:
             await wire.note_owners()
             await wire.stop()
@@ -234,6 +314,8 @@ async def saga_phase(
         if wire is not None:
             await wire.stop()
         await _cancel(watcher)
+        if opening is not None and not opening.done():
+            await _cancel(opening)
         if monitoring is not None:
             await _cancel(monitoring)
         with contextlib.suppress(Exception):
@@ -241,7 +323,9 @@ async def saga_phase(
         if producer is not None:
             with contextlib.suppress(Exception):
                 await producer.stop()
-    return SagaRun(tracker, monitor, ended_task, cpu, lateness, wire_figures if wire else None)
+    return SagaRun(
+        tracker, monitor, ended_task, cpu, lateness, wire_figures if wire else None, cost_part
+    )
 
 
 def join_figures(monitor: Monitor, settings: Settings) -> dict[str, Any]:
@@ -278,6 +362,10 @@ def saga_results(
     if run.wire is not None:
         part["wire"] = run.wire
     saga = part["saga"] = saga_figures(run.tracker, cfg.warmup)
+    part["cpu_ms_per_saga"] = cpu_ms_per_saga(run.cpu_percent, saga["sagas_per_s"])
+    part["costs"] = run.costs
+    if run.costs and run.costs["errors"]:
+        notes.append(f"costs: {len(run.costs['errors'])} reading(s) failed: see costs.errors")
     if run.monitor is not None:
         part["memory"] = rss_growth(run.monitor.samples, cfg.total)
         if run.monitor.join:
@@ -308,7 +396,8 @@ async def load_phases(
     async with httpx.AsyncClient(
         base_url=target.web, timeout=httpx.Timeout(30.0, pool=None), limits=limits
     ) as client:
-        customers = (f"bench-{run_id}", f"bench-{run_id}-over")
+        # One customer per phase: a phase's tracker takes the ends of its customer's orders.
+        customers = tuple(f"bench-{run_id}{s}" for s in ("", "-over", "-lone", "-step"))
         await stock_phase(client, skus, math.ceil(cfg.total / cfg.skus) + 1, customers, progress)
         result["relay"] = (
             await relay_phase(
@@ -331,17 +420,59 @@ async def load_phases(
             if cfg.relay
             else None
         )
-        run = await saga_phase(cfg, target, client, skus, customers[0], progress)
+        result["faust_chain"] = (
+            await faust_chain_phase(target, cfg.faust_chains, cfg.concurrency, partitions, progress)
+            if cfg.faust_chain
+            else None
+        )
+        if cfg.lone > 0:
+            result["lone"] = await lone_phase(cfg, target, client, skus, customers[2], progress)
+        probe = CostProbe(target.bootstrap, target.settings.redis_url_or_default, target.runtime)
+        await probe.start()
+        try:
+            run = await saga_phase(cfg, target, client, skus, customers[0], progress, probe)
+        finally:
+            await probe.stop()
         result.update(
             saga_results(
                 cfg, target.settings, run, result["relay"], result["chain"], notes, progress
             )
         )
         measured = result["saga"].get("sagas_per_s")
+        if cfg.step_up and measured:
+            result["step_up"] = await step_up_phase(
+                target.bootstrap, target.fetch_wait_ms, skus, customers[3], measured, progress
+            )
         if cfg.overload_s > 0 and measured:
             result["overload"] = await overload_phase(
                 cfg, target, client, skus, customers[1], measured, progress
             )
+
+
+async def lone_phase(
+    cfg: BenchConfig,
+    target: Target,
+    client: httpx.AsyncClient,
+    skus: Sequence[str],
+    customer_id: str,
+    progress: Progress,
+) -> dict[str, Any]:
+    """A lone saga's latency: ``--lone`` orders one at a time on the idle system.
+
+    Three unmeasured orders go first: the first orders of a fresh system pay
+    for connections and metadata no later saga pays for.
+    """
+    lone = dataclasses.replace(
+        cfg, orders=cfg.lone, warmup=3, concurrency=1, rate=None, join_at=None, wire=False
+    )
+    run = await saga_phase(lone, target, client, skus, customer_id, progress)
+    saga = saga_figures(run.tracker, lone.warmup)
+    return {
+        "orders": cfg.lone,
+        "completed": saga["completed"],
+        "unfinished": saga["unfinished"],
+        "latency_s": saga["latency_s"],
+    }
 
 
 async def lag_phase(

@@ -39,6 +39,119 @@ def _chunks(items: Sequence[str], size: int) -> list[str]:
     return [", ".join(items[i : i + size]) for i in range(0, len(items), size)] or ["-"]
 
 
+def _fmt_n(n: float | None) -> str:
+    return "n/a" if n is None else f"{n:g}"
+
+
+def _cost_lines(result: Mapping[str, Any]) -> list[str]:
+    """CPU ms, handled and produced messages, Kafka requests and Redis calls per saga."""
+    lines: list[str] = []
+    ms = result.get("cpu_ms_per_saga")
+    if ms:
+        named = [f"{n} {_fmt_n(v)}" for n, v in ms["processes"].items()]
+        for i, chunk in enumerate(_chunks(named, 5)):
+            lines.append(_row("CPU ms/saga" if i == 0 else "", chunk))
+        lines.append(
+            _row(
+                "",
+                f"system {_fmt_n(ms['system'])} (load generator excluded); "
+                f"load generator {_fmt_n(ms['load_generator'])}",
+            )
+        )
+    costs = result.get("costs")
+    if costs:
+        handled = costs.get("handled_per_saga") or {}
+        lines.append(
+            _row(
+                "handled/saga",
+                f"{_fmt_n(costs.get('handled_per_saga_total'))} over {costs['sagas']} sagas "
+                f"ended in {costs['seconds']:.1f} s between the two readings",
+            )
+        )
+        by_group = [f"{g} {n:g}" for g, n in handled.items()]
+        lines.extend(_row("", chunk) for chunk in _chunks(by_group, 7) if by_group)
+        requests = costs.get("kafka_requests_per_saga") or {}
+        top = [f"{a.removesuffix('Request')} {n:g}" for a, n in list(requests.items())[:5]]
+        lines.append(
+            _row(
+                "Kafka/saga",
+                f"{_fmt_n(costs.get('kafka_requests_per_saga_total'))} requests from the workers"
+                + (f" ({', '.join(top)})" if top else ""),
+            )
+        )
+        lines.append(
+            _row(
+                "produced/saga",
+                f"{_fmt_n(costs.get('produced_per_saga_total'))} messages, changelogs "
+                "included (by topic in the JSON)",
+            )
+        )
+        lines.append(_row("Redis/saga", f"{_fmt_n(costs.get('redis_calls_per_saga'))} calls"))
+        if costs.get("incomplete"):
+            lines.append(_row("", f"left out (unreadable or restarted): {costs['incomplete']}"))
+    return lines
+
+
+def _faust_chain_lines(result: Mapping[str, Any]) -> list[str]:
+    chain = result.get("faust_chain")
+    if not chain:
+        return []
+    if chain.get("note"):
+        return [_row("Faust chain", chain["note"])]
+    latency = chain.get("latency_s") or {}
+    ms = chain.get("cpu_ms_per_chain") or {}
+    rate = result.get("saga", {}).get("sagas_per_s")
+    share = (
+        f"; sagas/s is {rate / chain['chains_per_s'] * 100:.1f}% of it"
+        if rate and chain["chains_per_s"]
+        else ""
+    )
+    return [
+        _row(
+            "Faust chain",
+            f"{chain['chains_per_s']:.1f} chains/s closed loop, {chain['in_flight']} in flight "
+            f"through {chain['hops']} hops, 7 pass-through Faust apps ({chain['completed']} of "
+            f"{chain['chains']}; p50 {_fmt_s(latency.get('p50'))}, "
+            f"p99 {_fmt_s(latency.get('p99'))})"
+            + (f"  ERROR {chain['error']}" if chain.get("error") else ""),
+        ),
+        _row(
+            "",
+            f"CPU ms/chain: system {_fmt_n(ms.get('system'))} (apps and broker), load generator "
+            f"{_fmt_n(ms.get('load_generator'))}{share}",
+        ),
+    ]
+
+
+def _step_up_lines(step_up: Mapping[str, Any]) -> list[str]:
+    best = step_up.get("max_sustained_per_s")
+    lines = [
+        _row(
+            "max rate",
+            ("no step held" if best is None else f"{best:.1f} sagas/s sustained")
+            + f" (open loop via Kafka, {step_up['rule']['step_s']:.0f} s steps, "
+            f"{step_up['seconds']:.0f} s in all"
+            + (", stopped by the time budget)" if step_up.get("budget_exhausted") else ")"),
+        )
+    ]
+    if step_up.get("left_unfinished"):
+        lines.append(
+            _row("", f"{step_up['left_unfinished']} step-up orders had not ended when it gave up")
+        )
+    for step in step_up["steps"]:
+        lines.append(
+            _row(
+                "",
+                f"{step['rate']:.0f}/s: accepted/s {_fmt_rate(step['accepted_per_s'])}, "
+                f"ended/s {_fmt_rate(step['ended_per_s'])}, p99 "
+                + ("> all" if step["p99_s"] is None else _fmt_s(step["p99_s"]))
+                + (f", {step['unfinished']} unfinished" if step["unfinished"] else "")
+                + (f"  FAILED: {step['failed']}" if step["failed"] else "  held"),
+            )
+        )
+    return lines
+
+
 def format_summary(result: Mapping[str, Any]) -> str:
     """The one-screen summary of a bench result (the dict written as JSON)."""
     cfg, saga = result["config"], result["saga"]
@@ -74,6 +187,19 @@ def format_summary(result: Mapping[str, Any]) -> str:
                 f"p99 {_fmt_s(lat['p99'])}   max {_fmt_s(lat['max'])}   ({lat['count']} orders)",
             )
         )
+    lone = result.get("lone")
+    if lone:
+        lone_lat = lone.get("latency_s") or {}
+        lines.append(
+            _row(
+                "lone saga",
+                f"p50 {_fmt_s(lone_lat.get('p50'))}   p99 {_fmt_s(lone_lat.get('p99'))}   "
+                f"({lone_lat.get('count', 0)} orders one at a time on the idle system"
+                + (f", {lone['unfinished']} unfinished)" if lone["unfinished"] else ")"),
+            )
+        )
+    if result.get("step_up"):
+        lines.extend(_step_up_lines(result["step_up"]))
     detail = ", ".join(f"{k} {v}" for k, v in saga.get("not_completed_by", {}).items())
     lines.append(
         _row(
@@ -124,6 +250,7 @@ def format_summary(result: Mapping[str, Any]) -> str:
                 + ("n/a" if ratio is None else f"{ratio * 100:.1f}% of the flood relay"),
             )
         )
+    lines.extend(_faust_chain_lines(result))
     wire = result.get("wire")
     if wire:
         if wire.get("error"):
@@ -153,6 +280,7 @@ def format_summary(result: Mapping[str, Any]) -> str:
         named = [f"{n} {'?' if v is None else f'{v:.0f}'}" for n, v in cpu.items()]
         for i, chunk in enumerate(_chunks(named, 6)):
             lines.append(_row("CPU % sagas" if i == 0 else "", chunk))
+    lines.extend(_cost_lines(result))
     memory = result.get("memory")
     if memory:
         named = [f"{n} {g * 100:+.0f}%" for n, g in memory["growth"].items()]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -171,4 +171,29 @@ def saga_figures(tracker: Tracker, warmup: int) -> dict[str, Any]:
         "sagas_per_s": window.rate if window else None,
         "accepted_per_s": rate_between([tracker.accepted[o] for o in measured]),
         "latency_s": latency_stats(latencies),
+    }
+
+
+def cpu_ms_per_saga(
+    cpu_percent: Mapping[str, float | None], sagas_per_s: float | None, bench: str = "bench"
+) -> dict[str, Any] | None:
+    """CPU milliseconds per saga of each process, the system's total and the load generator's.
+
+    A process using p% of one core for s sagas per second spends p * 10 / s ms
+    per saga (p/100 core-seconds per second, times 1000 ms, over s). The system
+    total leaves out the load generator (``bench``), which is given apart; it is
+    None when some process's CPU could not be read (the total would be short).
+    """
+    if not sagas_per_s or sagas_per_s <= 0:
+        return None
+    per = {
+        name: None if pct is None else round(pct * 10 / sagas_per_s, 2)
+        for name, pct in cpu_percent.items()
+    }
+    system = [v for k, v in per.items() if k != bench]
+    known = [v for v in system if v is not None]
+    return {
+        "processes": {k: v for k, v in per.items() if k != bench},
+        "system": round(sum(known), 2) if len(known) == len(system) else None,
+        "load_generator": per.get(bench),
     }
