@@ -192,6 +192,8 @@ class Outbox:
     sent: list[Sent] = field(default_factory=list)
     failed: list[Sent] = field(default_factory=list)
     _failures: dict[str, list[BaseException]] = field(default_factory=dict)
+    # Topics whose sends are taken but never acknowledged: a broker electing a leader.
+    unacked: set[str] = field(default_factory=set)
 
     def on(self, topic: str) -> list[Sent]:
         return [s for s in self.sent if s.topic == topic]
@@ -226,7 +228,8 @@ class Outbox:
             self.sent.append(record)
             # Like Topic.send: an awaitable that resolves once the broker has it.
             delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            delivered.set_result(None)
+            if topic not in self.unacked:
+                delivered.set_result(None)
             return delivered
 
         return send

@@ -74,6 +74,14 @@ class EdgeSettings(BaseSettings):
     target_latency_s: float = Field(
         default=2.0, gt=0, description="Latency the in-flight limit aims at, seconds"
     )
+    # A broker that lost its leader can hold an acked send for tens of seconds; past
+    # this POST /orders answers 202 (the order is kept and re-driven) and the cancel 503.
+    broker_answer_within_s: float = Field(
+        default=3.0,
+        gt=0,
+        le=60,
+        description="Longest an HTTP command waits for the broker's ack, seconds",
+    )
     overload_retry_after_s: int = Field(
         default=1,
         ge=1,

@@ -75,6 +75,12 @@ class Metrics:
             "New orders refused with 429: as many sagas in flight as the system may take",
             registry=self.registry,
         )
+        self.slow_broker_answers = Counter(
+            "ordersaga_slow_broker_answers",
+            "HTTP commands answered before the broker acknowledged them (within the bound)",
+            ["type"],
+            registry=self.registry,
+        )
         self.orders_unstarted = Counter(
             "ordersaga_orders_unstarted",
             "Accepted orders given up on: no event projected within the re-drive window",

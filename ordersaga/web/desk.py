@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import ClassVar, cast
 
@@ -27,6 +29,9 @@ POLL_INTERVAL_S = 0.1
 # How long one worker reuses the count of sagas in flight: a burst of POSTs costs
 # one Redis round trip, and overshoots the limit by at most what arrives meanwhile.
 IN_FLIGHT_CACHE_S = 0.05
+
+
+log = logging.getLogger(__name__)
 
 
 class Desk:
@@ -178,9 +183,30 @@ class Desk:
                 headers={"Retry-After": retry},
             )
 
-    async def send(self, message: Message, *, key: str, correlation_id: str) -> None:
-        """Send a command from the HTTP edge; returns once the broker has it."""
-        await self.node.send(message, key=key, correlation_id=correlation_id, acked=True)
+    async def send(self, message: Message, *, key: str, correlation_id: str) -> bool:
+        """Send a command from the HTTP edge; True once the broker has it.
+
+        False when the broker has not acknowledged it within
+        ``ORDERSAGA_BROKER_ANSWER_WITHIN_S`` (a leader election, a broker gone): the
+        send goes on in the background, and the caller answers without waiting for it.
+        """
+        sending = asyncio.ensure_future(
+            self.node.send(message, key=key, correlation_id=correlation_id, acked=True)
+        )
+        try:
+            await asyncio.wait_for(
+                asyncio.shield(sending), timeout=self.settings.broker_answer_within_s
+            )
+        except TimeoutError:
+            sending.add_done_callback(_late_send_done)
+            self.node.metrics.slow_broker_answers.labels(message.TYPE).inc()
+            log.warning(
+                "%s not acknowledged within %.1f s: answering without it",
+                message.TYPE,
+                self.settings.broker_answer_within_s,
+            )
+            return False
+        return True
 
     async def use_key(self, kind: str, key: str, minted: KeyUse) -> KeyClaim:
         """Claim an Idempotency-Key of ``kind`` (order, restock) for ``minted``, unless used."""
@@ -204,3 +230,14 @@ class DeskView(ApiView):
         """This view, answering from ``desk``."""
         attrs = {"desk": desk, "__doc__": cls.__doc__, "__module__": cls.__module__}
         return cast(type[DeskView], type(cls.__name__, (cls,), attrs))
+
+
+def _late_send_done(sending: asyncio.Future[None]) -> None:
+    """Log how a send the answer did not wait for ended (its exception is consumed here)."""
+    if sending.cancelled():
+        return
+    exc = sending.exception()
+    if exc is None:
+        log.info("a command answered without its ack reached the broker after all")
+    else:
+        log.warning("a command answered without its ack was not sent: %s", exc)

@@ -287,6 +287,8 @@ class Orders(DeskView):
             redrive_window_s=settings.redrive_window_s,
         )
         if send is Send.SEND:
+            # Not acknowledged in time is still 202: the order is kept, and the re-drive
+            # sends it again until an event of it is projected.
             await desk.send(
                 command,
                 key=command.order_id,
@@ -403,9 +405,18 @@ class CancelOrderView(DeskView):
                 model=OrderConflict,
                 fields={"status": found.status},
             )
-        await desk.send(
+        sent = await desk.send(
             CancelOrder(order_id=order_id),
             key=order_id,
             correlation_id=current_correlation_id(order_id),
         )
+        if not sent:
+            # Nothing re-drives a cancel: the client must know to ask again (asking
+            # twice is harmless, and the one not acknowledged may still arrive).
+            raise HttpError(
+                503,
+                "broker_slow",
+                "the broker did not acknowledge the cancel in time: retry after Retry-After",
+                headers={"Retry-After": "1"},
+            )
         return self.answer(CancelRequested(order_id=order_id), status=202)

@@ -551,3 +551,44 @@ async def test_an_order_refused_after_admission_holds_no_share(
     # ...and gave it back: one more order fits, then the share is full
     assert (await post_order(client, order_body())).status == 202
     assert (await post_order(client, order_body())).status == 429
+
+
+# ------------------------------------------------------ a broker that does not acknowledge
+
+
+async def test_an_order_the_broker_does_not_acknowledge_is_202_within_the_bound(
+    client, outbox, drive, store, intake, monkeypatch
+):
+    await stock(drive, "SKU-A")
+    desk = webview.desk
+    monkeypatch.setattr(
+        desk, "settings", desk.settings.model_copy(update={"broker_answer_within_s": 0.3})
+    )
+    outbox.unacked.add(ORDERS_COMMANDS)
+    started = time.monotonic()
+    resp = await post_order(client, order_body())
+    assert resp.status == 202
+    assert time.monotonic() - started < 2.0
+    order_id = (await resp.json())["order_id"]
+    # Kept for the re-drive, which sends it again until an event of it is projected.
+    assert order_id in await intake.unconfirmed_ids()
+    assert [m.order_id for m in outbox.messages(ORDERS_COMMANDS)] == [order_id]
+
+
+async def test_a_cancel_the_broker_does_not_acknowledge_is_503_with_retry_after(
+    client, outbox, drive, store, monkeypatch
+):
+    async with drive(webview.project_orders, webview.node) as d:
+        await d.put(order_event("OrderPlaced", 1, "PENDING"), key=ORDER_ID, topic=ORDERS_EVENTS)
+    desk = webview.desk
+    monkeypatch.setattr(
+        desk, "settings", desk.settings.model_copy(update={"broker_answer_within_s": 0.3})
+    )
+    outbox.unacked.add(ORDERS_COMMANDS)
+    started = time.monotonic()
+    resp = await client.post(f"/orders/{ORDER_ID}/cancel", data=b"{}", headers=JSON)
+    assert resp.status == 503
+    assert time.monotonic() - started < 2.0
+    assert resp.headers["Retry-After"] == "1"
+    assert (await resp.json())["error"] == "broker_slow"
+    assert outbox.messages(ORDERS_COMMANDS) == [CancelOrder(order_id=ORDER_ID)]
