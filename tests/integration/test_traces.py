@@ -48,7 +48,8 @@ PATH = (
     ("orders.replies process", "StockCommitted", "orders"),
 )
 # OrderPlaced, CustomerValidated, StockReserved, PaymentCharged, ShipmentPrepared,
-# StockCommitted, OrderCompleted: each handled by the web view and by notifications.
+# StockCommitted, OrderCompleted: each handled by the web view (notifications reads
+# only the outcome, OrderEnded on orders.outcomes).
 EVENTS = 7
 
 
@@ -182,7 +183,8 @@ def test_one_order_is_one_trace_with_a_span_per_hop_each_the_child_of_the_one_be
     def complete() -> list[Span]:
         spans = receiver.of_trace(trace_id)
         told = Counter(s.service for s in spans if s.name == "orders.events process")
-        done = min(told["ordersaga-webview"], told["ordersaga-notifications"]) >= EVENTS
+        outcomes = [s for s in spans if s.name == "orders.outcomes process"]
+        done = told["ordersaga-webview"] >= EVENTS and len(outcomes) >= 1
         last = any(s.attributes.get("ordersaga.event_type") == PATH[-1][1] for s in spans)
         return spans if done and last else []
 
@@ -217,10 +219,14 @@ def test_one_order_is_one_trace_with_a_span_per_hop_each_the_child_of_the_one_be
     assert all(s.parent_id in by_id for s in spans if s is not post), [
         s for s in spans if s.parent_id not in by_id and s is not post
     ]
-    # The order's outcome events reach the web view and notifications, each under
-    # the orchestrator span that sent it.
+    # The order's events reach the web view, and its outcome notifications, each
+    # under the orchestrator span that sent it.
     events = [s for s in spans if s.name == "orders.events process"]
     assert all(by_id[s.parent_id].service == "ordersaga-orders" for s in events)
+    [outcome] = [s for s in spans if s.name == "orders.outcomes process"]
+    assert outcome.service == "ordersaga-notifications"
+    assert outcome.attributes.get("ordersaga.event_type") == "OrderEnded"
+    assert by_id[outcome.parent_id].service == "ordersaga-orders"
     assert all(by_id[s.parent_id].start_ns < s.start_ns for s in spans if s is not post)
 
     for hop in hops[1:]:
