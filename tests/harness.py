@@ -334,24 +334,6 @@ class AgentDriver:
         )
         return encoded
 
-    async def put_together(
-        self, messages: list[tuple[Message, str]], *, topic: str, timeout: float = 5.0
-    ) -> None:
-        """Buffer every (message, key) before the agent runs, as one fetch does; wait for all."""
-        self.agent.original_channel = topic
-        before = finished(self.node, self.label)
-        for message, key in messages:
-            encoded = encode(message, key=key, correlation_id=key)
-            await self.agent.put(value=encoded.value, key=key, headers=encoded.headers, wait=False)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while finished(self.node, self.label) < before + len(messages):
-            if self.agent._crash_reason is not None:
-                raise AssertionError(f"{self.label} crashed") from self.agent._crash_reason
-            if loop.time() > deadline:
-                raise AssertionError(f"{self.label} did not finish {len(messages)} messages")
-            await asyncio.sleep(0.001)
-
     async def put_sent(self, sent: Sent) -> None:
         """Deliver a message another agent sent, exactly as it was produced."""
         await self.put_raw(sent.value, key=sent.key_str, topic=sent.topic, headers=sent.headers)

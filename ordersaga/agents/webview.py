@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import faust
 from faust.types import AgentT, StreamT
@@ -27,7 +27,6 @@ from ordersaga.schemas.messages import (
     CustomerChanged,
     Envelope,
     ForgetOrders,
-    Message,
     OrderEvent,
     ServiceHeartbeat,
     StockChanged,
@@ -44,7 +43,6 @@ from ordersaga.shell.topics import (
 )
 from ordersaga.shell.worker import Worker
 from ordersaga.web.desk import Desk
-from ordersaga.web.read_model import OrderProjection
 from ordersaga.web.routes import register_routes
 
 log = logging.getLogger(__name__)
@@ -88,27 +86,6 @@ class Webview:
     gauge_dead_letters: Callable[[], Awaitable[None]]
 
 
-def _projection(envelope: Envelope, message: OrderEvent) -> OrderProjection:
-    """An order event as the read model folds it."""
-    order = message.order
-    entry = {
-        "seq": message.seq,
-        "type": message.name,
-        "status": order.status,
-        "detail": message.detail,
-        "at": envelope.occurred_at.isoformat(),
-        "at_epoch": envelope.occurred_at.timestamp(),
-    }
-    return OrderProjection(
-        order.order_id,
-        message.seq,
-        order.model_dump(mode="json"),
-        entry,
-        terminal=order.status in TERMINAL,
-        placed_at=order.placed_at.timestamp(),
-    )
-
-
 def build(settings: Settings) -> Webview:
     """The webview group, configured from ``settings`` alone."""
     node = Worker("webview", settings)
@@ -140,14 +117,24 @@ def build(settings: Settings) -> Webview:
     @project_order_event.on(OrderEvent)
     async def fold_order_event(envelope: Envelope, message: OrderEvent) -> None:
         """Fold an order event into the order's view, once per sequence number."""
-        await fold_order_events([(envelope, message)])
-
-    async def fold_order_events(batch: list[tuple[Envelope, Message]]) -> None:
-        """Fold the order events that arrived together, in order, in one Redis round trip."""
-        projections = [_projection(envelope, cast(OrderEvent, m)) for envelope, m in batch]
-        await desk.store.project_orders(projections)
-        for projection in projections:
-            desk.watch.changed(projection.order_id)
+        order = message.order
+        entry = {
+            "seq": message.seq,
+            "type": message.name,
+            "status": order.status,
+            "detail": message.detail,
+            "at": envelope.occurred_at.isoformat(),
+            "at_epoch": envelope.occurred_at.timestamp(),
+        }
+        await desk.store.project_order(
+            order.order_id,
+            message.seq,
+            order.model_dump(mode="json"),
+            entry,
+            terminal=order.status in TERMINAL,
+            placed_at=order.placed_at.timestamp(),
+        )
+        desk.watch.changed(order.order_id)
 
     @project_stock_event.on(StockChanged)
     async def fold_stock_event(envelope: Envelope, message: StockChanged) -> None:
@@ -187,13 +174,7 @@ def build(settings: Settings) -> Webview:
     @toplevel
     async def project_orders(stream: StreamT) -> None:
         """Maintain the order views the web API answers from."""
-        await node.consume_batches(
-            stream,
-            project_order_event,
-            "project_orders",
-            batch=fold_order_events,
-            types=(OrderEvent,),
-        )
+        await node.consume(stream, project_order_event, "project_orders")
 
     @app.agent(inventory_events)
     @toplevel

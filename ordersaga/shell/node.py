@@ -60,8 +60,6 @@ log = logging.getLogger(__name__)
 
 # A handler may name the outcome it reached ("unchanged" for a duplicate); None is "ok".
 Handler = Callable[[Envelope, Message], Awaitable[str | None]]
-# Takes the messages that arrived together, in order; raises to have them handled one by one.
-BatchHandler = Callable[[list[tuple[Envelope, Message]]], Awaitable[None]]
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -298,117 +296,41 @@ class Node:
         last_offsets: dict[Any, tuple[int, int]] = {}  # tp -> (generation, offset)
         async for event in stream.events():
             self._note_skipped_offsets(event, last_offsets)
-            envelope, message, failure = self._read(event)
-            await self._handle_in_context(event, envelope, message, failure, handler, agent)
-
-    async def consume_batches(
-        self,
-        stream: StreamT,
-        handler: Handler,
-        agent: str,
-        *,
-        batch: BatchHandler,
-        types: tuple[type[Message], ...],
-        max_batch: int = 500,
-    ) -> None:
-        """``consume``, but the messages of ``types`` that arrived together are handled together.
-
-        Faust's drain loop (as patched in ordersaga.shell.patches) puts everything one
-        fetch returned into the stream's buffer before the agent runs, so what the
-        buffer holds when the agent looks is that fetch: ``batch`` gets those messages
-        in order (the web view folds them in one Redis round trip instead of one
-        each). Acks are manual and follow the batch, so a crash replays it, as it
-        would each message. Other types, and every message of a batch that raised, go
-        the per-message way, where the retries and dead letters are.
-        """
-        if self.tracing is not None:  # spans are per message
-            await self.consume(stream, handler, agent)
-            return
-        manual: Any = cast(Any, stream).noack()
-        buffered = manual.channel.queue
-        last_offsets: dict[Any, tuple[int, int]] = {}
-        pending: list[tuple[EventT, Envelope, Message]] = []
-        async for event in manual.events():
-            self._note_skipped_offsets(event, last_offsets)
-            envelope, message, failure = self._read(event)
-            if failure is None and envelope is not None and type(message) in types:
-                pending.append((event, envelope, cast(Message, message)))
-                if len(pending) < max_batch and not buffered.empty():
-                    continue
-                await self._handle_batch(manual, pending, batch, handler, agent)
-                pending = []
-                continue
-            if pending:  # in order: what came before this message first
-                await self._handle_batch(manual, pending, batch, handler, agent)
-                pending = []
-            await self._handle_in_context(event, envelope, message, failure, handler, agent)
-            await manual.ack(event)
-
-    async def _handle_batch(
-        self,
-        stream: StreamT,
-        pending: list[tuple[EventT, Envelope, Message]],
-        batch: BatchHandler,
-        handler: Handler,
-        agent: str,
-    ) -> None:
-        try:
-            await batch([(envelope, message) for _, envelope, message in pending])
-        except Exception as exc:
-            log.info("batch of %d failed (%s): handled one by one", len(pending), _reason(exc))
-            for event, envelope, message in pending:
-                await self._handle_in_context(event, envelope, message, None, handler, agent)
-        else:
-            counted = self.metrics.messages_handled
-            for _, envelope, _ in pending:
-                counted.labels(agent, envelope.type, "ok").inc()
-        for event, _, _ in pending:
-            await stream.ack(event)
-
-    def _read(self, event: EventT) -> tuple[Envelope | None, Message | None, DecodeError | None]:
-        """The envelope and message of a record, or why it cannot be read."""
-        record = event.message
-        headers = raw_headers(event.headers)
-        unreadable = why_unreadable(event.key, headers)
-        if unreadable is not None:
-            layer, reason = unreadable
-            self.metrics.undecodable_records.labels(record.topic, layer).inc()
-            return None, None, DecodeError(reason)
-        try:
-            envelope, message = decode(event.value, headers, types=self.topology.message_types)
-        except DecodeError as exc:
-            self.metrics.undecodable_records.labels(record.topic, "envelope").inc()
-            return exc.envelope, None, exc
-        return envelope, message, None
-
-    async def _handle_in_context(
-        self,
-        event: EventT,
-        envelope: Envelope | None,
-        message: Message | None,
-        failure: DecodeError | None,
-        handler: Handler,
-        agent: str,
-    ) -> None:
-        """``_handle`` with the message's ids as the log context (and in a span if traced)."""
-        record = event.message
-        token = bind(
-            {
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-                **message_ids(envelope),
-            }
-        )
-        try:
-            if self.tracing is None:
-                await self._handle(event, envelope, message, failure, handler, agent)
+            record = event.message
+            envelope: Envelope | None = None
+            message: Message | None = None
+            failure: DecodeError | None = None
+            headers = raw_headers(event.headers)
+            unreadable = why_unreadable(event.key, headers)
+            if unreadable is not None:
+                layer, reason = unreadable
+                failure = DecodeError(reason)
+                self.metrics.undecodable_records.labels(record.topic, layer).inc()
             else:
-                await self._handle_traced(
-                    self.tracing, event, envelope, message, failure, handler, agent
-                )
-        finally:
-            unbind(token)
+                try:
+                    envelope, message = decode(
+                        event.value, headers, types=self.topology.message_types
+                    )
+                except DecodeError as exc:
+                    failure, envelope = exc, exc.envelope
+                    self.metrics.undecodable_records.labels(record.topic, "envelope").inc()
+            token = bind(
+                {
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    **message_ids(envelope),
+                }
+            )
+            try:
+                if self.tracing is None:
+                    await self._handle(event, envelope, message, failure, handler, agent)
+                else:
+                    await self._handle_traced(
+                        self.tracing, event, envelope, message, failure, handler, agent
+                    )
+            finally:
+                unbind(token)
 
     async def _handle_traced(
         self,

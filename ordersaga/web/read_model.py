@@ -15,8 +15,6 @@ exist) is ``ordersaga.web.intake``; the key names of both are in
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
@@ -156,18 +154,6 @@ def stats_minute(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M", time.gmtime(epoch))
 
 
-@dataclass(frozen=True)
-class OrderProjection:
-    """One order event as the read model folds it (see :meth:`ViewStore.project_order`)."""
-
-    order_id: str
-    seq: int
-    snapshot: dict[str, Any]
-    entry: dict[str, Any]
-    terminal: bool
-    placed_at: float = 0.0
-
-
 class ViewStore:
     """Order and stock views: their projections and the queries the routes make.
 
@@ -246,62 +232,42 @@ class ViewStore:
         ``entry`` has the event's ``at_epoch`` and ``type``; a terminal one counts its
         outcome (status and failure reason) in the minute's stats.
         """
-        keys, args = self._order_call(
-            OrderProjection(order_id, seq, snapshot, entry, terminal, placed_at)
-        )
-        return bool(await self._project_order(keys=keys, args=args))
-
-    async def project_orders(self, projections: Sequence[OrderProjection]) -> list[bool]:
-        """Apply a batch of order events in order, in one round trip; which were applied.
-
-        Each is the same script call as :meth:`project_order` (each atomic, each
-        skipping a sequence number already seen); the pipeline only saves round trips.
-        """
-        if not projections:
-            return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for p in projections:
-                keys, args = self._order_call(p)
-                await self._project_order(keys=keys, args=args, client=pipe)
-            return [bool(applied) for applied in await pipe.execute()]
-
-    def _order_call(self, p: OrderProjection) -> tuple[list[str], list[Any]]:
-        """The keys and arguments of the projection script for one order event."""
-        snapshot, entry = p.snapshot, p.entry
         outcome = ""
-        if p.terminal:
+        if terminal:
             outcome = f"{snapshot['status']}:{snapshot.get('failure_reason') or ''}"
-        keys = [
-            ORDER + p.order_id,
-            ORDER + p.order_id + EVENTS,
-            UNCONFIRMED,
-            UNCONFIRMED_ORDERS,
-            OPEN,
-            ENDED,
-            CUSTOMER_ORDERS + str(snapshot["customer_id"]),
-            ORDERS_BY_TIME,
-            STATS + stats_minute(float(entry["at_epoch"])),
-        ]
-        args = [
-            p.seq,
-            orjson.dumps(snapshot),
-            orjson.dumps(entry),
-            self.finished_ttl_s if p.terminal else 0,
-            p.order_id,
-            time.time(),
-            self.refresh_after_s,
-            "1" if p.terminal else "0",
-            p.placed_at,
-            self.max_orders_per_customer,
-            self.finished_ttl_s,
-            self.max_listed_orders,
-            str(snapshot["status"]),
-            entry["at_epoch"],
-            entry["type"],
-            outcome,
-            STATS_TTL_S,
-        ]
-        return keys, args
+        applied = await self._project_order(
+            keys=[
+                ORDER + order_id,
+                ORDER + order_id + EVENTS,
+                UNCONFIRMED,
+                UNCONFIRMED_ORDERS,
+                OPEN,
+                ENDED,
+                CUSTOMER_ORDERS + str(snapshot["customer_id"]),
+                ORDERS_BY_TIME,
+                STATS + stats_minute(float(entry["at_epoch"])),
+            ],
+            args=[
+                seq,
+                orjson.dumps(snapshot),
+                orjson.dumps(entry),
+                self.finished_ttl_s if terminal else 0,
+                order_id,
+                time.time(),
+                self.refresh_after_s,
+                "1" if terminal else "0",
+                placed_at,
+                self.max_orders_per_customer,
+                self.finished_ttl_s,
+                self.max_listed_orders,
+                str(snapshot["status"]),
+                entry["at_epoch"],
+                entry["type"],
+                outcome,
+                STATS_TTL_S,
+            ],
+        )
+        return bool(applied)
 
     async def project_stock(self, sku: str, version: int, levels: dict[str, Any]) -> bool:
         """Keep a SKU's levels unless a newer version is stored; True if applied."""

@@ -54,54 +54,6 @@ async def test_order_events_fold_into_the_order_view(drive, outbox, store):
     assert outbox.sent == []
 
 
-async def test_order_events_that_arrive_together_are_folded_in_one_round_trip(
-    drive, outbox, store, monkeypatch
-):
-    batches: list[list[tuple[str, int]]] = []
-    fold = store.project_orders
-
-    async def recorded(projections):
-        batches.append([(p.order_id, p.seq) for p in projections])
-        return await fold(projections)
-
-    monkeypatch.setattr(store, "project_orders", recorded)
-    other = "ord-other"
-    async with drive(webview.project_orders, webview.node) as d:
-        await d.put_together(
-            [
-                (order_event("OrderPlaced", 1, "PENDING"), ORDER_ID),
-                (order_event("OrderPlaced", 1, "PENDING", order_id=other), other),
-                (order_event("StockReserved", 2, "STOCK_RESERVED"), ORDER_ID),
-                (order_event("OrderPlaced", 1, "PENDING"), ORDER_ID),  # a replay
-            ],
-            topic=ORDERS_EVENTS,
-        )
-
-    assert batches == [[(ORDER_ID, 1), (other, 1), (ORDER_ID, 2), (ORDER_ID, 1)]]
-    assert [e["seq"] for e in await store.events(ORDER_ID)] == [1, 2]
-    view = await store.order(ORDER_ID)
-    assert view is not None and view["order"]["status"] == "STOCK_RESERVED"
-    other_view = await store.order(other)
-    assert other_view is not None and other_view["seq"] == 1
-    assert outbox.sent == []
-
-
-async def test_a_batch_with_a_poison_message_is_handled_one_by_one(drive, outbox, store):
-    stray = stock_changed("SKU-A")  # not an order event: refused on orders.events
-    async with drive(webview.project_orders, webview.node) as d:
-        await d.put_together(
-            [
-                (order_event("OrderPlaced", 1, "PENDING"), ORDER_ID),
-                (stray, "SKU-A"),
-                (order_event("StockReserved", 2, "STOCK_RESERVED"), ORDER_ID),
-            ],
-            topic=ORDERS_EVENTS,
-        )
-
-    assert [e["seq"] for e in await store.events(ORDER_ID)] == [1, 2]
-    assert [s.topic for s in outbox.sent] == [f"{ORDERS_EVENTS}.dlq"]
-
-
 async def test_forget_orders_on_the_event_topic_leaves_the_view_alone(drive, outbox, store):
     async with drive(webview.project_orders, webview.node) as d:
         await d.put(order_event("OrderPlaced", 1, "PENDING"), key=ORDER_ID, topic=ORDERS_EVENTS)
