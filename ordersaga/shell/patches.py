@@ -39,7 +39,6 @@ def apply_process_patches(settings: Settings) -> None:
     retry_topic_declaration()
     _no_spinner_without_terminal()
     json_protocol_errors()
-    deliver_without_a_task_per_message()
 
 
 def _serve_no_faust_pages(app: faust.App) -> None:
@@ -334,84 +333,6 @@ def read_unreadable_records() -> None:
         return
     fetcher.MemoryRecords = SafeMemoryRecords
     fetcher._ordersaga_safe_records = True
-
-
-def deliver_without_a_task_per_message() -> None:
-    """Hand each fetched record to its streams with a plain await, not ``wait_first``.
-
-    Faust's ``Consumer._drain_messages`` wraps every record's delivery in
-    ``Service.wait_first(callback(message), suspend_flow.wait())`` so that a rebalance
-    can cancel a delivery blocked on a suspended stream buffer. That creates four
-    tasks and cancels three for every record (~17 us, a third of mode's share of a
-    loaded worker's CPU in the issue 21 profile), and it yields to the loop once per
-    record. Here the flag is checked before each delivery instead: the loop is single
-    threaded, so a delivery that starts while the flow runs cannot meet a suspended
-    buffer before it first suspends, and it only suspends on a full buffer, which the
-    rebalance itself clears. Once a rebalance begins, the rest of the batch is left
-    unread; the assignment that follows seeks every partition to its committed
-    offset, so it is fetched again. Unlike the original, no offset is marked read for
-    a record that was never delivered.
-    """
-    from faust.transport.consumer import Consumer
-
-    if getattr(Consumer, "_ordersaga_delivers", False):
-        return
-
-    async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover - Faust's loop
-        callback = self.callback
-        getmany = self.getmany
-        consumer_should_stop = self._stopped.is_set
-        fetcher_should_stop = fetcher._stopped.is_set
-        flow_suspended = self.suspend_flow.is_set
-        get_read_offset = self._read_offset.__getitem__
-        set_read_offset = self._read_offset.__setitem__
-        set_flag, unset_flag = self.diag.set_flag, self.diag.unset_flag
-        from faust.transport.consumer import CONSUMER_FETCHING
-
-        commit_every = self._commit_every
-        acks_enabled_for = self.app.topics.acks_enabled_for
-        yield_every, since_yield = 100, 0
-        try:
-            while not (consumer_should_stop() or fetcher_should_stop()):
-                set_flag(CONSUMER_FETCHING)
-                ait = getmany(timeout=1.0)
-                await asyncio.sleep(0)  # as Faust: getmany may never give the loop a turn
-                if not self.should_stop:
-                    async for tp, message in ait:
-                        since_yield += 1
-                        if since_yield > yield_every:
-                            await asyncio.sleep(0)
-                            since_yield = 0
-                        offset = message.offset
-                        r_offset = get_read_offset(tp)
-                        if r_offset is None or offset >= r_offset:
-                            gap = offset - (r_offset or 0)
-                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                                await self._add_gap(tp, r_offset + 1, offset)
-                            if commit_every is not None and self._n_acked >= commit_every:
-                                self._n_acked = 0
-                                await self.commit()
-                            if flow_suspended():
-                                continue  # fetched again after the rebalance
-                            await callback(message)
-                            set_read_offset(tp, offset)
-                    unset_flag(CONSUMER_FETCHING)
-        except self.consumer_stopped_errors:
-            if self.transport.app.should_stop:
-                return
-            raise
-        except asyncio.CancelledError:
-            if self.transport.app.should_stop:
-                return
-            raise
-        except Exception as exc:
-            self.log.exception("Drain messages raised: %r", exc)
-            raise
-        finally:
-            unset_flag(CONSUMER_FETCHING)
-
-    Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
-    Consumer._ordersaga_delivers = True  # type: ignore[attr-defined]
 
 
 class LeanMonitor(Monitor):
