@@ -29,8 +29,6 @@ MIN_JAVA = 17
 # One JVM on a 2-core, 24 GiB machine beside six workers: enough for the saga's
 # traffic, bounded so a load test cannot grow it past what the machine can give.
 HEAP = ("-Xms256m", "-Xmx1g")
-# One network and one request thread per core, at least two of each.
-BROKER_THREADS = max(2, os.cpu_count() or 2)
 JVM_FLAGS = (*HEAP, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true")
 
 TOOLS = {
@@ -219,12 +217,6 @@ class KafkaNode:
             "share.coordinator.state.topic.min.isr": min_isr,
             # A group's first join is not held back waiting for more members.
             "group.initial.rebalance.delay.ms": "0",
-            # Kafka's defaults (3 network, 8 request threads) are sized for a
-            # dedicated many-core host; on a small machine shared with the workers
-            # the idle threads' polling and hand-offs cost CPU the saga needs
-            # (BENCHMARKS.md, issue 21).
-            "num.network.threads": str(BROKER_THREADS),
-            "num.io.threads": str(BROKER_THREADS),
             "auto.create.topics.enable": "false",
         }
         self.config_path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
