@@ -75,7 +75,7 @@ test-slow: $(STAMP) $(PROMTOOL) $(BROWSER) ## what test-fast leaves: promtool's 
 	$(BIN)/pytest -m "not fast and not chaos and not chaos_brokers"
 	$(BIN)/pytest -m chaos -s
 
-chaos: $(STAMP) ## the chaos test alone (CHAOS_ORDERS=N sets its size, default 2000)
+chaos: $(STAMP) ## the chaos test alone (CHAOS_ORDERS=N sets its size, default 1600)
 	$(BIN)/pytest -m chaos -s
 
 test-unit: $(STAMP) $(PROMTOOL) ## tests/unit: the pure rules, the docs, promtool's checks; no broker
