@@ -72,14 +72,12 @@ class Inventory:
     order_stock: RecordTable[OrderStockRecord]
     totals: dict[str, SkuTotals]
     changed: set[str]
-    unpublished: set[str]
     low: set[str]
     note_low: Callable[[StockChanged], None]
     count_holds: Callable[[], Awaitable[None]]
     totals_for: Callable[[str], SkuTotals]
     publish_levels: Callable[..., Awaitable[None]]
     send_levels: Callable[..., Awaitable[None]]
-    send_low_stock: Callable[..., Awaitable[None]]
     change_sku: Dispatch
     drop_holds: Handler
     add_stock: Handler
@@ -90,7 +88,6 @@ class Inventory:
     change_stock: AgentT[Any]
     gather_reservations: AgentT[Any]
     stock_repair: Callable[[], Awaitable[None]]
-    publish_held_levels: Callable[[], Awaitable[None]]
 
 
 def build(settings: Settings) -> Inventory:
@@ -107,9 +104,6 @@ def build(settings: Settings) -> Inventory:
     totals: dict[str, SkuTotals] = {}
     #: SKUs whose levels changed since ``repairs.republish_changed_stock`` last ran
     changed: set[str] = set()
-    #: SKUs whose holds changed since ``publish_held_levels`` last ran: an order's
-    #: hold changes its SKU's levels, which go out once per tick, not once per order
-    unpublished: set[str] = set()
     #: SKUs of this worker at or below their low-stock threshold (the gauge counts them)
     low: set[str] = set()
 
@@ -125,10 +119,8 @@ def build(settings: Settings) -> Inventory:
         low.clear()
         for sku, stored in stock.items():
             note_low(levels_of(STOCK.load(stored), totals_for(sku)))
-            # A view may have missed the last change of a SKU that moved here, and a
-            # worker killed between a hold and its tick never published it.
+            # A view may have missed the last change of a SKU that moved here.
             changed.add(sku)
-            unpublished.add(sku)
         node.metrics.low_stock_skus.set(len(low))
 
     def totals_for(sku: str) -> SkuTotals:
@@ -151,13 +143,8 @@ def build(settings: Settings) -> Inventory:
             topic=INVENTORY_EVENTS,
             event_id=f"{levels.sku}:{levels.version}",
         )
-        if envelope is not None:
-            await send_low_stock(before, levels, envelope)
-
-    async def send_low_stock(
-        before: StockChanged | None, levels: StockChanged, envelope: Envelope
-    ) -> None:
-        """Send LowStock if this change took a SKU down to its threshold (at once: an alert)."""
+        if envelope is None:
+            return
         crossing = low_stock_crossing(before, levels)
         if crossing is not None:
             await node.send(
@@ -232,17 +219,15 @@ def build(settings: Settings) -> Inventory:
             )
         if after is None or record is None:
             return "unchanged"
-        # The levels themselves go out at the next tick (publish_held_levels); a
-        # low-stock crossing is an alert, sent before the hold is written: a crash
-        # in between replays this command, which decides and sends the same again.
+        # The levels after the change, sent before the hold is written: a crash in
+        # between replays this command, which decides and sends the same again.
         projected = replace(sku_totals)
         projected.count(before, after)
         levels = levels_of(record, projected)
-        await send_low_stock(levels_of(record, sku_totals), levels, envelope)
+        await send_levels(levels, envelope, levels_of(record, sku_totals))
         holds[key] = stored
         sku_totals.count(before, after)
         changed.add(message.sku)
-        unpublished.add(message.sku)
         note_low(levels)
         return None
 
@@ -300,18 +285,6 @@ def build(settings: Settings) -> Inventory:
         """Reserve, release or commit an order's stock across its SKUs, all or nothing."""
         await node.consume(stream, gather_order_stock, "gather_reservations")
 
-    async def publish_held_levels() -> None:
-        """Publish the latest levels of each SKU whose holds changed since the last tick.
-
-        Each carries its own version and event id, so a view keeps the newest and
-        ignores a copy; a SKU that moved to another worker meanwhile is published
-        there too (its recovery marks it), and the older version loses.
-        """
-        while unpublished:
-            await publish_levels(unpublished.pop())
-
-    node.timer(interval=settings.stock_view_every_s)(publish_held_levels)
-
     # The repair loop of stock views (see ordersaga.agents.repairs).
     stock_repair = node.timer(interval=settings.view_refresh_after_s)(
         repairs.as_timer(repairs.republish_changed_stock, changed, publish_levels)
@@ -325,14 +298,12 @@ def build(settings: Settings) -> Inventory:
         order_stock=order_stock,
         totals=totals,
         changed=changed,
-        unpublished=unpublished,
         low=low,
         note_low=note_low,
         count_holds=count_holds,
         totals_for=totals_for,
         publish_levels=publish_levels,
         send_levels=send_levels,
-        send_low_stock=send_low_stock,
         change_sku=change_sku,
         drop_holds=drop_holds,
         add_stock=add_stock,
@@ -343,7 +314,6 @@ def build(settings: Settings) -> Inventory:
         change_stock=change_stock,
         gather_reservations=gather_reservations,
         stock_repair=stock_repair,
-        publish_held_levels=publish_held_levels,
     )
 
 

@@ -35,16 +35,6 @@ class WebViewSettings(BaseSettings):
         gt=0,
         description="A live order view unchanged this long asks for its latest event, seconds",
     )
-    # A SKU's levels change with every order that holds it; they go out once per
-    # tick with the latest, so the stock view and its readers handle a few
-    # messages a second per busy SKU instead of two per order.
-    stock_view_every_s: float = Field(
-        default=0.2,
-        gt=0,
-        le=10,
-        description="How often each SKU whose holds changed has its levels published "
-        "to the stock view, seconds",
-    )
     # A sparse filter answers a short page and a cursor to go on.
     max_listing_scan: int = Field(
         default=500,

@@ -82,9 +82,8 @@ async def test_restock_creates_the_sku_and_publishes_stock_changed(drive, outbox
     assert (record["available"], record["put_in"], record["version"]) == (10, 10, 1)
 
 
-def test_the_inventory_runs_its_repair_loop_and_its_levels_tick_as_timers():
-    timers = {task.__name__ for task in inventory.app._app_tasks}
-    assert {"republish_changed_stock", "publish_held_levels"} <= timers
+def test_the_inventory_runs_its_repair_loop_as_a_timer():
+    assert "republish_changed_stock" in {task.__name__ for task in inventory.app._app_tasks}
 
 
 async def test_changed_levels_are_published_once_more_per_version(drive, outbox):
@@ -143,9 +142,12 @@ async def test_reserve_lowers_available_and_answers_ok_keyed_by_order(drive, out
     assert result.envelope.event_id == f"{fed_id}:result"
     assert result.envelope.causation_id == fed_id
 
-    # The levels wait for the next tick (test_holds_levels_go_out_once_per_tick...).
-    assert outbox.on(INVENTORY_EVENTS) == []
-    assert inventory.unpublished == {"SKU-A"}
+    [changed] = outbox.on(INVENTORY_EVENTS)
+    assert (changed.message.available, changed.message.reserved, changed.message.version) == (
+        7,
+        3,
+        2,
+    )
     record = levels("SKU-A")
     assert (record["available"], record["reserved"]) == (7, 3)
     assert inventory.holds.get(hold_key("SKU-A", ORDER_ID)) == {
@@ -157,34 +159,6 @@ async def test_reserve_lowers_available_and_answers_ok_keyed_by_order(drive, out
     }
     # The SKU's own record is not written per order: only restocks and forgetting do.
     assert inventory.stock.get("SKU-A")["version"] == 1
-
-
-async def test_holds_levels_go_out_once_per_tick_with_the_latest_of_each_sku(drive, outbox):
-    # Given three orders holding one SKU and one holding another since the last tick
-    async with drive(inventory.change_stock, inventory.node) as d:
-        for sku in ("SKU-A", "SKU-B"):
-            await d.put(restock_sku(sku), key=sku, topic=INVENTORY_SKU_COMMANDS)
-        await inventory.publish_held_levels()
-        outbox.clear()
-        for i in range(3):
-            await d.put(
-                sku_command(order_id=f"o-{i}", quantity=2),
-                key="SKU-A",
-                topic=INVENTORY_SKU_COMMANDS,
-            )
-        await d.put(sku_command(sku="SKU-B", quantity=1), key="SKU-B", topic=INVENTORY_SKU_COMMANDS)
-        assert outbox.on(INVENTORY_EVENTS) == []
-        # When the tick runs (twice: nothing changed in between the second time)
-        await inventory.publish_held_levels()
-        await inventory.publish_held_levels()
-    # Then one StockChanged per SKU, each with its latest levels and version
-    published = {s.key: s for s in outbox.on(INVENTORY_EVENTS)}
-    assert sorted(published) == [b"SKU-A", b"SKU-B"]
-    a, b = published[b"SKU-A"].message, published[b"SKU-B"].message
-    assert (a.available, a.reserved, a.version) == (4, 6, 4)
-    assert (b.available, b.reserved, b.version) == (9, 1, 2)
-    assert published[b"SKU-A"].envelope.event_id == "SKU-A:4"
-    assert inventory.unpublished == set()
 
 
 async def test_reserve_beyond_available_answers_out_of_stock(drive, outbox):
@@ -479,12 +453,11 @@ async def test_restored_holds_are_summed_again_after_a_rebalance(drive, outbox):
     # When a worker's sums are lost (a restart) and its tables recovered
     inventory.totals.clear()
     inventory.changed.clear()
-    inventory.unpublished.clear()
     assert levels("SKU-A")["reserved"] == 0
     await inventory.count_holds()
     # Then the sums are rebuilt from the holds, and the SKU is published once more
     assert levels("SKU-A") == before
-    assert inventory.changed == inventory.unpublished == {"SKU-A"}
+    assert inventory.changed == {"SKU-A"}
 
 
 async def test_a_single_sku_order_is_answered_by_the_sku_partition_itself(drive, outbox):

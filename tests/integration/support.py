@@ -12,8 +12,6 @@ from typing import Any, Protocol
 import httpx
 import pytest
 
-from ordersaga.config.settings import Settings
-
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
     """Poll ``predicate`` until it returns something truthy; return it or fail."""
@@ -43,20 +41,6 @@ def stock(client: httpx.Client, sku: str) -> dict[str, Any]:
     r = client.get(f"/inventory/{sku}")
     assert r.status_code == 200, r.text
     return dict(r.json())
-
-
-# An order's change to a SKU reaches the view at the inventory's next tick.
-STOCK_TICK_S = float(Settings.model_fields["stock_view_every_s"].default)
-
-
-def settled_stock(client: httpx.Client, sku: str) -> dict[str, Any]:
-    """A SKU's levels once every change made before the call has been published.
-
-    For a test that expects levels *not* to have moved: read at once, they could
-    simply not have been published yet.
-    """
-    time.sleep(3 * STOCK_TICK_S)
-    return stock(client, sku)
 
 
 ADDRESS = {

@@ -14,7 +14,7 @@ from tests.integration.support import (
     newest_first,
     order_body,
     place,
-    settled_stock,
+    stock,
 )
 from tests.integration.test_hostile_attacks import assert_error_shape
 
@@ -74,7 +74,7 @@ def test_an_unknown_customers_order_fails_customer_invalid_and_touches_no_stock(
         "CompensationStarted",
         "OrderFailed",
     ]
-    levels = settled_stock(client, sku)
+    levels = stock(client, sku)
     assert (levels["available"], levels["reserved"], levels["committed"]) == (5, 0, 0)
 
 

@@ -5,16 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.integration.support import (
-    final,
-    history,
-    new_sku,
-    order_body,
-    place,
-    settled_stock,
-    stock,
-    wait_for,
-)
+from tests.integration.support import final, history, new_sku, order_body, place, stock, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -23,11 +14,6 @@ UNIT_PRICE = 1250
 
 def levels(client: httpx.Client, sku: str) -> tuple[int, int, int]:
     s = stock(client, sku)
-    return s["available"], s["reserved"], s["committed"]
-
-
-def settled_levels(client: httpx.Client, sku: str) -> tuple[int, int, int]:
-    s = settled_stock(client, sku)
     return s["available"], s["reserved"], s["committed"]
 
 
@@ -62,7 +48,7 @@ def test_ordering_more_than_available_fails_out_of_stock(client: httpx.Client) -
     order = final(client, place(client, order_body([(sku, 3)])))
     assert (order["status"], order["failure_reason"]) == ("FAILED", "out_of_stock")
     assert history(client, order["order_id"])[-1] == "OrderFailed"
-    assert settled_levels(client, sku) == (2, 0, 0)
+    assert levels(client, sku) == (2, 0, 0)
 
 
 def test_one_short_sku_releases_the_others_reserved_for_the_same_order(
@@ -75,7 +61,7 @@ def test_one_short_sku_releases_the_others_reserved_for_the_same_order(
     # Then it fails out of stock and the first SKU's reservation was released
     assert (order["status"], order["failure_reason"]) == ("FAILED", "out_of_stock")
     assert wait_for(lambda: levels(client, plenty) == (10, 0, 0))
-    assert settled_levels(client, scarce) == (1, 0, 0)
+    assert levels(client, scarce) == (1, 0, 0)
 
 
 def test_declined_payment_fails_and_releases_stock(client: httpx.Client) -> None:
