@@ -45,6 +45,11 @@ class RuntimeSettings(BaseSettings):
         description="Tries of a handler failing on a transient error before its "
         "message is dead-lettered",
     )
+    # Off puts Faust's own per-record path back, for comparison (BENCHMARKS.md, issue 21).
+    direct_delivery: bool = Field(
+        default=True,
+        description="Whether a worker hands each fetch to its agents in one turn of the loop",
+    )
     deadline_scan_interval_s: float = Field(
         default=1.0, gt=0, description="How often workers look for passed deadlines, seconds"
     )

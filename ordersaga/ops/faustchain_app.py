@@ -24,6 +24,7 @@ from faust.types import StreamT
 from ordersaga.config.settings import get_settings
 from ordersaga.shell.faust_app import make_app
 from ordersaga.shell.groups import group
+from ordersaga.shell.patches import deliver_directly
 from ordersaga.topology import Participant
 
 GROUP_ENV = "ORDERSAGA_CHAIN_GROUP"
@@ -61,16 +62,25 @@ def build(group_name: str, hops: list[int], prefix: str, last: int, sink: bool) 
     for hop in hops:
         out = topic(hop + 1)
 
-        async def forward(stream: StreamT, out: Any = out) -> None:
-            async for event in stream.events():
+        async def forward(stream: StreamT, out: Any = out, hop: int = hop) -> None:
+            async def handle(event: Any) -> None:
                 await out.send(key=event.key, value=event.value)
+
+            # As the ordersaga agents do (Node.consume): the same path per record.
+            deliver_directly(app, f"hop-{hop}", stream.channel, handle)
+            async for event in stream.events():
+                await handle(event)
 
         app.agent(topic(hop), name=f"hop-{hop}")(forward)
     if sink:
 
         async def read(stream: StreamT) -> None:
-            async for _ in stream.events():
-                pass
+            async def handle(event: Any) -> None:
+                return None
+
+            deliver_directly(app, "sink", stream.channel, handle)
+            async for event in stream.events():
+                await handle(event)
 
         app.agent(topic(last), name="sink")(read)
     return app

@@ -45,6 +45,7 @@ from ordersaga.shell.patches import (
     _no_banner_in_json_logs,
     _serve_no_faust_pages,
     count_kafka_requests,
+    deliver_directly,
     drain_producer_buffer_before_commit,
 )
 from ordersaga.shell.printable import printable
@@ -290,47 +291,66 @@ class Node:
     async def consume(self, stream: StreamT, handler: Handler, agent: str) -> None:
         """Run ``handler`` on every message of ``stream``: parse, retry, dead-letter.
 
+        In a running worker the consumer hands each fetch of the stream's topics
+        straight to :meth:`handle_event`, a fetch in one turn of the loop
+        (``patches.deliver_fetches_directly``); the stream still carries whatever
+        Faust delivers itself (a topic with a second reader, ``agent.test_context()``).
+        """
+        last_offsets: dict[Any, tuple[int, int]] = {}  # tp -> (generation, offset)
+
+        async def handle(event: EventT) -> None:
+            await self.handle_event(event, handler, agent, last_offsets)
+
+        deliver_directly(self.app, agent, stream.channel, handle)
+        async for event in stream.events():
+            await handle(event)
+
+    async def handle_event(
+        self,
+        event: EventT,
+        handler: Handler,
+        agent: str,
+        last_offsets: dict[Any, tuple[int, int]],
+    ) -> None:
+        """One message through ``handler``, its ids the log context while it is handled.
+
         Each message's ids (order, correlation, event, where it was read) are the
         log context while it is handled, so every line it causes carries them.
         """
-        last_offsets: dict[Any, tuple[int, int]] = {}  # tp -> (generation, offset)
-        async for event in stream.events():
-            self._note_skipped_offsets(event, last_offsets)
-            record = event.message
-            envelope: Envelope | None = None
-            message: Message | None = None
-            failure: DecodeError | None = None
-            headers = raw_headers(event.headers)
-            unreadable = why_unreadable(event.key, headers)
-            if unreadable is not None:
-                layer, reason = unreadable
-                failure = DecodeError(reason)
-                self.metrics.undecodable_records.labels(record.topic, layer).inc()
-            else:
-                try:
-                    envelope, message = decode(
-                        event.value, headers, types=self.topology.message_types
-                    )
-                except DecodeError as exc:
-                    failure, envelope = exc, exc.envelope
-                    self.metrics.undecodable_records.labels(record.topic, "envelope").inc()
-            token = bind(
-                {
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                    **message_ids(envelope),
-                }
-            )
+        self._note_skipped_offsets(event, last_offsets)
+        record = event.message
+        envelope: Envelope | None = None
+        message: Message | None = None
+        failure: DecodeError | None = None
+        headers = raw_headers(event.headers)
+        unreadable = why_unreadable(event.key, headers)
+        if unreadable is not None:
+            layer, reason = unreadable
+            failure = DecodeError(reason)
+            self.metrics.undecodable_records.labels(record.topic, layer).inc()
+        else:
             try:
-                if self.tracing is None:
-                    await self._handle(event, envelope, message, failure, handler, agent)
-                else:
-                    await self._handle_traced(
-                        self.tracing, event, envelope, message, failure, handler, agent
-                    )
-            finally:
-                unbind(token)
+                envelope, message = decode(event.value, headers, types=self.topology.message_types)
+            except DecodeError as exc:
+                failure, envelope = exc, exc.envelope
+                self.metrics.undecodable_records.labels(record.topic, "envelope").inc()
+        token = bind(
+            {
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                **message_ids(envelope),
+            }
+        )
+        try:
+            if self.tracing is None:
+                await self._handle(event, envelope, message, failure, handler, agent)
+            else:
+                await self._handle_traced(
+                    self.tracing, event, envelope, message, failure, handler, agent
+                )
+        finally:
+            unbind(token)
 
     async def _handle_traced(
         self,

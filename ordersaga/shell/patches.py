@@ -14,6 +14,8 @@ import logging
 import os
 import threading
 import time
+import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import faust
@@ -35,6 +37,9 @@ def apply_process_patches(settings: Settings) -> None:
     """Apply every process-wide patch; each applies once however often this is called."""
     tune_fetch_wait(settings.fetch_max_wait_ms)
     read_unreadable_records()
+    if settings.direct_delivery:
+        deliver_fetches_directly()
+    send_without_yielding()
     drain_producer_buffer_before_commit()
     retry_topic_declaration()
     _no_spinner_without_terminal()
@@ -150,9 +155,11 @@ def drain_producer_buffer_before_commit() -> None:
         original_put(self, fut)
 
     async def send_pending(self: Any, fut: Any) -> None:
+        self._ordersaga_sending = getattr(self, "_ordersaga_sending", 0) + 1
         try:
             await original_send(self, fut)
         finally:
+            self._ordersaga_sending -= 1
             self._ordersaga_sent = getattr(self, "_ordersaga_sent", 0) + 1
 
     async def flush(self: Any) -> None:
@@ -431,3 +438,220 @@ def count_kafka_requests(counter: Any) -> None:
 
     AIOKafkaConnection.send = send
     AIOKafkaConnection._ordersaga_counts_requests = True
+
+
+# -- Faust: a fetch handed to its agents in one turn of the loop
+
+DirectHandler = Callable[[Any], Awaitable[None]]
+
+
+def _direct_handlers(app: faust.App) -> dict[str, tuple[str, DirectHandler] | None]:
+    """topic -> (agent, handler) of the topics delivered directly; None: read by two agents."""
+    found = cast(Any, app).__dict__.get("_ordersaga_direct")
+    if found is None:
+        found = cast(Any, app)._ordersaga_direct = {}
+    return cast(dict[str, tuple[str, DirectHandler] | None], found)
+
+
+def _rewinds(consumer: Any) -> dict[Any, int]:
+    """tp -> first offset fetched and left unhandled (a rebalance began), to read again."""
+    found = consumer.__dict__.get("_ordersaga_rewind")
+    if found is None:
+        found = consumer._ordersaga_rewind = {}
+    return cast(dict[Any, int], found)
+
+
+def deliver_directly(app: faust.App, agent: str, channel: Any, handle: DirectHandler) -> None:
+    """Have the consumer hand every record of ``channel``'s topics to ``handle``.
+
+    Called by the agent as it starts (again after a restart: the same agent then
+    takes its place back). A topic a second agent reads stays on Faust's own path,
+    which delivers each record to every reader.
+    """
+    handlers = _direct_handlers(app)
+    for name in getattr(channel, "topics", ()):
+        known = handlers.get(name, (agent, handle))
+        handlers[name] = (agent, handle) if known is not None and known[0] == agent else None
+
+
+def deliver_fetches_directly() -> None:
+    """Hand what one fetch returned to the agents' handlers in one turn of the loop.
+
+    Faust's ``_drain_messages`` passes each record through ``wait_first`` (four
+    tasks, a turn of the loop) into the stream's queue, and the stream iterator
+    takes another turn per event: so the producer's sender runs between records
+    and sends one produce request per record, and every record pays for the
+    turns (issue 21: 1.4-1.8 ms of system CPU per handled message in the
+    bare-Faust chain). Here a record of a topic whose only reader registered
+    with :func:`deliver_directly` is collected; at the end of the fetch (or
+    before a record that takes Faust's path, so order holds) the collected
+    records are handled one after the other, each acked once handled, as the
+    stream would. What the handlers send leaves in as few requests as the
+    fetch allows, with no linger.
+
+    What Faust guarantees stays: a record is tracked as unacked until handled,
+    so a rebalance waits for it and a commit (after the producer's flush) never
+    passes it; when the flow is suspended (a rebalance began) the records not
+    yet handled are left unacked and unhandled, and the consumer seeks back to
+    the first of them once the flow resumes (``read_again``). Table writes are
+    handed to the producer after each record (``hand_over_table_writes``), so
+    they leave in the same produce request as the record's replies.
+    """
+    from faust.events import Event
+    from faust.streams import _current_event
+    from faust.transport import consumer as faust_consumer
+    from mode.utils.futures import notify
+
+    consumer_cls = faust_consumer.Consumer
+    if getattr(consumer_cls, "_ordersaga_direct", False):
+        return
+    fetching = faust_consumer.CONSUMER_FETCHING
+
+    async def deliver(self: Any, batch: list[tuple[DirectHandler, Any]]) -> None:
+        app = self.app
+        unacked = self._unacked_messages
+        inbound = cast(Any, app.monitor).stream_inbound_time
+        suspended = self.suspend_flow.is_set
+        buffer = app.producer.buffer
+        for _, message in batch:
+            unacked.add(message)
+        handled = 0
+        try:
+            now = time.monotonic()
+            for handle, message in batch:
+                if suspended():
+                    break
+                inbound[message.tp] = now
+                event = Event(app, message.key, message.value, message.headers, message)
+                token = _current_event.set(weakref.ref(event))
+                try:
+                    await handle(event)
+                finally:
+                    _current_event.reset(token)
+                await hand_over_table_writes(buffer)
+                self.ack(message)
+                handled += 1
+        finally:
+            rewind = _rewinds(self)
+            for _, message in batch[handled:]:
+                unacked.discard(message)
+                rewind.setdefault(message.tp, message.offset)
+            notify(self._waiting_for_ack)
+
+    async def hand_over_table_writes(buffer: Any) -> None:
+        # A table write waits in Faust's producer buffer for the buffer's own task,
+        # a turn of the loop later, by when the handler's replies have left in a
+        # produce request of their own. Handed to the producer here, they leave
+        # together. Only while the buffer's task is not itself handing one over:
+        # two writes of a key must reach the changelog in the order they were made.
+        pending = buffer.pending
+        while pending.qsize() and not getattr(buffer, "_ordersaga_sending", 0):
+            await buffer._send_pending(pending.get_nowait())
+            buffer.message_sent.set()
+
+    async def read_again(self: Any) -> None:
+        # After a rebalance aiokafka seeks only to a committed offset above 0, so
+        # a partition with none would keep its position past records fetched and
+        # left unhandled: seek back to the first of them. Safe whatever the
+        # rebalance did: the records before it were handled here, and any after
+        # it that another worker handled meanwhile are read twice, which every
+        # handler absorbs.
+        rewind = _rewinds(self)
+        if not self.flow_active:
+            await self.wait(self.can_resume_flow)
+        assigned = self.assignment()
+        for tp, offset in list(rewind.items()):
+            del rewind[tp]
+            if tp in assigned:
+                log.warning("reading %s[%s] again from %d", tp.topic, tp.partition, offset)
+                await self.seek(tp, offset)
+
+    async def _drain_messages(self: Any, fetcher: Any) -> None:
+        callback = self.callback
+        getmany = self.getmany
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        read_offset = self._read_offset
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        direct = _direct_handlers(self.app)
+        batch: list[tuple[DirectHandler, Any]] = []
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                if _rewinds(self):
+                    await read_again(self)
+                self.diag.set_flag(fetching)
+                records = getmany(timeout=1.0)
+                await self.sleep(0)
+                if not self.should_stop:
+                    async for tp, message in records:
+                        offset = message.offset
+                        r_offset = read_offset[tp]
+                        if r_offset is not None and offset < r_offset:
+                            continue
+                        if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
+                            await self._add_gap(tp, r_offset + 1, offset)
+                        if commit_every is not None and self._n_acked >= commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        reader = direct.get(message.topic)
+                        if reader is not None:
+                            batch.append((reader[1], message))
+                            # Set now: a record left unhandled by a suspended flow is
+                            # then never taken for a gap (acked) by the next one.
+                            read_offset[tp] = offset
+                            continue
+                        if batch:
+                            await deliver(self, batch)
+                            batch = []
+                        await self.wait_first(callback(message), self.suspend_flow.wait())
+                        read_offset[tp] = offset
+                    if batch:
+                        await deliver(self, batch)
+                        batch = []
+                self.diag.unset_flag(fetching)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        finally:
+            # Collected but not yet handed over (cancelled meanwhile): read again.
+            for _, message in batch:
+                _rewinds(self).setdefault(message.tp, message.offset)
+            self.diag.unset_flag(fetching)
+
+    consumer_cls._drain_messages = _drain_messages  # type: ignore[method-assign]
+    consumer_cls._ordersaga_direct = True  # type: ignore[attr-defined]
+
+
+def send_without_yielding() -> None:
+    """Make a send to a topic stop yielding to the loop three times once the producer runs.
+
+    ``Topic.publish_message`` gets its producer from ``App.maybe_start_producer``,
+    which mode's ``stampede`` wraps in three ``asyncio.sleep(0)``: every message a
+    handler sent cost three turns of the event loop, and at the first of them the
+    producer's sender sent what was there, so a handler's replies and table writes
+    (and a fetch's worth of handlers' sends) left in one produce request each
+    instead of together. Found by driving a handler's coroutine by hand and
+    walking ``cr_await`` where it first suspended (issue 21). Outside a
+    transaction and with the producer started, the producer is all it returns.
+    """
+    from faust.topics import Topic
+
+    if getattr(Topic, "_ordersaga_no_yield", False):
+        return
+    original = Topic._get_producer
+
+    async def _get_producer(self: Any) -> Any:
+        app = self.app
+        producer = app.producer
+        if producer.started and not app.in_transaction:
+            return producer
+        return await original(self)
+
+    Topic._get_producer = _get_producer  # type: ignore[method-assign]
+    Topic._ordersaga_no_yield = True  # type: ignore[attr-defined]
