@@ -549,6 +549,42 @@ def deliver_fetches_directly() -> None:
             await buffer._send_pending(pending.get_nowait())
             buffer.message_sent.set()
 
+    async def fetched(self: Any, direct: dict[str, Any]) -> list[tuple[Any, Any]]:
+        # Faust's ``getmany``, less two losses: the records it drops (the flow was
+        # stopped or the generation changed while the fetch was out, or their
+        # partition is paused) had already moved aiokafka's position past them,
+        # and only a partition with a committed offset above 0 is sought back.
+        # Here a dropped record of a directly delivered topic is read again.
+        records, active = await self._wait_next_records(1.0)
+        if records is None or self.should_stop:
+            return []
+        generation = self.app.consumer_generation_id
+        taken: list[tuple[Any, Any]] = []
+        if self.flow_active:
+            to_message = self._to_message
+            buffered = self._buffered_partitions
+            track_end = self.app.monitor.track_tp_end_offset
+            for tp, record in self.scheduler.iterate(records):
+                if not self.flow_active or self.app.consumer_generation_id != generation:
+                    break
+                if active is None or tp in active or tp in buffered:
+                    track_end(tp, self.highwater(tp))
+                    taken.append((tp, to_message(tp, record)))
+        else:
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                log.warning("seek when the flow is not active failed: %r", exc)
+        kept = {(tp, message.offset) for tp, message in taken}
+        rewind = _rewinds(self)
+        for tp, tp_records in records.items():
+            if tp.topic in direct:
+                for record in tp_records:
+                    if (tp, record.offset) not in kept:
+                        rewind.setdefault(tp, record.offset)
+                        break
+        return taken
+
     async def read_again(self: Any) -> None:
         # After a rebalance aiokafka seeks only to a committed offset above 0, so
         # a partition with none would keep its position past records fetched and
@@ -568,7 +604,6 @@ def deliver_fetches_directly() -> None:
 
     async def _drain_messages(self: Any, fetcher: Any) -> None:
         callback = self.callback
-        getmany = self.getmany
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
         read_offset = self._read_offset
@@ -581,10 +616,10 @@ def deliver_fetches_directly() -> None:
                 if _rewinds(self):
                     await read_again(self)
                 self.diag.set_flag(fetching)
-                records = getmany(timeout=1.0)
+                records = await fetched(self, direct)
                 await self.sleep(0)
                 if not self.should_stop:
-                    async for tp, message in records:
+                    for tp, message in records:
                         offset = message.offset
                         r_offset = read_offset[tp]
                         if r_offset is not None and offset < r_offset:
