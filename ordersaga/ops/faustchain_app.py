@@ -22,9 +22,9 @@ import faust
 from faust.types import StreamT
 
 from ordersaga.config.settings import get_settings
+from ordersaga.shell.direct_delivery import deliver_directly
 from ordersaga.shell.faust_app import make_app
 from ordersaga.shell.groups import group
-from ordersaga.shell.patches import deliver_directly
 from ordersaga.topology import Participant
 
 GROUP_ENV = "ORDERSAGA_CHAIN_GROUP"

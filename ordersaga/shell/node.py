@@ -13,7 +13,7 @@ import asyncio
 import functools
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import faust
@@ -37,6 +37,7 @@ from ordersaga.observability.tracing import Tracing, tracing_for
 from ordersaga.schemas.messages import CommandRejected, Envelope, Message
 from ordersaga.shell import dead_letters
 from ordersaga.shell.codec import DecodeError, decode, encode, header_pairs
+from ordersaga.shell.direct_delivery import deliver_directly
 from ordersaga.shell.faust_app import make_app
 from ordersaga.shell.groups import AgentGroup
 from ordersaga.shell.health import Health
@@ -45,7 +46,6 @@ from ordersaga.shell.patches import (
     _no_banner_in_json_logs,
     _serve_no_faust_pages,
     count_kafka_requests,
-    deliver_directly,
     drain_producer_buffer_before_commit,
 )
 from ordersaga.shell.printable import printable
@@ -60,7 +60,10 @@ R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 # A handler may name the outcome it reached ("unchanged" for a duplicate); None is "ok".
-Handler = Callable[[Envelope, Message], Awaitable[str | None]]
+Outcome = str | None
+Handler = Callable[[Envelope, Message], Awaitable[Outcome]]
+# Several messages at once: per message its outcome, or the exception that stopped it.
+ManyHandler = Callable[[list[tuple[Envelope, Any]]], Awaitable[Sequence[Outcome | Exception]]]
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -288,20 +291,36 @@ class Node:
 
     # ----------------------------------------------------------------- consume
 
-    async def consume(self, stream: StreamT, handler: Handler, agent: str) -> None:
+    async def consume(
+        self,
+        stream: StreamT,
+        handler: Handler,
+        agent: str,
+        *,
+        many: ManyHandler | None = None,
+        many_types: tuple[type[Message], ...] = (),
+    ) -> None:
         """Run ``handler`` on every message of ``stream``: parse, retry, dead-letter.
 
         In a running worker the consumer hands each fetch of the stream's topics
         straight to :meth:`handle_event`, a fetch in one turn of the loop
         (``patches.deliver_fetches_directly``); the stream still carries whatever
         Faust delivers itself (a topic with a second reader, ``agent.test_context()``).
+        With ``many``, the messages of ``many_types`` among a fetch's consecutive
+        records go to it at once (it must write no table); what it cannot apply
+        goes through ``handler`` one by one, with its retries and dead letters.
         """
         last_offsets: dict[Any, tuple[int, int]] = {}  # tp -> (generation, offset)
 
         async def handle(event: EventT) -> None:
             await self.handle_event(event, handler, agent, last_offsets)
 
-        deliver_directly(self.app, agent, stream.channel, handle)
+        async def handle_many(events: list[EventT]) -> None:
+            assert many is not None
+            await self.handle_events(events, handler, many, many_types, agent, last_offsets)
+
+        batched = many is not None and self.tracing is None
+        deliver_directly(self.app, agent, stream.channel, handle, handle_many if batched else None)
         async for event in stream.events():
             await handle(event)
 
@@ -312,28 +331,70 @@ class Node:
         agent: str,
         last_offsets: dict[Any, tuple[int, int]],
     ) -> None:
-        """One message through ``handler``, its ids the log context while it is handled.
-
-        Each message's ids (order, correlation, event, where it was read) are the
-        log context while it is handled, so every line it causes carries them.
-        """
+        """One message through ``handler``, its ids the log context while it is handled."""
         self._note_skipped_offsets(event, last_offsets)
+        envelope, message, failure = self._decode(event)
+        await self._handle_in_context(event, envelope, message, failure, handler, agent)
+
+    async def handle_events(
+        self,
+        events: list[EventT],
+        handler: Handler,
+        many: ManyHandler,
+        many_types: tuple[type[Message], ...],
+        agent: str,
+        last_offsets: dict[Any, tuple[int, int]],
+    ) -> None:
+        """Consecutive messages of one fetch: ``many`` takes those of ``many_types`` at once."""
+        ready: list[tuple[EventT, Envelope, Message]] = []
+        for event in events:
+            self._note_skipped_offsets(event, last_offsets)
+            envelope, message, failure = self._decode(event)
+            if envelope is not None and isinstance(message, many_types) and failure is None:
+                ready.append((event, envelope, message))
+            else:
+                await self._handle_in_context(event, envelope, message, failure, handler, agent)
+        if not ready:
+            return
+        try:
+            outcomes: list[Outcome | Exception] = list(
+                await many([(envelope, message) for _, envelope, message in ready])
+            )
+        except Exception as exc:  # each goes one by one then, with its retries
+            outcomes = [exc] * len(ready)
+        for (event, envelope, message), outcome in zip(ready, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                await self._handle_in_context(event, envelope, message, None, handler, agent)
+            else:
+                self.metrics.messages_handled.labels(agent, envelope.type, outcome or "ok").inc()
+
+    def _decode(self, event: EventT) -> tuple[Envelope | None, Message | None, DecodeError | None]:
         record = event.message
-        envelope: Envelope | None = None
-        message: Message | None = None
-        failure: DecodeError | None = None
         headers = raw_headers(event.headers)
         unreadable = why_unreadable(event.key, headers)
         if unreadable is not None:
             layer, reason = unreadable
-            failure = DecodeError(reason)
             self.metrics.undecodable_records.labels(record.topic, layer).inc()
-        else:
-            try:
-                envelope, message = decode(event.value, headers, types=self.topology.message_types)
-            except DecodeError as exc:
-                failure, envelope = exc, exc.envelope
-                self.metrics.undecodable_records.labels(record.topic, "envelope").inc()
+            return None, None, DecodeError(reason)
+        try:
+            envelope, message = decode(event.value, headers, types=self.topology.message_types)
+        except DecodeError as exc:
+            self.metrics.undecodable_records.labels(record.topic, "envelope").inc()
+            return exc.envelope, None, exc
+        return envelope, message, None
+
+    async def _handle_in_context(
+        self,
+        event: EventT,
+        envelope: Envelope | None,
+        message: Message | None,
+        failure: DecodeError | None,
+        handler: Handler,
+        agent: str,
+    ) -> None:
+        # Each message's ids (order, correlation, event, where it was read) are the
+        # log context while it is handled, so every line it causes carries them.
+        record = event.message
         token = bind(
             {
                 "topic": record.topic,
