@@ -57,16 +57,25 @@ async def _views_expire_by_ttl(envelope: Envelope, message: ForgetOrders) -> str
     return "unchanged"
 
 
-def _history_entry(envelope: Envelope, message: OrderEvent) -> dict[str, Any]:
-    """The line an order event adds to the order's history in its view."""
-    return {
+def _projection(envelope: Envelope, message: OrderEvent) -> OrderProjection:
+    """What an order event changes in its order's view: snapshot and history line."""
+    order = message.order
+    entry = {
         "seq": message.seq,
         "type": message.name,
-        "status": message.order.status,
+        "status": order.status,
         "detail": message.detail,
         "at": envelope.occurred_at.isoformat(),
         "at_epoch": envelope.occurred_at.timestamp(),
     }
+    return OrderProjection(
+        order.order_id,
+        message.seq,
+        order.model_dump(mode="json"),
+        entry,
+        terminal=order.status in TERMINAL,
+        placed_at=order.placed_at.timestamp(),
+    )
 
 
 @dataclass
@@ -132,33 +141,15 @@ def build(settings: Settings) -> Webview:
     @project_order_event.on(OrderEvent)
     async def fold_order_event(envelope: Envelope, message: OrderEvent) -> None:
         """Fold an order event into the order's view, once per sequence number."""
-        order = message.order
-        await desk.store.project_order(
-            order.order_id,
-            message.seq,
-            order.model_dump(mode="json"),
-            _history_entry(envelope, message),
-            terminal=order.status in TERMINAL,
-            placed_at=order.placed_at.timestamp(),
-        )
-        desk.watch.changed(order.order_id)
+        await desk.store.project_order(*_projection(envelope, message))
+        desk.watch.changed(message.order.order_id)
 
     async def fold_order_events(
         pairs: list[tuple[Envelope, OrderEvent]],
     ) -> list[str | Exception | None]:
         """Fold a fetch's order events in one Redis round trip (each still once per seq)."""
         results = await desk.store.project_orders(
-            [
-                OrderProjection(
-                    message.order.order_id,
-                    message.seq,
-                    message.order.model_dump(mode="json"),
-                    _history_entry(envelope, message),
-                    terminal=message.order.status in TERMINAL,
-                    placed_at=message.order.placed_at.timestamp(),
-                )
-                for envelope, message in pairs
-            ]
+            [_projection(envelope, message) for envelope, message in pairs]
         )
         for (_, message), result in zip(pairs, results, strict=True):
             if not isinstance(result, Exception):

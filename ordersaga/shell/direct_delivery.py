@@ -176,6 +176,8 @@ def deliver_fetches_directly() -> None:
                 await self.perform_seek()
             except Exception as exc:
                 log.warning("seek when the flow is not active failed: %r", exc)
+        if len(taken) == sum(len(tp_records) for tp_records in records.values()):
+            return taken  # nothing dropped: the usual case, no more to do
         kept = {(tp, message.offset) for tp, message in taken}
         rewind = _rewinds(self)
         for tp, tp_records in records.items():
