@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from ordersaga.schemas.bounds import (
@@ -258,6 +258,9 @@ def test_fuzz_methods_and_paths(fuzz: Fuzz) -> None:
         order = seg(draw(st.one_of(st.sampled_from(fuzz.order_ids), path_segments())))
         sku = seg(draw(st.one_of(st.sampled_from(sorted(fuzz.known_skus)), path_segments())))
         unknown = "/" + "/".join(seg(s) for s in draw(st.lists(path_segments(), max_size=4)))
+        # Four long segments, percent-encoded, can pass httpx's 64 KiB URL limit, and
+        # then the test's own client refuses to send the request.
+        assume(len(unknown) < 60_000)
         path = draw(
             st.sampled_from(
                 [
