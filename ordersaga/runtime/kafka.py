@@ -29,7 +29,18 @@ MIN_JAVA = 17
 # One JVM on a 2-core, 24 GiB machine beside six workers: enough for the saga's
 # traffic, bounded so a load test cannot grow it past what the machine can give.
 HEAP = ("-Xms256m", "-Xmx1g")
-JVM_FLAGS = (*HEAP, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true")
+# C1 only: the embedded broker lives for a dev session or a test run, and C2 spent
+# a third of a core compiling through the first minutes of every bench (broker
+# 10.8 -> 6.3 ms of CPU per saga; BENCHMARKS.md, "Issue 21, fourth steps"). The
+# broker's own Java code is ~5% of a core, so C1's slower code costs little.
+JIT = ("-XX:TieredStopAtLevel=1",)
+JVM_FLAGS = (
+    *HEAP,
+    *JIT,
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-Djava.awt.headless=true",
+)
 
 TOOLS = {
     "console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",
@@ -163,7 +174,7 @@ def tool_command(tool: str, *args: str) -> list[str]:
     """One of Apache Kafka's console tools, e.g. ``console-consumer --topic orders.events``."""
     quiet = f"-Dlog4j2.configurationFile={cache_dir() / 'tools-log4j2.yaml'}"
     (cache_dir() / "tools-log4j2.yaml").write_text(_LOG4J2)
-    return java_command(TOOLS[tool], *args, jvm=("-Xmx256m", quiet))
+    return java_command(TOOLS[tool], *args, jvm=("-Xmx256m", *JIT, quiet))
 
 
 @dataclass(frozen=True)
@@ -234,7 +245,7 @@ class KafkaNode:
             f"--cluster-id={cluster_id}",
             "-c",
             str(self.config_path),
-            jvm=("-Xmx256m", f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.yaml'}"),
+            jvm=("-Xmx256m", *JIT, f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.yaml'}"),
         )
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
