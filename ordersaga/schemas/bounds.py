@@ -41,6 +41,7 @@ _PAYMENT_TOKEN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
 Sku = Annotated[str, StringConstraints(pattern=_SKU)]
 PaymentToken = Annotated[str, StringConstraints(pattern=_PAYMENT_TOKEN)]
 _EVENT_ID = rf"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{{0,{MAX_EVENT_ID_LENGTH - 1}}}$"
+EVENT_ID_PATTERN = _EVENT_ID
 EventId = Annotated[str, StringConstraints(pattern=_EVENT_ID)]
 # Message types, statuses and event names.
 _TYPE_NAME = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
