@@ -97,6 +97,7 @@ class Webview:
     fold_order_event: Handler
     fold_order_events: ManyHandler
     fold_stock_event: Handler
+    fold_stock_events: ManyHandler
     fold_customer_event: Handler
     keep_heartbeat: Handler
     keep_services: AgentT[Any]
@@ -163,6 +164,26 @@ def build(settings: Settings) -> Webview:
             message.sku, message.version, message.model_dump(mode="json")
         )
 
+    async def fold_stock_events(
+        pairs: list[tuple[Envelope, StockChanged]],
+    ) -> list[str | Exception | None]:
+        """Fold a fetch's stock events in one round trip: only each SKU's newest counts."""
+        newest: dict[str, int] = {}
+        for i, (_, message) in enumerate(pairs):
+            kept = newest.get(message.sku)
+            if kept is None or message.version > pairs[kept][1].version:
+                newest[message.sku] = i
+        results = await desk.store.project_stocks(
+            [
+                (pairs[i][1].sku, pairs[i][1].version, pairs[i][1].model_dump(mode="json"))
+                for i in newest.values()
+            ]
+        )
+        outcome: list[str | Exception | None] = ["unchanged"] * len(pairs)
+        for i, result in zip(newest.values(), results, strict=True):
+            outcome[i] = result if isinstance(result, Exception) else None
+        return outcome
+
     @project_customer_event.on(CustomerChanged)
     async def fold_customer_event(envelope: Envelope, message: CustomerChanged) -> None:
         """Keep the latest version of a customer's account."""
@@ -206,7 +227,13 @@ def build(settings: Settings) -> Webview:
     @toplevel
     async def project_stock(stream: StreamT) -> None:
         """Maintain the stock views the web API answers from."""
-        await node.consume(stream, project_stock_event, "project_stock")
+        await node.consume(
+            stream,
+            project_stock_event,
+            "project_stock",
+            many=fold_stock_events,
+            many_types=(StockChanged,),
+        )
 
     # The repair loops (see ordersaga.agents.repairs for what each makes up for).
     redrive_repair = node.timer(interval=settings.deadline_scan_interval_s)(
@@ -254,6 +281,7 @@ def build(settings: Settings) -> Webview:
         fold_order_event=fold_order_event,
         fold_order_events=fold_order_events,
         fold_stock_event=fold_stock_event,
+        fold_stock_events=fold_stock_events,
         fold_customer_event=fold_customer_event,
         keep_heartbeat=keep_heartbeat,
         keep_services=keep_services,

@@ -19,6 +19,8 @@ from typing import Any, NamedTuple, cast
 
 import orjson
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from ordersaga.web.redis_keys import (
     CUSTOMER_ORDERS,
@@ -154,6 +156,28 @@ def stats_minute(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M", time.gmtime(epoch))
 
 
+async def _in_one_trip(
+    client: aioredis.Redis, script: AsyncScript, calls: list[tuple[list[str], list[Any]]]
+) -> list[Any]:
+    """Call ``script`` once per (keys, args), pipelined: per call, its result or its error.
+
+    By the script's sha alone: redis-py's pipeline asks SCRIPT EXISTS before every
+    execute that runs a registered script, a second round trip per batch. A server
+    that lost its scripts (restarted, flushed) answers NOSCRIPT; then the script is
+    loaded and the calls are made again, which the projections absorb (each applies
+    a version or a sequence number once).
+    """
+    for _ in range(2):
+        async with client.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        if not any(isinstance(result, NoScriptError) for result in results):
+            break
+        await client.script_load(script.script)
+    return results
+
+
 class OrderProjection(NamedTuple):
     """One order event as the view folds it (``ViewStore.project_order``'s arguments)."""
 
@@ -255,11 +279,8 @@ class ViewStore:
         event was most of its CPU (issue 21). Each event is still its own script
         call, so one that fails leaves the others applied.
         """
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for projection in projections:
-                keys, args = self._order_call(projection)
-                await self._project_order(keys=keys, args=args, client=pipe)
-            results = await pipe.execute(raise_on_error=False)
+        calls = [self._order_call(projection) for projection in projections]
+        results = await _in_one_trip(self.redis, self._project_order, calls)
         return [r if isinstance(r, Exception) else bool(r) for r in results]
 
     def _order_call(self, p: OrderProjection) -> tuple[list[str], list[Any]]:
@@ -304,6 +325,17 @@ class ViewStore:
             keys=[STOCK + sku, SKUS, SKUS_BY_NAME], args=[version, orjson.dumps(levels), sku]
         )
         return bool(applied)
+
+    async def project_stocks(
+        self, levels: list[tuple[str, int, dict[str, Any]]]
+    ) -> list[bool | Exception]:
+        """``project_stock`` for several (sku, version, levels) in one round trip."""
+        calls = [
+            ([STOCK + sku, SKUS, SKUS_BY_NAME], [version, orjson.dumps(level), sku])
+            for sku, version, level in levels
+        ]
+        results = await _in_one_trip(self.redis, self._project_stock, calls)
+        return [r if isinstance(r, Exception) else bool(r) for r in results]
 
     # ---------------------------------------------------------------- queries
 

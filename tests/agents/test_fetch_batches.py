@@ -96,3 +96,31 @@ async def test_what_the_batch_cannot_apply_goes_one_by_one(outbox, store):
     assert z is not None and z["seq"] == 2
     assert [e["seq"] for e in await store.events("ord_z")] == [1, 2]
     assert outbox.sent == []
+
+
+async def test_a_fetch_of_stock_events_keeps_each_skus_newest_in_one_call(outbox, store):
+    calls: list[Any] = []
+    original = store.project_stocks
+
+    async def counted(levels: list[Any]) -> list[Any]:
+        calls.append([(sku, version) for sku, version, _ in levels])
+        return await original(levels)
+
+    store.project_stocks = counted  # the real store, its calls noted
+    try:
+        outcomes = await webview.fold_stock_events(
+            [
+                (None, stock_changed("SKU-A", version=1, available=9)),
+                (None, stock_changed("SKU-B", version=4, available=6)),
+                (None, stock_changed("SKU-A", version=3, available=7)),
+                (None, stock_changed("SKU-A", version=2, available=8)),  # older, arrived later
+            ]
+        )
+    finally:
+        del store.project_stocks
+    assert calls == [[("SKU-A", 3), ("SKU-B", 4)]]
+    assert outcomes == ["unchanged", None, None, "unchanged"]
+    levels = await store.stock("SKU-A", "SKU-B")
+    assert levels["SKU-A"]["version"] == 3 and levels["SKU-A"]["available"] == 7
+    assert levels["SKU-B"]["available"] == 6
+    assert outbox.sent == []

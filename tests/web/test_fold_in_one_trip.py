@@ -40,3 +40,15 @@ async def test_folding_at_once_leaves_the_view_one_by_one_folding_leaves(store: 
     assert c is not None and d is not None
     assert c["seq"] == d["seq"] == 3
     assert await store.events("ord_c") == await store.events("ord_d")
+
+
+async def test_a_redis_that_lost_its_scripts_still_folds(store: ViewStore):
+    # A restarted (or flushed) Redis answers NOSCRIPT to a call by sha alone.
+    await store.redis.script_flush()
+    assert await store.project_orders([projection("ord_e", 1, "PENDING")]) == [True]
+    await store.redis.script_flush()
+    assert await store.project_stocks([("SKU-E", 2, {"sku": "SKU-E", "version": 2})]) == [True]
+    assert await store.project_stocks([("SKU-E", 1, {"sku": "SKU-E", "version": 1})]) == [False]
+    assert (await store.stock("SKU-E"))["SKU-E"]["version"] == 2
+    e = await store.order("ord_e")
+    assert e is not None and e["seq"] == 1
