@@ -94,7 +94,7 @@ demo: $(STAMP) ## run the seven scenarios against a running system (make run fir
 	$(BIN)/ordersaga demo
 
 bench: $(STAMP) ## run the benchmark and print its figures
-	$(BIN)/ordersaga bench --via kafka --orders 3000 --warmup 300 --retention 20 --audit --overload 30 $(BENCH_ARGS)
+	$(BIN)/ordersaga bench --via kafka --orders 3000 --warmup 300 --retention 20 --audit --overload 30 --kills 30 $(BENCH_ARGS)
 
 lint: $(STAMP) ## ruff check and ruff format --check on every Python file (ordersaga, tests, docs)
 	$(BIN)/ruff check .

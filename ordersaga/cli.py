@@ -147,6 +147,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             faust_chains=args.faust_chains,
             step_up=not args.no_step_up,
             overload_s=args.overload,
+            kills_s=args.kills,
+            brokers=args.brokers,
+            broker_loss_s=args.broker_loss,
             relay_messages=args.relay_messages,
             fetch_wait_ms=args.fetch_wait_ms,
             timeout_s=args.timeout,
@@ -373,6 +376,27 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="then offer twice the measured rate over HTTP for this many seconds",
+    )
+    p.add_argument(
+        "--kills",
+        type=float,
+        default=0.0,
+        help="then offer half the maximum rate over HTTP for this many seconds "
+        "while a saga worker is SIGKILLed every 3-5 s",
+    )
+    p.add_argument(
+        "--brokers",
+        type=int,
+        default=1,
+        choices=(1, 3),
+        help="Apache Kafka nodes of the embedded system",
+    )
+    p.add_argument(
+        "--broker-loss",
+        type=float,
+        default=0.0,
+        help="then offer 15 orders/s over HTTP for this many seconds with one broker "
+        "SIGKILLed for the middle third (needs --brokers 3)",
     )
     p.add_argument(
         "--idle", type=float, default=15.0, help="seconds of idle CPU measured at the end (0: skip)"

@@ -27,6 +27,14 @@ class BenchConfig:
     retention_s: float | None = None
     # Seconds of twice the measured rate offered over HTTP after the run (0: skip).
     overload_s: float = 0.0
+    # Seconds of half the maximum sustained rate offered over HTTP while a saga
+    # worker is SIGKILLed every 3-5 s (0: skip).
+    kills_s: float = 0.0
+    # Apache Kafka nodes of the embedded system (3: a cluster that survives one loss).
+    brokers: int = 1
+    # Seconds of BROKER_LOSS_RATE orders/s over HTTP with one broker SIGKILLed for
+    # the middle third (0: skip; needs --brokers 3).
+    broker_loss_s: float = 0.0
     # The bare-Faust chain ceiling: seven Faust apps passing messages on.
     faust_chain: bool = True
     # Chains of the bare-Faust ceiling: enough for a steady closed loop, not
@@ -58,6 +66,16 @@ class BenchConfig:
                 (self.workers < 1, "--workers must be at least 1"),
                 (self.skus < 1, "--skus must be at least 1"),
                 (self.lone < 0, "--lone cannot be negative"),
+                (self.kills_s < 0, "--kills cannot be negative"),
+                (self.brokers not in (1, 3), "--brokers must be 1 or 3"),
+                (
+                    self.broker_loss_s > 0 and self.brokers < 3,
+                    "--broker-loss needs --brokers 3",
+                ),
+                (
+                    self.attach and (self.kills_s > 0 or self.broker_loss_s > 0),
+                    "--kills and --broker-loss need the embedded system (not --attach)",
+                ),
                 (self.faust_chains < 1, "--faust-chains must be at least 1"),
                 (
                     self.join_at is not None and not 0 < self.join_at < 1,

@@ -58,6 +58,9 @@ class Tracker:
     rejections: list[str] = field(default_factory=list)
     # 429 answers: orders the web view refused because enough were in flight.
     refused: int = 0
+    # Over HTTP: how long each POST took to be answered (or to fail), and its status.
+    post_s: list[float] = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)
     on_accepted: Callable[[], None] = lambda: None
     on_ended: Callable[[], None] = lambda: None
     _waiters: dict[str, asyncio.Future[None]] = field(default_factory=dict)
@@ -191,12 +194,18 @@ class HttpInjector:
             "payment_token": "tok_visa",
             "shipping_address": ADDRESS,
         }
+        statuses = self.tracker.statuses
         while True:
+            posted = time.monotonic()
             try:
                 r = await self.client.post(f"{self.urls[index % len(self.urls)]}/orders", json=body)
             except httpx.HTTPError as exc:
+                self.tracker.post_s.append(time.monotonic() - posted)
+                statuses[type(exc).__name__] = statuses.get(type(exc).__name__, 0) + 1
                 self.tracker.reject(f"{type(exc).__name__}: {exc}")
                 return None
+            self.tracker.post_s.append(time.monotonic() - posted)
+            statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1
             if r.status_code != 429:
                 break
             self.tracker.refused += 1

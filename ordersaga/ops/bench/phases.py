@@ -24,6 +24,7 @@ from rich.progress import Progress, TaskID
 from ordersaga.config.settings import Settings
 from ordersaga.ops.bench.config import BenchConfig
 from ordersaga.ops.bench.costs import CostProbe, Snapshot, per_saga
+from ordersaga.ops.bench.faults import fault_phases
 from ordersaga.ops.bench.load import (
     HttpInjector,
     Injector,
@@ -41,6 +42,7 @@ from ordersaga.ops.bench.probes import (
     consumer_lag,
     cpu_percent,
     cpu_use,
+    group_join_s,
     processes,
     read_cpu_s,
     read_peak_rss_kb,
@@ -59,7 +61,7 @@ from ordersaga.ops.faustchain import run_faust_chain
 from ordersaga.ops.relay import ChainResult, RelayResult, run_chain_relay, run_relay
 from ordersaga.ops.tail import consumer_at_end
 from ordersaga.runtime.system import Runtime
-from ordersaga.shell.topics import ORDERS_OUTCOMES
+from ordersaga.shell.topics import ORDERS_EVENTS, ORDERS_OUTCOMES
 
 
 @dataclass(frozen=True)
@@ -397,7 +399,9 @@ async def load_phases(
         base_url=target.web, timeout=httpx.Timeout(30.0, pool=None), limits=limits
     ) as client:
         # One customer per phase: a phase's tracker takes the ends of its customer's orders.
-        customers = tuple(f"bench-{run_id}{s}" for s in ("", "-over", "-lone", "-step"))
+        customers = tuple(
+            f"bench-{run_id}{s}" for s in ("", "-over", "-lone", "-step", "-kills", "-loss")
+        )
         await stock_phase(client, skus, math.ceil(cfg.total / cfg.skus) + 1, customers, progress)
         result["relay"] = (
             await relay_phase(
@@ -447,6 +451,19 @@ async def load_phases(
             result["overload"] = await overload_phase(
                 cfg, target, client, skus, customers[1], measured, progress
             )
+
+        # Settled and idle before the faults: a restarted worker is no idle system.
+        result["lag"] = await lag_phase(target.bootstrap, cfg.settle_s, notes, progress)
+        # Measured once the load has settled, so it is the broker's join alone.
+        result["group_join_s"] = await group_join_s(target.bootstrap, ORDERS_EVENTS)
+        if cfg.idle_s > 0:
+            result["idle"] = await idle_phase(target, cfg.idle_s, progress)
+
+        async def open_loop(over: BenchConfig, customer_id: str) -> SagaRun:
+            return await saga_phase(over, target, client, skus, customer_id, progress)
+
+        if target.runtime is not None:
+            await fault_phases(cfg, target.runtime, open_loop, customers[4:], result)
 
 
 async def lone_phase(
@@ -514,12 +531,12 @@ async def audit_phase(target: Target, progress: Progress) -> dict[str, Any]:
     return figures
 
 
-def rss_phase(runtime: Runtime | None, notes: list[str]) -> dict[str, Any]:
-    """Peak RSS of every worker and server of ours; a restarted worker makes the run suspect."""
+def rss_phase(runtime: Runtime | None, notes: list[str], killed: int = 0) -> dict[str, Any]:
+    """Peak RSS of our workers and servers; a restart we did not cause makes the run suspect."""
     if runtime is None:
         return {"note": "n/a with --attach (the workers are not ours to inspect)"}
-    restarts = sum(w.restarts for w in runtime.workers)
-    if restarts:
+    restarts = sum(w.restarts for w in runtime.workers) - killed
+    if restarts > 0:
         notes.append(f"{restarts} worker restart(s) during the run: figures suspect")
     return {
         "workers_kb": {

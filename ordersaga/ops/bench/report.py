@@ -319,6 +319,10 @@ def format_summary(result: Mapping[str, Any]) -> str:
                 f"{over['unfinished']} unfinished; p99 {_fmt_s(latency.get('p99'))}",
             )
         )
+    for key, title in (("kills", "kills"), ("broker_loss", "broker loss")):
+        fault = result.get(key)
+        if fault:
+            lines.append(_row(title, _fault_line(key, fault)))
     idle = result.get("idle")
     if idle:
         if idle.get("note"):
@@ -357,3 +361,22 @@ def format_summary(result: Mapping[str, Any]) -> str:
 def default_out_path(now: datetime) -> Path:
     """``bench-results/bench-<UTC timestamp>.json``."""
     return Path("bench-results") / f"bench-{now.strftime('%Y%m%d-%H%M%S')}.json"
+
+
+def _fault_line(key: str, fault: dict[str, Any]) -> str:
+    """What a fault phase offered, what was answered and how fast, and how orders ended."""
+    if fault.get("skipped"):
+        return f"skipped: {fault['skipped']}"
+    if key == "kills":
+        what = f"{fault['kills']} saga workers SIGKILLed ({fault['killed']})"
+    else:
+        what = f"broker {fault['broker_killed']} SIGKILLed for {fault['down_s']:.0f} s"
+    posts = fault.get("post_s") or {}
+    return (
+        f"{fault['offered_per_s']:.0f}/s offered for {fault['seconds']:.0f} s over HTTP, {what}: "
+        f"{fault['accepted']} of {fault['offered']} accepted "
+        f"({100 * fault['accepted_share']:.0f}%), answers {fault['answers']}; POST p99 "
+        f"{_fmt_s(posts.get('p99'))}, max {_fmt_s(posts.get('max'))}, "
+        f"{fault['posts_over_3_s']} over 3 s; {fault['completed']} COMPLETED, "
+        f"{fault['step_timeouts']} FAILED step_timeout, {fault['unfinished']} unfinished"
+    )

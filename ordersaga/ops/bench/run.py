@@ -37,17 +37,15 @@ from ordersaga.ops.bench.config import BenchConfig
 from ordersaga.ops.bench.phases import (
     Target,
     audit_phase,
-    idle_phase,
-    lag_phase,
     load_phases,
     rss_phase,
     target_config,
 )
-from ordersaga.ops.bench.probes import group_join_s, machine_info, partitions_of
+from ordersaga.ops.bench.probes import machine_info, partitions_of
 from ordersaga.ops.bench.report import default_out_path, format_summary
 from ordersaga.runtime.system import Runtime, free_port_block
 from ordersaga.shell.groups import GROUPS
-from ordersaga.shell.topics import ORDERS_COMMANDS, ORDERS_EVENTS
+from ordersaga.shell.topics import ORDERS_COMMANDS
 
 # What the bench's own consumers ask of a fetch when nothing says otherwise: the
 # embedded profile's value, so the closed loop is not held back by fetch waits.
@@ -145,7 +143,9 @@ async def start_embedded(cfg: BenchConfig, owned: Embedded, progress: Progress) 
     owned.data_dir = tempfile.mkdtemp(prefix="ordersaga-bench-")
     settings = _embedded_settings(cfg, owned.data_dir)
     starting = progress.add_task(f"starting {cfg.workers} worker(s) per group", total=None, rate="")
-    runtime = owned.runtime = Runtime(settings, workers_per_group=cfg.workers, quiet=True)
+    runtime = owned.runtime = Runtime(
+        settings, workers_per_group=cfg.workers, quiet=True, brokers=cfg.brokers
+    )
     await runtime.start()
     owned.supervisor = asyncio.ensure_future(runtime.supervise())
     progress.update(starting, total=1, completed=1)
@@ -225,14 +225,10 @@ async def run_bench(cfg: BenchConfig, console: Console | None = None) -> tuple[i
             )
             result["config"].update(target_config(target, partitions))
             await load_phases(cfg, target, partitions, result, progress)
-            result["lag"] = await lag_phase(target.bootstrap, cfg.settle_s, notes, progress)
-            # Measured once the load has settled, so it is the broker's join alone.
-            result["group_join_s"] = await group_join_s(target.bootstrap, ORDERS_EVENTS)
-            if cfg.idle_s > 0:
-                result["idle"] = await idle_phase(target, cfg.idle_s, progress)
             if cfg.audit or cfg.join_at is not None:
                 result["audit"] = await audit_phase(target, progress)
-            result["rss"] = rss_phase(target.runtime, notes)
+            killed = (result.get("kills") or {}).get("kills", 0)
+            result["rss"] = rss_phase(target.runtime, notes, killed)
         write_result(result, out)
         status = exit_status(result)
         keep_logs = status != 0
