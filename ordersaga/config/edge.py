@@ -76,8 +76,10 @@ class EdgeSettings(BaseSettings):
     )
     # A broker that lost its leader can hold an acked send for tens of seconds; past
     # this POST /orders answers 202 (the order is kept and re-driven) and the cancel 503.
+    # 2.5 so the whole answer stays within 3 s (a broker loss in `make bench`'s
+    # broker-loss phase: with 3.0, 21 of 675 POSTs took 3.00-3.06 s).
     broker_answer_within_s: float = Field(
-        default=3.0,
+        default=2.5,
         gt=0,
         le=60,
         description="Longest an HTTP command waits for the broker's ack, seconds",

@@ -1,10 +1,11 @@
-"""How many orders the system may have in flight: Little's law on what it finishes.
+"""How many orders the system may have in flight: Little's law on what it can finish.
 
 In flight = throughput x latency, so to keep an accepted order's time to its end
-near ``target_latency_s``, no more may be in flight than the orders ended per
-second times that. The rate is measured from the view store's counter of ended
-orders, smoothed; the limit never falls below a floor (a system just started,
-or one briefly stalled, still takes work) nor rises above the configured cap.
+near ``target_latency_s``, no more may be in flight than the orders the system
+ends per second times that. The rate is measured from the view store's counter
+of ended orders, smoothed, and the best of it lately is taken as what the
+system can end (a stall does not lower it); the limit never falls below a floor
+(a system just started still takes work) nor rises above the configured cap.
 """
 
 from __future__ import annotations
@@ -15,13 +16,26 @@ from dataclasses import dataclass
 SMOOTHING = 0.2
 # A sample needs this much time behind it to say anything about a rate.
 MIN_SAMPLE_S = 0.5
+# The best rate seen halves every this many seconds unless it is seen again.
+CAPACITY_HALF_LIFE_S = 60.0
 
 
 @dataclass
 class CompletionRate:
-    """Orders ended per second, smoothed over the last samples (pure, no I/O)."""
+    """Orders ended per second, smoothed, and the best of it lately (pure, no I/O).
+
+    ``best`` is what the limit is taken from: the rate the system showed it can
+    end orders at, decaying slowly. A worker SIGKILLed and restarting stalls its
+    step for seconds; the orders ended per second drop meanwhile, then the
+    backlog drains. A limit taken from the current rate sank to its floor at
+    every kill and refused orders the system could carry (issue 21: 34% of an
+    offered half of the maximum rate accepted). The best recent rate does not
+    sink with a stall; a lasting loss of capacity still lowers it, within
+    minutes (half-life ``CAPACITY_HALF_LIFE_S``).
+    """
 
     rate: float = 0.0
+    best: float = 0.0
     _at: float | None = None
     _ended: int = 0
 
@@ -37,6 +51,7 @@ class CompletionRate:
         self.rate = (
             current if self.rate == 0.0 else (1 - SMOOTHING) * self.rate + SMOOTHING * current
         )
+        self.best = max(self.rate, self.best * 0.5 ** (elapsed / CAPACITY_HALF_LIFE_S))
         self._at, self._ended = now, ended_total
 
 

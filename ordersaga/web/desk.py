@@ -140,7 +140,7 @@ class Desk:
             (count, ended), read_at = await self.store.flow(), now
             self.completions.sample(now, ended)
         limit = in_flight_limit(
-            self.completions.rate,
+            self.completions.best,
             settings.target_latency_s,
             floor=settings.min_sagas_in_flight,
             cap=settings.max_sagas_in_flight,
@@ -152,7 +152,8 @@ class Desk:
                 429,
                 "overloaded",
                 f"{count} orders in flight, the limit is {limit} now "
-                f"({self.completions.rate:.0f} ending per second): retry after {retry} s",
+                f"({self.completions.rate:.0f} ending per second, "
+                f"{self.completions.best:.0f} lately at best): retry after {retry} s",
                 headers={"Retry-After": retry},
             )
         # Counted at once, so this worker's next POSTs within the cache see it.

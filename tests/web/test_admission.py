@@ -1,4 +1,4 @@
-"""The in-flight limit: Little's law on the orders ended per second, floored and capped."""
+"""The in-flight limit: Little's law on what the system can end per second, floored and capped."""
 
 from __future__ import annotations
 
@@ -27,6 +27,25 @@ def test_a_counter_that_went_back_restarts_the_measurement() -> None:
     assert rate.rate == pytest.approx(40.0)
     rate.sample(3.0, 43)
     assert rate.rate == pytest.approx(40.0)
+
+
+def test_a_stall_does_not_lower_the_best_rate_a_lasting_loss_does() -> None:
+    rate = CompletionRate()
+    ended, now = 0, 0.0
+    rate.sample(now, ended)
+    for _ in range(20):  # 80 ended per second for 20 s
+        now, ended = now + 1.0, ended + 80
+        rate.sample(now, ended)
+    assert rate.rate == pytest.approx(80.0, rel=0.01) and rate.best == pytest.approx(80.0, rel=0.01)
+    for _ in range(5):  # a worker SIGKILLed: nothing ends for 5 s
+        now += 1.0
+        rate.sample(now, ended)
+    assert rate.rate < 30.0
+    assert rate.best > 0.9 * 80.0  # what the limit is taken from barely moved
+    for _ in range(300):  # half the capacity gone for good: 5 minutes at 40/s
+        now, ended = now + 1.0, ended + 40
+        rate.sample(now, ended)
+    assert rate.best == pytest.approx(40.0, rel=0.05)
 
 
 @pytest.mark.parametrize(
