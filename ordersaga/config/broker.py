@@ -83,6 +83,16 @@ class BrokerSettings(BaseSettings):
     producer_linger_ms: float = Field(
         default=0.0, ge=0, description="How long a producer waits to batch messages, milliseconds"
     )
+    # Kafka's static membership (KIP-345): a worker restarted under the same id takes
+    # its partitions back at once, where a new member waits for the killed one's
+    # session to expire first. `ordersaga run` gives each worker its own.
+    consumer_instance_id: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Static group membership id of this worker's consumer "
+        "(unique per live worker; unset: dynamic membership)",
+    )
     # Faust's recovery can hang waiting for changelog events.
     recovery_limit_s: float = Field(
         default=90.0,

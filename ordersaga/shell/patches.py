@@ -34,7 +34,7 @@ _PROTOCOL_ERRORS = {400: "bad_request", 413: "body_too_large", 431: "headers_too
 
 def apply_process_patches(settings: Settings) -> None:
     """Apply every process-wide patch; each applies once however often this is called."""
-    tune_fetch_wait(settings.fetch_max_wait_ms)
+    tune_fetch_wait(settings.fetch_max_wait_ms, settings.consumer_instance_id)
     read_unreadable_records()
     if settings.direct_delivery:
         deliver_fetches_directly()  # ordersaga.shell.direct_delivery
@@ -107,13 +107,17 @@ def _exit_when_stuck(app: faust.App, recovery_limit_s: float, interval_s: float 
         threading.Thread(target=watch, name="ordersaga-stuck-watch", daemon=True).start()
 
 
-def tune_fetch_wait(max_wait_ms: int) -> None:
+def tune_fetch_wait(max_wait_ms: int, instance_id: str | None = None) -> None:
     """Make Faust's consumers ask the broker to answer a fetch within ``max_wait_ms``.
 
     Faust hard-codes fetch_max_wait_ms=1500 for its worker consumer. Kafka answers a
     fetch as soon as data arrives, but the embedded broker (Tansu) holds an empty
     fetch for the whole wait even when data arrives meanwhile, which cost every saga
     hop about 0.75 s (a saga took 5-6 s). Measured, not assumed: see BENCHMARKS.md.
+
+    With ``instance_id`` the consumer is a static member of its group (Faust has no
+    option for it): a worker SIGKILLed and restarted takes its partitions back at
+    its first join, instead of its group waiting out the dead member's session.
     """
     from faust.transport.drivers import aiokafka as faust_aiokafka
 
@@ -127,6 +131,9 @@ def tune_fetch_wait(max_wait_ms: int) -> None:
         consumer = original(self, transport)
         # Read when the consumer starts its fetcher, so setting it here takes effect.
         consumer._fetch_max_wait_ms = max_wait_ms
+        if instance_id is not None:
+            # Read when the consumer starts its group coordinator.
+            consumer._group_instance_id = instance_id
         return consumer
 
     thread_cls._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]

@@ -18,6 +18,8 @@ SMOOTHING = 0.2
 MIN_SAMPLE_S = 0.5
 # The best rate seen halves every this many seconds unless it is seen again.
 CAPACITY_HALF_LIFE_S = 60.0
+# Ending fewer than this share of the best rate lately, the system is stalled.
+STALL_SHARE = 0.5
 
 
 @dataclass
@@ -39,6 +41,17 @@ class CompletionRate:
     _at: float | None = None
     _ended: int = 0
 
+    @property
+    def stalled(self) -> bool:
+        """Ending far fewer orders than it lately showed it can: a step waits for a worker.
+
+        Overload keeps the system busy ending orders at what it can; a stall (a
+        worker SIGKILLed and restarting, its partitions waiting) ends few while
+        the rest of the system is idle. Refusing orders then protects nothing:
+        the stalled step drains its backlog at full speed once back.
+        """
+        return self.best > 0.0 and self.rate < STALL_SHARE * self.best
+
     def sample(self, now: float, ended_total: int) -> None:
         """Take the counter of ended orders as read at ``now``."""
         if self._at is None or ended_total < self._ended:
@@ -58,3 +71,17 @@ class CompletionRate:
 def in_flight_limit(rate: float, target_latency_s: float, floor: int, cap: int) -> int:
     """The most orders to have in flight at this completion rate (the cap wins over the floor)."""
     return min(cap, max(floor, round(rate * target_latency_s)))
+
+
+def admission_limit(
+    completions: CompletionRate, target_latency_s: float, floor: int, cap: int
+) -> int:
+    """The in-flight limit now: Little's law on the best rate lately, the cap while stalled.
+
+    While stalled, orders are taken up to the cap (``ORDERSAGA_MAX_SAGAS_IN_FLIGHT``,
+    the bound on what may wait) and their latency grows by the stall; a stall that
+    lasts (a group that cannot start) fills the cap and then refuses, as before.
+    """
+    if completions.stalled:
+        return cap
+    return in_flight_limit(completions.best, target_latency_s, floor, cap)

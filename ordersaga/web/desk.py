@@ -13,7 +13,7 @@ from ordersaga.schemas.responses import OpenApiDocument
 from ordersaga.schemas.status import TERMINAL
 from ordersaga.shell.node import Node
 from ordersaga.web.accept import KeyClaim, KeyUse, claim_outcome
-from ordersaga.web.admission import CompletionRate, in_flight_limit
+from ordersaga.web.admission import CompletionRate, admission_limit
 from ordersaga.web.client_share import ClientShare
 from ordersaga.web.customer_store import CustomerStore
 from ordersaga.web.intake import OrderIntake
@@ -139,8 +139,8 @@ class Desk:
         if now - read_at > IN_FLIGHT_CACHE_S:
             (count, ended), read_at = await self.store.flow(), now
             self.completions.sample(now, ended)
-        limit = in_flight_limit(
-            self.completions.best,
+        limit = admission_limit(
+            self.completions,
             settings.target_latency_s,
             floor=settings.min_sagas_in_flight,
             cap=settings.max_sagas_in_flight,

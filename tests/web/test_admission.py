@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ordersaga.web.admission import CompletionRate, in_flight_limit
+from ordersaga.web.admission import CompletionRate, admission_limit, in_flight_limit
 
 
 def test_the_rate_is_measured_from_the_counter_of_ended_orders() -> None:
@@ -60,3 +60,25 @@ def test_the_limit_is_rate_times_target_latency_between_floor_and_cap(
 
 def test_a_cap_below_the_floor_wins() -> None:
     assert in_flight_limit(0.0, target_latency_s=2.0, floor=64, cap=2) == 2
+
+
+def test_a_stalled_system_takes_orders_up_to_the_cap_a_busy_one_its_best_rate() -> None:
+    rate = CompletionRate()
+    ended, now = 0, 0.0
+    rate.sample(now, ended)
+    assert admission_limit(rate, 2.0, floor=64, cap=500) == 64  # nothing seen yet: the floor
+    for _ in range(20):  # busy: 90 ended per second
+        now, ended = now + 1.0, ended + 90
+        rate.sample(now, ended)
+    assert not rate.stalled
+    assert admission_limit(rate, 2.0, floor=64, cap=500) == 180
+    for _ in range(4):  # a step's worker restarting: nothing ends for 2 s (a sample per 0.5 s)
+        now += 0.5
+        rate.sample(now, ended)
+    assert rate.stalled
+    assert admission_limit(rate, 2.0, floor=64, cap=500) == 500
+    for _ in range(10):  # back, draining its backlog at full speed
+        now, ended = now + 1.0, ended + 120
+        rate.sample(now, ended)
+    assert not rate.stalled
+    assert admission_limit(rate, 2.0, floor=64, cap=500) > 180
