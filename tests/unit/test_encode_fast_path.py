@@ -70,3 +70,31 @@ def test_an_id_the_envelope_would_refuse_still_raises(ids: dict[str, str]) -> No
     given.update(ids)
     with pytest.raises(ValidationError):
         encode(MESSAGES[0], **given)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: type(m).__name__)
+def test_a_message_whose_headers_name_its_type_is_read_in_one_pass_as_the_long_way_reads_it(
+    message: Message,
+) -> None:
+    encoded = encode(message, key="ord-1", correlation_id="corr-1")
+    typed = codec._read_as_typed(encoded.value, encoded.headers, codec.MESSAGE_TYPES)
+    assert typed is not None
+    long_envelope, long_message = decode(encoded.value, None)  # no headers: the general path
+    assert typed[1] == long_message == message
+    assert typed[0].event_id == long_envelope.event_id
+    assert typed[0].occurred_at == long_envelope.occurred_at
+
+
+def test_headers_that_disagree_with_the_body_take_the_path_that_says_so() -> None:
+    charge = encode(MESSAGES[0], key="ord-1", correlation_id="corr-1")
+    shipment = encode(MESSAGES[1], key="ord-1", correlation_id="corr-1")
+    lying = [(k, v) for k, v in charge.headers if k != "type"] + [("type", b"PrepareShipment")]
+    assert codec._read_as_typed(charge.value, lying, codec.MESSAGE_TYPES) is None
+    with pytest.raises(codec.DecodeError, match="type header"):
+        decode(charge.value, lying)
+    twice = [*shipment.headers, ("type", b"ChargePayment")]
+    assert codec._read_as_typed(shipment.value, twice, codec.MESSAGE_TYPES) is None
+    with pytest.raises(codec.DecodeError, match="type header"):
+        decode(shipment.value, twice)
+    newer = [(k, b"2" if k == "version" else v) for k, v in charge.headers]
+    assert codec._read_as_typed(charge.value, newer, codec.MESSAGE_TYPES) is None
