@@ -481,14 +481,17 @@ def send_bytes_straight_to_the_producer() -> None:
 
     ``Topic.send`` builds a ``PendingMessage`` and a ``FutureMessage``, runs the key,
     value and header preparation, calls the send sensors and chains a callback per
-    message: for the bytes every node sends (raw serializers, no schema, no
-    callback) none of it changes what reaches the producer, and it was a third of
-    the cost of a send in the orchestrator (issue 21). Such a send goes to
-    ``Producer.send`` itself, which still counts, partitions and batches it, and
+    message, and Faust's ``Producer.send`` fires its ``on_produce_message`` signal
+    (nothing here listens): for the bytes every node sends (raw serializers, no
+    schema, no callback) none of it changes what reaches the client, and it was a
+    third of the cost of a send in the orchestrator (issue 21). Such a send goes
+    to the aiokafka producer Faust started, which partitions and batches it, and
     whose returned future resolves once the broker has the message; the offset
     commit still waits for the producer's flush. Anything else (a transaction,
     attachments, a schema, a callback, several topics) takes Faust's path.
     """
+    from aiokafka.errors import KafkaError
+    from faust.exceptions import ProducerSendError
     from faust.topics import Topic
 
     if getattr(Topic, "_ordersaga_straight", False):
@@ -525,7 +528,19 @@ def send_bytes_straight_to_the_producer() -> None:
             and not app.in_transaction
             and not app._attachments.enabled
         ):
-            return await producer.send(self.topics[0], key, value, partition, timestamp, headers)
+            client = producer._producer
+            if client is not None and producer.allow_headers:
+                try:
+                    return await client.send(
+                        self.topics[0],
+                        value,
+                        key=key,
+                        partition=partition,
+                        timestamp_ms=int(timestamp * 1000) if timestamp else None,
+                        headers=headers,
+                    )
+                except KafkaError as exc:  # as Faust's Producer.send raises it
+                    raise ProducerSendError(f"Error while sending: {exc!r}") from exc
         return await original(
             self,
             key=key,
