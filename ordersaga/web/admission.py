@@ -20,6 +20,8 @@ MIN_SAMPLE_S = 0.5
 CAPACITY_HALF_LIFE_S = 60.0
 # Ending fewer than this share of the best rate lately, the system is stalled.
 STALL_SHARE = 0.5
+# After a stall, the backlog it left drains for about this long: still taken as one.
+DRAIN_S = 10.0
 
 
 @dataclass
@@ -38,19 +40,11 @@ class CompletionRate:
 
     rate: float = 0.0
     best: float = 0.0
+    # Whether the system is stalled, or draining what a stall left (see ``sample``).
+    stalled: bool = False
     _at: float | None = None
     _ended: int = 0
-
-    @property
-    def stalled(self) -> bool:
-        """Ending far fewer orders than it lately showed it can: a step waits for a worker.
-
-        Overload keeps the system busy ending orders at what it can; a stall (a
-        worker SIGKILLed and restarting, its partitions waiting) ends few while
-        the rest of the system is idle. Refusing orders then protects nothing:
-        the stalled step drains its backlog at full speed once back.
-        """
-        return self.best > 0.0 and self.rate < STALL_SHARE * self.best
+    _stalled_at: float | None = None
 
     def sample(self, now: float, ended_total: int) -> None:
         """Take the counter of ended orders as read at ``now``."""
@@ -65,6 +59,15 @@ class CompletionRate:
             current if self.rate == 0.0 else (1 - SMOOTHING) * self.rate + SMOOTHING * current
         )
         self.best = max(self.rate, self.best * 0.5 ** (elapsed / CAPACITY_HALF_LIFE_S))
+        # Stalled: this sample ended far fewer orders than the system lately showed
+        # it can. Overload keeps it busy ending orders at what it can; a stall (a
+        # worker SIGKILLed and restarting, its partitions waiting) ends few while
+        # the rest of the system idles, and refusing orders then protects nothing:
+        # the stalled step drains its backlog at full speed once back, during
+        # DRAIN_S. The sample, not the smoothed rate, so it shows within 0.5 s.
+        if self.best > 0.0 and current < STALL_SHARE * self.best:
+            self._stalled_at = now
+        self.stalled = self._stalled_at is not None and now - self._stalled_at < DRAIN_S
         self._at, self._ended = now, ended_total
 
 
@@ -78,9 +81,11 @@ def admission_limit(
 ) -> int:
     """The in-flight limit now: Little's law on the best rate lately, the cap while stalled.
 
-    While stalled, orders are taken up to the cap (``ORDERSAGA_MAX_SAGAS_IN_FLIGHT``,
-    the bound on what may wait) and their latency grows by the stall; a stall that
-    lasts (a group that cannot start) fills the cap and then refuses, as before.
+    While stalled (or draining a stall's backlog), orders are taken up to the cap
+    (``ORDERSAGA_MAX_SAGAS_IN_FLIGHT``, the bound on what may wait) and their
+    latency grows by the stall; a stall that lasts (a group that cannot start)
+    fills the cap and then refuses. A quiet system counts as stalled too: it ends
+    few because few arrive, and a flood then meets the cap before the rate rises.
     """
     if completions.stalled:
         return cap

@@ -72,13 +72,16 @@ def test_a_stalled_system_takes_orders_up_to_the_cap_a_busy_one_its_best_rate() 
         rate.sample(now, ended)
     assert not rate.stalled
     assert admission_limit(rate, 2.0, floor=64, cap=500) == 180
-    for _ in range(4):  # a step's worker restarting: nothing ends for 2 s (a sample per 0.5 s)
-        now += 0.5
-        rate.sample(now, ended)
+    now += 0.5  # a step's worker restarting: nothing ends, seen at the next sample
+    rate.sample(now, ended)
     assert rate.stalled
     assert admission_limit(rate, 2.0, floor=64, cap=500) == 500
-    for _ in range(10):  # back, draining its backlog at full speed
+    for _ in range(5):  # back, draining its backlog at full speed: still the cap
         now, ended = now + 1.0, ended + 120
+        rate.sample(now, ended)
+    assert rate.stalled
+    for _ in range(10):  # the backlog drained: Little's law on the best rate again
+        now, ended = now + 1.0, ended + 90
         rate.sample(now, ended)
     assert not rate.stalled
     assert admission_limit(rate, 2.0, floor=64, cap=500) > 180
