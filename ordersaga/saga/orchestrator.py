@@ -70,14 +70,25 @@ class _Builder:
     """Accumulates one decision: state updates, commands and numbered events."""
 
     def __init__(self, state: SagaState, now: float, saga: tuple[Step, ...]) -> None:
-        self.state = state.model_copy(update={"updated_at": _at(now)})
+        self._state = state
+        # Updates since the state was last read, applied in one copy when it is
+        # (a decision made five copies of the saga, one per update: issue 21).
+        self._changes: dict[str, object] = {"updated_at": _at(now)}
         self.now = now
         self.saga = saga
         self.commands: list[Message] = []
         self.events: list[OrderEvent] = []
 
+    @property
+    def state(self) -> SagaState:
+        """The saga with every update so far."""
+        if self._changes:
+            self._state = self._state.model_copy(update=self._changes)
+            self._changes = {}
+        return self._state
+
     def update(self, **changes: object) -> None:
-        self.state = self.state.model_copy(update=changes)
+        self._changes.update(changes)
 
     def emit(self, name: str, detail: str | None = None) -> None:
         self.update(seq=self.state.seq + 1)

@@ -108,6 +108,7 @@ class Node:
         # worker pages attach themselves here (ordersaga.shell.worker).
         self.pages: list[tuple[str, type[Any]]] = []
         self.pid = os.getpid()
+        self._handled: dict[tuple[str, str, str], Any] = {}
         _exit_when_stuck(self.app, self.settings.recovery_limit_s)
         # Read by `faust worker` when it sets logging up, after its command line
         # set the web port that the worker's name includes.
@@ -366,7 +367,7 @@ class Node:
             if isinstance(outcome, Exception):
                 await self._handle_in_context(event, envelope, message, None, handler, agent)
             else:
-                self.metrics.messages_handled.labels(agent, envelope.type, outcome or "ok").inc()
+                self._count_handled(agent, envelope.type, outcome or "ok")
 
     def _decode(self, event: EventT) -> tuple[Envelope | None, Message | None, DecodeError | None]:
         record = event.message
@@ -481,8 +482,17 @@ class Node:
             if not _is_transient(exc):
                 await self._reject(event, envelope, reason)
             return "dead_letter"
-        self.metrics.messages_handled.labels(agent, envelope.type, outcome or "ok").inc()
+        self._count_handled(agent, envelope.type, outcome or "ok")
         return outcome or "ok"
+
+    def _count_handled(self, agent: str, message_type: str, outcome: str) -> None:
+        # prometheus_client's labels() checks and locks on every call; the children
+        # are kept here (few: agents x known types x outcomes).
+        key = (agent, message_type, outcome)
+        child = self._handled.get(key)
+        if child is None:
+            child = self._handled[key] = self.metrics.messages_handled.labels(*key)
+        child.inc()
 
     async def _reject(self, event: EventT, envelope: Envelope, reason: str) -> None:
         """Tell the orchestrator that a command about an order can never be applied.
