@@ -449,7 +449,7 @@ class Node:
         """Run ``handler`` on one message, retrying what may pass next time; the outcome."""
         if failure is not None or envelope is None or message is None:
             reason = str(failure)
-            self.metrics.messages_handled.labels(agent, "?", "dead_letter").inc()
+            self._count_handled(agent, "?", "dead_letter")
             await self.dead_letter(event, reason, attempts=1)
             if envelope is not None:
                 await self._reject(event, envelope, reason)
@@ -476,7 +476,7 @@ class Node:
                         tried += 1
                         outcome = await handler(envelope, message)
         except Exception as exc:  # the worker keeps going whatever the input
-            self.metrics.messages_handled.labels(agent, envelope.type, "dead_letter").inc()
+            self._count_handled(agent, envelope.type, "dead_letter")
             reason = _reason(exc)
             await self.dead_letter(event, reason, attempts=tried)
             if not _is_transient(exc):

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def offered_orders(rate: float, seconds: float) -> int:
+    """Orders an open loop of ``rate`` per second offers in ``seconds`` (at least one)."""
+    return max(1, round(rate * seconds))
 
 
 @dataclass
@@ -94,6 +100,18 @@ class BenchConfig:
         ]
         if problems:
             raise ValueError("; ".join(problems))
+
+    def over_http(self, rate: float, seconds: float) -> BenchConfig:
+        """These options for an open loop of ``rate`` orders/s over HTTP for ``seconds``."""
+        return dataclasses.replace(
+            self,
+            via="http",
+            rate=rate,
+            orders=offered_orders(rate, seconds),
+            warmup=0,
+            join_at=None,
+            wire=False,
+        )
 
     @property
     def total(self) -> int:

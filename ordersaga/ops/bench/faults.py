@@ -12,12 +12,11 @@ the accepted orders ended.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from ordersaga.ops.bench.config import BenchConfig
+from ordersaga.ops.bench.config import BenchConfig, offered_orders
 from ordersaga.ops.bench.load import Tracker
 from ordersaga.ops.bench.stats import latency_stats, saga_figures
 from ordersaga.runtime.system import Runtime
@@ -37,16 +36,9 @@ SLOW_POST_S = 3.0
 OpenLoop = Callable[[BenchConfig, str], Awaitable[Any]]
 
 
-def _open_loop_config(cfg: BenchConfig, rate: float, seconds: float) -> BenchConfig:
-    offered = max(1, round(rate * seconds))
-    return dataclasses.replace(
-        cfg, via="http", rate=rate, orders=offered, warmup=0, join_at=None, wire=False
-    )
-
-
 def _answers(tracker: Tracker, rate: float, seconds: float) -> dict[str, Any]:
     saga = saga_figures(tracker, 0)
-    offered = max(1, round(rate * seconds))
+    offered = offered_orders(rate, seconds)
     accepted = len(tracker.accepted)
     return {
         "offered_per_s": round(rate, 1),
@@ -97,7 +89,7 @@ async def kills_phase(
     killed: list[str] = []
     killing = asyncio.create_task(_kill_workers(runtime, cfg.kills_s, killed))
     try:
-        run = await open_loop(_open_loop_config(cfg, rate, cfg.kills_s), customer_id)
+        run = await open_loop(cfg.over_http(rate, cfg.kills_s), customer_id)
     finally:
         killing.cancel()
         await asyncio.gather(killing, return_exceptions=True)
@@ -128,7 +120,7 @@ async def broker_loss_phase(
 
     losing = asyncio.create_task(lose_a_broker())
     try:
-        run = await open_loop(_open_loop_config(cfg, rate, seconds), customer_id)
+        run = await open_loop(cfg.over_http(rate, seconds), customer_id)
         await losing
     finally:
         losing.cancel()

@@ -577,16 +577,13 @@ async def overload_phase(
     order ended, none of them FAILED ``step_timeout``.
     """
     rate = max(2 * measured_rate, 10.0)
-    offered = max(1, round(rate * cfg.overload_s))
-    over = dataclasses.replace(
-        cfg, via="http", rate=rate, orders=offered, warmup=0, join_at=None, wire=False
-    )
+    over = cfg.over_http(rate, cfg.overload_s)
     run = await saga_phase(over, target, client, skus, customer_id, progress)
     saga = saga_figures(run.tracker, 0)
     return {
         "offered_per_s": round(rate, 1),
         "seconds": cfg.overload_s,
-        "offered": offered,
+        "offered": over.orders,
         "accepted": len(run.tracker.accepted),
         "refused_429": run.tracker.refused,
         "completed": saga["completed"],
