@@ -199,20 +199,25 @@ def build(settings: Settings) -> Inventory:
         """Reserve, release or commit one order's share of one SKU and answer it.
 
         One small write (the order's hold) whatever the SKU's traffic; the totals
-        follow it in memory. A single-SKU order's command is answered to the
-        orchestrator directly, as the gather would have answered it.
+        follow it in memory. A single-SKU order's command comes from the
+        orchestrator itself and is answered to it, as the gather would have.
         """
         key = hold_key(message.sku, message.order_id)
         sku_totals = totals_for(message.sku)
         record = stock.load(message.sku)
         before: Hold | None = holds.load(key)
+        direct = message.reply_to == "orchestrator"
         after, result = apply_sku_command(
-            record, sku_totals, before, message, max_holds=node.settings.max_holds_per_sku
+            record,
+            sku_totals,
+            before,
+            message,
+            max_holds=node.settings.max_holds_per_sku,
+            remember_busy=direct,
         )
         stored = holds.fit(after) if after is not None else None
-        direct = direct_reply(message, result) if message.reply_to == "orchestrator" else None
-        if direct is not None:
-            await node.reply(direct, to=envelope, key=message.order_id)
+        if direct:
+            await node.reply(direct_reply(message, result), to=envelope, key=message.order_id)
         else:
             await node.send(
                 result, key=result.order_id, cause=envelope, event_id=f"{envelope.event_id}:result"

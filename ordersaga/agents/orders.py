@@ -34,7 +34,16 @@ from ordersaga.saga.orchestrator import (
     split_forgettable,
 )
 from ordersaga.saga.order_ids import may_start
-from ordersaga.schemas.messages import Envelope, ForgetOrders, Message, OrderEnded, PlaceOrder
+from ordersaga.saga.order_stock import direct_holds
+from ordersaga.schemas.messages import (
+    Envelope,
+    ForgetHolds,
+    ForgetOrders,
+    Message,
+    OrderEnded,
+    OrderLine,
+    PlaceOrder,
+)
 from ordersaga.schemas.status import TERMINAL, TERMINAL_EVENT_NAMES
 from ordersaga.shell.dispatch import Dispatch, Handler
 from ordersaga.shell.groups import group as agent_group
@@ -164,6 +173,22 @@ def build(settings: Settings) -> Orders:
             for order_id in done
             if (stored := sagas.get(order_id))
         }
+        # A one-SKU order's holds have no gather record to name them: its SKU is
+        # told here, acked before the saga goes, so that a replay after a crash
+        # still finds the saga's items to tell it again.
+        direct = direct_holds(
+            (order_id, tuple(map(OrderLine.model_validate, stored["items"])))
+            for order_id in ended
+            if (stored := sagas.get(order_id))
+        )
+        for sku, order_ids in direct.items():
+            await node.send(
+                ForgetHolds(sku=sku, order_ids=tuple(order_ids)),
+                key=sku,
+                cause=envelope,
+                event_id=f"{envelope.event_id}:{sku}",
+                acked=True,
+            )
         # Remembered before the saga goes: a crash in between replays this, which
         # finds the saga still there and writes the same.
         for order_id, ended_at in ended.items():
@@ -294,10 +319,12 @@ def build(settings: Settings) -> Orders:
         if group is None:
             return set()
         app_id, partitions = agent_group(group).app_id, settings.partitions
-        # Keyed as it was sent: by the field the command routes on (the order's by default).
-        key = str(getattr(state, command.ROUTING_FIELD, state.order_id))
-        places = {(app_id, topic, partition_of(key, partitions))}
-        if topic == INVENTORY_COMMANDS:
+        places: set[Place] = set()
+        if topic != INVENTORY_SKU_COMMANDS:
+            # Keyed as it was sent: by the field the command routes on (the order's by default).
+            key = str(getattr(state, command.ROUTING_FIELD, state.order_id))
+            places.add((app_id, topic, partition_of(key, partitions)))
+        if topic in (INVENTORY_COMMANDS, INVENTORY_SKU_COMMANDS):
             places |= {
                 (app_id, INVENTORY_SKU_COMMANDS, partition_of(line.sku, partitions))
                 for line in state.items

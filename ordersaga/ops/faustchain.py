@@ -64,14 +64,12 @@ HOP_GROUPS: tuple[str, ...] = (
     "orders",  # PlaceOrder
     "customers",  # ValidateCustomer
     "orders",  # CustomerValidated
-    "inventory",  # ReserveStock
     "inventory",  # SkuCommand(reserve)
     "orders",  # StockReserved
     "payments",  # ChargePayment
     "orders",  # PaymentCharged
     "shipping",  # PrepareShipment
     "orders",  # ShipmentPrepared
-    "inventory",  # CommitStock
     "inventory",  # SkuCommand(commit)
     "orders",  # StockCommitted, which writes OrderCompleted
 )

@@ -44,7 +44,6 @@ from ordersaga.ops.tail import consumer_at_end
 from ordersaga.schemas.messages import (
     Address,
     ChargePayment,
-    CommitStock,
     CustomerValidated,
     Message,
     OrderLine,
@@ -52,7 +51,6 @@ from ordersaga.schemas.messages import (
     PlaceOrder,
     PrepareShipment,
     PricedLine,
-    ReserveStock,
     ShipmentPrepared,
     SkuCommand,
     StockCommitted,
@@ -62,26 +60,26 @@ from ordersaga.schemas.messages import (
 from ordersaga.shell.codec import Encoded, encode
 
 #: Consumed messages, one after the other, on the critical path of a saga that
-#: completes (one SKU per order, which its SKU's partition answers itself;
-#: counted from agents/ and saga/):
+#: completes (one SKU per order, whose stock commands the orchestrator sends to
+#: the SKU's partition itself; counted from agents/ and saga/):
 #:
 #:  1. PlaceOrder             orders.commands        -> orders (run_sagas)
 #:  2. ValidateCustomer       customers.commands     -> customers (keep_customers)
 #:  3. CustomerValidated      orders.replies         -> orders
-#:  4. ReserveStock           inventory.commands     -> inventory (gather_reservations)
-#:  5. SkuCommand(reserve)    inventory.sku-commands -> inventory (change_stock)
-#:  6. StockReserved          orders.replies         -> orders
-#:  7. ChargePayment          payments.commands      -> payments
-#:  8. PaymentCharged         orders.replies         -> orders
-#:  9. PrepareShipment        shipping.commands      -> shipping
-#: 10. ShipmentPrepared       orders.replies         -> orders
-#: 11. CommitStock            inventory.commands     -> inventory (gather_reservations)
-#: 12. SkuCommand(commit)     inventory.sku-commands -> inventory (change_stock)
-#: 13. StockCommitted         orders.replies         -> orders, which writes OrderCompleted
+#:  4. SkuCommand(reserve)    inventory.sku-commands -> inventory (change_stock)
+#:  5. StockReserved          orders.replies         -> orders
+#:  6. ChargePayment          payments.commands      -> payments
+#:  7. PaymentCharged         orders.replies         -> orders
+#:  8. PrepareShipment        shipping.commands      -> shipping
+#:  9. ShipmentPrepared       orders.replies         -> orders
+#: 10. SkuCommand(commit)     inventory.sku-commands -> inventory (change_stock)
+#: 11. StockCommitted         orders.replies         -> orders, which writes OrderCompleted
 #:
 #: OrderCompleted on orders.events is what the bench waits for; it is produced by
-#: the 13th hop, and the bench's own consumer reading it is the relay's sink.
-SAGA_HOPS = 13
+#: the 11th hop, and the bench's own consumer reading it is the relay's sink. An
+#: order of several SKUs takes two hops more per stock command (ReserveStock and
+#: CommitStock through the gather on inventory.commands).
+SAGA_HOPS = 11
 
 RELAY_PREFIX = "relay."
 # Records per fetch a hop forwards before awaiting its producer's acks: big
@@ -111,7 +109,6 @@ def critical_path_messages(order_id: str = "bench-0123456789abcdef") -> list[Mes
         ),
         ValidateCustomer(order_id=order_id, customer_id="bench-customer"),
         CustomerValidated(order_id=order_id, customer_id="bench-customer"),
-        ReserveStock(order_id=order_id, items=(line,)),
         SkuCommand(
             op="reserve", order_id=order_id, sku=line.sku, quantity=1, reply_to="orchestrator"
         ),
@@ -124,7 +121,6 @@ def critical_path_messages(order_id: str = "bench-0123456789abcdef") -> list[Mes
         ShipmentPrepared(
             order_id=order_id, shipment_id=f"shp_{uuid.uuid4().hex[:24]}", carrier="bench-post"
         ),
-        CommitStock(order_id=order_id, items=(line,)),
         SkuCommand(
             op="commit", order_id=order_id, sku=line.sku, quantity=1, reply_to="orchestrator"
         ),

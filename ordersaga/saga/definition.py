@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ordersaga.saga.order_stock import stock_command
 from ordersaga.saga.state import SagaState
 from ordersaga.schemas.messages import (
     CancelShipment,
@@ -35,6 +36,7 @@ from ordersaga.schemas.messages import (
     ShipmentCancelled,
     ShipmentPrepared,
     ShipmentRefused,
+    SkuCommand,
     StockCommitted,
     StockRejected,
     StockReleased,
@@ -42,6 +44,16 @@ from ordersaga.schemas.messages import (
     ValidateCustomer,
 )
 from ordersaga.schemas.status import FailureReason, SagaStatus
+
+
+def _command_for(
+    command: type[Message],
+    direct: type[Message] | None,
+    build: Callable[[SagaState], Message],
+    state: SagaState,
+) -> type[Message]:
+    # Built to be sure: a command's type follows from the saga, as its content does.
+    return command if direct is None else type(build(state))
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,13 @@ class Undo:
     command: type[Message]
     build: Callable[[SagaState], Message]
     done: type[Message]
+    # What ``build`` sends instead of ``command`` when it takes a shortcut (a
+    # one-SKU order's stock goes to its SKU's partition: ``stock_command``).
+    direct: type[Message] | None = None
+
+    def command_for(self, state: SagaState) -> type[Message]:
+        """The type of the command this undo sends for ``state``."""
+        return _command_for(self.command, self.direct, self.build, state)
 
 
 @dataclass(frozen=True)
@@ -73,6 +92,12 @@ class Step:
     # A failure reply's own reason that names a more precise FailureReason.
     failure_reasons: Mapping[str, FailureReason] = field(default_factory=dict)
     undo: Undo | None = None
+    # What ``build`` sends instead of ``command`` when it takes a shortcut.
+    direct: type[Message] | None = None
+
+    def command_for(self, state: SagaState) -> type[Message]:
+        """The type of the command this step sends for ``state``."""
+        return _command_for(self.command, self.direct, self.build, state)
 
     def reason_of(self, failure: Message) -> FailureReason | None:
         """Why the order fails on this step's ``failure`` reply."""
@@ -96,8 +121,9 @@ RELEASE_STOCK = Undo(
     "release_stock",
     "inventory",
     ReleaseStock,
-    lambda s: ReleaseStock(order_id=s.order_id, items=s.items),
+    lambda s: stock_command("release", s.order_id, s.items),
     done=StockReleased,
+    direct=SkuCommand,
 )
 REFUND_PAYMENT = Undo(
     "refund_payment",
@@ -130,7 +156,7 @@ SAGA: tuple[Step, ...] = (
         "reserve_stock",
         "inventory",
         ReserveStock,
-        lambda s: ReserveStock(order_id=s.order_id, items=s.items),
+        lambda s: stock_command("reserve", s.order_id, s.items),
         success=StockReserved,
         status_after=SagaStatus.STOCK_RESERVED,
         record=lambda r: {"lines": r.lines, "total": r.total},
@@ -139,6 +165,7 @@ SAGA: tuple[Step, ...] = (
         # Too many orders hold the SKU at once: not the shelf, the bound on its memory.
         failure_reasons={"sku_busy": FailureReason.SKU_BUSY},
         undo=RELEASE_STOCK,
+        direct=SkuCommand,
     ),
     Step(
         "charge_payment",
@@ -169,9 +196,10 @@ SAGA: tuple[Step, ...] = (
         "commit_stock",
         "inventory",
         CommitStock,
-        lambda s: CommitStock(order_id=s.order_id, items=s.items),
+        lambda s: stock_command("commit", s.order_id, s.items),
         success=StockCommitted,
         status_after=SagaStatus.COMPLETED,
+        direct=SkuCommand,
     ),
 )
 

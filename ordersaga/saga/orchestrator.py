@@ -278,7 +278,7 @@ def _command_rejected(
     b = _Builder(state, now, saga)
     detail = f"{message.command} rejected: {message.reason}"[:500]
     if state.compensating:
-        if message.command != _undo(saga, state.pending_compensations[0]).command.TYPE:
+        if not _names_command(message, _undo(saga, state.pending_compensations[0]), state):
             return unchanged(state)
         if state.status == SagaStatus.COMPENSATION_STUCK:
             return unchanged(state)
@@ -287,7 +287,7 @@ def _command_rejected(
         b.emit("CompensationStuck", detail)
         return b.decision()
     step = saga[state.step_index]
-    if message.command != step.command.TYPE:
+    if not _names_command(message, step, state):
         return unchanged(state)
     # The participant may have acted before it refused (a reservation made, then a
     # reply too large to send): undo the step in flight too; undos are idempotent.
@@ -301,6 +301,11 @@ def _command_rejected(
         summary=f"{step.name} rejected",
     )
     return b.decision()
+
+
+def _names_command(message: CommandRejected, step: Step | Undo, state: SagaState) -> bool:
+    """True when a rejection is about the command ``step`` sends (or its general form)."""
+    return message.command in (step.command.TYPE, step.command_for(state).TYPE)
 
 
 def _deadline_expired(
@@ -413,9 +418,9 @@ def awaited_command(state: SagaState, saga: tuple[Step, ...] = SAGA) -> type[Mes
     if state.awaiting is None:
         return None
     if state.compensating and state.pending_compensations:
-        return _undo(saga, state.pending_compensations[0]).command
+        return _undo(saga, state.pending_compensations[0]).command_for(state)
     if not state.compensating and state.step_index < len(saga):
-        return saga[state.step_index].command
+        return saga[state.step_index].command_for(state)
     return None
 
 

@@ -4,8 +4,9 @@ Runs on the order's partition (``begin_stock_command`` / ``collect_sku_result``)
 and turns the SKUs' ``SkuResult`` answers into one reply to the orchestrator
 (StockReserved, StockRejected, StockReleased, StockCommitted). A reservation
 with any SKU short first releases the SKUs it did reserve, then answers
-StockRejected. An order of one SKU needs no gathering: its SKU's partition
-answers the orchestrator itself (``direct_reply``).
+StockRejected. An order of one SKU needs no gathering: the orchestrator sends
+its SkuCommand to the SKU's partition itself (``stock_command``), which answers
+the orchestrator (``direct_reply``), so such an order never passes here.
 
 What one SKU does with its share is ``ordersaga.saga.sku_holds``.
 """
@@ -101,12 +102,56 @@ def _fan_out(
     )
 
 
-def direct_reply(command: SkuCommand, result: SkuResult) -> Message | None:
+def single_sku(items: Iterable[OrderLine]) -> OrderLine | None:
+    """An order's one line when all its lines name the same SKU (quantities summed)."""
+    merged = merge_lines(items)
+    return merged[0] if len(merged) == 1 else None
+
+
+_ORDER_COMMAND: dict[SkuOp, type[ReserveStock | ReleaseStock | CommitStock]] = {
+    "reserve": ReserveStock,
+    "release": ReleaseStock,
+    "commit": CommitStock,
+}
+
+
+def stock_command(op: SkuOp, order_id: str, items: tuple[OrderLine, ...]) -> Message:
+    """The orchestrator's stock command for an order: straight to the SKU when there is one.
+
+    An order of one SKU needs no all-or-nothing gather, so its command goes to the
+    SKU's partition (keyed by SKU), which answers the orchestrator itself: two
+    handled messages and a table write fewer per command. Any other order's goes
+    to the gather (keyed by order), which fans it out.
+    """
+    line = single_sku(items)
+    if line is None:
+        return _ORDER_COMMAND[op](order_id=order_id, items=items)
+    return SkuCommand(
+        op=op, order_id=order_id, sku=line.sku, quantity=line.quantity, reply_to="orchestrator"
+    )
+
+
+def direct_holds(orders: Iterable[tuple[str, Iterable[OrderLine]]]) -> dict[str, list[str]]:
+    """SKU -> the orders among ``orders`` (id, items) whose stock went to it directly.
+
+    Their holds have no gather record to name them when they are forgotten, so
+    the orchestrator asks their SKU to drop them itself (ForgetHolds).
+    """
+    by_sku: dict[str, list[str]] = {}
+    for order_id, items in orders:
+        line = single_sku(items)
+        if line is not None:
+            by_sku.setdefault(line.sku, []).append(order_id)
+    return by_sku
+
+
+def direct_reply(command: SkuCommand, result: SkuResult) -> Message:
     """The order-level answer a single-SKU order's SKU gives the orchestrator itself.
 
-    The same answer the gather would give for one SKU. None for ``sku_busy``: a
-    busy SKU kept no hold, so the answer goes to the gather, whose rollback
-    releases it and leaves the tombstone that refuses a late duplicate.
+    The same answer the gather would give for one SKU, ``sku_busy`` included: the
+    SKU then keeps a rejected hold as the tombstone that refuses a late duplicate
+    (``apply_sku_command(remember_busy=True)``), which the gather's rollback
+    would have left.
     """
     match command.op, result.ok:
         case "reserve", True:
@@ -117,9 +162,9 @@ def direct_reply(command: SkuCommand, result: SkuResult) -> Message | None:
                 order_id=command.order_id, lines=(line,), total=line.quantity * line.unit_price
             )
         case "reserve", False:
-            if result.reason == SKU_BUSY:
-                return None
-            return StockRejected(order_id=command.order_id, skus=(command.sku,))
+            # A busy SKU says so; any other refusal is the shelf's (the gather's words).
+            reason = SKU_BUSY if result.reason == SKU_BUSY else "out_of_stock"
+            return StockRejected(order_id=command.order_id, reason=reason, skus=(command.sku,))
         case "release", _:
             return StockReleased(order_id=command.order_id)
     return StockCommitted(order_id=command.order_id)

@@ -196,6 +196,7 @@ def apply_sku_command(
     hold: Hold | None,
     command: SkuCommand,
     max_holds: int = DEFAULT_MAX_HOLDS,
+    remember_busy: bool = False,
 ) -> tuple[Hold | None, SkuResult]:
     """Reserve, release or commit one order's quantity of one SKU, idempotently.
 
@@ -205,6 +206,8 @@ def apply_sku_command(
     and tombstones (a refused reservation, a release that came first) do not
     count: they are dropped after the retention period, and counting them would
     let a stream of refused or cancelled orders make the SKU busy for everyone.
+    With ``remember_busy`` (a command no gather will roll back) the refusal leaves a
+    rejected hold, so a late duplicate of it is refused too.
     """
 
     def result(ok: bool, reason: str | None = None) -> SkuResult:
@@ -237,7 +240,7 @@ def apply_sku_command(
     match command.op, hold.state if hold else None:
         case "reserve", None:
             if totals.holds >= max_holds:
-                return None, result(False, SKU_BUSY)
+                return (new("rejected") if remember_busy else None), result(False, SKU_BUSY)
             if levels.available < command.quantity:
                 return new("rejected"), result(False, "out_of_stock")
             return new("reserved", command.quantity), result(True)

@@ -211,12 +211,13 @@ class SkuCommand(Message):
     """One SKU's share of an order-level stock command, keyed by SKU."""
 
     TYPE = "SkuCommand"
+    ROUTING_FIELD = "sku"
     op: SkuOp
     order_id: Id
     sku: Sku
     quantity: Quantity
-    # "orchestrator": the order has this one SKU, so the SKU's partition answers the
-    # order-level command itself and the gather's two hops are skipped.
+    # "orchestrator": the order has this one SKU, so the orchestrator sends this itself
+    # and the SKU's partition answers it, skipping the gather's two hops.
     reply_to: Literal["gather", "orchestrator"] = "gather"
 
 

@@ -510,3 +510,35 @@ async def test_falling_to_the_threshold_sends_one_low_stock_event(drive, outbox)
     assert low.envelope.event_id == f"SKU-A:low:{low.message.version}"
     assert levels("SKU-A")["low_stock"] is True
     assert inventory.node.metrics.low_stock_skus._value.get() == 1
+
+
+async def test_a_busy_sku_tells_the_orchestrator_of_a_direct_command_itself(
+    drive, outbox, monkeypatch
+):
+    """No gather rolls a direct command back: the SKU answers and remembers the refusal."""
+    monkeypatch.setattr(
+        inventory.node,
+        "settings",
+        inventory.node.settings.model_copy(update={"max_holds_per_sku": 1}),
+    )
+    direct = sku_command(order_id=ORDER_ID, quantity=1).model_copy(
+        update={"reply_to": "orchestrator"}
+    )
+    async with drive(inventory.change_stock, inventory.node) as d:
+        await d.put(restock_sku(), key="SKU-A", topic=INVENTORY_SKU_COMMANDS)
+        await d.put(sku_command(order_id="o-other"), key="SKU-A", topic=INVENTORY_SKU_COMMANDS)
+        outbox.clear()
+        await d.put(direct, key="SKU-A", topic=INVENTORY_SKU_COMMANDS)
+        [reply] = outbox.on(ORDERS_REPLIES)
+        assert reply.key == ORDER_ID.encode()
+        assert reply.message == StockRejected(order_id=ORDER_ID, reason="sku_busy", skus=("SKU-A",))
+        assert INVENTORY_SKU_REPLIES not in outbox.topics()
+        # Once the SKU is free again, a late duplicate is refused all the same
+        await d.put(
+            sku_command("release", order_id="o-other"), key="SKU-A", topic=INVENTORY_SKU_COMMANDS
+        )
+        outbox.clear()
+        await d.put(direct, key="SKU-A", topic=INVENTORY_SKU_COMMANDS)
+        [again] = outbox.on(ORDERS_REPLIES)
+        assert isinstance(again.message, StockRejected)
+    assert levels("SKU-A")["reserved"] == 0

@@ -17,9 +17,11 @@ from ordersaga.schemas.messages import (
     ChargePayment,
     CommitStock,
     CustomerValidated,
+    ForgetHolds,
     ForgetOrders,
     OrderEnded,
     OrderEvent,
+    OrderLine,
     PaymentCharged,
     PaymentDeclined,
     PrepareShipment,
@@ -28,6 +30,7 @@ from ordersaga.schemas.messages import (
     RepublishOrder,
     ReserveStock,
     ShipmentPrepared,
+    SkuCommand,
     StepDeadlineExpired,
     StockChanged,
     StockCommitted,
@@ -40,6 +43,7 @@ from ordersaga.shell.topics import (
     CUSTOMERS_COMMANDS,
     FORGET_TOPICS,
     INVENTORY_COMMANDS,
+    INVENTORY_SKU_COMMANDS,
     ORDERS_COMMANDS,
     ORDERS_EVENTS,
     ORDERS_OUTCOMES,
@@ -607,3 +611,30 @@ async def test_forgotten_orders_are_dropped_once_past_the_memory(drive, outbox):
         # too old to start
         await d.put(ForgetOrders(order_ids=(order_id,)), key=order_id, topic=ORDERS_COMMANDS)
     assert orders.forgotten.get(order_id) is None
+
+
+async def test_a_one_sku_orders_stock_goes_to_its_sku_and_is_forgotten_there(drive, outbox):
+    line = OrderLine(sku="SKU-A", quantity=2)
+    async with drive(orders.run_sagas, orders.node) as d:
+        await d.put(place_order(items=(line,)), key=ORDER_ID, topic=ORDERS_COMMANDS)
+        outbox.clear()
+        await d.put(VALIDATED, key=ORDER_ID, topic=ORDERS_REPLIES)
+        # Straight to the SKU's partition, keyed by SKU: no gather in between
+        [reserve] = outbox.on(INVENTORY_SKU_COMMANDS)
+        assert reserve.key == b"SKU-A"
+        assert reserve.message == SkuCommand(
+            op="reserve", order_id=ORDER_ID, sku="SKU-A", quantity=2, reply_to="orchestrator"
+        )
+        assert reserve.envelope.order_id == ORDER_ID
+        assert outbox.on(INVENTORY_COMMANDS) == []
+        await d.put(CancelOrder(order_id=ORDER_ID), key=ORDER_ID, topic=ORDERS_COMMANDS)
+        await d.put(StockReleased(order_id=ORDER_ID), key=ORDER_ID, topic=ORDERS_REPLIES)
+        assert saga()["status"] == "CANCELLED"
+        outbox.clear()
+        # Its holds have no gather record to name them: the orchestrator tells the SKU
+        forget = ForgetOrders(order_ids=(ORDER_ID,))
+        await d.put(forget, key=ORDER_ID, topic=ORDERS_COMMANDS)
+        [drop] = outbox.on(INVENTORY_SKU_COMMANDS)
+        assert drop.key == b"SKU-A"
+        assert drop.message == ForgetHolds(sku="SKU-A", order_ids=(ORDER_ID,))
+        assert orders.sagas.get(ORDER_ID) is None

@@ -30,10 +30,14 @@ TOPICS = (
 def test_a_completed_orders_messages_all_carry_the_requests_correlation_id(
     system: System, client: httpx.Client
 ) -> None:
-    sku = new_sku(client, 5, 300)
+    # Two SKUs, so that the order's stock goes through the gather (inventory.commands)
+    # as well as to each SKU (inventory.sku-commands).
+    skus = [new_sku(client, 5, 300), new_sku(client, 5, 300)]
     correlation_id = f"it-{uuid.uuid4().hex[:12]}"
     r = client.post(
-        "/orders", json=order_body([(sku, 1)]), headers={"X-Correlation-ID": correlation_id}
+        "/orders",
+        json=order_body([(sku, 1) for sku in skus]),
+        headers={"X-Correlation-ID": correlation_id},
     )
     assert r.status_code == 202 and r.headers["X-Correlation-ID"] == correlation_id
     order_id = r.json()["order_id"]

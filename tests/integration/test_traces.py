@@ -31,19 +31,18 @@ from tests.integration.support import final, new_sku, order_body, wait_for
 pytestmark = pytest.mark.integration
 
 # The hops of a completed one-SKU order after its POST, in order: the span of
-# each handled message, the child of the span that sent that message.
+# each handled message, the child of the span that sent that message. The
+# orchestrator sends a one-SKU order's stock commands to the SKU itself.
 PATH = (
     ("orders.commands process", "PlaceOrder", "orders"),
     ("customers.commands process", "ValidateCustomer", "customers"),
     ("orders.replies process", "CustomerValidated", "orders"),
-    ("inventory.commands process", "ReserveStock", "inventory"),
     ("inventory.sku-commands process", "SkuCommand", "inventory"),
     ("orders.replies process", "StockReserved", "orders"),
     ("payments.commands process", "ChargePayment", "payments"),
     ("orders.replies process", "PaymentCharged", "orders"),
     ("shipping.commands process", "PrepareShipment", "shipping"),
     ("orders.replies process", "ShipmentPrepared", "orders"),
-    ("inventory.commands process", "CommitStock", "inventory"),
     ("inventory.sku-commands process", "SkuCommand", "inventory"),
     ("orders.replies process", "StockCommitted", "orders"),
 )

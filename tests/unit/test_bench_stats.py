@@ -194,7 +194,7 @@ def test_relay_has_one_topic_more_than_hops() -> None:
 
 def test_saga_hops_match_the_critical_path() -> None:
     names = [m.TYPE for m in critical_path_messages()]
-    assert len(names) == SAGA_HOPS == 13
+    assert len(names) == SAGA_HOPS == 11
     assert names[0] == "PlaceOrder" and names[-1] == "StockCommitted"
 
 

@@ -9,9 +9,11 @@ from ordersaga.saga.order_stock import (
     OrderStockRecord,
     begin_stock_command,
     collect_sku_result,
+    direct_holds,
     direct_reply,
     merge_lines,
     skus_to_forget,
+    stock_command,
 )
 from ordersaga.schemas.messages import (
     CommitStock,
@@ -27,6 +29,7 @@ from ordersaga.schemas.messages import (
     StockReserved,
 )
 from tests.unit.test_inventory_rules import ORDER, Sku, cmd, stocked
+from tests.unit.test_inventory_rules import SKU as SKU_NAME
 
 # ------------------------------------------------------------------ gather
 
@@ -385,22 +388,68 @@ def test_direct_commit_and_release_answer_the_order_level_reply(op, reply):
     assert direct_reply(command, sku.apply(command)) == reply
 
 
-def test_a_busy_single_sku_falls_back_to_the_gather_which_releases_it():
-    # Given a single-SKU order whose SKU is refused as busy
-    step = begin_stock_command(None, one_sku_reserve())
-    [command] = step.sku_commands
-    busy = SkuResult(
-        op="reserve", order_id=ORDER, sku="A", ok=False, unit_price=500, reason="sku_busy"
+def test_a_busy_sku_answers_a_direct_command_itself_and_refuses_its_late_duplicate():
+    # Given a SKU that many orders hold at once, and a single-SKU order sent straight to it
+    sku = stocked()
+    for n in range(2):
+        sku.apply(cmd("reserve", 1, order_id=f"other-{n}"), max_holds=2)
+    command = direct_cmd("reserve", 2)
+    # When it is refused as busy
+    result = sku.apply(command, max_holds=2)
+    # Then the order is told why: the SKU was busy, not short
+    assert direct_reply(command, result) == StockRejected(
+        order_id=ORDER, reason="sku_busy", skus=(SKU_NAME,)
     )
-    # Then the SKU does not answer the orchestrator: the answer goes to the gather
-    assert direct_reply(command, busy) is None
-    # Which releases the SKU (a tombstone against a late duplicate), gathered this time
-    rollback = collect_sku_result(step.record, busy)
-    assert [(c.op, c.reply_to) for c in rollback.sku_commands] == [("release", "gather")]
-    released = SkuResult(op="release", order_id=ORDER, sku="A", ok=True, unit_price=500)
-    done = collect_sku_result(rollback.record, released)
-    # And the order is told why: the SKU was busy, not short
-    assert done.reply == StockRejected(order_id=ORDER, reason="sku_busy", skus=("A",))
+    # And the refusal is remembered without counting as a hold (no gather rolls it back)...
+    assert sku.holds[ORDER].state == "rejected" and sku.totals.holds == 2
+    # ...so a duplicate arriving once the SKU is free is refused, not reserved
+    for n in range(2):
+        sku.apply(direct_cmd("release", 1, order_id=f"other-{n}"))
+    assert not sku.apply(command).ok
+    assert sku.levels.reserved == 0
+
+
+def test_a_gathered_command_refused_as_busy_leaves_no_hold():
+    sku = stocked()
+    sku.apply(cmd("reserve", 1, order_id="other"), max_holds=1)
+    result = sku.apply(cmd("reserve", 2), max_holds=1)
+    assert result.reason == "sku_busy" and ORDER not in sku.holds
+
+
+def direct_cmd(op: str, quantity: int, order_id: str = ORDER) -> SkuCommand:
+    return cmd(op, quantity, order_id=order_id).model_copy(update={"reply_to": "orchestrator"})
+
+
+# ---------------------------------------------------------- the orchestrator's command
+
+
+def test_a_one_sku_order_is_sent_to_its_sku_and_any_other_to_the_gather():
+    one = (OrderLine(sku="A", quantity=2),)
+    assert stock_command("reserve", ORDER, one) == SkuCommand(
+        op="reserve", order_id=ORDER, sku="A", quantity=2, reply_to="orchestrator"
+    )
+    assert stock_command("commit", ORDER, one).routing_key() == "A"  # keyed by SKU
+    # Lines of one SKU are one line: the quantities summed
+    twice = (OrderLine(sku="A", quantity=2), OrderLine(sku="A", quantity=3))
+    assert stock_command("release", ORDER, twice) == SkuCommand(
+        op="release", order_id=ORDER, sku="A", quantity=5, reply_to="orchestrator"
+    )
+    two = (OrderLine(sku="A", quantity=2), OrderLine(sku="B", quantity=1))
+    assert stock_command("reserve", ORDER, two) == ReserveStock(order_id=ORDER, items=two)
+    assert stock_command("release", ORDER, two) == ReleaseStock(order_id=ORDER, items=two)
+    assert stock_command("commit", ORDER, two) == CommitStock(order_id=ORDER, items=two)
+    assert stock_command("commit", ORDER, two).routing_key() == ORDER  # keyed by order
+
+
+def test_direct_holds_names_each_one_sku_order_under_its_sku():
+    orders = [
+        ("o1", (OrderLine(sku="A", quantity=1),)),
+        ("o2", (OrderLine(sku="A", quantity=1), OrderLine(sku="B", quantity=1))),
+        ("o3", (OrderLine(sku="B", quantity=1), OrderLine(sku="B", quantity=2))),
+        ("o4", (OrderLine(sku="A", quantity=4),)),
+    ]
+    # o2 went through the gather, whose record names its SKUs when it is forgotten
+    assert direct_holds(orders) == {"A": ["o1", "o4"], "B": ["o3"]}
 
 
 # ------------------------------------------------------------------ forgetting

@@ -47,7 +47,15 @@ class Sku:
 
     def apply(self, command: SkuCommand, max_holds: int = DEFAULT_MAX_HOLDS) -> SkuResult:
         before = self.holds.get(command.order_id)
-        after, result = apply_sku_command(self.record, self.totals, before, command, max_holds)
+        # As the shell calls it: a command no gather rolls back remembers its refusal.
+        after, result = apply_sku_command(
+            self.record,
+            self.totals,
+            before,
+            command,
+            max_holds,
+            remember_busy=command.reply_to == "orchestrator",
+        )
         if after is not None:
             self.holds[command.order_id] = after
             self.totals.count(before, after)
