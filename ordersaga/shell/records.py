@@ -5,13 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
-import orjson
 from faust.types import TableT
+from faust.utils.json import dumps as faust_json_dumps
 
 from ordersaga.observability.metrics import Metrics
+from ordersaga.shell.direct_delivery import write_changelog
 from ordersaga.tables import TableSpec
 
 R = TypeVar("R")
+
+
+def changelog_json(stored: Any) -> bytes:
+    """``stored`` as Faust's json serializer writes it to the changelog (orjson, its options)."""
+    return faust_json_dumps(stored)  # type: ignore[return-value]
 
 
 class RecordTooLarge(ValueError):
@@ -32,6 +38,7 @@ class RecordTable(Generic[R]):
         self.faust_table = table
         self._metrics = metrics
         self._max_bytes = max_bytes
+        self._fitted: tuple[Any, bytes] = (None, b"")
 
     @property
     def name(self) -> str:
@@ -61,7 +68,10 @@ class RecordTable(Generic[R]):
         on every replay and crash-loop the worker.
         """
         stored = self.spec.dump(record)
-        size = len(orjson.dumps(stored))
+        encoded = changelog_json(stored)
+        size = len(encoded)
+        # Kept for the write that usually follows: the changelog value is these bytes.
+        self._fitted = (stored, encoded)
         if size > self._max_bytes:
             kind = type(record).__name__
             self._metrics.records_refused.labels(kind).inc()
@@ -71,10 +81,18 @@ class RecordTable(Generic[R]):
         return stored
 
     def __setitem__(self, key: str, stored: Any) -> None:
-        self.faust_table[key] = stored
+        fitted, encoded = self._fitted
+        value = encoded if fitted is stored else changelog_json(stored)
+        if write_changelog(self.faust_table, key, value):
+            self.faust_table.data[key] = stored
+        else:
+            self.faust_table[key] = stored
 
     def __delitem__(self, key: str) -> None:
-        del self.faust_table[key]
+        if write_changelog(self.faust_table, key, None):
+            del self.faust_table.data[key]
+        else:
+            del self.faust_table[key]
 
     def forget(self, keys: Iterable[str], keep: Callable[[Any], bool] | None = None) -> str | None:
         """Delete ``keys`` (a tombstone each), sparing stored values ``keep`` accepts.
@@ -86,7 +104,7 @@ class RecordTable(Generic[R]):
             stored = self.faust_table.get(key)
             if stored is None or (keep is not None and keep(stored)):
                 continue
-            del self.faust_table[key]
+            del self[key]
             deleted += 1
         self._metrics.entries_forgotten.labels(self.spec.name).inc(deleted)
         return None if deleted else "unchanged"
