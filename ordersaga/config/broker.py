@@ -14,7 +14,14 @@ from ordersaga.config.fields import SECTION_CONFIG, URL_WITH_CREDENTIALS
 # timeout is, so its workers poll every 20 ms and rebalance within seconds;
 # Apache Kafka (started or external) keeps the defaults: the normal long poll.
 BROKER_PROFILES: Final[dict[str, dict[str, Any]]] = {
-    "tansu": {"rebalance_timeout_s": 3.0, "session_timeout_s": 6.0, "fetch_max_wait_ms": 20},
+    "tansu": {
+        "rebalance_timeout_s": 3.0,
+        "session_timeout_s": 6.0,
+        "fetch_max_wait_ms": 20,
+        # Tansu ignores the minimum and waits the whole wait: as for every group.
+        "off_path_fetch_max_wait_ms": 20,
+        "off_path_fetch_min_bytes": 1,
+    },
     "kafka": {},
     "external": {},
 }
@@ -74,6 +81,24 @@ class BrokerSettings(BaseSettings):
     # broker waits it out, so its profile sets 20.
     fetch_max_wait_ms: int = Field(
         default=1500, ge=1, description="Longest a consumer fetch waits for data, milliseconds"
+    )
+    # The web view's projections and notifications are off the saga's critical
+    # path: their fetches wait for a batch (up to this long) instead of answering
+    # each message, so they send fewer fetches and make fewer Redis round trips
+    # per event (issue 21), and the views are at most this much later.
+    off_path_fetch_min_bytes: int = Field(
+        default=65536,
+        ge=1,
+        le=16 * 1024 * 1024,
+        description="Bytes a fetch of a group off the critical path (web view, "
+        "notifications) waits for",
+    )
+    off_path_fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=5000,
+        description="Longest a fetch of a group off the critical path waits for "
+        "those bytes, milliseconds",
     )
     # What was processed since the last commit is replayed after a crash: a
     # shorter interval leaves fewer duplicates to absorb (Faust's default is 2.8).

@@ -36,7 +36,7 @@ class RememberingPartitioner:
 
 def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
     """The Faust app of one agent group, configured from ``settings``."""
-    apply_process_patches(settings)
+    apply_process_patches(settings, off_critical_path=agent_group.off_critical_path)
     # Faust creates its data dir without parents.
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     app = faust.App(

@@ -92,6 +92,7 @@ WEBVIEW = Participant(
         # Every worker heartbeats here (ordersaga.shell.heartbeat); the web view lists them.
         SERVICES: (ServiceHeartbeat,),
     },
+    off_critical_path=True,
 )
 # The orchestrator takes every participant's replies on orders.replies besides its
 # own deadlines and CommandRejected (Topology.answered): a new step's participant
@@ -160,6 +161,7 @@ NOTIFICATIONS_GROUP = Participant(
     tables=(NOTIFIED,),
     # The status each customer was last told, per order.
     forget_on=ORDERS_OUTCOMES,
+    off_critical_path=True,
 )
 # Customers keep nothing per order, so no ForgetOrders is sent to them.
 CUSTOMERS_GROUP = Participant(
