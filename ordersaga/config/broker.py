@@ -82,16 +82,15 @@ class BrokerSettings(BaseSettings):
     fetch_max_wait_ms: int = Field(
         default=1500, ge=1, description="Longest a consumer fetch waits for data, milliseconds"
     )
-    # The web view's projections and notifications are off the saga's critical
-    # path: their fetches wait for a batch (up to this long) instead of answering
-    # each message, so they send fewer fetches and make fewer Redis round trips
-    # per event (issue 21), and the views are at most this much later.
+    # Notifications are off the saga's critical path: its fetches wait for a batch
+    # (up to this long) instead of answering each message, half its CPU per saga
+    # (issue 21; BENCHMARKS.md). The web view is off the path too, but measured
+    # worse with it (Redis and the broker did more), so it keeps the normal fetch.
     off_path_fetch_min_bytes: int = Field(
         default=65536,
         ge=1,
         le=16 * 1024 * 1024,
-        description="Bytes a fetch of a group off the critical path (web view, "
-        "notifications) waits for",
+        description="Bytes a fetch of a group off the critical path (notifications) waits for",
     )
     off_path_fetch_max_wait_ms: int = Field(
         default=100,

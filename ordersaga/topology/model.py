@@ -60,8 +60,8 @@ class Participant:
     # Its saga command topic: a command refused there for its content is answered
     # with CommandRejected, so its saga fails at once instead of timing out.
     reject_on: str | None = None
-    # Off the saga's critical path (it projects or notifies, and no step waits for
-    # it): its consumer fetches in larger batches (BrokerSettings.off_path_fetch_*).
+    # Off the saga's critical path (no step waits for it, nor any reader of a
+    # view): its consumer fetches in larger batches (BrokerSettings.off_path_fetch_*).
     off_critical_path: bool = False
 
     @property

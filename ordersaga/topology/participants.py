@@ -92,7 +92,6 @@ WEBVIEW = Participant(
         # Every worker heartbeats here (ordersaga.shell.heartbeat); the web view lists them.
         SERVICES: (ServiceHeartbeat,),
     },
-    off_critical_path=True,
 )
 # The orchestrator takes every participant's replies on orders.replies besides its
 # own deadlines and CommandRejected (Topology.answered): a new step's participant
