@@ -42,7 +42,6 @@ from ordersaga.shell.faust_app import make_app
 from ordersaga.shell.groups import AgentGroup
 from ordersaga.shell.health import Health
 from ordersaga.shell.patches import (
-    _collect_less,
     _exit_when_stuck,
     _no_banner_in_json_logs,
     _serve_no_faust_pages,
@@ -111,7 +110,6 @@ class Node:
         self.pid = os.getpid()
         self._handled: dict[tuple[str, str, str], Any] = {}
         _exit_when_stuck(self.app, self.settings.recovery_limit_s)
-        _collect_less(self.app)
         # Read by `faust worker` when it sets logging up, after its command line
         # set the web port that the worker's name includes.
         self.app.conf.logging_config = logging_config(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import threading
@@ -117,29 +116,6 @@ def _exit_when_stuck(app: faust.App, recovery_limit_s: float, interval_s: float 
     async def start_stuck_watch() -> None:
         # A task runs only in a started worker, never in agent.test_context().
         threading.Thread(target=watch, name="ordersaga-stuck-watch", daemon=True).start()
-
-
-# Young objects allocated between two collections of the youngest generation.
-# CPython's 700 made a worker collect every few messages (a handled message
-# allocates hundreds: pydantic models, envelopes, aiokafka records).
-GC_GEN0_THRESHOLD = 20_000
-
-
-def _collect_less(app: faust.App) -> None:
-    """Freeze what the worker built at start and collect the young generation less often.
-
-    The imports and the app (Faust, aiokafka, pydantic's validators: hundreds of
-    thousands of objects) live as long as the process; frozen, the collector never
-    scans them again. Cyclic garbage is still collected, in larger, rarer rounds.
-    """
-
-    @app.task
-    async def freeze_startup_objects() -> None:
-        # A task runs only in a started worker, never in agent.test_context().
-        gc.collect()
-        gc.freeze()
-        _, gen1, gen2 = gc.get_threshold()
-        gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 def tune_fetch_wait(max_wait_ms: int, instance_id: str | None = None, min_bytes: int = 1) -> None:
