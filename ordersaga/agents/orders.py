@@ -9,6 +9,7 @@ from explicit settings; the module's attributes are those of the default group
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -181,14 +182,18 @@ def build(settings: Settings) -> Orders:
             for order_id in ended
             if (stored := sagas.get(order_id))
         )
-        for sku, order_ids in direct.items():
+        # Sent together and acknowledged together: one round trip, not one per SKU,
+        # while this handler holds up the orchestrator's partitions.
+        deliveries = [
             await node.send(
                 ForgetHolds(sku=sku, order_ids=tuple(order_ids)),
                 key=sku,
                 cause=envelope,
                 event_id=f"{envelope.event_id}:{sku}",
-                acked=True,
             )
+            for sku, order_ids in direct.items()
+        ]
+        await asyncio.gather(*deliveries)
         # Remembered before the saga goes: a crash in between replays this, which
         # finds the saga still there and writes the same.
         for order_id, ended_at in ended.items():

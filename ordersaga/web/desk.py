@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import ClassVar, cast
+from typing import Any, ClassVar, cast
 
 from ordersaga.edge.http import ApiView, HttpError
 from ordersaga.schemas.messages import Message
@@ -233,7 +233,7 @@ class DeskView(ApiView):
         return cast(type[DeskView], type(cls.__name__, (cls,), attrs))
 
 
-def _late_send_done(sending: asyncio.Future[None]) -> None:
+def _late_send_done(sending: asyncio.Future[Any]) -> None:
     """Log how a send the answer did not wait for ended (its exception is consumed here)."""
     if sending.cancelled():
         return
