@@ -50,6 +50,9 @@ class CircuitBreaker:
     window_s: float = 60.0
     state: BreakerState = BreakerState.CLOSED
     recent: tuple[Call, ...] = ()
+    # How many of ``recent`` failed: kept with it, so a call that leaves no failure
+    # in the window costs no scan of the window (payments make one per charge).
+    recent_failures: int = 0
     opened_at: float = 0.0
     # Half-open: callers whose trial is under way, and callers whose trial failed.
     trials: frozenset[str] = frozenset()
@@ -58,7 +61,7 @@ class CircuitBreaker:
     @property
     def failures(self) -> int:
         """Failed calls in the window (as last pruned)."""
-        return sum(1 for call in self.recent if not call.ok)
+        return self.recent_failures
 
     def before_call(self, now: float, caller: str = "") -> tuple[CircuitBreaker, bool]:
         """Whether ``caller``'s call may go ahead now, and the breaker after asking."""
@@ -92,15 +95,34 @@ class CircuitBreaker:
                 return self._closed()
             failed = self.failed_trials | {caller}
             if len(failed) >= self.min_callers:
-                return replace(self._closed(), state=BreakerState.OPEN, opened_at=now, recent=())
+                return replace(self._closed(), state=BreakerState.OPEN, opened_at=now)
             return replace(self, trials=self.trials - {caller}, failed_trials=failed)
         if self.state == BreakerState.OPEN:
             # A call that went ahead before the circuit opened: already counted in.
             return self
-        recent = tuple(c for c in self.recent if now - c.at < self.window_s)
-        recent = (*recent, Call(now, caller, ok))[-MAX_RECENT_CALLS:]
-        after = replace(self, recent=recent)
+        recent, failures = self._window(now)
+        recent = (*recent, Call(now, caller, ok))
+        failures += not ok
+        if len(recent) > MAX_RECENT_CALLS:
+            failures -= not recent[0].ok
+            recent = recent[1:]
+        after = replace(self, recent=recent, recent_failures=failures)
         return after._opened(now) if after._should_open() else after
+
+    def _window(self, now: float) -> tuple[tuple[Call, ...], int]:
+        """``recent`` without the calls older than the window, and its failures.
+
+        Calls are appended as they end, so the window's expired calls are its
+        oldest: the scan stops at the first call still inside it.
+        """
+        recent, failures = self.recent, self.recent_failures
+        expired = 0
+        for call in recent:
+            if now - call.at < self.window_s:
+                break
+            expired += 1
+            failures -= not call.ok
+        return recent[expired:], failures
 
     def abandon(self, caller: str = "") -> CircuitBreaker:
         """The breaker after ``caller``'s call ended with no outcome (it was cancelled).
@@ -111,21 +133,21 @@ class CircuitBreaker:
         return replace(self, trials=self.trials - {caller})
 
     def _should_open(self) -> bool:
-        failed = [call for call in self.recent if not call.ok]
-        return (
-            len(failed) >= self.failure_threshold
-            and len(failed) >= self.failure_ratio * len(self.recent)
-            and len({call.caller for call in failed}) >= self.min_callers
-        )
+        if self.recent_failures < self.failure_threshold or self.recent_failures < (
+            self.failure_ratio * len(self.recent)
+        ):
+            return False
+        return len({call.caller for call in self.recent if not call.ok}) >= self.min_callers
 
     def _opened(self, now: float) -> CircuitBreaker:
-        return replace(self, state=BreakerState.OPEN, opened_at=now, recent=())
+        return replace(self, state=BreakerState.OPEN, opened_at=now, recent=(), recent_failures=0)
 
     def _closed(self) -> CircuitBreaker:
         return replace(
             self,
             state=BreakerState.CLOSED,
             recent=(),
+            recent_failures=0,
             trials=frozenset(),
             failed_trials=frozenset(),
         )

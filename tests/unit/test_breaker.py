@@ -1,5 +1,8 @@
 """The circuit breaker's state machine: no one caller opens it for everyone."""
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ordersaga.saga.breaker import MAX_RECENT_CALLS, BreakerState, CircuitBreaker
 
 
@@ -118,3 +121,49 @@ def test_a_trial_that_never_returns_is_given_back() -> None:
     b = b.abandon("x").abandon("y")
     assert b.state == BreakerState.HALF_OPEN
     assert b.before_call(11, "z")[1] is True
+
+
+def _opens_by_the_rules(b: CircuitBreaker, calls: list[tuple[float, str, bool]]) -> bool:
+    """The closed breaker's rules, read straight from the docstring, on a plain list."""
+    window = calls[-MAX_RECENT_CALLS:]
+    now = calls[-1][0]
+    window = [c for c in window if now - c[0] < b.window_s]
+    failed = [c for c in window if not c[2]]
+    return (
+        len(failed) >= b.failure_threshold
+        and len(failed) >= b.failure_ratio * len(window)
+        and len({c[1] for c in failed}) >= b.min_callers
+    )
+
+
+@settings(max_examples=300)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.floats(min_value=0, max_value=30),
+            st.sampled_from(["a", "b", "c", "d"]),
+            st.booleans(),
+        ),
+        max_size=400,
+    )
+)
+def test_a_closed_breaker_opens_exactly_when_its_window_says_so(
+    steps: list[tuple[float, str, bool]],
+) -> None:
+    # Calls end in time order; the kept failure count must agree with a recount.
+    b = breaker(failure_threshold=4, min_callers=2, window_s=60)
+    now = 0.0
+    seen: list[tuple[float, str, bool]] = []
+    for gap, caller, ok in steps:
+        now += gap
+        b, allowed = b.before_call(now, caller)
+        if b.state != BreakerState.CLOSED:
+            return
+        assert allowed
+        seen.append((now, caller, ok))
+        b = b.after_call(ok, now, caller)
+        assert (b.state == BreakerState.OPEN) == _opens_by_the_rules(b, seen)
+        if b.state == BreakerState.OPEN:
+            return
+        assert b.recent_failures == sum(1 for c in b.recent if not c.ok)
+        assert len(b.recent) <= MAX_RECENT_CALLS
