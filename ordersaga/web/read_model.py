@@ -54,32 +54,32 @@ MAX_REFRESH_WAIT_S = 300
 # since the order's previous event: what the operators' page shows.
 # Any event of the order confirms that the orchestrator has it: nothing to re-send.
 # An open (not terminal) view is due for a refresh if no newer event follows in time.
-# The order is filed under its customer by whichever of its events comes first; the
-# customer's list keeps its newest orders and lives as long as their views.
+# The order is filed under its customer (and by time) by whichever of its events is
+# projected first; the customer's list keeps its newest orders and lives as long as
+# their views. The order's hash keeps its newest event's time (``at``), so the time
+# since the previous event needs no read of the history (issue 21).
 _PROJECT_ORDER = """
 redis.call('ZREM', KEYS[3], ARGV[5])
 redis.call('HDEL', KEYS[4], ARGV[5])
-local seen = redis.call('HGET', KEYS[1], 'seq')
-if seen and tonumber(seen) >= tonumber(ARGV[1]) then return 0 end
+local seen = redis.call('HMGET', KEYS[1], 'seq', 'at')
+if seen[1] and tonumber(seen[1]) >= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'order', ARGV[2], 'projected_at', ARGV[6],
-  'status', ARGV[13])
+  'status', ARGV[13], 'at', ARGV[14])
 redis.call('RPUSH', KEYS[2], ARGV[3])
-if redis.call('ZADD', KEYS[7], 'NX', ARGV[9], ARGV[5]) == 1 then
-  redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -(tonumber(ARGV[10]) + 1))
-  if tonumber(ARGV[11]) > 0 then redis.call('EXPIRE', KEYS[7], tonumber(ARGV[11])) end
+if not seen[1] then
+  if redis.call('ZADD', KEYS[7], 'NX', ARGV[9], ARGV[5]) == 1 then
+    redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -(tonumber(ARGV[10]) + 1))
+    if tonumber(ARGV[11]) > 0 then redis.call('EXPIRE', KEYS[7], tonumber(ARGV[11])) end
+  end
+  if redis.call('ZADD', KEYS[8], 'NX', ARGV[9], ARGV[5]) == 1 then
+    redis.call('ZREMRANGEBYRANK', KEYS[8], 0, -(tonumber(ARGV[12]) + 1))
+  end
 end
-if redis.call('ZADD', KEYS[8], 'NX', ARGV[9], ARGV[5]) == 1 then
-  redis.call('ZREMRANGEBYRANK', KEYS[8], 0, -(tonumber(ARGV[12]) + 1))
-end
-local previous = redis.call('LINDEX', KEYS[2], -2)
-if previous then
-  local at = cjson.decode(previous)['at_epoch']
-  if at then
-    local took = tonumber(ARGV[14]) - tonumber(at)
-    if took >= 0 then
-      redis.call('HINCRBYFLOAT', KEYS[9], 'step:' .. ARGV[15] .. ':sum', took)
-      redis.call('HINCRBY', KEYS[9], 'step:' .. ARGV[15] .. ':count', 1)
-    end
+if seen[2] then
+  local took = tonumber(ARGV[14]) - tonumber(seen[2])
+  if took >= 0 then
+    redis.call('HINCRBYFLOAT', KEYS[9], 'step:' .. ARGV[15] .. ':sum', took)
+    redis.call('HINCRBY', KEYS[9], 'step:' .. ARGV[15] .. ':count', 1)
   end
 end
 if ARGV[16] ~= '' then redis.call('HINCRBY', KEYS[9], 'outcome:' .. ARGV[16], 1) end

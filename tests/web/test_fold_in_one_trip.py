@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ordersaga.web.read_model import OrderProjection, ViewStore
+from ordersaga.web.redis_keys import CUSTOMER_ORDERS, ORDERS_BY_TIME
 from tests.harness import order_event
 
 
@@ -52,3 +53,36 @@ async def test_a_redis_that_lost_its_scripts_still_folds(store: ViewStore):
     assert (await store.stock("SKU-E"))["SKU-E"]["version"] == 2
     e = await store.order("ord_e")
     assert e is not None and e["seq"] == 1
+
+
+def timed(order_id: str, seq: int, name: str, at: float) -> OrderProjection:
+    p = projection(order_id, seq, "PENDING")
+    return p._replace(entry={**p.entry, "type": name, "at_epoch": at})
+
+
+async def test_each_event_counts_the_time_since_the_order_s_previous_one(store: ViewStore):
+    at = 1_796_000_000.0
+    await store.project_orders(
+        [
+            timed("ord_t", 1, "OrderPlaced", at),
+            timed("ord_t", 2, "CustomerValidated", at + 0.25),
+            timed("ord_t", 2, "CustomerValidated", at + 9),  # a replay counts nothing
+            timed("ord_t", 4, "StockReserved", at + 1.0),
+            timed("ord_t", 3, "Late", at + 0.5),  # older than the view: dropped
+        ]
+    )
+    [(_, figures)] = await store.stats(1, now=at)
+    assert figures["step:CustomerValidated:count"] == "1"
+    assert float(figures["step:CustomerValidated:sum"]) == 0.25
+    assert figures["step:StockReserved:count"] == "1"
+    assert float(figures["step:StockReserved:sum"]) == 0.75
+    assert not any(name.startswith("step:OrderPlaced") for name in figures)
+    assert not any(name.startswith("step:Late") for name in figures)
+
+
+async def test_an_order_is_filed_once_by_its_first_projected_event(store: ViewStore):
+    await store.project_orders([projection("ord_f", seq, "PENDING") for seq in (1, 2, 3)])
+    customer = (await store.order("ord_f") or {})["order"]["customer_id"]
+    filed = await store.redis.zrange(CUSTOMER_ORDERS + customer, 0, -1, withscores=True)
+    assert filed == [(b"ord_f", 1.0)]
+    assert await store.redis.zrange(ORDERS_BY_TIME, 0, -1) == [b"ord_f"]
