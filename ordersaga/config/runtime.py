@@ -50,6 +50,12 @@ class RuntimeSettings(BaseSettings):
         default=True,
         description="Whether a worker hands each fetch to its agents in one turn of the loop",
     )
+    # Off puts Faust's consumer thread back, for comparison (BENCHMARKS.md, issue 21).
+    consumer_in_loop: bool = Field(
+        default=True,
+        description="Whether a worker's Kafka consumer runs in its event loop "
+        "(false: in a thread of its own, as Faust does)",
+    )
     deadline_scan_interval_s: float = Field(
         default=1.0, gt=0, description="How often workers look for passed deadlines, seconds"
     )

@@ -24,6 +24,7 @@ from mode import Service
 
 from ordersaga.config.settings import Settings
 from ordersaga.edge.http import HARDENING, HttpError, error_response, invalid, printable_text
+from ordersaga.shell.consumer_in_loop import consume_in_the_loop
 from ordersaga.shell.direct_delivery import deliver_fetches_directly
 from ordersaga.shell.unreadable import SafeMemoryRecords
 
@@ -47,6 +48,8 @@ def apply_process_patches(settings: Settings, off_critical_path: bool = False) -
     else:
         tune_fetch_wait(settings.fetch_max_wait_ms, settings.consumer_instance_id)
     read_unreadable_records()
+    if settings.consumer_in_loop:
+        consume_in_the_loop()  # ordersaga.shell.consumer_in_loop
     if settings.direct_delivery:
         deliver_fetches_directly()  # ordersaga.shell.direct_delivery
     send_without_yielding()
