@@ -7,8 +7,9 @@ here blocks: every handler awaits its I/O. The thread costs instead: each fetch,
 seek and commit is a call across threads (a queue, a future and a wake-up each
 way, and the GIL handed over twice), and the thread keeps an event loop of its
 own. Run in the worker's loop, the same ``AIOKafkaConsumerThread`` service does
-the same work with direct awaits: the workers' CPU per saga fell 5-10% in
-back-to-back pairs (BENCHMARKS.md, issue 21, sixth steps).
+the same work with direct awaits: the system's CPU per saga fell 8% with both
+variants running at once and 16% in alternated runs at ``make bench``'s
+settings (BENCHMARKS.md, issue 21, sixth steps).
 
 What stays as it was: the service's start and stop order, its method queue, the
 rebalance callbacks (which go through the consumer's method queue, in the same
