@@ -33,17 +33,6 @@ log = logging.getLogger(__name__)
 _STOP_TIMEOUT_S = 30.0
 
 
-class _InLoop:
-    """Stands where ``mode.threads.WorkerThread`` stood: the consumer's serving task."""
-
-    def __init__(self, task: asyncio.Task[None]) -> None:
-        self.task = task
-
-    def stop(self) -> None:
-        # ServiceThread.stop joins its thread here; the task is awaited instead.
-        return None
-
-
 async def _start(self: Any) -> None:
     # ServiceThread.start without the thread: serve in this loop, and return once
     # the service has started (or raise what it crashed with).
@@ -51,7 +40,8 @@ async def _start(self: Any) -> None:
     self._thread_started.set()
     self._thread_running = asyncio.Future(loop=self.parent_loop)
     try:
-        self._thread = _InLoop(asyncio.ensure_future(self._serve()))
+        # No WorkerThread: ServiceThread.stop, replaced below, was its only user.
+        self._serving = asyncio.ensure_future(self._serve())
         if not self.should_stop:
             await self._thread_running
     finally:
@@ -62,10 +52,10 @@ async def _stop(self: Any) -> None:
     if not self._started.is_set():
         return
     await Service.stop(self)
-    serving = self._thread
-    if isinstance(serving, _InLoop):
+    serving = getattr(self, "_serving", None)
+    if serving is not None:
         try:
-            await asyncio.wait_for(asyncio.shield(serving.task), _STOP_TIMEOUT_S)
+            await asyncio.wait_for(asyncio.shield(serving), _STOP_TIMEOUT_S)
         except TimeoutError:
             log.warning("the consumer took over %.0f s to stop", _STOP_TIMEOUT_S)
         except Exception as exc:  # it crashed on the way out: already logged by mode
