@@ -40,6 +40,9 @@ JVM_FLAGS = (
     # Serial, as the JVM picks by itself on 2 cores: G1's write barriers in C1 code and
     # its concurrent threads cost the embedded broker ~4% of its CPU under load.
     "-XX:+UseSerialGC",
+    # The heap on huge pages where the kernel offers them (madvise): fewer TLB misses
+    # in C1's pointer-chasing code, ~5% of the broker's CPU in alternated quick runs.
+    "-XX:+UseTransparentHugePages",
     "-Djava.awt.headless=true",
 )
 
