@@ -128,14 +128,25 @@ def build(settings: Settings) -> Orders:
         for order_id, ended_at in forgotten.items():
             remember_forgotten(order_id, float(ended_at))
 
+    #: status or step -> its gauge or histogram child: labels() takes a lock per call,
+    #: three times a decision (issue 21)
+    in_flight_gauges: dict[str, Any] = {}
+    step_histograms: dict[str, Any] = {}
+
+    def in_flight_gauge(status: str) -> Any:
+        child = in_flight_gauges.get(status)
+        if child is None:
+            child = in_flight_gauges[status] = node.metrics.sagas_in_flight.labels(status)
+        return child
+
     def count_in_flight(order_id: str, status: str | None) -> None:
         """Move one saga between the in-flight gauge's statuses (None: it ended or left)."""
         before = in_flight.pop(order_id, None)
         if before is not None:
-            node.metrics.sagas_in_flight.labels(before).dec()
+            in_flight_gauge(before).dec()
         if status is not None and status not in TERMINAL:
             in_flight[order_id] = status
-            node.metrics.sagas_in_flight.labels(status).inc()
+            in_flight_gauge(status).inc()
 
     def file_saga(order_id: str, stored: Any) -> None:
         """File a saga just written (or restored) in the agenda its state calls for."""
@@ -154,6 +165,7 @@ def build(settings: Settings) -> Orders:
         forgets.clear()
         in_flight.clear()
         node.metrics.sagas_in_flight.clear()
+        in_flight_gauges.clear()
         for order_id, stored in sagas.items():
             if stored:
                 file_saga(order_id, stored)
@@ -290,7 +302,10 @@ def build(settings: Settings) -> Orders:
         file_saga(order_id, stored)
         if decision.step_latency:
             step, seconds = decision.step_latency
-            node.metrics.step_latency.labels(step).observe(seconds)
+            histogram = step_histograms.get(step)
+            if histogram is None:
+                histogram = step_histograms[step] = node.metrics.step_latency.labels(step)
+            histogram.observe(seconds)
         # A saga's first and last lines; the steps between are logged by the
         # participants that apply them.
         if before is None:

@@ -74,6 +74,7 @@ class _Builder:
         # Updates since the state was last read, applied in one copy when it is
         # (a decision made five copies of the saga, one per update: issue 21).
         self._changes: dict[str, object] = {"updated_at": _at(now)}
+        self._seq = state.seq
         self.now = now
         self.saga = saga
         self.commands: list[Message] = []
@@ -91,9 +92,13 @@ class _Builder:
         self._changes.update(changes)
 
     def emit(self, name: str, detail: str | None = None) -> None:
-        self.update(seq=self.state.seq + 1)
+        # One copy of the saga per event (its snapshot needs every update so far):
+        # reading ``state`` three times made two (issue 21, BENCHMARKS.md eighth steps).
+        self._seq += 1
+        self.update(seq=self._seq)
+        state = self.state
         self.events.append(
-            OrderEvent(name=name, seq=self.state.seq, detail=detail, order=self.state.snapshot())
+            OrderEvent(name=name, seq=self._seq, detail=detail, order=state.snapshot())
         )
         self.update(last_event=name, last_detail=detail)
 

@@ -27,6 +27,7 @@ from ordersaga.edge.http import HARDENING, HttpError, error_response, invalid, p
 from ordersaga.shell.consumer_in_loop import consume_in_the_loop
 from ordersaga.shell.direct_delivery import deliver_fetches_directly
 from ordersaga.shell.unreadable import SafeMemoryRecords
+from ordersaga.shell.wire_codec import compile_protocol_codecs
 
 log = logging.getLogger("ordersaga.shell.node")
 http_log = logging.getLogger("ordersaga.http")
@@ -48,6 +49,7 @@ def apply_process_patches(settings: Settings, off_critical_path: bool = False) -
     else:
         tune_fetch_wait(settings.fetch_max_wait_ms, settings.consumer_instance_id)
     read_unreadable_records()
+    compile_protocol_codecs()  # ordersaga.shell.wire_codec
     if settings.consumer_in_loop:
         consume_in_the_loop()  # ordersaga.shell.consumer_in_loop
     if settings.direct_delivery:
