@@ -32,6 +32,7 @@ from ordersaga.saga.orchestrator import (
     expired,
     forget_batches,
     forgettable,
+    one_event,
     split_forgettable,
 )
 from ordersaga.saga.order_ids import may_start
@@ -278,7 +279,8 @@ def build(settings: Settings) -> Orders:
                 correlation_id=correlation_id,
                 event_id=f"{order_id}:{state.seq}:{state.attempt}:{i}:{command.TYPE}",
             )
-        for event in decision.events:
+        event = one_event(decision.events)
+        if event is not None:
             await node.send(
                 event,
                 key=order_id,

@@ -60,21 +60,36 @@ async def _views_expire_by_ttl(envelope: Envelope, message: ForgetOrders) -> str
 def _projection(envelope: Envelope, message: OrderEvent) -> OrderProjection:
     """What an order event changes in its order's view: snapshot and history line."""
     order = message.order
-    entry = {
-        "seq": message.seq,
-        "type": message.name,
-        "status": order.status,
-        "detail": message.detail,
-        "at": envelope.occurred_at.isoformat(),
-        "at_epoch": envelope.occurred_at.timestamp(),
-    }
+    at, at_epoch = envelope.occurred_at.isoformat(), envelope.occurred_at.timestamp()
+    entries = [
+        {
+            "seq": entry.seq,
+            "type": entry.name,
+            "status": entry.status,
+            "detail": entry.detail,
+            "at": at,
+            "at_epoch": at_epoch,
+        }
+        for entry in message.earlier
+    ]
+    entries.append(
+        {
+            "seq": message.seq,
+            "type": message.name,
+            "status": order.status,
+            "detail": message.detail,
+            "at": at,
+            "at_epoch": at_epoch,
+        }
+    )
     return OrderProjection(
         order.order_id,
         message.seq,
         order.model_dump(mode="json"),
-        entry,
+        entries[-1],
         terminal=order.status in TERMINAL,
         placed_at=order.placed_at.timestamp(),
+        earlier=tuple(entries[:-1]),
     )
 
 

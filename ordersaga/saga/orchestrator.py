@@ -54,6 +54,19 @@ def unchanged(state: SagaState | None) -> Decision:
     return Decision(state=state)
 
 
+def one_event(events: tuple[OrderEvent, ...]) -> OrderEvent | None:
+    """A decision's events as the one message published: the newest, the others earlier.
+
+    Each published order event is sent, stored and projected once: seven per saga
+    were a fifth of its CPU (issue 21). The history keeps every entry.
+    """
+    if len(events) <= 1:
+        return events[0] if events else None
+    *before, last = events
+    earlier = tuple(entry for event in before for entry in event.entries())
+    return last.model_copy(update={"earlier": (*earlier, *last.earlier)})
+
+
 def _at(now: float) -> datetime:
     return datetime.fromtimestamp(now, UTC)
 

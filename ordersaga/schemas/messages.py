@@ -462,14 +462,45 @@ class OrderSnapshot(BaseModel):
     updated_at: datetime
 
 
+class EarlierEntry(BaseModel):
+    """An entry of an order's history that the same decision made before its event's own."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: TypeName
+    seq: Counter
+    status: TypeName
+    detail: Reason | None = None
+
+
+# A decision makes at most three entries (a step's failure, the compensation's start
+# and the order's end); the bound leaves room for a step table that grows.
+MAX_EARLIER_ENTRIES = 8
+
+
 class OrderEvent(Message):
-    """One entry of an order's history; ``name`` says what happened, ``seq`` orders them."""
+    """One entry of an order's history; ``name`` says what happened, ``seq`` orders them.
+
+    A decision that makes several entries (the last step's reply and the order's end)
+    publishes one event: the newest entry with the others in ``earlier``, oldest
+    first, so the history stays complete at a message per decision (issue 21). The
+    field is left out of the JSON when empty, as it is for most events.
+    """
 
     TYPE = "OrderEvent"
     name: TypeName
     seq: Counter
     detail: Reason | None = None
     order: OrderSnapshot
+    earlier: tuple[EarlierEntry, ...] = Field(
+        default=(), max_length=MAX_EARLIER_ENTRIES, exclude_if=lambda entries: not entries
+    )
+
+    def entries(self) -> tuple[EarlierEntry, ...]:
+        """Every history entry this event carries, oldest first, its own last."""
+        own = EarlierEntry(
+            name=self.name, seq=self.seq, status=self.order.status, detail=self.detail
+        )
+        return (*self.earlier, own)
 
     def order_ref(self) -> str | None:
         """The order this event belongs to."""
@@ -492,7 +523,11 @@ class OrderEnded(OrderEvent):
     def of(cls, event: OrderEvent) -> OrderEnded:
         """``event`` as an outcome; built from a validated event, so not validated again."""
         return cls.model_construct(
-            name=event.name, seq=event.seq, detail=event.detail, order=event.order
+            name=event.name,
+            seq=event.seq,
+            detail=event.detail,
+            order=event.order,
+            earlier=event.earlier,
         )
 
 

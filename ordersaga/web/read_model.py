@@ -65,7 +65,29 @@ local seen = redis.call('HMGET', KEYS[1], 'seq', 'at')
 if seen[1] and tonumber(seen[1]) >= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'order', ARGV[2], 'projected_at', ARGV[6],
   'status', ARGV[13], 'at', ARGV[14])
+-- Time since the previous entry, per step (the entry's type), in the minute's stats.
+local before = seen[2]
+local function count_step(step)
+  if before then
+    local took = tonumber(ARGV[14]) - tonumber(before)
+    if took >= 0 then
+      redis.call('HINCRBYFLOAT', KEYS[9], 'step:' .. step .. ':sum', took)
+      redis.call('HINCRBY', KEYS[9], 'step:' .. step .. ':count', 1)
+    end
+  end
+  before = ARGV[14]
+end
+-- The entries the same decision made before this one (ARGV[18...]: seq, entry, type
+-- each), oldest first and each once.
+local from = tonumber(seen[1] or -1)
+for i = 18, #ARGV, 3 do
+  if tonumber(ARGV[i]) > from then
+    redis.call('RPUSH', KEYS[2], ARGV[i + 1])
+    count_step(ARGV[i + 2])
+  end
+end
 redis.call('RPUSH', KEYS[2], ARGV[3])
+count_step(ARGV[15])
 if not seen[1] then
   if redis.call('ZADD', KEYS[7], 'NX', ARGV[9], ARGV[5]) == 1 then
     redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -(tonumber(ARGV[10]) + 1))
@@ -73,13 +95,6 @@ if not seen[1] then
   end
   if redis.call('ZADD', KEYS[8], 'NX', ARGV[9], ARGV[5]) == 1 then
     redis.call('ZREMRANGEBYRANK', KEYS[8], 0, -(tonumber(ARGV[12]) + 1))
-  end
-end
-if seen[2] then
-  local took = tonumber(ARGV[14]) - tonumber(seen[2])
-  if took >= 0 then
-    redis.call('HINCRBYFLOAT', KEYS[9], 'step:' .. ARGV[15] .. ':sum', took)
-    redis.call('HINCRBY', KEYS[9], 'step:' .. ARGV[15] .. ':count', 1)
   end
 end
 if ARGV[16] ~= '' then redis.call('HINCRBY', KEYS[9], 'outcome:' .. ARGV[16], 1) end
@@ -187,6 +202,8 @@ class OrderProjection(NamedTuple):
     entry: dict[str, Any]
     terminal: bool
     placed_at: float = 0.0
+    # History entries the same decision made before ``entry``, oldest first.
+    earlier: tuple[dict[str, Any], ...] = ()
 
 
 class ViewStore:
@@ -261,14 +278,16 @@ class ViewStore:
         entry: dict[str, Any],
         terminal: bool,
         placed_at: float = 0.0,
+        earlier: tuple[dict[str, Any], ...] = (),
     ) -> bool:
         """Apply one order event unless its sequence number was seen; True if applied.
 
         ``entry`` has the event's ``at_epoch`` and ``type``; a terminal one counts its
-        outcome (status and failure reason) in the minute's stats.
+        outcome (status and failure reason) in the minute's stats. ``earlier``: the
+        entries its decision made before it, each appended once too.
         """
         keys, args = self._order_call(
-            OrderProjection(order_id, seq, snapshot, entry, terminal, placed_at)
+            OrderProjection(order_id, seq, snapshot, entry, terminal, placed_at, earlier)
         )
         return bool(await self._project_order(keys=keys, args=args))
 
@@ -317,6 +336,8 @@ class ViewStore:
             outcome,
             STATS_TTL_S,
         ]
+        for earlier in p.earlier:
+            args += (earlier["seq"], orjson.dumps(earlier), earlier["type"])
         return keys, args
 
     async def project_stock(self, sku: str, version: int, levels: dict[str, Any]) -> bool:

@@ -201,8 +201,9 @@ async def test_happy_path_ends_completed_with_the_right_commands(drive, outbox):
         outbox.clear()
         await d.put(StockCommitted(order_id=ORDER_ID), key=ORDER_ID, topic=ORDERS_REPLIES)
 
-    # The last reply sends no command, only the closing events, and the outcome again.
-    assert outbox.topics() == [ORDERS_EVENTS, ORDERS_EVENTS, ORDERS_OUTCOMES]
+    # The last reply sends no command: one event with both of its entries, and the
+    # outcome again.
+    assert outbox.topics() == [ORDERS_EVENTS, ORDERS_OUTCOMES]
     [outcome] = outbox.messages(ORDERS_OUTCOMES)
     assert isinstance(outcome, OrderEnded)
     assert (outcome.name, outcome.seq, outcome.order) == (
@@ -210,10 +211,12 @@ async def test_happy_path_ends_completed_with_the_right_commands(drive, outbox):
         7,
         events(outbox)[-1].order,
     )
-    assert [(e.name, e.seq) for e in events(outbox)] == [
-        ("StockCommitted", 6),
-        ("OrderCompleted", 7),
+    [closing] = events(outbox)
+    assert [(e.name, e.seq, e.status) for e in closing.entries()] == [
+        ("StockCommitted", 6, "SHIPMENT_PREPARED"),
+        ("OrderCompleted", 7, "COMPLETED"),
     ]
+    assert outcome.earlier == closing.earlier
     final = saga()
     assert final["status"] == "COMPLETED"
     assert final["total"] == TOTAL

@@ -47,9 +47,9 @@ PATH = (
     ("orders.replies process", "StockCommitted", "orders"),
 )
 # OrderPlaced, CustomerValidated, StockReserved, PaymentCharged, ShipmentPrepared,
-# StockCommitted, OrderCompleted: each handled by the web view (notifications reads
-# only the outcome, OrderEnded on orders.outcomes).
-EVENTS = 7
+# and OrderCompleted carrying StockCommitted (one event per decision): each handled
+# by the web view (notifications reads only the outcome, OrderEnded on orders.outcomes).
+EVENTS = 6
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import pytest
 
 from ordersaga.saga.orchestrator import Policy, decide
 from ordersaga.schemas.messages import (
+    CancelOrder,
     CancelShipment,
     ChargePayment,
     CommitStock,
@@ -527,3 +528,49 @@ def test_a_customer_check_that_never_answers_fails_step_timeout_with_nothing_to_
     assert decision.state.failure_reason == FailureReason.STEP_TIMEOUT
     assert saga.commands_since(sent_before) == []
     assert terminal_event_count(saga) == 1
+
+
+@pytest.mark.parametrize("point", sorted(POINTS))
+def test_one_event_per_decision_keeps_every_entry_in_order(point, monkeypatch):
+    # Every decision on the way to each point, then a cancel and the compensations it
+    # starts: folded into the one event published, each decision's history entries
+    # read exactly as its events do.
+    from ordersaga.saga.orchestrator import one_event
+    from tests.unit import saga_driver
+
+    decisions = []
+
+    def recorded(*args, **kwargs):
+        decisions.append(decide(*args, **kwargs))
+        return decisions[-1]
+
+    monkeypatch.setattr(saga_driver, "decide", recorded)
+    saga = POINTS[point]()
+    assert saga.state is not None
+    saga.deliver(CancelOrder(order_id=saga.state.order_id))
+    if not saga.state.terminal:
+        saga.answer_compensations()
+    assert any(len(d.events) > 1 for d in decisions)
+    for decision in decisions:
+        event = one_event(decision.events)
+        if not decision.events:
+            assert event is None
+            continue
+        assert event is not None and event.order == decision.events[-1].order
+        assert [(e.name, e.seq, e.status, e.detail) for e in event.entries()] == [
+            (e.name, e.seq, e.order.status, e.detail) for e in decision.events
+        ]
+        if len(decision.events) == 1:
+            assert event is decision.events[0]
+
+
+def test_the_last_reply_publishes_one_event_with_both_entries():
+    from ordersaga.saga.orchestrator import one_event
+
+    saga = POINTS["SHIPMENT_PREPARED"]()
+    event = one_event(saga.reply("StockCommitted").events)
+    assert event is not None
+    assert [(e.name, e.status) for e in event.entries()] == [
+        ("StockCommitted", "SHIPMENT_PREPARED"),
+        ("OrderCompleted", "COMPLETED"),
+    ]

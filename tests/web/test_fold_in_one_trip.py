@@ -86,3 +86,21 @@ async def test_an_order_is_filed_once_by_its_first_projected_event(store: ViewSt
     filed = await store.redis.zrange(CUSTOMER_ORDERS + customer, 0, -1, withscores=True)
     assert filed == [(b"ord_f", 1.0)]
     assert await store.redis.zrange(ORDERS_BY_TIME, 0, -1) == [b"ord_f"]
+
+
+async def test_a_decisions_earlier_entries_are_appended_once_before_its_own(store: ViewStore):
+    placed = projection("ord_m", 1, "PENDING")
+    committed = {**placed.entry, "seq": 2, "type": "StockCommitted", "status": "SHIPPED"}
+    closing = projection("ord_m", 3, "COMPLETED")._replace(
+        entry={**placed.entry, "seq": 3, "type": "OrderCompleted", "status": "COMPLETED"},
+        earlier=(committed,),
+    )
+    assert await store.project_orders([placed, closing, closing]) == [True, True, False]
+    assert [(e["seq"], e["type"]) for e in await store.events("ord_m")] == [
+        (1, "OrderPlaced"),
+        (2, "StockCommitted"),
+        (3, "OrderCompleted"),
+    ]
+    # A replay of the same decision, alone, appends nothing either.
+    assert await store.project_order(*closing) is False
+    assert len(await store.events("ord_m")) == 3
