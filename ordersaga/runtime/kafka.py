@@ -241,6 +241,10 @@ class KafkaNode:
             # a quarter of the broker's CPU under load at Kafka's 10 MiB. 256 KiB indexes
             # still cover 64 MiB segments at the 4 KiB index interval.
             "log.index.size.max.bytes": str(256 * 1024),
+            # The log cleaner clears its whole offset map (128 MiB by default) before each
+            # log it compacts, and the changelogs roll every minute: 16 MiB still holds
+            # ~700,000 keys, more than a changelog partition of this system has.
+            "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
         }
         self.config_path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
         (self.data_dir / "log4j2.yaml").write_text(_LOG4J2)
