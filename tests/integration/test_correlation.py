@@ -11,7 +11,7 @@ import pytest
 
 from ordersaga.ops.tail import read_topic
 from tests.integration.conftest import System
-from tests.integration.support import final, new_sku, order_body
+from tests.integration.support import final, new_sku, order_body, wait_for
 
 pytestmark = pytest.mark.integration
 TOPICS = (
@@ -60,7 +60,16 @@ def test_a_completed_orders_messages_all_carry_the_requests_correlation_id(
                     )
         return found
 
-    found = asyncio.run(messages_of_the_order())
+    # The notification comes last: notifications reads the outcomes in batches that
+    # wait up to ORDERSAGA_OFF_PATH_FETCH_MAX_WAIT_MS (500 ms) after the order completed.
+    seen: list[dict[str, set[str]]] = []
+
+    def every_topic_saw_it() -> bool:
+        seen.append(asyncio.run(messages_of_the_order()))
+        return set(seen[-1]) == set(TOPICS)
+
+    wait_for(every_topic_saw_it, timeout=15, interval=0.5)
+    found = seen[-1]
     # Every topic of the saga's path saw the order, under the one id
     assert set(found) == set(TOPICS), set(TOPICS) - set(found)
     assert {cid for ids in found.values() for cid in ids} == {correlation_id}
