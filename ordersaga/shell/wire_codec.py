@@ -156,6 +156,22 @@ def _decode_fields(src: _Source, fields: tuple[Any, ...], depth: int) -> list[st
     return names
 
 
+def _decode_sized(src: _Source, depth: int, out: str, length: str | None, what: str) -> None:
+    """Code reading a length (``length``'s int, or a compact varint) and, in an ``else``
+    block the caller completes, checking that ``end = pos + n`` is within the buffer."""
+    if length is not None:
+        size = 2 if length == "_i16" else 4
+        src.line(depth, f"n, = {length}(buf, pos)")
+        src.line(depth, f"pos += {size}")
+    else:
+        src.line(depth, "n, pos = _uvarint(buf, pos)")
+        src.line(depth, "n -= 1")
+    src.line(depth, f"if n < 0: {out} = None")
+    src.line(depth, "else:")
+    src.line(depth + 1, "end = pos + n")
+    src.line(depth + 1, f"if end > len(buf): raise ValueError('Buffer underrun decoding {what}')")
+
+
 def _decode_field(src: _Source, field: Any, depth: int) -> str:
     out = src.var()
     kind = type(field)
@@ -165,31 +181,11 @@ def _decode_field(src: _Source, field: Any, depth: int) -> str:
         values = _decode_fields(src, field.fields, depth)
         src.line(depth, f"{out} = ({''.join(v + ', ' for v in values)})")
     elif kind in (t.String, t.CompactString):
-        if kind is t.String:
-            src.line(depth, "n, = _i16(buf, pos)")
-            src.line(depth, "pos += 2")
-        else:
-            src.line(depth, "n, pos = _uvarint(buf, pos)")
-            src.line(depth, "n -= 1")
-        src.line(depth, f"if n < 0: {out} = None")
-        src.line(depth, "else:")
-        src.line(depth + 1, "end = pos + n")
-        src.line(
-            depth + 1, "if end > len(buf): raise ValueError('Buffer underrun decoding string')"
-        )
+        _decode_sized(src, depth, out, "_i16" if kind is t.String else None, "string")
         src.line(depth + 1, f"{out} = str(buf[pos:end], {field.encoding!r})")
         src.line(depth + 1, "pos = end")
     elif field is t.Bytes or field is t.CompactBytes:
-        if field is t.Bytes:
-            src.line(depth, "n, = _i32(buf, pos)")
-            src.line(depth, "pos += 4")
-        else:
-            src.line(depth, "n, pos = _uvarint(buf, pos)")
-            src.line(depth, "n -= 1")
-        src.line(depth, f"if n < 0: {out} = None")
-        src.line(depth, "else:")
-        src.line(depth + 1, "end = pos + n")
-        src.line(depth + 1, "if end > len(buf): raise ValueError('Buffer underrun decoding Bytes')")
+        _decode_sized(src, depth, out, "_i32" if field is t.Bytes else None, "Bytes")
         src.line(depth + 1, f"{out} = bytes(buf[pos:end])")
         src.line(depth + 1, "pos = end")
     elif kind in (t.Array, t.CompactArray):
