@@ -23,12 +23,12 @@ from ordersaga.adapters.queue_probe import QueueProbe
 from ordersaga.agents import repairs
 from ordersaga.agents.building import DefaultGroup, toplevel
 from ordersaga.config.settings import Settings
+from ordersaga.schemas.heartbeats import ServiceHeartbeat
 from ordersaga.schemas.messages import (
     CustomerChanged,
     Envelope,
     ForgetOrders,
     OrderEvent,
-    ServiceHeartbeat,
     StockChanged,
 )
 from ordersaga.schemas.status import TERMINAL

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from ordersaga import __version__
-from ordersaga.schemas.messages import ServiceHeartbeat
+from ordersaga.schemas.heartbeats import ServiceHeartbeat
 from ordersaga.shell.node import Node
 from ordersaga.shell.topics import SERVICES
 

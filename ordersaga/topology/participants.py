@@ -8,6 +8,7 @@ supervises all derive from :data:`TOPOLOGY`. Nothing here builds a Faust app.
 from __future__ import annotations
 
 from ordersaga.saga.definition import SAGA
+from ordersaga.schemas.heartbeats import ServiceHeartbeat
 from ordersaga.schemas.messages import (
     BlockCustomer,
     CancelOrder,
@@ -36,7 +37,6 @@ from ordersaga.schemas.messages import (
     RepublishOrder,
     ReserveStock,
     RestockSku,
-    ServiceHeartbeat,
     ShipmentCancelled,
     ShipmentPrepared,
     ShipmentRefused,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ordersaga.agents import inventory, webview
-from ordersaga.schemas.messages import ServiceHeartbeat
+from ordersaga.schemas.heartbeats import ServiceHeartbeat
 from ordersaga.shell.topics import SERVICES
 from ordersaga.web.service_registry import health_of, state_of
 

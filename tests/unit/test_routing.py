@@ -12,7 +12,8 @@ import inspect
 import pytest
 
 from ordersaga.saga.definition import Step, Undo
-from ordersaga.schemas import messages
+from ordersaga.schemas import heartbeats, messages
+from ordersaga.schemas.heartbeats import ServiceHeartbeat
 from ordersaga.schemas.messages import (
     CommandRejected,
     ForgetOrders,
@@ -21,7 +22,6 @@ from ordersaga.schemas.messages import (
     OrderEnded,
     OrderEvent,
     PlaceOrder,
-    ServiceHeartbeat,
     StepDeadlineExpired,
     StockReserved,
 )
@@ -117,8 +117,9 @@ def test_every_type_is_routed_to_one_topic_consistent_with_its_consumers(
 def schema_message_types() -> list[type[Message]]:
     return [
         cls
-        for _, cls in inspect.getmembers(messages, inspect.isclass)
-        if issubclass(cls, Message) and cls is not Message and cls.__module__ == messages.__name__
+        for module in (messages, heartbeats)
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, Message) and cls is not Message and cls.__module__ == module.__name__
     ]
 
 

@@ -20,10 +20,10 @@ from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 from ordersaga.agents import webview
 from ordersaga.edge.http import ApiView
 from ordersaga.edge.operations import ORDER_ID, Operation, Reply, documented
+from ordersaga.schemas.heartbeats import ServiceHeartbeat
 from ordersaga.schemas.messages import (
     CustomerChanged,
     OrderSnapshot,
-    ServiceHeartbeat,
     StockChanged,
 )
 from ordersaga.schemas.responses import (
