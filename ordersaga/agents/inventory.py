@@ -7,6 +7,7 @@ the default group (``ordersaga.agents.building``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -59,6 +60,8 @@ from ordersaga.shell.topics import (
 )
 from ordersaga.shell.worker import Worker
 from ordersaga.tables import ORDER_STOCK, SKU_HOLDS, STOCK
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -200,7 +203,8 @@ def build(settings: Settings) -> Inventory:
 
         One small write (the order's hold) whatever the SKU's traffic; the totals
         follow it in memory. A single-SKU order's command comes from the
-        orchestrator itself and is answered to it, as the gather would have.
+        orchestrator itself and is answered to it, as the gather would have; a
+        commit the saga does not wait for (``reply_to="nobody"``) is not answered.
         """
         key = hold_key(message.sku, message.order_id)
         sku_totals = totals_for(message.sku)
@@ -218,6 +222,13 @@ def build(settings: Settings) -> Inventory:
         stored = holds.fit(after) if after is not None else None
         if direct:
             await node.reply(direct_reply(message, result), to=envelope, key=message.order_id)
+        elif message.reply_to == "nobody":
+            # The line an answer would have logged (one per step); the saga completed
+            # on this command, so only a broken invariant refuses it (audit 2).
+            if result.ok:
+                log.info("%s %s -> done, unanswered", envelope.type, message.op)
+            else:
+                log.warning("unanswered %s of %s refused: %s", message.op, key, result.reason)
         else:
             await node.send(
                 result, key=result.order_id, cause=envelope, event_id=f"{envelope.event_id}:result"

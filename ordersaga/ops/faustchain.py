@@ -69,9 +69,7 @@ HOP_GROUPS: tuple[str, ...] = (
     "payments",  # ChargePayment
     "orders",  # PaymentCharged
     "shipping",  # PrepareShipment
-    "orders",  # ShipmentPrepared
-    "inventory",  # SkuCommand(commit)
-    "orders",  # StockCommitted, which writes OrderCompleted
+    "orders",  # ShipmentPrepared, which writes OrderCompleted
 )
 # The groups that read every saga's events without answering.
 SINK_GROUPS = ("webview", "notifications")

@@ -9,6 +9,14 @@ the customer cancelled, may have happened, so its own undo runs too. Each step
 and undo names its participant, the agent group that takes its command; the
 routing is derived from the participants' declarations (``ordersaga.topology``),
 so adding a step is one entry here plus the participant module that answers it.
+
+A step with no ``success`` reply is not answered: one that cannot fail once the
+steps before it succeeded (after the saga's pivot, as committing reserved stock
+once the shipment is prepared). Its command goes out with the decision that
+reaches it and the saga moves past it at once. Delivery stays at-least-once (the
+command is sent before the saga is written) and the participant applies it
+idempotently; awaiting its reply cost a handled message, a decision, a table
+write and an order event per saga, and told the saga nothing (issue 21).
 """
 
 from __future__ import annotations
@@ -37,7 +45,6 @@ from ordersaga.schemas.messages import (
     ShipmentPrepared,
     ShipmentRefused,
     SkuCommand,
-    StockCommitted,
     StockRejected,
     StockReleased,
     StockReserved,
@@ -84,7 +91,9 @@ class Step:
     participant: str
     command: type[Message]
     build: Callable[[SagaState], Message]
-    success: type[Message]
+    # None: the step is not answered (see the module's docstring). Such a step comes
+    # after every step that can fail, with no failure reply and no undo of its own.
+    success: type[Message] | None
     status_after: SagaStatus
     record: Callable[[Any], Mapping[str, object]] = lambda reply: {}
     failure: type[Message] | None = None
@@ -196,8 +205,9 @@ SAGA: tuple[Step, ...] = (
         "commit_stock",
         "inventory",
         CommitStock,
-        lambda s: stock_command("commit", s.order_id, s.items),
-        success=StockCommitted,
+        # Reserved stock commits whatever happens: the order completes as it is sent.
+        lambda s: stock_command("commit", s.order_id, s.items, answered=False),
+        success=None,
         status_after=SagaStatus.COMPLETED,
         direct=SkuCommand,
     ),

@@ -8,7 +8,8 @@ and sends what it returned.
 
 Rules that make the saga safe under at-least-once delivery:
 - a reply counts only if it is the one the saga waits for (``awaiting``);
-  duplicates, late and out-of-order replies change nothing;
+  duplicates, late and out-of-order replies change nothing; a step no one
+  answers is sent and passed in one decision (``saga.definition``);
 - a deadline message counts only if it names the step and attempt still
   awaited, so a stale timer is harmless;
 - when a step fails explicitly, that step did nothing and is not compensated;
@@ -119,6 +120,8 @@ class _Builder:
         """Send a step's (or an undo's) command and wait for its reply until the deadline."""
         command = step.build(self.state)
         done = step.success if isinstance(step, Step) else step.done
+        if done is None:
+            raise ValueError(f"step {step.name} is not answered: pass it with send_unanswered")
         self.update(
             awaiting=done.TYPE,
             attempt=attempt,
@@ -126,6 +129,13 @@ class _Builder:
             sent_at=self.now,
         )
         self.commands.append(command)
+
+    def send_unanswered(self, index: int) -> int:
+        """Send the unanswered steps from ``index`` on; returns the first step to await."""
+        while index < len(self.saga) and self.saga[index].success is None:
+            self.commands.append(self.saga[index].build(self.state))
+            index += 1
+        return index
 
     def decision(self, step_latency: tuple[str, float] | None = None) -> Decision:
         return Decision(
@@ -357,6 +367,10 @@ def _deadline_expired(
             b.emit("CompensationStuck", f"{name} unanswered after {state.attempt} attempts")
         return b.decision()
     step = saga[state.step_index]
+    if step.success is None:
+        # Stored by a definition that awaited this step's reply: no longer awaited.
+        _advance(b, state, state.step_index, policy, "StepPassed")
+        return b.decision()
     if state.attempt < policy.step_max_attempts:
         b.send(step, policy, state.attempt + 1)
         b.emit("StepRetried", f"{step.name} attempt {state.attempt + 1}")
@@ -402,17 +416,24 @@ def _forward_reply(
         )
         return b.decision(latency)
     b.update(**step.record(message))
-    last = state.step_index + 1 == len(saga)
+    _advance(b, state, state.step_index + 1, policy, message.TYPE)
+    return b.decision(latency)
+
+
+def _advance(b: _Builder, state: SagaState, index: int, policy: Policy, event: str) -> None:
+    """Go on from step ``index``: past unanswered steps, to the next awaited one or the end."""
+    reached = b.send_unanswered(index)
+    status = b.saga[reached - 1].status_after
+    last = reached == len(b.saga)
     # The terminal status appears first on the terminal event: a reader that saw it
     # may take the history to be complete.
-    b.update(step_index=state.step_index + 1, status=state.status if last else step.status_after)
-    b.emit(message.TYPE)
+    b.update(step_index=reached, status=state.status if last else status)
+    b.emit(event)
     if not last:
-        b.send(saga[state.step_index + 1], policy)
+        b.send(b.saga[reached], policy)
     else:
-        b.update(awaiting=None, deadline=None, sent_at=None, attempt=1, status=step.status_after)
-        b.emit(TERMINAL_EVENTS[step.status_after])
-    return b.decision(latency)
+        b.update(awaiting=None, deadline=None, sent_at=None, attempt=1, status=status)
+        b.emit(TERMINAL_EVENTS[status])
 
 
 def expired(state: SagaState, now: float, queued: bool = False) -> StepDeadlineExpired | None:

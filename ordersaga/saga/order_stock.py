@@ -2,7 +2,8 @@
 
 Runs on the order's partition (``begin_stock_command`` / ``collect_sku_result``)
 and turns the SKUs' ``SkuResult`` answers into one reply to the orchestrator
-(StockReserved, StockRejected, StockReleased, StockCommitted). A reservation
+(StockReserved, StockRejected, StockReleased, StockCommitted unless the saga
+does not wait for it: ``CommitStock.answered``). A reservation
 with any SKU short first releases the SKUs it did reserve, then answers
 StockRejected. An order of one SKU needs no gathering: the orchestrator sends
 its SkuCommand to the SKU's partition itself (``stock_command``), which answers
@@ -115,19 +116,30 @@ _ORDER_COMMAND: dict[SkuOp, type[ReserveStock | ReleaseStock | CommitStock]] = {
 }
 
 
-def stock_command(op: SkuOp, order_id: str, items: tuple[OrderLine, ...]) -> Message:
+def stock_command(
+    op: SkuOp, order_id: str, items: tuple[OrderLine, ...], *, answered: bool = True
+) -> Message:
     """The orchestrator's stock command for an order: straight to the SKU when there is one.
 
     An order of one SKU needs no all-or-nothing gather, so its command goes to the
     SKU's partition (keyed by SKU), which answers the orchestrator itself: two
     handled messages and a table write fewer per command. Any other order's goes
-    to the gather (keyed by order), which fans it out.
+    to the gather (keyed by order), which fans it out. Only a commit may go
+    ``answered=False`` (the saga's unanswered step): no one answers it then.
     """
+    if not answered and op != "commit":
+        raise ValueError(f"a {op} is always answered")
     line = single_sku(items)
     if line is None:
+        if not answered:
+            return CommitStock(order_id=order_id, items=items, answered=False)
         return _ORDER_COMMAND[op](order_id=order_id, items=items)
     return SkuCommand(
-        op=op, order_id=order_id, sku=line.sku, quantity=line.quantity, reply_to="orchestrator"
+        op=op,
+        order_id=order_id,
+        sku=line.sku,
+        quantity=line.quantity,
+        reply_to="orchestrator" if answered else "nobody",
     )
 
 
@@ -174,6 +186,21 @@ def begin_stock_command(
     record: OrderStockRecord | None, command: ReserveStock | ReleaseStock | CommitStock
 ) -> GatherStep:
     """Start (or, on a repeat, resume or re-answer) an order-level stock command."""
+    if isinstance(command, CommitStock) and not command.answered:
+        # Nothing to gather: each SKU commits its share and answers no one.
+        return GatherStep(
+            record,
+            sku_commands=tuple(
+                SkuCommand(
+                    op="commit",
+                    order_id=command.order_id,
+                    sku=line.sku,
+                    quantity=line.quantity,
+                    reply_to="nobody",
+                )
+                for line in merge_lines(command.items)
+            ),
+        )
     name, sku_op = _OP_OF_COMMAND[type(command)]
     if record is None:
         record = OrderStockRecord(order_id=command.order_id, items=merge_lines(command.items))

@@ -200,6 +200,7 @@ class CommitStock(Message):
     TYPE = "CommitStock"
     order_id: Id
     items: tuple[OrderLine, ...] = Field(min_length=1, max_length=MAX_LINES)
+    answered: bool = True  # False: the saga does not await StockCommitted
 
 
 # ------------------------------------------------------ inventory.sku-commands
@@ -217,8 +218,8 @@ class SkuCommand(Message):
     sku: Sku
     quantity: Quantity
     # "orchestrator": the order has this one SKU, so the orchestrator sends this itself
-    # and the SKU's partition answers it, skipping the gather's two hops.
-    reply_to: Literal["gather", "orchestrator"] = "gather"
+    # and the SKU answers it, skipping the gather's hops; "nobody": an unanswered commit.
+    reply_to: Literal["gather", "orchestrator", "nobody"] = "gather"
 
 
 class RestockSku(Message):

@@ -236,8 +236,14 @@ class Topology:
         if self.orchestrator not in self.group_names:
             found.append(f"no declaration of the orchestrator {self.orchestrator}")
             return found
+        answered = [step.success is not None for step in self.steps]
+        # The saga starts by awaiting its first step, and passes unanswered ones at its end.
+        if answered and (not answered[0] or answered != sorted(answered, reverse=True)):
+            found.append("the first step is unanswered, or one comes before an answered step")
         for step in self.steps:
             found += self._step_problems(step.name, step.participant, step.command)
+            if step.success is None and (step.failure is not None or step.undo is not None):
+                found.append(f"step {step.name} is not answered but may fail or has an undo")
             found += [
                 f"step {step.name}: reply {reply.__name__} does not reach the orchestrator"
                 for reply in (step.success, step.failure)

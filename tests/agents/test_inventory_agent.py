@@ -398,6 +398,46 @@ async def test_reserve_then_commit_across_both_agents(drive, outbox):
     assert not any(t.endswith(".dlq") for t in outbox.topics())
 
 
+async def test_an_unanswered_commit_commits_every_sku_and_answers_no_one(drive, outbox):
+    async with (
+        drive(inventory.change_stock, inventory.node) as change,
+        drive(inventory.gather_reservations, inventory.node) as gather,
+    ):
+        await stock_every_sku(change)
+        await gather.put(
+            ReserveStock(order_id=ORDER_ID, items=ITEMS), key=ORDER_ID, topic=INVENTORY_COMMANDS
+        )
+        await settle(outbox, gather, change)
+        outbox.clear()
+        commit = CommitStock(order_id=ORDER_ID, items=ITEMS, answered=False)
+        await gather.put(commit, key=ORDER_ID, topic=INVENTORY_COMMANDS)
+        await settle(outbox, gather, change)
+        # A repeat (at-least-once) changes nothing
+        await gather.put(commit, key=ORDER_ID, topic=INVENTORY_COMMANDS)
+        await settle(outbox, gather, change)
+
+    assert outbox.messages(ORDERS_REPLIES) == []
+    a, b = levels("SKU-A"), levels("SKU-B")
+    assert (a["available"], a["reserved"], a["committed"]) == (3, 0, 2)
+    assert (b["available"], b["reserved"], b["committed"]) == (4, 0, 1)
+    assert not any(t.endswith(".dlq") for t in outbox.topics())
+
+
+async def test_a_one_sku_orders_unanswered_commit_answers_no_one(drive, outbox):
+    async with drive(inventory.change_stock, inventory.node) as change:
+        await stock_every_sku(change)
+        for op, reply_to in (("reserve", "orchestrator"), ("commit", "nobody")):
+            command = SkuCommand(
+                op=op, order_id=ORDER_ID, sku="SKU-A", quantity=2, reply_to=reply_to
+            )
+            await change.put(command, key="SKU-A", topic=INVENTORY_SKU_COMMANDS)
+
+    assert [type(r) for r in outbox.messages(ORDERS_REPLIES)] == [StockReserved]
+    assert outbox.messages(INVENTORY_SKU_REPLIES) == []
+    a = levels("SKU-A")
+    assert (a["available"], a["reserved"], a["committed"]) == (3, 0, 2)
+
+
 async def test_forgetting_an_order_drops_its_holds_and_keeps_the_levels(drive, outbox):
     async with (
         drive(inventory.change_stock, inventory.node) as change,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ordersaga.saga.definition import SAGA, Step
 from ordersaga.saga.orchestrator import Decision, Policy, SagaState, decide, expired
+from ordersaga.saga.order_stock import stock_command
 from ordersaga.schemas.messages import (
     Address,
     CancelOrder,
@@ -82,6 +83,16 @@ REPLIES: dict[str, Message] = {
 }
 
 FORWARD_COMMANDS = (ValidateCustomer, ReserveStock, ChargePayment, PrepareShipment, CommitStock)
+# The saga as defined before its commit went unanswered: sagas it stored await
+# StockCommitted, and the orchestrator of today finishes them.
+ANSWERED_COMMIT = (
+    *SAGA[:-1],
+    replace(
+        SAGA[-1],
+        build=lambda s: stock_command("commit", s.order_id, s.items),
+        success=StockCommitted,
+    ),
+)
 # The forward command each compensation undoes.
 UNDOES: dict[type[Message], type[Message]] = {
     ReleaseStock: ReserveStock,
@@ -194,8 +205,11 @@ def _paid() -> Saga:
 
 
 def _shipment_prepared() -> Saga:
+    """A saga stored by the earlier definition (``ANSWERED_COMMIT``): it awaits StockCommitted."""
     saga = _paid()
+    saga.steps = ANSWERED_COMMIT
     saga.reply("ShipmentPrepared")
+    saga.steps = SAGA
     return saga
 
 
@@ -226,8 +240,8 @@ def _compensation_stuck() -> Saga:
 
 
 def _completed() -> Saga:
-    saga = _shipment_prepared()
-    saga.reply("StockCommitted")
+    saga = _paid()
+    saga.reply("ShipmentPrepared")
     return saga
 
 
@@ -260,6 +274,7 @@ POINTS: dict[str, Callable[[], Saga]] = {
     "CUSTOMER_VALIDATED": _customer_validated,
     "STOCK_RESERVED": _stock_reserved,
     "PAID": _paid,
+    # Only a saga stored by the earlier definition rests here now.
     "SHIPMENT_PREPARED": _shipment_prepared,
     "COMPENSATING_AFTER_FAILURE": _compensating_after_failure,
     "COMPENSATING_AFTER_CANCEL": _compensating_after_cancel,

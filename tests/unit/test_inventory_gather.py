@@ -441,6 +441,41 @@ def test_a_one_sku_order_is_sent_to_its_sku_and_any_other_to_the_gather():
     assert stock_command("commit", ORDER, two).routing_key() == ORDER  # keyed by order
 
 
+def test_an_unanswered_commit_names_no_one_to_answer():
+    one = (OrderLine(sku="A", quantity=2),)
+    two = (OrderLine(sku="A", quantity=2), OrderLine(sku="B", quantity=1))
+    assert stock_command("commit", ORDER, one, answered=False) == SkuCommand(
+        op="commit", order_id=ORDER, sku="A", quantity=2, reply_to="nobody"
+    )
+    assert stock_command("commit", ORDER, two, answered=False) == CommitStock(
+        order_id=ORDER, items=two, answered=False
+    )
+    # A reserve or a release is always awaited: the saga decides on its answer
+    for op in ("reserve", "release"):
+        with pytest.raises(ValueError, match="always answered"):
+            stock_command(op, ORDER, two, answered=False)
+
+
+def test_the_gather_fans_an_unanswered_commit_out_and_keeps_nothing():
+    # Given an order whose stock was reserved through the gather
+    items = (
+        OrderLine(sku="A", quantity=2),
+        OrderLine(sku="A", quantity=1),
+        OrderLine(sku="B", quantity=1),
+    )
+    reserved = begin_stock_command(None, ReserveStock(order_id=ORDER, items=items)).record
+    # When the saga commits it without awaiting an answer
+    step = begin_stock_command(reserved, CommitStock(order_id=ORDER, items=items, answered=False))
+    # Then each SKU is told to commit its share, answering no one, and the record is untouched
+    assert step == GatherStep(
+        reserved,
+        sku_commands=(
+            SkuCommand(op="commit", order_id=ORDER, sku="A", quantity=3, reply_to="nobody"),
+            SkuCommand(op="commit", order_id=ORDER, sku="B", quantity=1, reply_to="nobody"),
+        ),
+    )
+
+
 def test_direct_holds_names_each_one_sku_order_under_its_sku():
     orders = [
         ("o1", (OrderLine(sku="A", quantity=1),)),

@@ -26,7 +26,6 @@ from ordersaga.schemas.messages import (
     ShipmentCancelled,
     ShipmentPrepared,
     StepDeadlineExpired,
-    StockCommitted,
     StockRejected,
     StockReleased,
     StockReserved,
@@ -59,7 +58,6 @@ OUTCOMES: dict[str, tuple[Message, ...]] = {
         RESERVED,
         CHARGED,
         ShipmentPrepared(order_id=ORDER, shipment_id="shp_9", carrier="simulated-post"),
-        StockCommitted(order_id=ORDER),
     ),
     "out_of_stock": (PLACE, VALID, StockRejected(order_id=ORDER, skus=("SKU-A",))),
     "customer_invalid": (

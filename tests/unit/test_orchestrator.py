@@ -53,10 +53,10 @@ from tests.unit.saga_driver import (
 def test_happy_path_sends_each_forward_command_once_in_order_and_completes():
     # Given a placed order
     saga = placed()
-    # When every participant answers with success
-    for reply in ("StockReserved", "PaymentCharged", "ShipmentPrepared", "StockCommitted"):
+    # When every participant that is asked for an answer answers with success
+    for reply in ("StockReserved", "PaymentCharged", "ShipmentPrepared"):
         saga.reply(reply)
-    # Then exactly the four forward commands were sent, in order
+    # Then exactly the five forward commands were sent, in order, the last unanswered
     assert saga.commands_since(0) == [
         ValidateCustomer,
         ReserveStock,
@@ -81,7 +81,6 @@ def test_happy_path_sends_each_forward_command_once_in_order_and_completes():
         "StockReserved",
         "PaymentCharged",
         "ShipmentPrepared",
-        "StockCommitted",
         "OrderCompleted",
     ]
     assert_seq_consecutive(saga.events)
@@ -103,7 +102,8 @@ def test_happy_path_commands_carry_the_order_data():
         order_id=ORDER_ID, customer_id=CUSTOMER_ID, payment_token="tok_ok", amount=TOTAL
     )
     assert ship == PrepareShipment(order_id=ORDER_ID, address=ADDRESS, items=ITEMS)
-    assert commit == CommitStock(order_id=ORDER_ID, items=ITEMS)
+    # The commit is sent with the shipment's answer, and no one is to answer it
+    assert commit == CommitStock(order_id=ORDER_ID, items=ITEMS, answered=False)
 
 
 def test_place_order_starts_a_pending_saga_awaiting_the_customer_check():
@@ -326,7 +326,6 @@ TIMEOUTS = [
     ("CUSTOMER_VALIDATED", ReserveStock, [ReleaseStock]),
     ("STOCK_RESERVED", ChargePayment, [RefundPayment, ReleaseStock]),
     ("PAID", PrepareShipment, [CancelShipment, RefundPayment, ReleaseStock]),
-    ("SHIPMENT_PREPARED", CommitStock, [CancelShipment, RefundPayment, ReleaseStock]),
 ]
 
 
@@ -567,10 +566,40 @@ def test_one_event_per_decision_keeps_every_entry_in_order(point, monkeypatch):
 def test_the_last_reply_publishes_one_event_with_both_entries():
     from ordersaga.saga.orchestrator import one_event
 
-    saga = POINTS["SHIPMENT_PREPARED"]()
-    event = one_event(saga.reply("StockCommitted").events)
+    saga = POINTS["PAID"]()
+    event = one_event(saga.reply("ShipmentPrepared").events)
     assert event is not None
     assert [(e.name, e.status) for e in event.entries()] == [
-        ("StockCommitted", "SHIPMENT_PREPARED"),
+        ("ShipmentPrepared", "PAID"),
         ("OrderCompleted", "COMPLETED"),
     ]
+
+
+# ---------------------------------------------- sagas of the earlier definition
+
+
+def test_a_saga_stored_awaiting_the_commit_completes_on_its_answer():
+    # Given a saga stored when the commit was still answered (it awaits StockCommitted)
+    saga = POINTS["SHIPMENT_PREPARED"]()
+    assert saga.state is not None and saga.state.awaiting == "StockCommitted"
+    # When the answer comes
+    decision = saga.reply("StockCommitted")
+    # Then it completes and sends nothing more
+    assert decision.state is not None and decision.state.status == SagaStatus.COMPLETED
+    assert decision.commands == ()
+    assert [e.name for e in decision.events] == ["StockCommitted", "OrderCompleted"]
+
+
+def test_a_saga_stored_awaiting_the_commit_passes_it_when_its_deadline_expires():
+    # Given a saga stored when the commit was still answered, and nobody answers now
+    saga = POINTS["SHIPMENT_PREPARED"]()
+    # When its deadline expires
+    decision = saga.time_out()
+    # Then the commit is sent once more, unanswered, and the order completes: no undo
+    assert decision.commands == (CommitStock(order_id=ORDER_ID, items=ITEMS, answered=False),)
+    assert decision.state is not None and decision.state.status == SagaStatus.COMPLETED
+    assert decision.state.awaiting is None and decision.state.deadline is None
+    assert [e.name for e in decision.events] == ["StepPassed", "OrderCompleted"]
+    assert_seq_consecutive(saga.events)
+    # And a late answer to the first commit changes nothing
+    assert saga.reply("StockCommitted").changed is False

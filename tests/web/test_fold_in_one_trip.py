@@ -90,15 +90,15 @@ async def test_an_order_is_filed_once_by_its_first_projected_event(store: ViewSt
 
 async def test_a_decisions_earlier_entries_are_appended_once_before_its_own(store: ViewStore):
     placed = projection("ord_m", 1, "PENDING")
-    committed = {**placed.entry, "seq": 2, "type": "StockCommitted", "status": "SHIPPED"}
+    shipped = {**placed.entry, "seq": 2, "type": "ShipmentPrepared", "status": "PAID"}
     closing = projection("ord_m", 3, "COMPLETED")._replace(
         entry={**placed.entry, "seq": 3, "type": "OrderCompleted", "status": "COMPLETED"},
-        earlier=(committed,),
+        earlier=(shipped,),
     )
     assert await store.project_orders([placed, closing, closing]) == [True, True, False]
     assert [(e["seq"], e["type"]) for e in await store.events("ord_m")] == [
         (1, "OrderPlaced"),
-        (2, "StockCommitted"),
+        (2, "ShipmentPrepared"),
         (3, "OrderCompleted"),
     ]
     # A replay of the same decision, alone, appends nothing either.
