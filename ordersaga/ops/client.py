@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import httpx
 
 
-def retry_after_s(response: httpx.Response, default_s: float = 1.0) -> float:
+class Answer(Protocol):
+    """An HTTP answer of any client (httpx's, aiohttp's): its headers are enough here."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+def retry_after_s(response: Answer, default_s: float = 1.0) -> float:
     """The seconds a 429's Retry-After asks for (bounded, in case it says too much)."""
     try:
         return min(max(float(response.headers.get("Retry-After", default_s)), 0.0), 60.0)

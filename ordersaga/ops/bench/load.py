@@ -14,7 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import aiohttp
 import httpx
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from ordersaga.ops.client import retry_after_s
@@ -176,9 +178,16 @@ class KafkaInjector:
 
 @dataclass
 class HttpInjector:
-    """``POST /orders`` on a keep-alive client, round-robin over the web view workers."""
+    """``POST /orders`` on a keep-alive session, round-robin over the web view workers.
 
-    client: httpx.AsyncClient
+    aiohttp's client, not httpx's: httpcore's pool rescans every queued request
+    whenever a connection frees, so an open loop that outran the server spent its
+    own CPU on the queue and measured itself: in a kills phase the web view
+    answered every POST within 0.25 s of receiving it while the bench counted a
+    p50 of 1.2 s and 515 over 3 s (issue 21, BENCHMARKS.md ninth steps).
+    """
+
+    session: aiohttp.ClientSession
     tracker: Tracker
     skus: Sequence[str]
     urls: Sequence[str]
@@ -198,27 +207,47 @@ class HttpInjector:
         while True:
             posted = time.monotonic()
             try:
-                r = await self.client.post(f"{self.urls[index % len(self.urls)]}/orders", json=body)
-            except httpx.HTTPError as exc:
+                url = f"{self.urls[index % len(self.urls)]}/orders"
+                async with self.session.post(url, json=body) as r:
+                    answer = await r.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 self.tracker.post_s.append(time.monotonic() - posted)
                 statuses[type(exc).__name__] = statuses.get(type(exc).__name__, 0) + 1
                 self.tracker.reject(f"{type(exc).__name__}: {exc}")
                 return None
             self.tracker.post_s.append(time.monotonic() - posted)
-            statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1
-            if r.status_code != 429:
+            # A refusal by the limit that refused it: the system's, or this client's share.
+            told = f"429 {_error_of(answer)}" if r.status == 429 else str(r.status)
+            statuses[told] = statuses.get(told, 0) + 1
+            if r.status != 429:
                 break
             self.tracker.refused += 1
             if not self.retry_refused:
                 return None
             await asyncio.sleep(retry_after_s(r))
         at = time.time()
-        if r.status_code != 202:
-            self.tracker.reject(f"HTTP {r.status_code}: {r.text[:200]}")
+        if r.status != 202:
+            self.tracker.reject(f"HTTP {r.status}: {answer[:200].decode('utf-8', 'replace')}")
             return None
-        order_id = str(r.json()["order_id"])
+        order_id = str(orjson.loads(answer)["order_id"])
         self.tracker.accept(order_id, index, at)
         return order_id
+
+
+def _error_of(answer: bytes) -> str:
+    """The ``error`` code of an error answer's JSON, or ``?``."""
+    try:
+        return str(orjson.loads(answer).get("error", "?"))
+    except (orjson.JSONDecodeError, AttributeError):
+        return "?"
+
+
+def order_session(connections: int, timeout_s: float = 30.0) -> aiohttp.ClientSession:
+    """The session an ``HttpInjector`` places orders on: ``connections`` kept alive at most."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=connections, limit_per_host=connections),
+        timeout=aiohttp.ClientTimeout(total=timeout_s),
+    )
 
 
 async def closed_loop(

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import aiohttp
 import httpx
 from aiokafka import AIOKafkaProducer
 from rich.progress import Progress, TaskID
@@ -32,6 +33,7 @@ from ordersaga.ops.bench.load import (
     Tracker,
     closed_loop,
     open_loop,
+    order_session,
     register_customers,
     stock_skus,
     wait_all_ended,
@@ -268,6 +270,7 @@ async def saga_phase(
     cpu_before = {name: read_cpu_s(pid) for name, pid in pids.items()}
     phase_started = time.monotonic()
     producer: AIOKafkaProducer | None = None
+    session: aiohttp.ClientSession | None = None
     monitor = (
         Monitor(target.runtime, tracker, cfg.total, cfg.join_at)
         if target.runtime is not None
@@ -292,8 +295,10 @@ async def saga_phase(
             await producer.start()
             injector = KafkaInjector(producer, tracker, skus)
         else:
+            # As many connections as the shared client (its pool's limit, below).
+            session = order_session(max(cfg.concurrency, 64))
             injector = HttpInjector(
-                client, tracker, skus, target.web_workers, retry_refused=cfg.rate is None
+                session, tracker, skus, target.web_workers, retry_refused=cfg.rate is None
             )
         lateness = await place_orders(cfg, injector, tracker)
         await wait_all_ended(tracker, cfg.timeout_s)
@@ -325,6 +330,8 @@ async def saga_phase(
         if producer is not None:
             with contextlib.suppress(Exception):
                 await producer.stop()
+        if session is not None:
+            await session.close()
     return SagaRun(
         tracker, monitor, ended_task, cpu, lateness, wire_figures if wire else None, cost_part
     )
@@ -586,6 +593,7 @@ async def overload_phase(
         "offered": over.orders,
         "accepted": len(run.tracker.accepted),
         "refused_429": run.tracker.refused,
+        "answers": dict(sorted(run.tracker.statuses.items())),
         "completed": saga["completed"],
         "unfinished": saga["unfinished"],
         "step_timeouts": saga["not_completed_by"].get("FAILED/step_timeout", 0),
