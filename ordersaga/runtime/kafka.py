@@ -37,10 +37,9 @@ JIT = ("-XX:TieredStopAtLevel=1",)
 JVM_FLAGS = (
     *HEAP,
     *JIT,
-    # G1 with short pauses. The serial collector and fewer broker threads saved ~4% of
-    # its CPU but paused 15-77 ms every few seconds, and the one `make bench` made with
-    # them answered 108 POSTs after 3 s in its kills phase; not shown to be their doing,
-    # but too little gained to keep the doubt (BENCHMARKS.md, "Issue 21, seventh steps").
+    # G1 with short pauses: the serial collector paused 15-77 ms every few seconds
+    # (BENCHMARKS.md, "Issue 21, seventh steps"). The slow POSTs once blamed on it and
+    # on fewer broker threads were the bench's own HTTP client (ninth steps).
     "-XX:+UseG1GC",
     "-XX:MaxGCPauseMillis=20",
     # The heap on huge pages where the kernel offers them (madvise): fewer TLB misses
@@ -245,6 +244,11 @@ class KafkaNode:
             # log it compacts, and the changelogs roll every minute: 16 MiB still holds
             # ~700,000 keys, more than a changelog partition of this system has.
             "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
+            # Threads for a machine of a few cores, not Kafka's server-class 3 and 8:
+            # fewer handoffs between them, ~6% of the broker's CPU in both start orders
+            # of two systems run at once (issue 21, BENCHMARKS.md ninth steps).
+            "num.network.threads": "1",
+            "num.io.threads": "2",
         }
         self.config_path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
         (self.data_dir / "log4j2.yaml").write_text(_LOG4J2)
