@@ -143,7 +143,7 @@ def test_a_place_order_replayed_after_retention_runs_nothing_again(
     assert order_id not in asyncio.run(read_table(system.bootstrap, SHIPMENTS))
     assert gateway_calls(system, order_id) == 1
     assert history(client, order_id) == events
-    assert client.get(f"/inventory/{sku}").json()["committed"] == 2
+    assert wait_for(lambda: client.get(f"/inventory/{sku}").json()["committed"] == 2)
     # And another customer's order still completes
     assert final(client, place(client, order_body([(sku, 1)])))["status"] == "COMPLETED"
     assert_no_restarts(system)
