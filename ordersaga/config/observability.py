@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings
 
 from ordersaga.config.fields import SECTION_CONFIG, URL_WITH_CREDENTIALS
@@ -15,7 +15,11 @@ class ObservabilitySettings(BaseSettings):
 
     model_config = SECTION_CONFIG
 
-    log_level: str = Field(default="info", description="Lowest level logged: debug, info, ...")
+    # Faust's names, as its `worker -l` takes them: any other word made every worker
+    # exit with a usage error at start. Python's own spellings are taken too.
+    log_level: Literal["debug", "info", "warn", "error", "crit"] = Field(
+        default="info", description="Lowest level logged: debug, info, warn, error or crit"
+    )
     # auto is JSON under `ordersaga run`, which writes the logs to files.
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto",
@@ -56,3 +60,11 @@ class ObservabilitySettings(BaseSettings):
         gt=0,
         description="How long a gone worker stays listed after its last heartbeat, seconds",
     )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _faust_level_name(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            name = value.strip().lower()
+            return {"warning": "warn", "critical": "crit", "fatal": "crit"}.get(name, name)
+        return value

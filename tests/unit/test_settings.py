@@ -64,3 +64,27 @@ def test_the_otlp_endpoint_and_log_format_are_settings_handed_to_workers_only_wh
     monkeypatch.setenv("ORDERSAGA_LOG_FORMAT", "xml")
     with pytest.raises(ValidationError):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("given", "level"),
+    [
+        ("info", "info"),
+        ("WARNING", "warn"),
+        ("warn", "warn"),
+        ("critical", "crit"),
+        ("debug", "debug"),
+    ],
+)
+def test_the_log_level_is_a_name_faust_takes(
+    monkeypatch: pytest.MonkeyPatch, given: str, level: str
+) -> None:
+    # `faust worker -l warning` is a usage error: every worker exited at start.
+    monkeypatch.setenv("ORDERSAGA_LOG_LEVEL", given)
+    assert Settings().log_level == level
+
+
+def test_a_log_level_faust_does_not_know_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDERSAGA_LOG_LEVEL", "verbose")
+    with pytest.raises(ValidationError, match="log_level"):
+        Settings()
