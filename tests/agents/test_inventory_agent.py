@@ -372,6 +372,21 @@ async def settle(outbox, gather, change) -> None:
             await gather.put_sent(s)
 
 
+async def through_both(outbox, gather, change, *commands) -> None:
+    """Each order-level stock command to the gather, settled through both agents in turn."""
+    for command in commands:
+        await gather.put(command, key=ORDER_ID, topic=INVENTORY_COMMANDS)
+        await settle(outbox, gather, change)
+
+
+def assert_the_order_committed(outbox) -> None:
+    """The test order's stock committed on both SKUs, and nothing dead-lettered."""
+    a, b = levels("SKU-A"), levels("SKU-B")
+    assert (a["available"], a["reserved"], a["committed"]) == (3, 0, 2)
+    assert (b["available"], b["reserved"], b["committed"]) == (4, 0, 1)
+    assert not any(t.endswith(".dlq") for t in outbox.topics())
+
+
 async def test_reserve_then_commit_across_both_agents(drive, outbox):
     """Route each agent's output into the other, as Kafka would, for a whole order."""
 
@@ -380,22 +395,18 @@ async def test_reserve_then_commit_across_both_agents(drive, outbox):
         drive(inventory.gather_reservations, inventory.node) as gather,
     ):
         await stock_every_sku(change)
-        await gather.put(
-            ReserveStock(order_id=ORDER_ID, items=ITEMS), key=ORDER_ID, topic=INVENTORY_COMMANDS
+        await through_both(
+            outbox,
+            gather,
+            change,
+            ReserveStock(order_id=ORDER_ID, items=ITEMS),
+            CommitStock(order_id=ORDER_ID, items=ITEMS),
         )
-        await settle(outbox, gather, change)
-        await gather.put(
-            CommitStock(order_id=ORDER_ID, items=ITEMS), key=ORDER_ID, topic=INVENTORY_COMMANDS
-        )
-        await settle(outbox, gather, change)
 
     replies = outbox.messages(ORDERS_REPLIES)
     assert [type(r) for r in replies] == [StockReserved, StockCommitted]
     assert replies[0].total == TOTAL
-    a, b = levels("SKU-A"), levels("SKU-B")
-    assert (a["available"], a["reserved"], a["committed"]) == (3, 0, 2)
-    assert (b["available"], b["reserved"], b["committed"]) == (4, 0, 1)
-    assert not any(t.endswith(".dlq") for t in outbox.topics())
+    assert_the_order_committed(outbox)
 
 
 async def test_an_unanswered_commit_commits_every_sku_and_answers_no_one(drive, outbox):
@@ -404,23 +415,14 @@ async def test_an_unanswered_commit_commits_every_sku_and_answers_no_one(drive, 
         drive(inventory.gather_reservations, inventory.node) as gather,
     ):
         await stock_every_sku(change)
-        await gather.put(
-            ReserveStock(order_id=ORDER_ID, items=ITEMS), key=ORDER_ID, topic=INVENTORY_COMMANDS
-        )
-        await settle(outbox, gather, change)
+        await through_both(outbox, gather, change, ReserveStock(order_id=ORDER_ID, items=ITEMS))
         outbox.clear()
         commit = CommitStock(order_id=ORDER_ID, items=ITEMS, answered=False)
-        await gather.put(commit, key=ORDER_ID, topic=INVENTORY_COMMANDS)
-        await settle(outbox, gather, change)
-        # A repeat (at-least-once) changes nothing
-        await gather.put(commit, key=ORDER_ID, topic=INVENTORY_COMMANDS)
-        await settle(outbox, gather, change)
+        # The second one a repeat (at-least-once), which changes nothing
+        await through_both(outbox, gather, change, commit, commit)
 
     assert outbox.messages(ORDERS_REPLIES) == []
-    a, b = levels("SKU-A"), levels("SKU-B")
-    assert (a["available"], a["reserved"], a["committed"]) == (3, 0, 2)
-    assert (b["available"], b["reserved"], b["committed"]) == (4, 0, 1)
-    assert not any(t.endswith(".dlq") for t in outbox.topics())
+    assert_the_order_committed(outbox)
 
 
 async def test_a_one_sku_orders_unanswered_commit_answers_no_one(drive, outbox):

@@ -242,8 +242,13 @@ def _error_of(answer: bytes) -> str:
         return "?"
 
 
-def order_session(connections: int, timeout_s: float = 30.0) -> aiohttp.ClientSession:
-    """The session an ``HttpInjector`` places orders on: ``connections`` kept alive at most."""
+def order_session(in_flight: int, timeout_s: float = 30.0) -> aiohttp.ClientSession:
+    """The session an ``HttpInjector`` places orders on.
+
+    At least 64 connections, as the bench's shared client, whatever the closed
+    loop keeps in flight: an open loop may have more POSTs out at once.
+    """
+    connections = max(in_flight, 64)
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=connections, limit_per_host=connections),
         timeout=aiohttp.ClientTimeout(total=timeout_s),

@@ -295,8 +295,7 @@ async def saga_phase(
             await producer.start()
             injector = KafkaInjector(producer, tracker, skus)
         else:
-            # As many connections as the shared client (its pool's limit, below).
-            session = order_session(max(cfg.concurrency, 64))
+            session = order_session(cfg.concurrency)
             injector = HttpInjector(
                 session, tracker, skus, target.web_workers, retry_refused=cfg.rate is None
             )
