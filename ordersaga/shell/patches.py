@@ -24,6 +24,7 @@ from mode import Service
 
 from ordersaga.config.settings import Settings
 from ordersaga.edge.http import HARDENING, HttpError, error_response, invalid, printable_text
+from ordersaga.shell.changelog_end import read_changelogs_to_their_end
 from ordersaga.shell.consumer_in_loop import consume_in_the_loop
 from ordersaga.shell.direct_delivery import deliver_fetches_directly
 from ordersaga.shell.unreadable import SafeMemoryRecords
@@ -57,6 +58,7 @@ def apply_process_patches(settings: Settings, off_critical_path: bool = False) -
     send_without_yielding()
     send_bytes_straight_to_the_producer()
     drain_producer_buffer_before_commit()
+    read_changelogs_to_their_end(settings.bootstrap_servers)  # ordersaga.shell.changelog_end
     retry_topic_declaration()
     _no_spinner_without_terminal()
     json_protocol_errors()

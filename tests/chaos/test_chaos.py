@@ -35,6 +35,7 @@ from ordersaga.shell.groups import GROUPS
 from ordersaga.shell.topics import (
     CONSUMED_TOPICS,
     INVENTORY_COMMANDS,
+    INVENTORY_EVENTS,
     INVENTORY_SKU_COMMANDS,
     ORDERS_COMMANDS,
     ORDERS_EVENTS,
@@ -43,6 +44,7 @@ from ordersaga.shell.topics import (
     SHIPPING_COMMANDS,
     dlq_topic,
 )
+from ordersaga.tables import SKU_HOLDS
 from tests.brokers import BROKERS, require
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900)]
@@ -305,6 +307,39 @@ async def explain_stuck(
     return "\n".join(lines)
 
 
+async def explain_stock(bootstrap: str, skus: list[str]) -> str:
+    """The last levels each SKU's worker published, and its holds' last changelog records.
+
+    Tells a stock view that missed a change (the topic's newest levels agree with
+    the table) from a worker that published levels of a table it holds differently.
+    """
+    lines: list[str] = []
+    published: dict[str, list[str]] = {}
+    for r in await read_topic(bootstrap, INVENTORY_EVENTS):
+        key = r.key.decode() if r.key else None  # an entity's key is its id, not JSON
+        if key in skus and r.value:
+            v = orjson.loads(r.value)
+            v = v.get("message", v) if isinstance(v, dict) else v
+            published.setdefault(key, []).append(
+                f"p{r.partition}@{r.offset} v{v.get('version')} avail {v.get('available')} "
+                f"res {v.get('reserved')} com {v.get('committed')}"
+            )
+    writes: dict[str, list[tuple[int, str]]] = {}
+    for r in await read_topic(bootstrap, SKU_HOLDS.changelog_topic):
+        key = orjson.loads(r.key) if r.key else ""
+        sku = key.split("/", 1)[0] if isinstance(key, str) else ""
+        if sku in skus:
+            v = orjson.loads(r.value) if r.value else {}
+            writes.setdefault(sku, []).append(
+                (int(v.get("version", -1)), f"p{r.partition}@{r.offset} {key} {v}")
+            )
+    for sku in skus:
+        lines.append(f"{sku}: last levels published: {published.get(sku, [])[-6:]}")
+        newest = sorted(writes.get(sku, []))[-6:]
+        lines.append(f"{sku}: hold writes of the highest versions: {[w for _, w in newest]}")
+    return "\n".join(lines)
+
+
 @pytest.mark.parametrize("broker", BROKERS)
 async def test_no_order_lost_and_nothing_done_twice_under_sigkill(
     broker: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
@@ -381,7 +416,7 @@ async def run_chaos(
         "ORDERSAGA_SEED_CATALOG": "false",
         "ORDERSAGA_STEP_TIMEOUT_S": "3",
         "ORDERSAGA_STEP_MAX_ATTEMPTS": "4",
-        "ORDERSAGA_LOG_LEVEL": "warn",
+        "ORDERSAGA_LOG_LEVEL": os.environ.get("CHAOS_LOG_LEVEL", "warn"),
         "ORDERSAGA_RECOVERY_LIMIT_S": "45",
         # Every order's end state is checked against the gateway journal, so none
         # may be forgotten during the run (forgetting has its own tests).
@@ -499,6 +534,8 @@ async def run_chaos(
                 await asyncio.sleep(2)
             settle_s = time.monotonic() - settle_start
             print("\n" + report(checks))
+            if not all(c.ok for c in checks):
+                print(await explain_stock(bootstrap, sorted(state.stock)))
             assert all(c.ok for c in checks), report(checks)
             assert set(ids) <= set(state.sagas)
             # The registry shows every killed worker gone and every group with a live one
