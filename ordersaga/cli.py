@@ -33,21 +33,36 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    """List the broker's topics (creating ordersaga's first with --create)."""
-    from ordersaga.runtime.topic_admin import ensure_topics, list_topics
+    """List the broker's topics; --create makes the missing ones, --check reports drift."""
+    from ordersaga.runtime.topic_admin import (
+        check_topics,
+        declared_topics,
+        ensure_topics,
+        list_topics,
+    )
 
     settings = _settings()
+    shape = {
+        "replication": settings.replication_factor,
+        "retention_bytes": settings.topic_retention_bytes,
+        "retention_ms": settings.topic_retention_hours * 3600 * 1000,
+    }
     if args.create:
         created = asyncio.run(
-            ensure_topics(
-                settings.bootstrap_servers,
-                settings.partitions,
-                retention_bytes=settings.topic_retention_bytes,
-                retention_ms=settings.topic_retention_hours * 3600 * 1000,
-            )
+            ensure_topics(settings.bootstrap_servers, settings.partitions, **shape)
         )
         for name in created:
             print(f"created {name}")
+    if args.check:
+        declared = declared_topics(settings.partitions, **shape)
+        drift = asyncio.run(check_topics(settings.bootstrap_servers, declared))
+        for line in drift:
+            print(line)
+        if drift:
+            print(f"{len(drift)} differences from the declarations of {len(declared)} topics")
+            return 1
+        print(f"all {len(declared)} ordersaga topics as declared")
+        return 0
     for name in asyncio.run(list_topics(settings.bootstrap_servers)):
         print(name)
     return 0
@@ -293,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("topics", help=cmd_topics.__doc__)
     p.add_argument("--create", action="store_true", help="create missing ordersaga topics")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="report every topic whose partitions, replication or configs differ from "
+        "the declarations (exit 1 if any)",
+    )
     p.set_defaults(func=cmd_topics)
 
     p = sub.add_parser("tail", help=cmd_tail.__doc__)

@@ -1,10 +1,14 @@
-"""Topic administration with plain aiokafka."""
+"""Topic administration with plain aiokafka: create what is declared, report what drifted."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from ordersaga.shell.topics import ALL_DLQ_TOPICS, ALL_TOPICS, CHANGELOG_TOPICS, SERVICES
@@ -101,3 +105,100 @@ async def ensure_topics(
         return missing
     finally:
         await admin.close()
+
+
+@dataclass(frozen=True)
+class TopicShape:
+    """What a topic is: partitions, replicas per partition, and the configs that matter."""
+
+    partitions: int
+    replication: int
+    configs: Mapping[str, str] = field(default_factory=dict)
+
+
+def declared_topics(
+    partitions: int,
+    replication: int = 1,
+    retention_bytes: int = DEFAULT_RETENTION_BYTES,
+    retention_ms: int = DEFAULT_RETENTION_MS,
+) -> dict[str, TopicShape]:
+    """Every ordersaga topic as ``ensure_topics`` creates it."""
+    return {
+        topic: TopicShape(
+            partitions,
+            replication,
+            _topic_configs(topic, replication, retention_bytes, retention_ms),
+        )
+        for topic in (*ALL_TOPICS, *ALL_DLQ_TOPICS, *CHANGELOG_TOPICS)
+    }
+
+
+def topic_drift(declared: Mapping[str, TopicShape], found: Mapping[str, TopicShape]) -> list[str]:
+    """One line per way a found topic differs from its declaration (none: no drift).
+
+    Only declared topics and declared configs are compared: the cluster may hold
+    other applications' topics, and a config left at the broker's default is
+    reported only if ordersaga declares a value for it. Fewer partitions than
+    declared is drift (a group cannot spread over partitions that are not
+    there, and a changelog must match its source); more is drift too (keys
+    would map to other partitions than the data already written).
+    """
+    lines: list[str] = []
+    for name, want in sorted(declared.items()):
+        have = found.get(name)
+        if have is None:
+            lines.append(f"{name}: missing")
+            continue
+        if have.partitions != want.partitions:
+            lines.append(f"{name}: {have.partitions} partitions, declared {want.partitions}")
+        if have.replication != want.replication:
+            lines.append(
+                f"{name}: replication factor {have.replication}, declared {want.replication}"
+            )
+        for key, value in sorted(want.configs.items()):
+            actual = have.configs.get(key)
+            if actual != value:
+                lines.append(f"{name}: {key}={actual}, declared {value}")
+    return lines
+
+
+def _config_entries(response: Any) -> dict[str, dict[str, str]]:
+    """Topic -> {config: value} from DescribeConfigs responses (tuples, any version)."""
+    out: dict[str, dict[str, str]] = {}
+    for resource in response.resources:
+        # (error_code, error_message, resource_type, resource_name, config_entries)
+        error_code, _, _, name, entries = resource[:5]
+        if error_code:
+            continue
+        out[name] = {entry[0]: entry[1] for entry in entries if entry[1] is not None}
+    return out
+
+
+async def describe_topics(bootstrap: str, names: list[str]) -> dict[str, TopicShape]:
+    """The shape of each of ``names`` that exists on the broker."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        present = [n for n in names if n in existing]
+        if not present:
+            return {}
+        metadata = {t["topic"]: t for t in await admin.describe_topics(present)}
+        configs: dict[str, dict[str, str]] = {}
+        for response in await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in present]
+        ):
+            configs.update(_config_entries(response))
+        shapes: dict[str, TopicShape] = {}
+        for name in present:
+            parts = metadata.get(name, {}).get("partitions") or []
+            replicas = min((len(p.get("replicas") or ()) for p in parts), default=0)
+            shapes[name] = TopicShape(len(parts), replicas, configs.get(name, {}))
+        return shapes
+    finally:
+        await admin.close()
+
+
+async def check_topics(bootstrap: str, declared: Mapping[str, TopicShape]) -> list[str]:
+    """How the broker's ordersaga topics differ from ``declared`` (empty: they do not)."""
+    return topic_drift(declared, await describe_topics(bootstrap, sorted(declared)))
