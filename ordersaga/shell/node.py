@@ -13,6 +13,9 @@ import asyncio
 import functools
 import logging
 import os
+import re
+import secrets
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
@@ -108,6 +111,10 @@ class Node:
         # worker pages attach themselves here (ordersaga.shell.worker).
         self.pages: list[tuple[str, type[Any]]] = []
         self.pid = os.getpid()
+        # Drawn per start: in a container the pid is the same on every start (often
+        # 1) and so is the port, and two pods of a group share both.
+        self.start_token = secrets.token_hex(3)
+        self.host = _instance_host(socket.gethostname())
         self._handled: dict[tuple[str, str, str], Any] = {}
         _exit_when_stuck(self.app, self.settings.recovery_limit_s)
         # Read by `faust worker` when it sets logging up, after its command line
@@ -123,8 +130,13 @@ class Node:
 
     @property
     def instance(self) -> str:
-        """Unique per process: a restarted worker is a new instance on the same port."""
-        return f"{self.group.name}@{self.app.conf.web_port}:{self.pid}"
+        """Unique per host and per start: group@host:port:pid.token.
+
+        A restarted worker is a new instance on the same port, and so is a pod
+        restarted as pid 1; two pods of one group differ by host (the pod's name).
+        """
+        port = self.app.conf.web_port
+        return f"{self.group.name}@{self.host}:{port}:{self.pid}.{self.start_token}"
 
     # ------------------------------------------------------------------ topics
 
@@ -561,3 +573,8 @@ __all__ = [
     "RecordTooLarge",
     "drain_producer_buffer_before_commit",
 ]
+
+
+def _instance_host(hostname: str) -> str:
+    """``hostname`` in the characters an instance id may hold, at most 63 of them."""
+    return re.sub(r"[^A-Za-z0-9_.\-]", "-", hostname)[:63] or "host"

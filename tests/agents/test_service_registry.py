@@ -64,7 +64,19 @@ async def test_every_worker_announces_itself_on_the_services_topic(outbox):
         inventory.node.settings.heartbeat_s,
     )
     assert sent.key == message.instance.encode()
-    assert message.instance.startswith("inventory@")
+    node = inventory.node
+    port = node.app.conf.web_port
+    assert message.instance == f"inventory@{node.host}:{port}:{node.pid}.{node.start_token}"
+
+
+def test_two_starts_of_one_worker_on_one_host_port_and_pid_are_two_instances():
+    # As two starts of a pod are (pid 1, the same port): only the start token differs.
+    first, second = (
+        inventory.build(inventory.node.settings),
+        inventory.build(inventory.node.settings),
+    )
+    assert (first.node.pid, first.node.host) == (second.node.pid, second.node.host)
+    assert first.node.instance != second.node.instance
 
 
 async def test_the_web_view_keeps_the_latest_heartbeat_of_each_instance(drive):
