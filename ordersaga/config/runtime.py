@@ -28,7 +28,7 @@ class RuntimeSettings(BaseSettings):
         default=None,
         gt=0,
         lt=65536,
-        description="Port of /health, /ready and /metrics apart from the web port "
+        description="Port of /health, /live, /ready and /metrics apart from the web port "
         "(unset: on the web port)",
     )
     event_loop: str = Field(

@@ -307,6 +307,15 @@ class HealthDown(ErrorResponse):
     checks: dict[str, CheckState]
 
 
+class LiveResponse(ResponseModel):
+    """200: the worker's process runs and its event loop answers."""
+
+    alive: Literal[True] = True
+    group: str
+    instance: str
+    uptime_s: float
+
+
 class ReadyResponse(ResponseModel):
     ready: bool
     group: str
@@ -314,7 +323,7 @@ class ReadyResponse(ResponseModel):
 
 
 class NotReady(ReadyResponse, ErrorResponse):
-    """503: the worker has not got its partitions or restored its tables yet."""
+    """503: the worker cannot serve yet (or, the web view, cannot now); problems say why."""
 
 
 class OpenApiDocument(ResponseModel):

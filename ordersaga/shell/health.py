@@ -1,5 +1,10 @@
 """Whether a worker's dependencies answer (/health) and whether it can serve (/ready).
 
+The web view serves its API from Redis: it can serve once it has started (its
+first assignment done) while its Redis answers, through every later rebalance
+of its group. A saga group serves no one but its partitions: it is ready while
+it holds them with restored tables.
+
 The pages (ordersaga.shell.pages) ask these; the groups add their own checks
 (the web view its Redis, payments the gateway's) to :attr:`Health.checks`.
 """
@@ -34,6 +39,11 @@ class Health:
         self.bootstrap_servers = bootstrap_servers
         self.checks: dict[str, HealthCheck] = {"broker": self._broker_reachable}
         self._last: tuple[float, dict[str, CheckState]] | None = None
+        self.started = time.monotonic()
+        #: checks that decide readiness instead of the consumer's state (the web view's
+        #: Redis); empty: ready while it holds its partitions with restored tables
+        self.serves_from: tuple[str, ...] = ()
+        self._first_assignment_done = False
 
     async def _broker_reachable(self) -> None:
         # Any one broker of the cluster will do: clients fail over between them.
@@ -79,11 +89,18 @@ class Health:
         self._last = (now, result)
         return result
 
-    def readiness(self) -> list[str]:
-        """Why this worker cannot serve yet (empty once it has its partitions and tables)."""
-        reasons: list[str] = []
+    async def readiness(self) -> list[str]:
+        """Why this worker cannot serve now (empty: it can)."""
         app = cast(Any, self.app)
         recovery = app.tables.recovery
+        if recovery.completed.is_set() and not recovery.in_recovery:
+            self._first_assignment_done = True
+        if self.serves_from:
+            if not self._first_assignment_done:
+                return ["not started yet: its first assignment is not done"]
+            states = await self.states()
+            return [f"{name} {states[name]}" for name in self.serves_from if states[name] != "ok"]
+        reasons: list[str] = []
         if not recovery.completed.is_set():
             reasons.append("tables not recovered yet")
         elif recovery.in_recovery:

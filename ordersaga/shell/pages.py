@@ -1,4 +1,9 @@
-"""The pages every worker serves: ``/health``, ``/ready`` and ``/metrics``, documented.
+"""The pages every worker serves: ``/health``, ``/live``, ``/ready`` and ``/metrics``, documented.
+
+For an orchestrator's probes: ``/live`` is liveness (the process works: restart it
+when this stops answering), ``/ready`` readiness (route to it), ``/health`` the
+dependencies (for dashboards and alerts: restarting a worker because Kafka or
+Redis is down fixes nothing and restarts every replica at once).
 
 They never ask for a token: load balancers and Prometheus call them. They are
 served on the worker's web port unless ``ORDERSAGA_PROBES_PORT`` is set: then on
@@ -12,6 +17,7 @@ describes these pages as it describes the API.
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 
 from aiohttp import web
@@ -19,7 +25,13 @@ from faust.web import Request, Response, View
 
 from ordersaga.edge.http import ApiView, json_errors
 from ordersaga.edge.operations import Operation, Reply, documented, error
-from ordersaga.schemas.responses import HealthDown, HealthResponse, NotReady, ReadyResponse
+from ordersaga.schemas.responses import (
+    HealthDown,
+    HealthResponse,
+    LiveResponse,
+    NotReady,
+    ReadyResponse,
+)
 from ordersaga.shell.node import Node
 
 Page = tuple[str, type[View]]
@@ -34,8 +46,19 @@ HEALTH = Operation(
         error(503, "a dependency does not answer; checks and problems name it", HealthDown),
     ),
 )
+LIVE = Operation(
+    summary="Whether this worker's process works (liveness)",
+    description="Answers while the worker's event loop runs, whatever its dependencies "
+    "say: a worker whose core service crashed or whose recovery ran past "
+    "ORDERSAGA_RECOVERY_LIMIT_S exits instead.",
+    tag="workers",
+    replies=(Reply(200, "the process works", (LiveResponse,)),),
+)
 READY = Operation(
-    summary="Whether this worker has its partitions and restored tables",
+    summary="Whether this worker can serve (readiness)",
+    description="A worker of a saga group: it has its partitions and restored tables. "
+    "The web view: it has started and its Redis answers (the API answers from Redis, "
+    "so a rebalance of its group does not take it out of service).",
     tag="workers",
     replies=(
         Reply(200, "ready", (ReadyResponse,)),
@@ -71,10 +94,21 @@ def register_worker_pages(node: Node) -> list[Page]:
                 headers={"Retry-After": "1"},
             )
 
+    class Live(ApiView):
+        @documented(LIVE)
+        async def get(self, request: Request) -> Response:
+            return self.answer(
+                LiveResponse(
+                    group=node.group.name,
+                    instance=node.instance,
+                    uptime_s=round(time.monotonic() - node.health.started, 3),
+                )
+            )
+
     class Ready(ApiView):
         @documented(READY)
         async def get(self, request: Request) -> Response:
-            reasons = node.health.readiness()
+            reasons = await node.health.readiness()
             assigned = sorted(
                 f"{tp.topic}[{tp.partition}]" for tp in node.app.assignor.assigned_actives()
             )
@@ -97,7 +131,12 @@ def register_worker_pages(node: Node) -> list[Page]:
         async def get(self, request: Request) -> Response:
             return self.bytes(node.metrics.render(), content_type="text/plain; version=0.0.4")
 
-    pages: list[Page] = [("/health", Health), ("/ready", Ready), ("/metrics", MetricsPage)]
+    pages: list[Page] = [
+        ("/health", Health),
+        ("/live", Live),
+        ("/ready", Ready),
+        ("/metrics", MetricsPage),
+    ]
     if node.settings.probes_port is not None:
         _listen_apart(node, pages)
         return []  # the web port serves none of them

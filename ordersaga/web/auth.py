@@ -72,6 +72,7 @@ ACCESS: Mapping[tuple[str, str], Access] = {
     ("GET", "/dashboard/stats"): Access.ADMIN,
     # Every worker's probes: open, and bindable apart from the API (docs/security.md).
     ("GET", "/health"): Access.PUBLIC,
+    ("GET", "/live"): Access.PUBLIC,
     ("GET", "/metrics"): Access.PUBLIC,
     ("GET", "/ready"): Access.PUBLIC,
     # The API's own description and its page, for whoever may call it.

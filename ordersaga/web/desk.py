@@ -55,6 +55,8 @@ class Desk:
         # The API's document, set once the routes are registered (ordersaga.web.routes).
         self.openapi = OpenApiDocument(openapi="3.1.0", info={}, paths={})
         node.health.checks["redis"] = self._redis_answers
+        # The API answers from Redis: that, not a rebalance of the group, says if it can serve.
+        node.health.serves_from = ("redis",)
 
     def new_watch(self) -> OrderWatch:
         """The one long-poll watcher of this worker."""

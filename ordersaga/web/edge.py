@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from ordersaga.edge.http import HttpError
 
 # Reached by any name: the probes' callers do not know the public one.
-HOST_EXEMPT = frozenset({"/health", "/ready", "/metrics"})
+HOST_EXEMPT = frozenset({"/health", "/live", "/ready", "/metrics"})
 # How long a worker trusts what it read of a customer's blocked flag: a block takes
 # effect within this, and a flood of requests costs one Redis read a second.
 BLOCKED_CACHE_S = 1.0

@@ -11,7 +11,7 @@ import pytest
 from tests.harness import AGENT_MODULES
 
 ROUTES_DOC = Path(__file__).resolve().parents[2] / "docs" / "http-api.md"
-WORKER_ROUTES = {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics")}
+WORKER_ROUTES = {("GET", "/health"), ("GET", "/live"), ("GET", "/ready"), ("GET", "/metrics")}
 
 
 def documented_webview_routes() -> set[tuple[str, str]]:

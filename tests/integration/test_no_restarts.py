@@ -30,3 +30,8 @@ def test_no_worker_restarted_during_the_session(system: System) -> None:
     for group in GROUPS:
         port = group.web_port(system.web_port)
         assert httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200, group.name
+        live = httpx.get(f"http://127.0.0.1:{port}/live")
+        assert live.status_code == 200, group.name
+        # One instance per start, named after its group, host and port.
+        assert live.json()["instance"].startswith(f"{group.name}@"), live.json()
+        assert f":{port}:" in live.json()["instance"]

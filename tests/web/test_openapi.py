@@ -58,7 +58,7 @@ def test_every_served_route_is_documented_and_every_documented_route_is_served()
 
 def test_the_document_covers_the_route_table_and_every_workers_pages() -> None:
     paths = set(DOCUMENT["paths"])
-    assert {path for path, _ in ROUTES} | {"/health", "/ready", "/metrics"} == paths
+    assert {path for path, _ in ROUTES} | {"/health", "/live", "/ready", "/metrics"} == paths
 
 
 def test_the_document_is_valid_openapi_3_1() -> None:
