@@ -13,6 +13,16 @@ def _settings() -> Settings:
     return get_settings()
 
 
+def _tool_settings() -> Settings:
+    """The settings, with the addresses of the system `ordersaga run` runs here if unset."""
+    from ordersaga.runtime.running import settings_for_tools
+
+    settings, note = settings_for_tools(get_settings())
+    if note:
+        print(note, file=sys.stderr)
+    return settings
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Start broker, Redis, every agent group and the web view; stop on Ctrl-C."""
     from ordersaga.runtime.system import run
@@ -41,7 +51,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
         list_topics,
     )
 
-    settings = _settings()
+    settings = _tool_settings()
     shape = {
         "replication": settings.replication_factor,
         "retention_bytes": settings.topic_retention_bytes,
@@ -73,7 +83,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     from ordersaga.ops.tail import run_tail
 
     run_tail(
-        _settings().bootstrap_servers,
+        _tool_settings().bootstrap_servers,
         args.topic,
         from_beginning=not args.new_only,
         follow=args.follow,
@@ -93,7 +103,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     """Check every saga invariant from the tables; exit 1 if one fails."""
     from ordersaga.ops.audit import check_invariants, load_state, report
 
-    settings = _settings()
+    settings = _tool_settings()
     state, accepted = asyncio.run(
         load_state(settings.bootstrap_servers, settings.redis_url_or_default)
     )
@@ -106,7 +116,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     """List or replay the dead letters of a topic."""
     from ordersaga.ops.dlq import Choice, list_dead_letters, parse_since, replay_dead_letters
 
-    settings = _settings()
+    settings = _tool_settings()
     bootstrap = settings.bootstrap_servers
     if args.action == "list":
         return asyncio.run(list_dead_letters(bootstrap, args.topic))
@@ -208,7 +218,7 @@ def cmd_kafka(args: argparse.Namespace) -> int:
     kafka.fetch_jars(lambda line: print(line, file=sys.stderr))
     extra = list(args.args)
     if not any(a in ("--bootstrap-server", "--bootstrap-servers") for a in extra):
-        extra = ["--bootstrap-server", _settings().bootstrap_servers, *extra]
+        extra = ["--bootstrap-server", _tool_settings().bootstrap_servers, *extra]
     return subprocess.call(kafka.tool_command(args.tool, *extra))
 
 

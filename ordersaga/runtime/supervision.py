@@ -8,6 +8,7 @@ the web view shows every SKU's stock.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,9 +61,23 @@ class Worker:
         }
 
 
-def supervisor_status(workers: Sequence[Worker], state: str) -> dict[str, Any]:
-    """The content of supervisor.json."""
-    return {"state": state, "workers": [w.status() for w in workers], "updated_at": utc_now()}
+def supervisor_status(
+    workers: Sequence[Worker], state: str, addresses: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The content of supervisor.json: with ``addresses``, where the system's parts listen.
+
+    ``pid`` is the supervisor's own: a tool reading the file can tell a system still
+    running from the file a killed one left behind.
+    """
+    status: dict[str, Any] = {
+        "state": state,
+        "pid": os.getpid(),
+        "workers": [w.status() for w in workers],
+        "updated_at": utc_now(),
+    }
+    if addresses:
+        status["addresses"] = dict(addresses)
+    return status
 
 
 # A check answers None once its condition holds, else what it saw instead.

@@ -127,8 +127,14 @@ class Runtime:
         """Write supervisor.json; a failed write is reported, never raised."""
         self.state = state or self.state
         try:
+            addresses = {
+                name: self.env[env]
+                for name, env in (("kafka_broker", "KAFKA_BROKER"), ("redis_url", "REDIS_URL"))
+                if self.env.get(env)
+            }
             write_json_atomic(
-                self.data_dir / "supervisor.json", supervisor_status(self.workers, self.state)
+                self.data_dir / "supervisor.json",
+                supervisor_status(self.workers, self.state, addresses),
             )
         except OSError as exc:
             print(f"ordersaga: cannot write supervisor.json: {exc}", file=sys.stderr)

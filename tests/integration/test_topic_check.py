@@ -40,3 +40,18 @@ def test_every_difference_from_the_declarations_is_reported(system: System) -> N
     # Retention is declared for the command and event topics, not the compacted ones.
     assert "orders.commands: retention.ms=604800000, declared 86400000" in lines
     assert not any(line.startswith("ordersaga.services: retention") for line in lines)
+
+
+def test_the_tools_find_the_system_ordersaga_run_runs_in_their_data_dir(system: System) -> None:
+    # No KAFKA_BROKER: the addresses come from the system's supervisor.json.
+    settings = {k: v for k, v in os.environ.items() if not k.startswith("ORDERSAGA_")}
+    settings.pop("KAFKA_BROKER", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "ordersaga", "topics", "--check"],
+        env={**settings, "ORDERSAGA_DATA_DIR": str(system.data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"KAFKA_BROKER={system.bootstrap}" in run.stderr
