@@ -13,13 +13,20 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /src
 
-# Only what the build needs (there is no .dockerignore, so no `COPY .`: it would drag in
-# .git, .venv and worker state). `README.m[d]` is a glob so the build does not fail
-# while README.md (named by pyproject.toml) does not exist yet.
+# The dependencies first, exactly as uv.lock pins them (deploy/requirements.lock is
+# `uv export` of the lock, hashes included; `make` refuses a stale one): the image
+# runs what the tests ran. A layer of its own, rebuilt only when the lock changes.
+COPY deploy/requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
+
+# Then ordersaga itself, with nothing more resolved. Only what the build needs (there
+# is no .dockerignore, so no `COPY .`: it would drag in .git, .venv and worker
+# state). `README.m[d]` is a glob so the build does not fail while README.md (named
+# by pyproject.toml) does not exist yet.
 COPY pyproject.toml README.m[d] ./
 COPY ordersaga ./ordersaga
 
-RUN pip install . \
+RUN pip install --no-deps . \
     && useradd --create-home --uid 10001 ordersaga \
     && mkdir -p /var/lib/ordersaga \
     && chown ordersaga:ordersaga /var/lib/ordersaga

@@ -12,6 +12,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -424,6 +425,24 @@ def test_dockerfile() -> None:
     assert re.search(r"^FROM\s+python:3\.11-slim\b", text, re.M), "not python:3.11-slim"
     assert re.search(r"pip install[^\n]*\s\.(\s|$)", text), "does not `pip install .`"
     assert re.search(r'^CMD\s+\[\s*"ordersaga",\s*"--help"\s*\]', text, re.M)
+    # The image runs what the tests ran: the lock's pins, hashed, and nothing resolved after.
+    assert "pip install --require-hashes -r requirements.lock" in text
+    assert "pip install --no-deps ." in text
+
+
+def test_the_image_lock_pins_every_runtime_dependency() -> None:
+    """deploy/requirements.lock (`make` checks it is uv.lock's export) covers pyproject's list."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lock = (ROOT / "deploy" / "requirements.lock").read_text()
+    pinned = {
+        m.group(1).lower().replace("_", "-")
+        for m in re.finditer(r"^([A-Za-z0-9_.\-]+)==\S+ \\$", lock, re.M)
+    }
+    for requirement in project["dependencies"]:
+        name = re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        assert name in pinned, f"{name} is not pinned in deploy/requirements.lock"
+    assert "--hash=sha256:" in lock
+    assert "pytest==" not in lock  # the dev extra stays out of the image
 
 
 def test_build_contexts_contain_the_dockerfile(services) -> None:
