@@ -78,6 +78,23 @@ def cmd_topics(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schemas(args: argparse.Namespace) -> int:
+    """Print (or write) the AsyncAPI 3.0 document of every topic and message type."""
+    from pathlib import Path
+
+    import orjson
+
+    from ordersaga.ops.asyncapi import asyncapi_document
+
+    text = orjson.dumps(asyncapi_document(), option=orjson.OPT_INDENT_2) + b"\n"
+    if args.out:
+        Path(args.out).write_bytes(text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(text)
+    return 0
+
+
 def cmd_tail(args: argparse.Namespace) -> int:
     """Print a topic's messages: key, headers and JSON value."""
     from ordersaga.ops.tail import run_tail
@@ -325,6 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
         "the declarations (exit 1 if any)",
     )
     p.set_defaults(func=cmd_topics)
+
+    p = sub.add_parser("schemas", help=cmd_schemas.__doc__)
+    p.add_argument(
+        "--out",
+        metavar="PATH",
+        help="write it to PATH (docs/asyncapi.json is the committed copy) instead of stdout",
+    )
+    p.set_defaults(func=cmd_schemas)
 
     p = sub.add_parser("tail", help=cmd_tail.__doc__)
     p.add_argument("topic")
