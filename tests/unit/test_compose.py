@@ -338,8 +338,18 @@ def test_kafka_has_healthcheck(services) -> None:
 
 
 def test_redis(services) -> None:
-    assert str(services.get("redis", {}).get("image", "")).startswith("redis:7")
+    # Valkey, as `make run` runs, its data in an append-only file on a volume.
+    assert str(services.get("redis", {}).get("image", "")).startswith("valkey/valkey:8")
     assert services["redis"].get("healthcheck"), "redis has no healthcheck for depends_on"
+    command = [str(part) for part in services["redis"]["command"]]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert "redis-data:/data" in services["redis"]["volumes"]
+
+
+def test_kafka_keeps_its_log_on_a_volume(services) -> None:
+    kafka = services["kafka"]
+    assert "kafka-data:/var/lib/kafka/data" in kafka["volumes"]
+    assert environment(kafka)["KAFKA_LOG_DIRS"] == "/var/lib/kafka/data"
 
 
 def test_redis_is_bounded_and_never_evicts(services) -> None:
@@ -483,10 +493,23 @@ def test_compose_will_not_start_without_an_auth_secret() -> None:
 
 
 @pytest.mark.parametrize("group", GROUPS, ids=GROUP_IDS)
-def test_every_worker_runs_with_auth_on(services, group: AgentGroup) -> None:
+def test_only_the_web_view_holds_the_auth_secret(services, group: AgentGroup) -> None:
+    # It is the only group that checks tokens; a secret elsewhere is one more place to leak it.
     name, svc = the_worker(services, group)
-    secret = environment(svc).get("ORDERSAGA_AUTH_SECRET", "")
-    assert secret.startswith("${ORDERSAGA_AUTH_SECRET:?"), name
+    secret = environment(svc).get("ORDERSAGA_AUTH_SECRET")
+    if group.name == "webview":
+        assert (secret or "").startswith("${ORDERSAGA_AUTH_SECRET:?"), name
+    else:
+        assert secret is None, name
+
+
+@pytest.mark.parametrize("group", [g for g in GROUPS if g.name != "webview"], ids=lambda g: g.name)
+def test_unauthenticated_worker_ports_are_published_on_the_host_only(
+    services, group: AgentGroup
+) -> None:
+    name, svc = the_worker(services, group)
+    published_ports = [str(p) for p in svc.get("ports", [])]
+    assert published_ports and all(p.startswith("127.0.0.1:") for p in published_ports), name
 
 
 def test_docker_compose_itself_accepts_the_file() -> None:
