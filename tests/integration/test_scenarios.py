@@ -101,8 +101,10 @@ def test_cancelled_order_is_compensated_and_cannot_be_cancelled_again(
     client: httpx.Client,
 ) -> None:
     sku = new_sku(client, 5, UNIT_PRICE)
-    # When the customer cancels right after placing the order
-    order_id = place(client, order_body([(sku, 2)]))
+    # When the customer cancels right after placing the order (its charge gets no
+    # answer, so the saga waits a step deadline, 1 s here: a lone saga completes
+    # in ~40 ms, and on a busy machine it finished before the cancel arrived).
+    order_id = place(client, order_body([(sku, 2)], token="tok_timeout"))
     r = client.post(f"/orders/{order_id}/cancel", json={})
     assert r.status_code == 202, r.text
     # Then it ends CANCELLED with its stock back on the shelf
