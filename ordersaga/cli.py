@@ -117,6 +117,19 @@ def cmd_manifests(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_seed(args: argparse.Namespace) -> int:
+    """Stock the demo catalogue and register the demo customers on a running web view."""
+    from ordersaga.edge.tokens import operator_headers
+    from ordersaga.runtime.seed import seed_demo
+
+    headers = operator_headers(_settings(), "ordersaga-seed")
+    if headers is None:
+        print("cannot seed: tokens are signed by their issuer, not here", file=sys.stderr)
+        return 2
+    asyncio.run(seed_demo(args.url, headers, print))
+    return 0
+
+
 def cmd_tail(args: argparse.Namespace) -> int:
     """Print a topic's messages: key, headers and JSON value."""
     from ordersaga.ops.tail import run_tail
@@ -376,6 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("manifests", help=cmd_manifests.__doc__)
     p.add_argument("--out", metavar="DIR", default="deploy/k8s", help="where to write them")
     p.set_defaults(func=cmd_manifests)
+
+    p = sub.add_parser("seed", help=cmd_seed.__doc__)
+    p.add_argument("--url", default="http://127.0.0.1:6066", help="the web view")
+    p.set_defaults(func=cmd_seed)
 
     p = sub.add_parser("tail", help=cmd_tail.__doc__)
     p.add_argument("topic")

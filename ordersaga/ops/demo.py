@@ -12,7 +12,7 @@ import httpx
 from ordersaga.config.settings import get_settings
 from ordersaga.edge.tokens import operator_headers
 from ordersaga.ops.client import post_admitted
-from ordersaga.runtime.system import DEMO_CUSTOMERS
+from ordersaga.runtime.seed import DEMO_CUSTOMERS
 from ordersaga.shell.codec import new_id
 
 ADDRESS = {

@@ -26,7 +26,6 @@ READY_TIMEOUT_S = 120.0
 # A worker whose /ready is 404 this long while /health is 200 predates the
 # readiness endpoint; /health is all it can say.
 NO_READY_ENDPOINT_GRACE_S = 10.0
-CATALOGUE_TIMEOUT_S = 60.0
 PROGRESS_EVERY_S = 10.0
 
 

@@ -35,6 +35,7 @@ from ordersaga.runtime.logs import (
     utc_now,
     write_json_atomic,
 )
+from ordersaga.runtime.seed import seed_demo
 from ordersaga.runtime.servers import (
     broker_binary,
     choose_broker,
@@ -44,12 +45,10 @@ from ordersaga.runtime.servers import (
     wait_for_port,
 )
 from ordersaga.runtime.supervision import (
-    CATALOGUE_TIMEOUT_S,
     READY_TIMEOUT_S,
     Worker,
     health_check,
     ready_check,
-    stock_check,
     supervisor_status,
     wait_all,
 )
@@ -61,13 +60,6 @@ from ordersaga.shell.groups import GROUPS, group
 # the next, up to this: long enough that a crash-looping worker costs little, short
 # enough that workers which died while a broker was down are back soon after it.
 MAX_RESTART_BACKOFF_S = 8.0
-DEMO_CATALOGUE = (("book", 100, 1500), ("mug", 100, 900), ("poster", 50, 1200))
-# The customers `make run` registers, who the README's examples and the demo order as.
-DEMO_CUSTOMERS = (
-    ("cust-ada", "Ada Lovelace", "ada@example.com"),
-    ("cust-grace", "Grace Hopper", "grace@example.com"),
-    ("cust-alan", "Alan Turing", "alan@example.com"),
-)
 
 
 @dataclass
@@ -431,31 +423,8 @@ class Runtime:
         if headers is None:
             self.say("catalogue not seeded: tokens are signed by their issuer, not here")
             return
-        async with httpx.AsyncClient(base_url=url, timeout=5, headers=headers) as client:
-            for sku, quantity, price in DEMO_CATALOGUE:
-                # json= also sets the Content-Type: application/json the route asks for.
-                r = await client.post(
-                    f"/inventory/{sku}/restock",
-                    json={"quantity": quantity, "unit_price": price},
-                    headers={"Idempotency-Key": f"seed-{sku}"},
-                )
-                if r.status_code != 202:
-                    raise RuntimeError(f"restock of {sku} answered {r.status_code}: {r.text}")
-            # A 202 only means the restock was sent; "up" promises the stock is on show.
-            self.say("waiting for the catalogue to show in the web view...")
-            checks = {sku: stock_check(client, sku, q) for sku, q, _ in DEMO_CATALOGUE}
-            webview = [str(w.log_path) for w in self.workers if w.group.name == "webview"]
-            await wait_all(
-                checks, f"not in the web view (see {webview})", self.say, CATALOGUE_TIMEOUT_S
-            )
-            for customer_id, name, email in DEMO_CUSTOMERS:
-                r = await client.post(
-                    "/customers", json={"customer_id": customer_id, "name": name, "email": email}
-                )
-                if r.status_code not in (200, 201, 202):
-                    raise RuntimeError(f"customer {customer_id} answered {r.status_code}: {r.text}")
-        self.say("catalogue " + ", ".join(f"{s} x{q} @ {p}c" for s, q, p in DEMO_CATALOGUE))
-        self.say("customers " + ", ".join(c for c, _, _ in DEMO_CUSTOMERS))
+        webview = [str(w.log_path) for w in self.workers if w.group.name == "webview"]
+        await seed_demo(url, headers, self.say, where=str(webview))
 
     async def add_worker(self, group_name: str, healthy_within_s: float = 90) -> Worker:
         """Start one more worker of a group on a running system (it joins the group's rebalance)."""

@@ -75,3 +75,16 @@ def test_topics_and_tail(system: System, client: httpx.Client) -> None:
     mine = [m for m in messages if f"key={order_id} " in m and "type=OrderEvent" in m]
     assert len(mine) >= 3, tail.stdout[-2000:]
     assert "OrderPlaced" in mine[0] and any("OrderCompleted" in m for m in mine), mine
+
+
+def test_seed_stocks_the_demo_catalogue_and_registers_the_demo_customers(
+    system: System, client: httpx.Client
+) -> None:
+    # What docker-compose's one-shot `seed` service runs; twice, as a restarted one would.
+    for _ in range(2):
+        run = ordersaga(system, "seed", "--url", system.base_url)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "customers cust-ada, cust-grace, cust-alan" in run.stdout
+    book = client.get("/inventory/book").json()
+    assert book["put_in"] == 100, book  # the second seed's restock was the first's, again
+    assert client.get("/customers/cust-ada").status_code == 200

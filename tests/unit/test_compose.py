@@ -528,3 +528,23 @@ def test_unauthenticated_services_are_published_on_the_host_only(services, name:
     # Auth on the API means nothing if the broker or Redis behind it is open to all.
     published = [str(p) for p in services[name].get("ports", [])]
     assert published and all(p.startswith("127.0.0.1:") for p in published), published
+
+
+@pytest.mark.parametrize("group", GROUPS, ids=GROUP_IDS)
+def test_workers_run_under_an_init_and_stop_gracefully(services, group: AgentGroup) -> None:
+    name, svc = the_worker(services, group)
+    assert svc.get("init") is True, name
+    assert svc.get("stop_grace_period") == "60s", name
+
+
+def test_the_seed_service_waits_for_a_ready_web_view(services) -> None:
+    seed = services["seed"]
+    assert [str(p) for p in seed["command"]] == [
+        "ordersaga",
+        "seed",
+        "--url",
+        "http://webview:6066",
+    ]
+    assert depends_on(seed) == {"webview": "service_healthy"}
+    check = " ".join(str(p) for p in services["webview"]["healthcheck"]["test"])
+    assert "http://127.0.0.1:6066/ready" in check

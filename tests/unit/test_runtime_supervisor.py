@@ -12,12 +12,12 @@ import httpx
 import pytest
 
 from ordersaga.config.settings import Settings
+from ordersaga.runtime.supervision import stock_check
 from ordersaga.runtime.system import (
     Runtime,
     Worker,
     health_check,
     ready_check,
-    stock_check,
     supervisor_status,
     wait_all,
     write_json_atomic,
