@@ -25,12 +25,17 @@ from ordersaga.topology import TOPOLOGY
 _REF = "#/components/schemas/{model}"
 
 
-def _schema(model: type[Any], schemas: dict[str, Any]) -> dict[str, Any]:
-    """``model``'s JSON schema as a reference; it and its parts land in ``schemas``."""
+def _inline(model: type[Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    """``model``'s JSON schema, the models it refers to moved into ``schemas``."""
     schema = model.model_json_schema(ref_template=_REF)
     for name, part in schema.pop("$defs", {}).items():
         schemas.setdefault(name, part)
-    schemas.setdefault(model.__name__, schema)
+    return schema
+
+
+def _schema(model: type[Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    """``model``'s JSON schema as a reference; it and its parts land in ``schemas``."""
+    schemas.setdefault(model.__name__, _inline(model, schemas))
     return {"$ref": _REF.format(model=model.__name__)}
 
 
@@ -51,9 +56,7 @@ def _headers() -> dict[str, Any]:
 
 
 def _message(message_type: type[Message], schemas: dict[str, Any]) -> dict[str, Any]:
-    envelope = Envelope.model_json_schema(ref_template=_REF)
-    for name, part in envelope.pop("$defs", {}).items():
-        schemas.setdefault(name, part)
+    envelope = _inline(Envelope, schemas)
     envelope["title"] = f"{message_type.TYPE} envelope"
     envelope["properties"]["type"] = {"const": message_type.TYPE}
     envelope["properties"]["payload"] = _schema(message_type, schemas)

@@ -28,11 +28,17 @@ USES_REDIS = frozenset({"webview", "payments"})
 LAG_PER_WORKER = 1000
 
 LABELS = {"app.kubernetes.io/part-of": "ordersaga"}
+BOOTSTRAP = f"{KAFKA_CLUSTER}-kafka-bootstrap:9092"
 
 
-def _meta(name: str, group: str | None = None, **extra: Any) -> dict[str, Any]:
-    labels = {**LABELS, **({"app.kubernetes.io/name": group} if group else {})}
-    return {"name": name, "namespace": NAMESPACE, "labels": labels, **extra}
+def _group_labels(group: str) -> dict[str, str]:
+    """The labels of a group's objects, which its selectors match."""
+    return {**LABELS, "app.kubernetes.io/name": group}
+
+
+def _meta(name: str, group: str | None = None) -> dict[str, Any]:
+    labels = _group_labels(group) if group else dict(LABELS)
+    return {"name": name, "namespace": NAMESPACE, "labels": labels}
 
 
 def settings() -> dict[str, Any]:
@@ -42,7 +48,7 @@ def settings() -> dict[str, Any]:
         "kind": "ConfigMap",
         "metadata": _meta("ordersaga-settings"),
         "data": {
-            "KAFKA_BROKER": f"{KAFKA_CLUSTER}-kafka-bootstrap:9092",
+            "KAFKA_BROKER": BOOTSTRAP,
             "ORDERSAGA_WEB_HOST": "0.0.0.0",
             "ORDERSAGA_WEB_PORT": str(BASE_PORT),
             "ORDERSAGA_PARTITIONS": str(PARTITIONS),
@@ -115,9 +121,9 @@ def deployment(group: AgentGroup) -> dict[str, Any]:
         "metadata": _meta(name, group.name),
         "spec": {
             "replicas": 2,
-            "selector": {"matchLabels": {**LABELS, "app.kubernetes.io/name": group.name}},
+            "selector": {"matchLabels": _group_labels(group.name)},
             "template": {
-                "metadata": {"labels": {**LABELS, "app.kubernetes.io/name": group.name}},
+                "metadata": {"labels": _group_labels(group.name)},
                 "spec": {
                     # A stopping worker leaves its group and commits before it goes.
                     "terminationGracePeriodSeconds": 60,
@@ -138,7 +144,7 @@ def service(group: AgentGroup) -> dict[str, Any]:
         "kind": "Service",
         "metadata": _meta(f"ordersaga-{group.name}", group.name),
         "spec": {
-            "selector": {**LABELS, "app.kubernetes.io/name": group.name},
+            "selector": _group_labels(group.name),
             "ports": [{"name": "http", "port": port, "targetPort": "http"}],
         },
     }
@@ -158,7 +164,7 @@ def scaled_object(group: AgentGroup) -> dict[str, Any]:
                 {
                     "type": "kafka",
                     "metadata": {
-                        "bootstrapServers": f"{KAFKA_CLUSTER}-kafka-bootstrap:9092",
+                        "bootstrapServers": BOOTSTRAP,
                         "consumerGroup": group.app_id,
                         "lagThreshold": str(LAG_PER_WORKER),
                     },
@@ -187,7 +193,7 @@ def webview_disruption_budget() -> dict[str, Any]:
         "metadata": _meta("ordersaga-webview", "webview"),
         "spec": {
             "minAvailable": 1,
-            "selector": {"matchLabels": {**LABELS, "app.kubernetes.io/name": "webview"}},
+            "selector": {"matchLabels": _group_labels("webview")},
         },
     }
 

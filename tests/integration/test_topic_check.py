@@ -14,11 +14,20 @@ from tests.integration.conftest import System
 pytestmark = pytest.mark.integration
 
 
-def topics_check(system: System, **env: str) -> subprocess.CompletedProcess[str]:
+def topics_check(
+    system: System, broker: bool = True, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``ordersaga topics --check`` with ``env`` and none of this shell's ORDERSAGA_ settings.
+
+    With ``broker``, KAFKA_BROKER names the system's broker; without, it is unset.
+    """
     settings = {k: v for k, v in os.environ.items() if not k.startswith("ORDERSAGA_")}
+    settings.pop("KAFKA_BROKER", None)
+    if broker:
+        settings["KAFKA_BROKER"] = system.bootstrap
     return subprocess.run(
         [sys.executable, "-m", "ordersaga", "topics", "--check"],
-        env={**settings, "KAFKA_BROKER": system.bootstrap, **env},
+        env={**settings, **env},
         capture_output=True,
         text=True,
         timeout=60,
@@ -44,14 +53,6 @@ def test_every_difference_from_the_declarations_is_reported(system: System) -> N
 
 def test_the_tools_find_the_system_ordersaga_run_runs_in_their_data_dir(system: System) -> None:
     # No KAFKA_BROKER: the addresses come from the system's supervisor.json.
-    settings = {k: v for k, v in os.environ.items() if not k.startswith("ORDERSAGA_")}
-    settings.pop("KAFKA_BROKER", None)
-    run = subprocess.run(
-        [sys.executable, "-m", "ordersaga", "topics", "--check"],
-        env={**settings, "ORDERSAGA_DATA_DIR": str(system.data_dir)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    run = topics_check(system, broker=False, ORDERSAGA_DATA_DIR=str(system.data_dir))
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"KAFKA_BROKER={system.bootstrap}" in run.stderr
