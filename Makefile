@@ -21,7 +21,7 @@ BROWSER  := $(TOOLS)/.browser
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install lock run test test-fast test-slow chaos chaos-brokers chaos-kafka test-unit test-agents test-web test-integration demo lint typecheck check clean bench
+.PHONY: help install lock run run-secure test test-fast test-slow chaos chaos-brokers chaos-kafka test-unit test-agents test-web test-integration demo lint typecheck check clean bench
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ lock: $(UV_STAMP) ## regenerate uv.lock after editing pyproject.toml (LOCK_ARGS=
 
 run: $(STAMP) ## start broker (ORDERSAGA_BROKER=auto|kafka|tansu), Redis, every group and the web view
 	$(BIN)/ordersaga run
+
+run-secure: $(STAMP) ## the same on Apache Kafka with SASL_SSL, a user per group and ACLs (docs/security.md)
+	$(BIN)/ordersaga run --secure
 
 # `make test` = test-fast then test-slow: each test runs once (tests/conftest.py marks the
 # fast ones, test-slow takes every other), and a unit failure shows before the slow tiers start.

@@ -35,10 +35,29 @@ def cmd_run(args: argparse.Namespace) -> int:
                 fresh=args.fresh,
                 brokers=args.brokers,
                 webview_workers=args.webview_workers,
+                secure=args.secure,
             )
         )
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def cmd_acls(args: argparse.Namespace) -> int:
+    """Print each group's Kafka ACLs (derived from the declarations); --grant creates them."""
+    from ordersaga.runtime.kafka_security import grant
+    from ordersaga.topology import TOPOLOGY
+    from ordersaga.topology.acls import all_acls
+
+    acls = all_acls(TOPOLOGY)
+    if not args.grant:
+        for acl in acls:
+            kind = acl.resource.name.lower()
+            print(f"{acl.principal}\tALLOW\t{acl.operation.name}\t{kind}:{acl.name}")
+        return 0
+    settings = _tool_settings()
+    granted = asyncio.run(grant(settings.bootstrap_servers, settings, acls))
+    print(f"granted {granted} ACLs to {len(TOPOLOGY.participants)} users", file=sys.stderr)
     return 0
 
 
@@ -59,7 +78,13 @@ def cmd_topics(args: argparse.Namespace) -> int:
     }
     if args.create:
         created = asyncio.run(
-            ensure_topics(settings.bootstrap_servers, settings.partitions, **shape)
+            ensure_topics(
+                settings.bootstrap_servers,
+                settings.partitions,
+                replication=shape["replication"],
+                retention_bytes=shape["retention_bytes"],
+                retention_ms=shape["retention_ms"],
+            )
         )
         for name in created:
             print(f"created {name}")
@@ -264,14 +289,26 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_kafka(args: argparse.Namespace) -> int:
     """Run one of Apache Kafka's console tools from the cached jars (fetched if needed)."""
     import subprocess
+    import tempfile
+    from pathlib import Path
 
     from ordersaga.runtime import kafka
 
     kafka.fetch_jars(lambda line: print(line, file=sys.stderr))
+    settings = _tool_settings()
     extra = list(args.args)
     if not any(a in ("--bootstrap-server", "--bootstrap-servers") for a in extra):
-        extra = ["--bootstrap-server", _tool_settings().bootstrap_servers, *extra]
-    return subprocess.call(kafka.tool_command(args.tool, *extra))
+        extra = ["--bootstrap-server", settings.bootstrap_servers, *extra]
+    if settings.kafka_security_protocol == "PLAINTEXT" or "--command-config" in extra:
+        return subprocess.call(kafka.tool_command(args.tool, *extra))
+    # The Kafka security settings as the Java client's properties, in a file only
+    # this user reads and that is gone when the tool ends (it holds the password).
+    with tempfile.TemporaryDirectory(prefix="ordersaga-kafka-") as private:
+        config = Path(private) / "client.properties"
+        config.write_text(settings.java_client_properties_file())
+        return subprocess.call(
+            kafka.tool_command(args.tool, *extra, "--command-config", str(config))
+        )
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
@@ -332,6 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start the broker's and Redis' data from nothing (Apache Kafka keeps it otherwise)",
     )
+    p.add_argument(
+        "--secure",
+        action="store_true",
+        help="Apache Kafka with SASL_SSL only: a local CA, a user per group, ACLs from "
+        "the declarations (kept in <data dir>/kafka-secure)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("kafka", help=cmd_kafka.__doc__)
@@ -377,6 +420,14 @@ def build_parser() -> argparse.ArgumentParser:
         "the declarations (exit 1 if any)",
     )
     p.set_defaults(func=cmd_topics)
+
+    p = sub.add_parser("acls", help=cmd_acls.__doc__)
+    p.add_argument(
+        "--grant",
+        action="store_true",
+        help="create them on the broker (as a super user: ORDERSAGA_KAFKA_SASL_*)",
+    )
+    p.set_defaults(func=cmd_acls)
 
     p = sub.add_parser("schemas", help=cmd_schemas.__doc__)
     p.add_argument(

@@ -17,6 +17,8 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from ordersaga.adapters.kafka_clients import new_admin, new_consumer
+
 log = logging.getLogger(__name__)
 
 # A command's CreateTime is set when the shell hands it to the producer, shortly
@@ -58,13 +60,13 @@ class QueueProbe:
 
     async def _clients(self) -> tuple[AIOKafkaConsumer, AIOKafkaAdminClient]:
         if self._consumer is None or self._admin is None:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._bootstrap,
+            consumer = new_consumer(
+                bootstrap=self._bootstrap,
                 enable_auto_commit=False,
                 fetch_max_wait_ms=100,
                 max_partition_fetch_bytes=64 * 1024,
             )
-            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+            admin = new_admin(self._bootstrap)
             self._consumer, self._admin = consumer, admin
             await consumer.start()
             await admin.start()

@@ -1,6 +1,6 @@
 """Every setting of ordersaga, read from the environment in this one place, in sections.
 
-Each section is a class of its own module (broker, Redis, runtime, web edge, auth,
+Each section is a class of its own module (broker, Kafka security, Redis, runtime, web edge, auth,
 web view, saga policy, retention, payments, capacity, observability); ``Settings``
 inherits them all, so every setting is still ``settings.<name>``. What spans two
 sections (a check, a derived value) is here.
@@ -19,6 +19,7 @@ from ordersaga.config.broker import BrokerSettings
 from ordersaga.config.capacity import CapacitySettings
 from ordersaga.config.edge import EdgeSettings
 from ordersaga.config.fields import SECTION_CONFIG
+from ordersaga.config.kafka_security import KafkaSecuritySettings
 from ordersaga.config.observability import ObservabilitySettings
 from ordersaga.config.payments import PaymentsSettings
 from ordersaga.config.redis_store import RedisSettings
@@ -30,6 +31,7 @@ from ordersaga.config.web_view import WebViewSettings
 #: The sections in the order they are shown and documented, with their titles.
 SECTIONS: Final[tuple[tuple[str, type[BaseSettings]], ...]] = (
     ("Broker", BrokerSettings),
+    ("Kafka security", KafkaSecuritySettings),
     ("Redis", RedisSettings),
     ("Runtime", RuntimeSettings),
     ("Web edge", EdgeSettings),
@@ -45,6 +47,7 @@ SECTIONS: Final[tuple[tuple[str, type[BaseSettings]], ...]] = (
 
 class Settings(
     BrokerSettings,
+    KafkaSecuritySettings,
     RedisSettings,
     RuntimeSettings,
     EdgeSettings,

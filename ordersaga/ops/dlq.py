@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
+from ordersaga.adapters.kafka_clients import new_producer
 from ordersaga.ops.tail import records
 from ordersaga.shell.dead_letters import (
     DLQ_PREFIX,
@@ -167,7 +166,7 @@ async def replay_dead_letters(
     refused as too old anyway.
     """
     source, dlq = _topics(topic)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = new_producer(bootstrap, acks="all")
     await producer.start()
     done = Replayed()
     ttl = math.ceil(retention_s) + REPLAYED_MARGIN_S

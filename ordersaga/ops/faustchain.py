@@ -36,6 +36,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from ordersaga.adapters.kafka_clients import new_producer
 from ordersaga.config.settings import Settings
 from ordersaga.ops.faustchain_app import (
     GROUP_ENV,
@@ -212,9 +213,7 @@ async def run_faust_chain(
         chains=chains,
     )
     apps = ChainApps(settings, data_dir)
-    injector = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=settings.producer_linger_ms
-    )
+    injector = new_producer(bootstrap, acks="all", linger_ms=settings.producer_linger_ms)
     try:
         await apps.start()
         await injector.start()

@@ -37,9 +37,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from ordersaga.adapters.kafka_clients import new_admin, new_producer
 from ordersaga.ops.tail import consumer_at_end
 from ordersaga.schemas.messages import (
     Address,
@@ -179,7 +180,7 @@ class RelayResult:
 
 
 async def ensure_relay_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = new_admin(bootstrap)
     try:
         await admin.start()
         existing = set(await admin.list_topics())
@@ -247,9 +248,7 @@ class _Pipeline:
             self.notes.append(f"relay topics have {sorted(actual)} partitions (existing topics)")
         for _ in range(self.hops + 1):
             # acks=all, as the workers' producers (producer_acks=-1).
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap, acks="all", linger_ms=self.linger_ms
-            )
+            producer = new_producer(self.bootstrap, acks="all", linger_ms=self.linger_ms)
             self.producers.append(producer)  # before start: a failed start is stopped too
             await producer.start()
         for i in range(self.hops):

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ordersaga.adapters.kafka_clients import new_consumer
 from ordersaga.shell.patches import read_unreadable_records
 from ordersaga.shell.printable import printable
 from ordersaga.shell.unreadable import UNREADABLE_HEADER, unreadable_reason
@@ -55,7 +56,7 @@ async def records(
     headers (ordersaga.shell.unreadable), as it does to the workers.
     """
     read_unreadable_records()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = new_consumer(bootstrap=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()
@@ -97,8 +98,8 @@ async def consumer_at_end(
     on the first fetch and could skip messages produced in between. Waits up to
     10 s for the topic to appear in the broker's metadata.
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=fetch_max_wait_ms
+    consumer = new_consumer(
+        bootstrap=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=fetch_max_wait_ms
     )
     try:
         await consumer.start()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ordersaga.config.settings import get_settings
+from ordersaga.runtime.kafka_security import BrokerSecurity
 
 KAFKA_VERSION = "4.4.0"
 POM = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "pom.xml"
@@ -196,6 +197,8 @@ class KafkaNode:
     voters: str = ""
     replication: int = 1
     cluster_id_file: Path | None = None
+    # SASL_SSL with ACLs (`ordersaga run --secure`); None: a PLAINTEXT listener.
+    security: BrokerSecurity | None = None
 
     @property
     def config_path(self) -> Path:
@@ -250,6 +253,11 @@ class KafkaNode:
             "num.network.threads": "1",
             "num.io.threads": "2",
         }
+        if self.security is not None:
+            lines.update(self.security.server_properties(self.port, self.controller_port))
+        # Passwords may be in it (a secured broker): its owner alone reads it.
+        self.config_path.touch(mode=0o600)
+        self.config_path.chmod(0o600)
         self.config_path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
         (self.data_dir / "log4j2.yaml").write_text(_LOG4J2)
 
@@ -265,6 +273,7 @@ class KafkaNode:
             f"--cluster-id={cluster_id}",
             "-c",
             str(self.config_path),
+            *(self.security.format_arguments() if self.security else ()),
             jvm=("-Xmx256m", *JIT, f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.yaml'}"),
         )
         done = subprocess.run(argv, capture_output=True, text=True, check=False)

@@ -27,6 +27,7 @@ import httpx
 from ordersaga.config.settings import Settings
 from ordersaga.edge.tokens import operator_headers
 from ordersaga.runtime import kafka
+from ordersaga.runtime.kafka_security import BrokerSecurity, grant, secure_broker
 from ordersaga.runtime.logs import (
     LOG_DRAIN_GRACE_S,
     LOG_LINE_LIMIT,
@@ -55,6 +56,8 @@ from ordersaga.runtime.supervision import (
 from ordersaga.runtime.topic_admin import ensure_topics
 from ordersaga.runtime.worker_env import SETTINGS_ENV, as_env, env_name, with_profile
 from ordersaga.shell.groups import GROUPS, group
+from ordersaga.topology import TOPOLOGY
+from ordersaga.topology.acls import all_acls
 
 # A worker that dies soon after its start waits twice as long as last time before
 # the next, up to this: long enough that a crash-looping worker costs little, short
@@ -89,6 +92,9 @@ class Runtime:
     kafka_nodes: list[kafka.KafkaNode] = field(default_factory=list)
     broker_procs: list[asyncio.subprocess.Process] = field(default_factory=list)
     broker: str = ""  # what was started: kafka, tansu, or external
+    # Apache Kafka with SASL_SSL and per-group ACLs (`ordersaga run --secure`).
+    secure: bool = False
+    security: BrokerSecurity | None = None
 
     def __post_init__(self) -> None:
         # `ordersaga run` is the demo and test system: its gateway's test tokens work
@@ -180,7 +186,7 @@ class Runtime:
     async def _start(self) -> None:
         self.say_auth()
         if self.fresh:
-            for kept in ("kafka", "redis"):
+            for kept in ("kafka", "kafka-secure", "redis"):
                 shutil.rmtree(self.data_dir / kept, ignore_errors=True)
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -193,9 +199,14 @@ class Runtime:
             port = free_port(self.settings.embedded_kafka_port)
             if self.brokers > 1 and broker != "kafka":
                 raise RuntimeError(f"--brokers {self.brokers} needs Apache Kafka ({why})")
+            if self.secure and broker != "kafka":
+                raise RuntimeError(f"--secure needs Apache Kafka ({why})")
             if broker == "kafka":
                 fixed["kafka_broker"] = await self._start_kafka(port, logs, why)
                 fixed["replication_factor"] = min(3, self.brokers)
+                if self.security is not None:
+                    # The supervisor is the broker's admin; each worker its group's user.
+                    fixed.update(self.security.client_settings())
                 persistent = True
             else:
                 url = f"tcp://127.0.0.1:{port}"
@@ -239,7 +250,17 @@ class Runtime:
             replication=self.worker_settings.replication_factor,
             retention_bytes=self.settings.topic_retention_bytes,
             retention_ms=self.settings.topic_retention_hours * 3600 * 1000,
+            security=self.worker_settings,
         )
+        if self.security is not None:
+            granted = await grant(
+                self.worker_settings.bootstrap_servers, self.worker_settings, all_acls(TOPOLOGY)
+            )
+            self.say(
+                f"kafka     SASL_SSL (SCRAM-SHA-512 or PLAIN), a user and {granted} ACLs for "
+                f"the {len(GROUPS)} groups; `source {self.security.write_admin_env()}` "
+                "makes a shell's tools its admin"
+            )
         for g in GROUPS:
             count = self.workers_per_group
             if g.name == "webview" and self.webview_workers is not None:
@@ -328,7 +349,10 @@ class Runtime:
         controller, on loopback, with replication factor 3 (at most the node count).
         """
         await asyncio.to_thread(kafka.fetch_jars, self.say)
-        root = self.data_dir / "kafka"
+        # A secured broker keeps its data apart: its users are set when it is formatted.
+        root = self.data_dir / ("kafka-secure" if self.secure else "kafka")
+        if self.secure:
+            self.security = secure_broker(root / "secrets", [g.app_id for g in GROUPS])
         if self.brokers == 1:
             ports = [(port, free_port(port + 1))]
         else:
@@ -347,6 +371,7 @@ class Runtime:
                 voters=voters,
                 replication=replication,
                 cluster_id_file=root / "cluster.id",
+                security=self.security,
             )
             node.write_config()
             formatted = await asyncio.to_thread(node.format_if_new) or formatted
@@ -402,6 +427,10 @@ class Runtime:
             # with it, without waiting out its session (static membership; Tansu
             # has no such thing).
             env[env_name("consumer_instance_id")] = w.name
+        if self.security is not None:
+            user = w.group.app_id
+            env[env_name("kafka_sasl_username")] = user
+            env[env_name("kafka_sasl_password")] = self.security.passwords[user]
         if w.group.name != "webview":
             # Only the web view verifies tokens: the other groups need not hold the secret.
             env.pop(env_name("auth_secret"), None)
@@ -518,10 +547,16 @@ async def run(
     fresh: bool = False,
     brokers: int = 1,
     webview_workers: int | None = None,
+    secure: bool = False,
 ) -> None:
     """Start everything and keep it running until SIGINT or SIGTERM."""
     runtime = Runtime(
-        settings, workers_per_group, fresh=fresh, brokers=brokers, webview_workers=webview_workers
+        settings,
+        workers_per_group,
+        fresh=fresh,
+        brokers=brokers,
+        webview_workers=webview_workers,
+        secure=secure,
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -7,16 +7,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from ordersaga.adapters.kafka_clients import new_admin
+from ordersaga.config.kafka_security import KafkaSecuritySettings
 from ordersaga.shell.topics import ALL_DLQ_TOPICS, ALL_TOPICS, CHANGELOG_TOPICS, SERVICES
 
 
 async def list_topics(bootstrap: str) -> list[str]:
     """Every topic the broker knows, sorted."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = new_admin(bootstrap)
     await admin.start()
     try:
         return sorted(await admin.list_topics())
@@ -70,12 +72,16 @@ async def ensure_topics(
     replication: int = 1,
     retention_bytes: int = DEFAULT_RETENTION_BYTES,
     retention_ms: int = DEFAULT_RETENTION_MS,
+    security: KafkaSecuritySettings | None = None,
 ) -> list[str]:
-    """Create every ordersaga topic that does not exist yet; returns those created."""
+    """Create every ordersaga topic that does not exist yet; returns those created.
+
+    ``security`` says how to log in (default: the process's settings).
+    """
     wanted = (*ALL_TOPICS, *ALL_DLQ_TOPICS, *CHANGELOG_TOPICS)
     for attempt in range(attempts):
         try:
-            admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+            admin = new_admin(bootstrap, settings=security)
             await admin.start()
             break
         except KafkaError:
@@ -176,7 +182,7 @@ def _config_entries(response: Any) -> dict[str, dict[str, str]]:
 
 async def describe_topics(bootstrap: str, names: list[str]) -> dict[str, TopicShape]:
     """The shape of each of ``names`` that exists on the broker."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = new_admin(bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -28,6 +28,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ordersaga.adapters.kafka_clients import new_consumer
+
 log = logging.getLogger(__name__)
 
 # How long the fetch past the reported ends may take before recovery goes on
@@ -47,8 +49,8 @@ async def true_ends(bootstrap_servers: str, reported: dict[Any, int]) -> dict[An
     asked = {TopicPartition(tp[0], tp[1]): (tp, end) for tp, end in reported.items() if end > 0}
     if not asked:
         return ends
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=50
+    consumer = new_consumer(
+        bootstrap=bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=50
     )
     pending = set(asked)
     try:

@@ -58,6 +58,22 @@ def collect_less(app: faust.App) -> None:
         gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
+def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """The Faust form of the Kafka security settings (None: a plaintext listener)."""
+    context = settings.kafka_ssl_context()
+    if settings.kafka_uses_sasl:
+        assert settings.kafka_sasl_password is not None  # the settings' validator saw to it
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value(),
+            ssl_context=context,
+            mechanism=settings.kafka_sasl_mechanism,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
 def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
     """The Faust app of one agent group, configured from ``settings``."""
     apply_process_patches(settings, off_critical_path=agent_group.off_critical_path)
@@ -66,6 +82,7 @@ def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
     app = faust.App(
         agent_group.app_id,
         broker=settings.broker_url,
+        broker_credentials=broker_credentials(settings),
         store="memory://",
         autodiscover=False,
         topic_partitions=settings.partitions,

@@ -63,6 +63,11 @@ class Participant:
     # Off the saga's critical path (no step waits for it, nor any reader of a
     # view): its consumer fetches in larger batches (BrokerSettings.off_path_fetch_*).
     off_critical_path: bool = False
+    # The types it sends beyond its replies, publications and saga steps: the web
+    # view's commands, a group's messages to itself. Its Kafka ACLs are made from
+    # these (ordersaga.topology.acls), so a type missing here is refused by a
+    # secured broker.
+    also_sends: Types = ()
 
     @property
     def app_id(self) -> str:

@@ -92,6 +92,7 @@ WEBVIEW = Participant(
         # Every worker heartbeats here (ordersaga.shell.heartbeat); the web view lists them.
         SERVICES: (ServiceHeartbeat,),
     },
+    also_sends=(PlaceOrder, CancelOrder, RegisterCustomer, BlockCustomer, RestockSku),
 )
 # The orchestrator takes every participant's replies on orders.replies besides its
 # own deadlines and CommandRejected (Topology.answered): a new step's participant
@@ -107,6 +108,8 @@ ORDERS = Participant(
     },
     publishes={ORDERS_EVENTS: (OrderEvent,), ORDERS_OUTCOMES: (OrderEnded,)},
     tables=(SAGAS, FORGOTTEN_ORDERS),
+    # Its own reminders (forgetting, republishing, deadlines) and what it forwards.
+    also_sends=(ForgetOrders, RepublishOrder, StepDeadlineExpired, ForgetHolds),
 )
 INVENTORY = Participant(
     "inventory",
@@ -122,6 +125,8 @@ INVENTORY = Participant(
     reply_topic=ORDERS_REPLIES,
     publishes={INVENTORY_EVENTS: (StockChanged,), INVENTORY_ALERTS: (LowStock,)},
     tables=(STOCK, SKU_HOLDS, ORDER_STOCK),
+    # An order's stock travels to each SKU's partition and the results back.
+    also_sends=(SkuCommand, SkuResult, ForgetHolds),
     forget_on=INVENTORY_COMMANDS,
     reject_on=INVENTORY_COMMANDS,
 )

@@ -22,7 +22,8 @@ PACKAGE = ROOT / "ordersaga"
 README = ROOT / "README.md"
 ARCHITECTURE = ROOT / "ARCHITECTURE.md"
 DOCS = sorted([README, ARCHITECTURE, ROOT / "BENCHMARKS.md", *(ROOT / "docs").rglob("*.md")])
-README_MAX_LINES = 320
+# The generated settings table is over a third of it; prose beyond this goes to docs/.
+README_MAX_LINES = 340
 
 NUMBERS = {
     "one": 1,

@@ -21,6 +21,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from ordersaga.adapters.kafka_clients import new_consumer
 from ordersaga.ops.relay import RELAY_PREFIX
 from ordersaga.runtime.system import Runtime
 
@@ -182,9 +183,7 @@ class CostProbe:
 
         self._http = httpx.AsyncClient(timeout=5.0)
         self._redis = aioredis.from_url(self.redis_url)
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False
-        )
+        self._consumer = new_consumer(bootstrap=self.bootstrap, enable_auto_commit=False)
         await self._consumer.start()
 
     async def stop(self) -> None:

@@ -22,6 +22,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from rich.progress import Progress, TaskID
 
+from ordersaga.adapters.kafka_clients import new_producer
 from ordersaga.config.settings import Settings
 from ordersaga.ops.bench.config import BenchConfig
 from ordersaga.ops.bench.costs import CostProbe, Snapshot, per_saga
@@ -291,7 +292,7 @@ async def saga_phase(
         injector: Injector
         if cfg.via == "kafka":
             # acks=all, as the web view's Faust producer (producer_acks=-1).
-            producer = AIOKafkaProducer(bootstrap_servers=target.bootstrap, acks="all")
+            producer = new_producer(target.bootstrap, acks="all")
             await producer.start()
             injector = KafkaInjector(producer, tracker, skus)
         else:

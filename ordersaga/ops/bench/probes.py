@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 
+from ordersaga.adapters.kafka_clients import new_admin, new_consumer
 from ordersaga.ops.bench.load import Tracker
 from ordersaga.runtime.system import Runtime
 from ordersaga.shell.groups import GROUPS
@@ -204,9 +204,9 @@ async def group_join_s(bootstrap: str, topic: str, timeout_s: float = 60.0) -> f
     (Apache Kafka with no initial rebalance delay; Tansu waits out the rebalance
     timeout). None when no assignment came within ``timeout_s``.
     """
-    consumer = AIOKafkaConsumer(
+    consumer = new_consumer(
         topic,
-        bootstrap_servers=bootstrap,
+        bootstrap=bootstrap,
         group_id=f"ordersaga-bench-join-{os.getpid()}-{time.monotonic_ns()}",
         enable_auto_commit=False,
     )
@@ -224,7 +224,7 @@ async def group_join_s(bootstrap: str, topic: str, timeout_s: float = 60.0) -> f
 
 async def partitions_of(bootstrap: str, topic: str) -> int | None:
     """How many partitions ``topic`` has, None if it does not exist."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = new_consumer(bootstrap=bootstrap, enable_auto_commit=False)
     try:
         await consumer.start()
         await consumer._client.force_metadata_update()
@@ -242,8 +242,8 @@ async def consumer_lag(bootstrap: str) -> dict[str, dict[str, Any]]:
     topic: the embedded broker (Tansu) drops the connection when asked for "all
     of the group's offsets" (an OffsetFetch with no topics).
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = new_consumer(bootstrap=bootstrap, enable_auto_commit=False)
+    admin = new_admin(bootstrap)
     lag: dict[str, dict[str, Any]] = {}
     try:
         await consumer.start()

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from rich.progress import Progress
 
+from ordersaga.adapters.kafka_clients import new_producer
 from ordersaga.ops.bench.load import (
     Injector,
     KafkaInjector,
@@ -149,7 +149,7 @@ async def step_up_phase(
     tracker = Tracker(customer_id=customer_id)
     events = await consumer_at_end(bootstrap, ORDERS_EVENTS, fetch_wait_ms)
     watcher = asyncio.create_task(watch_order_events(events, tracker))
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = new_producer(bootstrap, acks="all")
     steps: list[Step] = []
     started = time.monotonic()
     rate = max(START_SHARE * closed_loop_rate, 1.0)
