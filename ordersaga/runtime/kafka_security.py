@@ -15,13 +15,11 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import orjson
 from aiokafka.protocol.admin import CreateAclsRequestStruct
 from aiokafka.protocol.api import Request
 from cryptography import x509
@@ -32,6 +30,7 @@ from pydantic import SecretStr
 
 from ordersaga.adapters.kafka_clients import new_admin
 from ordersaga.config.kafka_security import KafkaSecuritySettings, jaas_quote
+from ordersaga.runtime.credentials import kept_passwords, write_private
 from ordersaga.topology.acls import Acl
 
 ADMIN: Final = "admin"
@@ -115,7 +114,7 @@ class BrokerSecurity:
         path = self.directory / "admin.env"
         shown = {**self.client_settings(), "kafka_sasl_password": self.passwords[ADMIN]}
         lines = [f"export ORDERSAGA_{k.upper()}='{v}'" for k, v in shown.items()]
-        _write_private(path, "\n".join(lines) + "\n")
+        write_private(path, "\n".join(lines) + "\n")
         return path
 
 
@@ -125,15 +124,7 @@ def secure_broker(directory: Path, users: Iterable[str]) -> BrokerSecurity:
     os.chmod(directory, 0o700)
     if not (directory / "broker.pem").exists():
         _write_certificates(directory)
-    path = directory / "users.json"
-    try:
-        passwords: dict[str, str] = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        passwords = {}
-    wanted = [ADMIN, *users]
-    if any(name not in passwords for name in wanted):
-        passwords = {name: passwords.get(name) or secrets.token_urlsafe(24) for name in wanted}
-        _write_private(path, orjson.dumps(passwords, option=orjson.OPT_INDENT_2).decode())
+    passwords = kept_passwords(directory / "users.json", [ADMIN, *users])
     return BrokerSecurity(directory, passwords)
 
 
@@ -174,15 +165,6 @@ async def grant(bootstrap: str, admin: KafkaSecuritySettings, acls: Iterable[Acl
     if failed:
         raise RuntimeError("creating ACLs failed: " + "; ".join(failed))
     return len(wanted)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to a file only its owner can read, replacing it whole."""
-    partial = path.with_suffix(path.suffix + ".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    partial.replace(path)
 
 
 def _write_certificates(directory: Path) -> None:
@@ -241,4 +223,4 @@ def _write_certificates(directory: Path) -> None:
     key_pem = key.private_bytes(
         pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    _write_private(directory / "broker.pem", key_pem + broker.public_bytes(pem).decode() + ca_pem)
+    write_private(directory / "broker.pem", key_pem + broker.public_bytes(pem).decode() + ca_pem)

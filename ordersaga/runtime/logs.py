@@ -75,7 +75,8 @@ def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), 0o644)
+            # Its owner's alone: supervisor.json holds the admin's Redis URL.
+            os.fchmod(f.fileno(), 0o600)
             json.dump(data, f, indent=2)
             f.write("\n")
         os.replace(tmp, path)

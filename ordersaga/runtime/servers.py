@@ -89,7 +89,11 @@ def redis_binary() -> str:
 
 
 def redis_argv(
-    port: int, data_dir: Path, persistent: bool = False, max_memory_mb: int = 512
+    port: int,
+    data_dir: Path,
+    persistent: bool = False,
+    max_memory_mb: int = 512,
+    acl_file: Path | None = None,
 ) -> list[str]:
     """A Redis-protocol server on loopback: memory only, or with an append-only file.
 
@@ -101,6 +105,9 @@ def redis_argv(
     """
     argv = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir)]
     argv += ["--maxmemory", f"{max_memory_mb}mb", "--maxmemory-policy", "noeviction"]
+    if acl_file is not None:
+        # Users and passwords from a file, not the command line that `ps` shows.
+        argv += ["--aclfile", str(acl_file)]
     if persistent:
         return [*argv, "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"]
     return [*argv, "--save", "", "--appendonly", "no"]

@@ -27,6 +27,7 @@ import httpx
 from ordersaga.config.settings import Settings
 from ordersaga.edge.tokens import operator_headers
 from ordersaga.runtime import kafka
+from ordersaga.runtime.banner import edge_summary
 from ordersaga.runtime.kafka_security import BrokerSecurity, grant, secure_broker
 from ordersaga.runtime.logs import (
     LOG_DRAIN_GRACE_S,
@@ -36,6 +37,7 @@ from ordersaga.runtime.logs import (
     utc_now,
     write_json_atomic,
 )
+from ordersaga.runtime.redis_users import GROUP_USERS, RULES, RedisUsers, redis_users
 from ordersaga.runtime.seed import seed_demo
 from ordersaga.runtime.servers import (
     broker_binary,
@@ -95,6 +97,8 @@ class Runtime:
     # Apache Kafka with SASL_SSL and per-group ACLs (`ordersaga run --secure`).
     secure: bool = False
     security: BrokerSecurity | None = None
+    # The users of the Redis it started (None: REDIS_URL names another).
+    redis_users: RedisUsers | None = None
 
     def __post_init__(self) -> None:
         # `ordersaga run` is the demo and test system: its gateway's test tokens work
@@ -148,43 +152,9 @@ class Runtime:
             await self.stop()
             raise
 
-    def say_auth(self) -> None:
-        """Say first whether the API asks for tokens: an open API must not go unnoticed."""
-        settings = self.settings
-        if settings.auth_enabled:
-            self.say(
-                f"auth      on: {settings.auth_algorithm} bearer tokens "
-                "(`ordersaga token --customer ID` or `--admin` mints one)"
-            )
-        else:
-            self.say(
-                "auth      OFF: every route is open to whoever reaches it; set "
-                "ORDERSAGA_AUTH_SECRET (32+ characters) to require tokens"
-            )
-        reads = (
-            f"; GETs {settings.read_rate_limit_per_s:g}/s, bursts of "
-            f"{settings.read_rate_limit_burst}"
-            if settings.read_rate_limit_per_s > 0
-            else "; GETs unlimited (ORDERSAGA_READ_RATE_LIMIT_PER_S=0)"
-        )
-        if settings.rate_limit_per_s > 0:
-            self.say(
-                f"limits    {settings.rate_limit_per_s:g} mutating requests/s per client, "
-                f"bursts of {settings.rate_limit_burst}{reads}"
-            )
-        else:
-            self.say(f"limits    off (ORDERSAGA_RATE_LIMIT_PER_S=0){reads}")
-        if settings.gateway_faults:
-            self.say(
-                "payments  simulated gateway with test faults ON: tok_decline, tok_timeout "
-                "and tok_gateway_error decline, never answer or fail "
-                "(ORDERSAGA_GATEWAY_FAULTS=false turns them off)"
-            )
-        else:
-            self.say("payments  simulated gateway, test faults off: every token is charged")
-
     async def _start(self) -> None:
-        self.say_auth()
+        for line in edge_summary(self.settings):
+            self.say(line)
         if self.fresh:
             for kept in ("kafka", "kafka-secure", "redis"):
                 shutil.rmtree(self.data_dir / kept, ignore_errors=True)
@@ -225,12 +195,22 @@ class Runtime:
             port = free_port(self.settings.embedded_redis_port)
             redis_dir = self.data_dir / "redis"
             redis_dir.mkdir(exist_ok=True)
-            argv = redis_argv(port, redis_dir, persistent, self.settings.redis_max_memory_mb)
+            self.redis_users = redis_users(redis_dir, port)
+            argv = redis_argv(
+                port,
+                redis_dir,
+                persistent,
+                self.settings.redis_max_memory_mb,
+                acl_file=self.redis_users.acl_file,
+            )
             await self._serve(argv, logs / "redis.log")
             await wait_for_port(port, 15)
-            fixed["redis_url"] = f"redis://127.0.0.1:{port}/0"
+            fixed["redis_url"] = self.redis_users.url()
             kept = f"append-only file in {redis_dir}" if persistent else "memory only"
-            self.say(f"redis     redis://127.0.0.1:{port}/0 (embedded valkey-server, {kept})")
+            self.say(
+                f"redis     redis://127.0.0.1:{port}/0 (embedded valkey-server, {kept}; "
+                f"users {', '.join(RULES)}, passwords in {redis_dir / 'users.json'})"
+            )
         else:
             self.say(f"redis     {self.settings.redis_url}")
         endpoint = self.settings.otel_exporter_otlp_endpoint
@@ -427,6 +407,13 @@ class Runtime:
             # with it, without waiting out its session (static membership; Tansu
             # has no such thing).
             env[env_name("consumer_instance_id")] = w.name
+        if self.redis_users is not None:
+            # Only the groups that use Redis get a URL, each its own user's.
+            user_of = GROUP_USERS.get(w.group.name)
+            if user_of is None:
+                env.pop(env_name("redis_url"), None)
+            else:
+                env[env_name("redis_url")] = self.redis_users.url(user_of)
         if self.security is not None:
             user = w.group.app_id
             env[env_name("kafka_sasl_username")] = user

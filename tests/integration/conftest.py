@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -137,15 +138,17 @@ def running_system(
         pytest.fail(f"ordersaga run did not come up:\n{logs}")
     text = "\n".join(output)
     listening = re.search(r"broker\s+kafka://(\S+)", text)
-    redis = re.search(r"redis\s+(redis://\S+)", text)
-    assert listening and redis, text
+    assert listening, text
+    # The admin's URL, password included, is in the supervisor's file (mode 0600).
+    published = json.loads((data_dir / "supervisor.json").read_text())
+    redis_url = published["addresses"]["redis_url"]
     try:
         yield System(
             broker=broker,
             base_url=f"http://127.0.0.1:{web_port}",
             web_port=web_port,
             bootstrap=listening.group(1),
-            redis_url=redis.group(1),
+            redis_url=redis_url,
             data_dir=data_dir,
             output=output,
         )

