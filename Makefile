@@ -18,6 +18,12 @@ PROMTOOL := $(TOOLS)/prometheus/usr/bin/promtool
 # The operators' page is tested in Debian's chromium through its chromedriver (root
 # installs them with apt when they are missing).
 BROWSER  := $(TOOLS)/.browser
+# deploy/k8s is checked against the schemas of its kinds by the kubernetes-models packages
+# (npm, pinned by deploy/k8s/validate/package-lock.json), its overlay rendered by
+# kustomize, built once from the Go module proxy into the user's cache (as the Kafka jars).
+K8S_MODELS := deploy/k8s/validate/node_modules/.installed
+KUSTOMIZE_VERSION := v5.7.1
+KUSTOMIZE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ordersaga/kustomize-$(KUSTOMIZE_VERSION)/kustomize
 
 .DEFAULT_GOAL := help
 
@@ -54,6 +60,14 @@ $(PROMTOOL):
 	rm -rf $(TOOLS)/download
 	$(PROMTOOL) --version
 
+$(K8S_MODELS): deploy/k8s/validate/package-lock.json
+	cd deploy/k8s/validate && npm ci --no-audit --no-fund --silent
+	touch $(K8S_MODELS)
+
+$(KUSTOMIZE):
+	GOBIN=$(dir $(KUSTOMIZE)) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	$(KUSTOMIZE) version
+
 $(BROWSER):
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; }
 	mkdir -p $(TOOLS) && touch $(BROWSER)
@@ -79,14 +93,14 @@ test: ## every test: the fast lane, then promtool's, the whole system and the ch
 test-fast: $(STAMP) ## unit, agent and web tests: no broker, no apt, no root (about a minute)
 	$(BIN)/pytest -m fast tests/unit tests/agents tests/web
 
-test-slow: $(STAMP) $(PROMTOOL) $(BROWSER) ## what test-fast leaves: promtool's checks, the whole system, the chaos test
+test-slow: $(STAMP) $(PROMTOOL) $(K8S_MODELS) $(KUSTOMIZE) $(BROWSER) ## what test-fast leaves: promtool's and the manifests' checks, the whole system, the chaos test
 	$(BIN)/pytest -m "not fast and not chaos and not chaos_brokers"
 	$(BIN)/pytest -m chaos -s
 
 chaos: $(STAMP) ## the chaos test alone (CHAOS_ORDERS=N sets its size, default 1600)
 	$(BIN)/pytest -m chaos -s
 
-test-unit: $(STAMP) $(PROMTOOL) ## tests/unit: the pure rules, the docs, promtool's checks; no broker
+test-unit: $(STAMP) $(PROMTOOL) $(K8S_MODELS) $(KUSTOMIZE) ## tests/unit: the pure rules, the docs, promtool's and the manifests' checks; no broker
 	$(BIN)/pytest tests/unit
 
 test-agents: $(STAMP) ## agents through agent.test_context(), no broker
@@ -120,4 +134,4 @@ chaos-kafka: $(STAMP) ## the chaos test on Apache Kafka alone
 	$(BIN)/pytest -m chaos -s -k kafka
 
 clean: ## remove the virtual environments (.venv, .uv), .tools and local state (the broker's and Redis' data too)
-	rm -rf $(VENV) $(UV_VENV) $(TOOLS) .ordersaga .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(UV_VENV) $(TOOLS) deploy/k8s/validate/node_modules .ordersaga .pytest_cache .mypy_cache .ruff_cache

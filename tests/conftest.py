@@ -76,7 +76,7 @@ def valkey_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 # marked `fast`, `make test` runs it and then everything not marked `fast`, so no test runs
 # twice and none falls between the two.
 _FAST_TIERS = ("unit", "agents", "web")
-_NEEDS_A_TOOL = ("needs_promtool",)
+_NEEDS_A_TOOL = ("needs_promtool", "needs_k8s_tools")
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker

@@ -1,27 +1,158 @@
-"""deploy/k8s: generated from the groups and topic declarations, probes and secrets as meant."""
+"""deploy/k8s: generated from the groups and topic declarations, probes and secrets as meant.
+
+The base and the production overlay are also checked against the schemas of
+Kubernetes, Strimzi, KEDA and the Prometheus Operator (``needs_k8s_tools``: the
+npm models ``make`` installs, and kustomize to render the overlay).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from ordersaga.ops.manifests import PARTITIONS, REPLICATION, USES_REDIS, topics, workloads
+from ordersaga.ops.manifests import (
+    PARTITIONS,
+    REPLICATION,
+    USES_REDIS,
+    base,
+    kustomization,
+    topics,
+    users,
+    workloads,
+)
 from ordersaga.runtime.topic_admin import declared_topics
 from ordersaga.shell.groups import GROUPS
+from ordersaga.topology import TOPOLOGY
+from ordersaga.topology.acls import group_acls
 
-K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+ALERTS = yaml.safe_load((ROOT / "deploy" / "alerts.yml").read_text())
 
 
 def committed(name: str) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all((K8S / name).read_text()) if doc]
+    return [doc for doc in yaml.safe_load_all((K8S / "base" / name).read_text()) if doc]
 
 
 def test_the_committed_manifests_are_what_the_code_generates() -> None:
-    # `ordersaga manifests --out deploy/k8s` writes them.
-    assert committed("workloads.yaml") == workloads()
-    assert committed("topics.yaml") == topics()
+    # `ordersaga manifests` writes them (into deploy/k8s/base).
+    files = base(ALERTS)
+    for name, objects in files.items():
+        assert committed(name) == objects, name
+    assert committed("kustomization.yaml") == [kustomization([*files])]
+
+
+def test_each_group_is_a_kafka_user_with_the_acls_of_its_declaration() -> None:
+    found = {u["metadata"]["name"]: u["spec"] for u in users()}
+    assert set(found) == {g.app_id for g in GROUPS}
+    for group in GROUPS:
+        spec = found[group.app_id]
+        assert spec["authentication"] == {"type": "scram-sha-512"}
+        granted = {
+            (rule["resource"]["type"], rule["resource"]["name"], op.upper())
+            for rule in spec["authorization"]["acls"]
+            for op in rule["operations"]
+        }
+        derived = {
+            (a.resource.name.lower(), a.name, a.operation.name)
+            for a in group_acls(TOPOLOGY, group.name)
+        }
+        assert granted == derived, group.name
+
+
+def test_each_worker_logs_in_as_its_own_user_over_tls() -> None:
+    for name, deployment in by_kind("Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["ORDERSAGA_KAFKA_SASL_USERNAME"]["value"] == name
+        assert env["ORDERSAGA_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": name,
+            "key": "password",
+        }
+        assert {"name": "kafka-ca", "secret": {"secretName": "ordersaga-cluster-ca-cert"}} in pod[
+            "volumes"
+        ]
+    data = by_kind("ConfigMap")["ordersaga-settings"]["data"]
+    assert data["ORDERSAGA_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert data["KAFKA_BROKER"].endswith(":9093")
+
+
+def test_the_prometheus_rule_is_deploy_alerts_yml() -> None:
+    [rule] = [o for o in committed("monitoring.yaml") if o["kind"] == "PrometheusRule"]
+    assert rule["spec"]["groups"] == ALERTS["groups"]
+
+
+def k8s_tool(env: str, *candidates: Path) -> str:
+    for path in (os.environ.get(env), *map(str, candidates)):
+        if path and Path(path).exists():
+            return path
+    raise AssertionError(f"no {candidates[0].name}: `make test` installs it ({env} names one)")
+
+
+def validate(objects: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+    """The objects checked by deploy/k8s/validate (the schemas of their kinds)."""
+    k8s_tool("ORDERSAGA_K8S_MODELS", K8S / "validate" / "node_modules")
+    return subprocess.run(
+        ["node", str(K8S / "validate" / "validate.mjs")],
+        input=json.dumps(objects),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.needs_k8s_tools
+def test_the_base_passes_the_schemas_of_its_kinds() -> None:
+    objects = [o for files in base(ALERTS).values() for o in files]
+    done = validate(objects)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{len(objects)} objects, 0 problems" in done.stdout
+
+
+@pytest.mark.needs_k8s_tools
+def test_the_validator_refuses_what_the_schemas_refuse() -> None:
+    [user, *_] = users()
+    user["spec"]["authentication"]["type"] = "scram-sha-1"
+    [deployment] = [o for o in workloads() if o["kind"] == "Deployment"][:1]
+    deployment["spec"]["replicas"] = "two"
+    done = validate([user, deployment])
+    assert done.returncode == 1
+    assert "KafkaUser/ordersaga-webview: data/spec/authentication/type" in done.stdout
+    assert "Deployment/ordersaga-webview: data/spec/replicas must be integer" in done.stdout
+
+
+@pytest.mark.needs_k8s_tools
+def test_the_production_overlay_renders_and_passes_the_schemas() -> None:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    kustomize = k8s_tool(
+        "ORDERSAGA_KUSTOMIZE", cache / "ordersaga" / "kustomize-v5.7.1" / "kustomize"
+    )
+    rendered = subprocess.run(
+        [kustomize, "build", str(K8S / "overlays" / "production")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    objects = [o for o in yaml.safe_load_all(rendered.stdout) if o]
+    done = validate(objects)
+    assert done.returncode == 0, done.stdout + done.stderr
+    deployments = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
+    assert deployments["ordersaga-webview"]["spec"]["replicas"] == 3
+    for deployment in deployments.values():
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == "registry.example.com/ordersaga:1.0.0"
+        assert container["resources"]["limits"]["memory"] == "2Gi"
+    assert len(objects) == sum(len(o) for o in base(ALERTS).values())
 
 
 def by_kind(kind: str) -> dict[str, dict[str, Any]]:
