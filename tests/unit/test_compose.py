@@ -101,7 +101,8 @@ def published(svc: dict[str, Any]) -> dict[int, int]:
         parts = spec.rsplit(":", 2)
         if len(parts) == 1:
             continue  # container port only: published on a random host port
-        out[int(parts[-1])] = int(parts[-2])
+        # A host range (one port per replica of a scaled service): its first.
+        out[int(parts[-1])] = int(parts[-2].split("-", 1)[0])
     return out
 
 
@@ -179,14 +180,22 @@ def test_group_module_file_exists(group: AgentGroup) -> None:
 
 
 @pytest.mark.parametrize("group", GROUPS, ids=GROUP_IDS)
-def test_worker_web_port_matches_group_and_is_published(services, group: AgentGroup) -> None:
+def test_worker_web_port_matches_group(services, group: AgentGroup) -> None:
     name, svc = the_worker(services, group)
     want = group.web_port(BASE_PORT)
     port = option(argv(svc), "--web-port", "-p")
     assert port is not None, f"{name}: no --web-port"
     assert int(port) == want, f"{name}: --web-port {port}, GROUPS says {want}"
-    ports = published(svc)
-    assert ports.get(want) == want, f"{name}: container port {want} not published as {want}"
+
+
+@pytest.mark.parametrize("group", [g for g in GROUPS if g.name != "webview"], ids=lambda g: g.name)
+def test_only_the_web_view_publishes_a_port_so_every_group_scales(
+    services, group: AgentGroup
+) -> None:
+    # A fixed host port would stop `docker compose up --scale` at one replica; Prometheus
+    # reaches each replica inside the network.
+    name, svc = the_worker(services, group)
+    assert not svc.get("ports"), f"{name} publishes {svc['ports']}"
 
 
 @pytest.mark.parametrize("group", GROUPS, ids=GROUP_IDS)
@@ -203,9 +212,11 @@ def test_worker_binds_all_interfaces(services, group: AgentGroup) -> None:
     assert environment(svc).get("ORDERSAGA_WEB_HOST") == "0.0.0.0"
 
 
-def test_webview_is_on_6066(services) -> None:
+def test_webview_is_on_6066_of_127_0_0_1_unless_told(services) -> None:
     name, svc = the_worker(services, next(g for g in GROUPS if g.name == "webview"))
     assert published(svc).get(6066) == 6066, f"{name} does not publish 6066:6066"
+    # A range: a port per replica when the web view is scaled.
+    assert svc["ports"] == ["${ORDERSAGA_PUBLISH_HOST:-127.0.0.1}:6066-6069:6066"]
 
 
 def test_published_host_ports_are_unique(services) -> None:
@@ -410,10 +421,10 @@ def prometheus_targets(services: dict[str, dict[str, Any]]) -> list[tuple[str, s
     for job in config.get("scrape_configs") or []:
         assert job.get("scrape_interval", "5s") == "5s", job.get("job_name")
         path = job.get("metrics_path", "/metrics")
-        for static in job.get("static_configs") or []:
-            for target in static.get("targets") or []:
-                host, port = str(target).rsplit(":", 1)
-                out.append((path, host, port))
+        # By DNS: a service name resolves to every replica of it.
+        for found in job.get("dns_sd_configs") or []:
+            assert found["type"] == "A"
+            out += [(path, name, str(found["port"])) for name in found["names"]]
     return out
 
 
@@ -527,15 +538,6 @@ def test_only_the_web_view_holds_the_auth_secret(services, group: AgentGroup) ->
         assert secret is None, name
 
 
-@pytest.mark.parametrize("group", [g for g in GROUPS if g.name != "webview"], ids=lambda g: g.name)
-def test_unauthenticated_worker_ports_are_published_on_the_host_only(
-    services, group: AgentGroup
-) -> None:
-    name, svc = the_worker(services, group)
-    published_ports = [str(p) for p in svc.get("ports", [])]
-    assert published_ports and all(p.startswith("127.0.0.1:") for p in published_ports), name
-
-
 def test_docker_compose_itself_accepts_the_file() -> None:
     done = compose_config("c" * 40)
     assert done.returncode == 0, done.stderr
@@ -547,11 +549,37 @@ def test_docker_compose_itself_accepts_the_file() -> None:
     assert config["services"]["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
 
 
-@pytest.mark.parametrize("name", ["kafka", "redis", "prometheus"])
+@pytest.mark.parametrize("name", ["kafka", "prometheus", "grafana", "kafka-ui", "jaeger"])
 def test_unauthenticated_services_are_published_on_the_host_only(services, name: str) -> None:
-    # Auth on the API means nothing if the broker or Redis behind it is open to all.
+    # Auth on the API means nothing if the broker behind it is open to all.
     published = [str(p) for p in services[name].get("ports", [])]
     assert published and all(p.startswith("127.0.0.1:") for p in published), published
+
+
+def test_redis_is_not_published_at_all(services) -> None:
+    assert not services["redis"].get("ports")
+
+
+def test_grafana_is_provisioned_with_the_dashboard(services) -> None:
+    mounts = {
+        str(v).split(":")[1]: ROOT / str(v).split(":")[0] for v in services["grafana"]["volumes"]
+    }
+    dashboards = yaml.safe_load(
+        (mounts["/etc/grafana/provisioning"] / "dashboards" / "ordersaga.yml").read_text()
+    )
+    [provider] = dashboards["providers"]
+    # The dashboard the provider reads is the one tests/unit/test_grafana.py checks.
+    dashboard = mounts[provider["options"]["path"] + "/ordersaga.json"]
+    assert dashboard == ROOT / "deploy" / "grafana" / "ordersaga.json"
+    sources = yaml.safe_load(
+        (mounts["/etc/grafana/provisioning"] / "datasources" / "prometheus.yml").read_text()
+    )
+    assert sources["datasources"][0]["url"] == "http://prometheus:9090"
+
+
+@pytest.mark.parametrize(("name", "profile"), [("kafka-ui", "tools"), ("jaeger", "tracing")])
+def test_the_optional_tools_are_in_profiles(services, name: str, profile: str) -> None:
+    assert services[name]["profiles"] == [profile]
 
 
 @pytest.mark.parametrize("group", GROUPS, ids=GROUP_IDS)
