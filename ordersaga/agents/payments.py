@@ -16,6 +16,7 @@ from faust.types import AgentT, StreamT
 from ordersaga.adapters.gateway import PaymentGateway
 from ordersaga.agents.building import DefaultGroup, toplevel
 from ordersaga.config.settings import Settings
+from ordersaga.edge.sealing import Sealer, open_or_refuse, token_context
 from ordersaga.saga.payments import GatewayOutcome, PaymentRecord, charge, needs_gateway, refund
 from ordersaga.schemas.messages import ChargePayment, Envelope, RefundPayment
 from ordersaga.shell.dispatch import Dispatch, Handler
@@ -47,12 +48,18 @@ def build(settings: Settings) -> Payments:
     gateway = PaymentGateway(node.settings, node.metrics)
     node.health.checks["gateway"] = gateway.answers
     settle_payment = Dispatch(f"on {PAYMENTS_COMMANDS}", forget=payment_ledger)
+    # Payments alone holds the key the web view seals tokens with.
+    tokens = Sealer.from_setting(settings.payment_token_keys)
 
     @settle_payment.on(ChargePayment)
     async def charge_once(envelope: Envelope, message: ChargePayment) -> None:
         """Charge an order once, answering repeats as the first time."""
         before = payment_ledger.load(message.order_id)
-        outcome = await gateway.charge(message) if needs_gateway(before) else None
+        outcome = None
+        if needs_gateway(before):
+            # A token it cannot open is refused (dead-lettered, the saga told at once).
+            token = open_or_refuse(tokens, message.payment_token, token_context(message.order_id))
+            outcome = await gateway.charge(message.model_copy(update={"payment_token": token}))
         after, reply = charge(before, message, outcome or GatewayOutcome.APPROVED)
         await node.answer(payment_ledger, message.order_id, before, after, reply, to=envelope)
 

@@ -15,8 +15,15 @@ from faust.types import AgentT, StreamT
 
 from ordersaga.agents.building import DefaultGroup, toplevel
 from ordersaga.config.settings import Settings
+from ordersaga.edge.sealing import Sealer, address_context, open_or_refuse
 from ordersaga.saga.shipping import ShipmentRecord, cancel, prepare
-from ordersaga.schemas.messages import CancelShipment, Envelope, Message, PrepareShipment
+from ordersaga.schemas.messages import (
+    Address,
+    CancelShipment,
+    Envelope,
+    Message,
+    PrepareShipment,
+)
 from ordersaga.shell.dispatch import Dispatch, Handler
 from ordersaga.shell.records import RecordTable
 from ordersaga.shell.topics import SHIPPING_COMMANDS
@@ -42,6 +49,15 @@ def build(settings: Settings) -> Shipping:
     app = node.app
     shipments = node.table(SHIPMENTS)
     book_shipment = Dispatch(f"on {SHIPPING_COMMANDS}", forget=shipments)
+    # Shipping alone holds the key the web view seals addresses with.
+    addresses = Sealer.from_setting(settings.address_keys)
+
+    def opened_address(message: PrepareShipment, before: ShipmentRecord | None) -> Address | None:
+        """The address of a first PrepareShipment, opened if sealed (a repeat needs none)."""
+        if before is not None or isinstance(message.address, Address):
+            return None
+        opened = open_or_refuse(addresses, message.address, address_context(message.order_id))
+        return Address.model_validate_json(opened)
 
     @book_shipment.on(PrepareShipment, CancelShipment)
     async def prepare_or_cancel(
@@ -51,7 +67,7 @@ def build(settings: Settings) -> Shipping:
         before = shipments.load(message.order_id)
         reply: Message
         if isinstance(message, PrepareShipment):
-            after, reply = prepare(before, message)
+            after, reply = prepare(before, message, opened_address(message, before))
         else:
             after, reply = cancel(before, message)
         await node.answer(shipments, message.order_id, before, after, reply, to=envelope)

@@ -26,6 +26,7 @@ from ordersaga.config.redis_store import RedisSettings
 from ordersaga.config.retention import RetentionSettings
 from ordersaga.config.runtime import RuntimeSettings
 from ordersaga.config.saga_policy import SagaPolicySettings
+from ordersaga.config.sealing import SealingSettings
 from ordersaga.config.web_view import WebViewSettings
 
 #: The sections in the order they are shown and documented, with their titles.
@@ -40,6 +41,7 @@ SECTIONS: Final[tuple[tuple[str, type[BaseSettings]], ...]] = (
     ("Saga policy", SagaPolicySettings),
     ("Retention", RetentionSettings),
     ("Payments", PaymentsSettings),
+    ("Sealing", SealingSettings),
     ("Capacity", CapacitySettings),
     ("Observability", ObservabilitySettings),
 )
@@ -56,6 +58,7 @@ class Settings(
     SagaPolicySettings,
     RetentionSettings,
     PaymentsSettings,
+    SealingSettings,
     CapacitySettings,
     ObservabilitySettings,
 ):

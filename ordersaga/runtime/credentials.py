@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import orjson
@@ -24,18 +24,22 @@ def write_private(path: Path, text: str) -> None:
     partial.replace(path)
 
 
-def kept_passwords(path: Path, users: Iterable[str]) -> dict[str, str]:
-    """A password for each of ``users``: those ``path`` holds, new ones for the rest.
+def new_password() -> str:
+    """A random password, URL- and JAAS-safe (letters, digits, ``-`` and ``_``)."""
+    return secrets.token_urlsafe(24)
 
-    The passwords are URL- and JAAS-safe (letters, digits, ``-`` and ``_``).
-    """
+
+def kept_passwords(
+    path: Path, users: Iterable[str], make: Callable[[], str] = new_password
+) -> dict[str, str]:
+    """A secret for each of ``users``: those ``path`` holds, ``make()`` for the rest."""
     try:
         passwords: dict[str, str] = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError):
         passwords = {}
     wanted = list(users)
     if any(name not in passwords for name in wanted):
-        passwords = {name: passwords.get(name) or secrets.token_urlsafe(24) for name in wanted}
+        passwords = {name: passwords.get(name) or make() for name in wanted}
         path.parent.mkdir(parents=True, exist_ok=True)
         write_private(path, orjson.dumps(passwords, option=orjson.OPT_INDENT_2).decode())
     return passwords

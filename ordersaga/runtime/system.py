@@ -23,11 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
 from ordersaga.config.settings import Settings
+from ordersaga.edge.sealing import new_key
 from ordersaga.edge.tokens import operator_headers
 from ordersaga.runtime import kafka
 from ordersaga.runtime.banner import edge_summary
+from ordersaga.runtime.credentials import kept_passwords
 from ordersaga.runtime.kafka_security import BrokerSecurity, grant, secure_broker
 from ordersaga.runtime.logs import (
     LOG_DRAIN_GRACE_S,
@@ -61,6 +64,11 @@ from ordersaga.shell.groups import GROUPS, group
 from ordersaga.topology import TOPOLOGY
 from ordersaga.topology.acls import all_acls
 
+# Which groups get each sealing key: the web view seals, one group opens.
+SEALING_KEY_READERS = {
+    "payment_token_keys": ("webview", "payments"),
+    "address_keys": ("webview", "shipping"),
+}
 # A worker that dies soon after its start waits twice as long as last time before
 # the next, up to this: long enough that a crash-looping worker costs little, short
 # enough that workers which died while a broker was down are back soon after it.
@@ -218,6 +226,7 @@ class Runtime:
             f"OTLP/HTTP to {endpoint}" if endpoint else "off (OTEL_EXPORTER_OTLP_ENDPOINT unset)"
         )
         self.say(f"traces    {traces}")
+        fixed.update(self._sealing_keys())
         # The one place workers get their settings from: the profile of the broker
         # started, what was started, then the environment for everything else.
         self.worker_settings = with_profile(self.settings, profile, **fixed)
@@ -374,6 +383,16 @@ class Runtime:
         )
         return bootstrap
 
+    def _sealing_keys(self) -> dict[str, object]:
+        """Keys sealing tokens and addresses, made once per data dir unless the env sets them."""
+        unset = [n for n in SEALING_KEY_READERS if getattr(self.settings, n) is None]
+        if not unset:
+            return {}
+        path = self.data_dir / "secrets" / "sealing.json"
+        keys = kept_passwords(path, unset, make=new_key)
+        self.say(f"sealing   payment tokens for payments, addresses for shipping (keys in {path})")
+        return {name: SecretStr(keys[name]) for name in unset}
+
     async def kill_broker(self, index: int) -> None:
         """SIGKILL one broker of the cluster (for fault tests)."""
         proc = self.broker_procs[index]
@@ -414,6 +433,9 @@ class Runtime:
                 env.pop(env_name("redis_url"), None)
             else:
                 env[env_name("redis_url")] = self.redis_users.url(user_of)
+        for name, readers in SEALING_KEY_READERS.items():
+            if w.group.name not in readers:
+                env.pop(env_name(name), None)
         if self.security is not None:
             user = w.group.app_id
             env[env_name("kafka_sasl_username")] = user

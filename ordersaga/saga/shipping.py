@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from ordersaga.schemas.messages import (
+    Address,
     CancelShipment,
     PrepareShipment,
     ShipmentCancelled,
@@ -40,16 +41,22 @@ def carrier_refusal(country: str) -> str | None:
 
 
 def prepare(
-    record: ShipmentRecord | None, command: PrepareShipment
+    record: ShipmentRecord | None, command: PrepareShipment, address: Address | None = None
 ) -> tuple[ShipmentRecord, ShipmentPrepared | ShipmentRefused]:
-    """Book one shipment per order; a repeat answers as before."""
+    """Book one shipment per order; a repeat answers as before.
+
+    ``address`` is the command's own once the shell has opened a sealed one.
+    """
     if record is None:
-        refusal = carrier_refusal(command.address.country)
+        to = address or command.address
+        if not isinstance(to, Address):
+            raise ValueError("the shipping address is sealed: open it before preparing")
+        refusal = carrier_refusal(to.country)
         if refusal:
             record = ShipmentRecord(
                 order_id=command.order_id,
                 status="refused",
-                country=command.address.country,
+                country=to.country,
                 reason=refusal,
             )
         else:
@@ -57,7 +64,7 @@ def prepare(
                 order_id=command.order_id,
                 status="prepared",
                 shipment_id=f"shp_{command.order_id}",
-                country=command.address.country,
+                country=to.country,
             )
     if record.status == "prepared":
         return record, ShipmentPrepared(

@@ -40,7 +40,8 @@ class SagaState(BaseModel):
     # Dropped once the charge is answered or the saga compensates: a stored card
     # token is a liability, and no later step needs it.
     payment_token: str | None
-    shipping_address: Address
+    # Sealed for shipping alone when the web view has its key (ordersaga.edge.sealing).
+    shipping_address: Address | str
     status: SagaStatus
     failure_reason: FailureReason | None = None
     failure_detail: str | None = None

@@ -40,6 +40,11 @@ _SKU = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 _PAYMENT_TOKEN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
 Sku = Annotated[str, StringConstraints(pattern=_SKU)]
 PaymentToken = Annotated[str, StringConstraints(pattern=_PAYMENT_TOKEN)]
+# A value sealed for its one reader (ordersaga.edge.sealing): the id of the key, then
+# AES-GCM's nonce and ciphertext in base64url. Long enough for a whole Address.
+SEALED_PREFIX = "sealed:v1:"
+_SEALED = rf"^{SEALED_PREFIX}[0-9a-f]{{8}}:[A-Za-z0-9_\-]{{38,2800}}$"
+Sealed = Annotated[str, StringConstraints(pattern=_SEALED)]
 _EVENT_ID = rf"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{{0,{MAX_EVENT_ID_LENGTH - 1}}}$"
 EVENT_ID_PATTERN = _EVENT_ID
 EventId = Annotated[str, StringConstraints(pattern=_EVENT_ID)]

@@ -26,6 +26,7 @@ from ordersaga.schemas.bounds import (
     PostalCode,
     Quantity,
     Reason,
+    Sealed,
     Sku,
     StockLevel,
     TypeName,
@@ -126,8 +127,10 @@ class PlaceOrder(Message):
     order_id: Id
     customer_id: Id
     items: tuple[OrderLine, ...] = Field(min_length=1, max_length=MAX_LINES)
-    payment_token: PaymentToken
-    shipping_address: Address
+    # Sealed by the web view for payments and shipping alone when keys are set
+    # (ordersaga.edge.sealing): the orchestrator carries them without reading them.
+    payment_token: PaymentToken | Sealed
+    shipping_address: Address | Sealed
 
 
 class CancelOrder(Message):
@@ -298,7 +301,7 @@ class ChargePayment(Message):
     TYPE = "ChargePayment"
     order_id: Id
     customer_id: Id
-    payment_token: PaymentToken
+    payment_token: PaymentToken | Sealed
     amount: Amount
 
 
@@ -317,7 +320,7 @@ class PrepareShipment(Message):
 
     TYPE = "PrepareShipment"
     order_id: Id
-    address: Address
+    address: Address | Sealed
     items: tuple[OrderLine, ...] = Field(min_length=1, max_length=MAX_LINES)
 
 

@@ -8,6 +8,7 @@ import time
 from typing import Any, ClassVar, cast
 
 from ordersaga.edge.http import ApiView, HttpError
+from ordersaga.edge.sealing import OrderSealing
 from ordersaga.schemas.messages import Message
 from ordersaga.schemas.responses import OpenApiDocument
 from ordersaga.schemas.status import TERMINAL
@@ -40,6 +41,10 @@ class Desk:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.settings = node.settings
+        # What PlaceOrder carries sealed for payments and shipping alone (when keyed).
+        self.sealing = OrderSealing.from_keys(
+            self.settings.payment_token_keys, self.settings.address_keys
+        )
         self._store: ViewStore | None = None
         self._intake: OrderIntake | None = None
         self._customers: CustomerStore | None = None

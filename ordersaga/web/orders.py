@@ -252,12 +252,14 @@ class Orders(DeskView):
                 order_id, accepted_at = claim.id, claim.accepted_at
             # Built from the body, so a retry with the same body rebuilds the same
             # command: the key's record needs no copy of the payment token.
+            sealing = desk.sealing
+            address = order.shipping_address
             command = PlaceOrder(
                 order_id=order_id,
                 customer_id=customer_id,
                 items=items,
-                payment_token=order.payment_token,
-                shipping_address=order.shipping_address,
+                payment_token=sealing.token(order_id, order.payment_token),
+                shipping_address=sealing.address(order_id, address.model_dump_json()) or address,
             )
             accepted = accepted_record(command, accepted_at)
             await desk.intake.remember_accepted(

@@ -98,7 +98,9 @@ async def test_invalid_payload_is_dead_lettered(drive, outbox):
         await d.put_raw(raw, key=ORDER_ID, topic=SHIPPING_COMMANDS)
 
     [dead] = outbox.on(f"{SHIPPING_COMMANDS}.dlq")
-    assert dead.header("dlq.error").startswith("bad PrepareShipment payload: address.country")
+    assert dead.header("dlq.error").startswith(
+        "bad PrepareShipment payload: address.Address.country"
+    )
     assert shipping.shipments.get(ORDER_ID) is None
 
 
