@@ -29,6 +29,10 @@ REPLICATION = 3
 SECRETS = "ordersaga-secrets"
 # Groups that talk to Redis: the web view (its read model) and payments (the gateway's journal).
 USES_REDIS = frozenset({"webview", "payments"})
+SEALING_KEYS = {
+    "ORDERSAGA_PAYMENT_TOKEN_KEYS": ("webview", "payments"),
+    "ORDERSAGA_ADDRESS_KEYS": ("webview", "shipping"),
+}
 # Lag per worker above which KEDA adds one, up to one worker per partition.
 LAG_PER_WORKER = 1000
 
@@ -77,6 +81,8 @@ def _secret_env(group: AgentGroup) -> list[dict[str, Any]]:
     names = (["REDIS_URL"] if group.name in USES_REDIS else []) + (
         ["ORDERSAGA_AUTH_SECRET"] if group.name == "webview" else []
     )
+    # The web view seals, payments and shipping each open their own (edge/sealing.py).
+    names += [key for key, readers in SEALING_KEYS.items() if group.name in readers]
     # Its own Kafka user: Strimzi's user operator keeps the password in a Secret
     # named like the KafkaUser.
     return [

@@ -600,3 +600,17 @@ def test_the_seed_service_waits_for_a_ready_web_view(services) -> None:
     assert depends_on(seed) == {"webview": "service_healthy"}
     check = " ".join(str(p) for p in services["webview"]["healthcheck"]["test"])
     assert "http://127.0.0.1:6066/ready" in check
+
+
+@pytest.mark.parametrize("group", GROUPS, ids=GROUP_IDS)
+def test_each_sealing_key_reaches_the_web_view_and_its_reader_only(
+    services, group: AgentGroup
+) -> None:
+    name, svc = the_worker(services, group)
+    env = environment(svc)
+    readers = {
+        "ORDERSAGA_PAYMENT_TOKEN_KEYS": ("webview", "payments"),
+        "ORDERSAGA_ADDRESS_KEYS": ("webview", "shipping"),
+    }
+    for key, groups in readers.items():
+        assert (key in env) == (group.name in groups), name

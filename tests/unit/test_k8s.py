@@ -205,3 +205,15 @@ def test_the_topics_are_the_declared_ones() -> None:
         assert found[name]["config"] == dict(shape.configs)
     names = [t["metadata"]["name"] for t in topics()]
     assert len(set(names)) == len(names)
+
+
+def test_each_sealing_key_reaches_the_web_view_and_its_reader_only() -> None:
+    readers = {
+        "ORDERSAGA_PAYMENT_TOKEN_KEYS": {"webview", "payments"},
+        "ORDERSAGA_ADDRESS_KEYS": {"webview", "shipping"},
+    }
+    for name, deployment in by_kind("Deployment").items():
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        given = {e["name"] for e in container["env"]}
+        for key, groups in readers.items():
+            assert (key in given) == (name.removeprefix("ordersaga-") in groups), (name, key)
