@@ -43,12 +43,8 @@ $(UV_STAMP):
 # Compiled to bytecode at install: where PYTHONDONTWRITEBYTECODE is set (CI, containers)
 # Python never caches it, and every worker, restart and CLI call compiled Faust, aiokafka
 # and pydantic again: 3.0 s to import a worker's modules instead of 1.5 s.
-# The image installs deploy/requirements.lock: the lock's runtime dependencies, hashed.
-EXPORT_LOCK := $(UV) export --frozen --no-dev --no-emit-project --no-header --format requirements.txt --quiet
-
-$(STAMP): pyproject.toml uv.lock deploy/requirements.lock $(UV_STAMP)
+$(STAMP): pyproject.toml uv.lock $(UV_STAMP)
 	@$(UV) lock --check --quiet || { echo "uv.lock is out of date with pyproject.toml: run 'make lock' and commit uv.lock" >&2; exit 1; }
-	@$(EXPORT_LOCK) | diff -q - deploy/requirements.lock >/dev/null || { echo "deploy/requirements.lock is not uv.lock's export: run 'make lock' and commit it" >&2; exit 1; }
 	$(UV) sync --locked --compile-bytecode --extra dev --extra embedded
 	$(BIN)/python -m compileall -q ordersaga
 	touch $(STAMP)
@@ -76,7 +72,6 @@ install: $(STAMP) ## create .venv and install ordersaga with its dev tools, exac
 
 lock: $(UV_STAMP) ## regenerate uv.lock after editing pyproject.toml (LOCK_ARGS=--upgrade: newest allowed versions)
 	$(UV) lock $(LOCK_ARGS)
-	$(EXPORT_LOCK) -o deploy/requirements.lock
 
 run: $(STAMP) ## start broker (ORDERSAGA_BROKER=auto|kafka|tansu), Redis, every group and the web view
 	$(BIN)/ordersaga run
