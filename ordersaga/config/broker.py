@@ -120,11 +120,21 @@ class BrokerSettings(BaseSettings):
         description="Static group membership id of this worker's consumer "
         "(unique per live worker; unset: dynamic membership)",
     )
-    # Faust's recovery can hang waiting for changelog events.
+    # Faust's recovery can hang waiting for changelog events. A long replay that keeps
+    # reading is fine however long it takes (ordersaga.shell.recovery_watch).
     recovery_limit_s: float = Field(
         default=90.0,
         gt=0,
-        description="Table recovery longer than this makes a worker exit to be replaced, seconds",
+        description="Table recovery reading nothing this long makes a worker exit to be "
+        "replaced, seconds",
+    )
+    # A standby keeps a copy of another worker's table partitions up to date, so the
+    # worker taking them over after a crash replays only the tail of the changelog.
+    table_standby_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=3,
+        description="Warm copies of each table partition kept by other workers of the group",
     )
 
     @property

@@ -106,7 +106,7 @@ def make_app(agent_group: AgentGroup, settings: Settings) -> faust.App:
         producer_acks=-1,
         producer_partitioner=RememberingPartitioner(),
         producer_linger=settings.producer_linger_ms / 1000,
-        table_standby_replicas=0,
+        table_standby_replicas=settings.table_standby_replicas,
         web_enabled=True,
         # Faust's own pages show table contents (payment data, holds) and routing
         # internals to anyone who can reach the port: none of them is served.

@@ -27,6 +27,7 @@ from ordersaga.edge.http import HARDENING, HttpError, error_response, invalid, p
 from ordersaga.shell.changelog_end import read_changelogs_to_their_end
 from ordersaga.shell.consumer_in_loop import consume_in_the_loop
 from ordersaga.shell.direct_delivery import deliver_fetches_directly
+from ordersaga.shell.recovery_watch import RecoveryWatch
 from ordersaga.shell.unreadable import SafeMemoryRecords
 from ordersaga.shell.wire_codec import compile_protocol_codecs
 
@@ -85,10 +86,14 @@ def _exit_when_stuck(app: faust.App, recovery_limit_s: float, interval_s: float 
     processes nothing, and so does a recovery that waits forever for changelog
     events that never come (seen in the chaos test: "No event received for active
     tp ... since recovery start" for minutes; faust-streaming issues 176 and 651
-    describe hangs of the same kind). No supervisor notices either. Exiting hands
+    describe hangs of the same kind). No supervisor notices either. A recovery is
+    stuck when it reads nothing for ``recovery_limit_s`` (ordersaga.shell.recovery_watch),
+    however long a big changelog takes to replay. Exiting hands
     the partitions to another worker and lets the supervisor start a fresh one;
     with the memory store a fresh process rebuilds its tables from the changelogs.
     """
+
+    recovery_watch = RecoveryWatch(recovery_limit_s)
 
     def services() -> list[Any]:
         found: list[Any] = [app]
@@ -105,9 +110,8 @@ def _exit_when_stuck(app: faust.App, recovery_limit_s: float, interval_s: float 
                 return f"{type(service).__name__} crashed ({service.crash_reason!r})"
         with contextlib.suppress(Exception):
             recovery = cast(Any, app.tables).recovery
-            started = recovery._recovery_started_at
-            if recovery.in_recovery and started and time.monotonic() - started > recovery_limit_s:
-                return f"table recovery still running after {recovery_limit_s:.0f} s"
+            read = sum(recovery.active_offsets.values()) + sum(recovery.standby_offsets.values())
+            return recovery_watch.stalled(bool(recovery.in_recovery), read, time.monotonic())
         return None
 
     def watch() -> None:
@@ -119,10 +123,17 @@ def _exit_when_stuck(app: faust.App, recovery_limit_s: float, interval_s: float 
                 logging.shutdown()
                 os._exit(70)
 
-    @app.task
-    async def start_stuck_watch() -> None:
-        # A task runs only in a started worker, never in agent.test_context().
-        threading.Thread(target=watch, name="ordersaga-stuck-watch", daemon=True).start()
+    watching = threading.Event()
+
+    # Not an app.task: Faust starts those only once the first recovery is complete,
+    # the very thing to watch. Partitions are assigned only in a running worker,
+    # never in agent.test_context(), and before each recovery begins.
+    async def start_stuck_watch(sender: Any, *args: Any, **kwargs: Any) -> None:
+        if not watching.is_set():
+            watching.set()
+            threading.Thread(target=watch, name="ordersaga-stuck-watch", daemon=True).start()
+
+    app.on_partitions_assigned.connect(cast(Any, start_stuck_watch))
 
 
 def tune_fetch_wait(max_wait_ms: int, instance_id: str | None = None, min_bytes: int = 1) -> None:
