@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -52,3 +53,16 @@ def test_every_alert_is_tested_and_compose_prometheus_loads_the_rules() -> None:
     assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
     compose = (ROOT / "docker-compose.yml").read_text()
     assert "./deploy/alerts.yml:/etc/prometheus/alerts.yml:ro" in compose
+
+
+def test_every_alert_names_its_runbook_section() -> None:
+    rules = yaml.safe_load((ROOT / "deploy" / "alerts.yml").read_text())
+    headings = {
+        re.sub(r"[^a-z0-9 -]", "", line[3:].strip().lower()).replace(" ", "-")
+        for line in (ROOT / "docs" / "runbooks.md").read_text().splitlines()
+        if line.startswith("## ")
+    }
+    for rule in rules["groups"][0]["rules"]:
+        path, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        assert path == "docs/runbooks.md", rule["alert"]
+        assert anchor in headings, f"{rule['alert']}: no section #{anchor} in docs/runbooks.md"
