@@ -18,10 +18,11 @@ PROMTOOL := $(TOOLS)/prometheus/usr/bin/promtool
 # The operators' page is tested in Debian's chromium through its chromedriver (root
 # installs them with apt when they are missing).
 BROWSER  := $(TOOLS)/.browser
-# deploy/k8s is checked against the schemas of its kinds by the kubernetes-models packages
-# (npm, pinned by deploy/k8s/validate/package-lock.json), its overlay rendered by
-# kustomize, built once from the Go module proxy into the user's cache (as the Kafka jars).
-K8S_MODELS := deploy/k8s/validate/node_modules/.installed
+# The npm checks (deploy/checks, pinned by its package-lock.json): deploy/k8s against the
+# schemas of its kinds (kubernetes-models), docs/asyncapi.json with the AsyncAPI parser.
+# The overlay is rendered by kustomize, built once from the Go module proxy into the
+# user's cache (as the Kafka jars are).
+NPM_CHECKS := deploy/checks/node_modules/.installed
 KUSTOMIZE_VERSION := v5.7.1
 KUSTOMIZE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ordersaga/kustomize-$(KUSTOMIZE_VERSION)/kustomize
 
@@ -56,9 +57,9 @@ $(PROMTOOL):
 	rm -rf $(TOOLS)/download
 	$(PROMTOOL) --version
 
-$(K8S_MODELS): deploy/k8s/validate/package-lock.json
-	cd deploy/k8s/validate && npm ci --no-audit --no-fund --silent
-	touch $(K8S_MODELS)
+$(NPM_CHECKS): deploy/checks/package-lock.json
+	cd deploy/checks && npm ci --no-audit --no-fund --silent
+	touch $(NPM_CHECKS)
 
 $(KUSTOMIZE):
 	GOBIN=$(dir $(KUSTOMIZE)) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
@@ -88,14 +89,14 @@ test: ## every test: the fast lane, then promtool's, the whole system and the ch
 test-fast: $(STAMP) ## unit, agent and web tests: no broker, no apt, no root (about a minute)
 	$(BIN)/pytest -m fast tests/unit tests/agents tests/web
 
-test-slow: $(STAMP) $(PROMTOOL) $(K8S_MODELS) $(KUSTOMIZE) $(BROWSER) ## what test-fast leaves: promtool's and the manifests' checks, the whole system, the chaos test
+test-slow: $(STAMP) $(PROMTOOL) $(NPM_CHECKS) $(KUSTOMIZE) $(BROWSER) ## what test-fast leaves: promtool's and the manifests' checks, the whole system, the chaos test
 	$(BIN)/pytest -m "not fast and not chaos and not chaos_brokers"
 	$(BIN)/pytest -m chaos -s
 
 chaos: $(STAMP) ## the chaos test alone (CHAOS_ORDERS=N sets its size, default 1600)
 	$(BIN)/pytest -m chaos -s
 
-test-unit: $(STAMP) $(PROMTOOL) $(K8S_MODELS) $(KUSTOMIZE) ## tests/unit: the pure rules, the docs, promtool's and the manifests' checks; no broker
+test-unit: $(STAMP) $(PROMTOOL) $(NPM_CHECKS) $(KUSTOMIZE) ## tests/unit: the pure rules, the docs, promtool's and the manifests' checks; no broker
 	$(BIN)/pytest tests/unit
 
 test-agents: $(STAMP) ## agents through agent.test_context(), no broker
@@ -129,4 +130,4 @@ chaos-kafka: $(STAMP) ## the chaos test on Apache Kafka alone
 	$(BIN)/pytest -m chaos -s -k kafka
 
 clean: ## remove the virtual environments (.venv, .uv), .tools and local state (the broker's and Redis' data too)
-	rm -rf $(VENV) $(UV_VENV) $(TOOLS) deploy/k8s/validate/node_modules .ordersaga .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(UV_VENV) $(TOOLS) deploy/checks/node_modules .ordersaga .pytest_cache .mypy_cache .ruff_cache

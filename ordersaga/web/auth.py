@@ -77,6 +77,7 @@ ACCESS: Mapping[tuple[str, str], Access] = {
     ("GET", "/ready"): Access.PUBLIC,
     # The API's own description and its page, for whoever may call it.
     ("GET", "/openapi.json"): Access.PUBLIC,
+    ("GET", "/asyncapi.json"): Access.PUBLIC,
     ("GET", "/docs"): Access.PUBLIC,
     ("GET", "/docs/{asset}"): Access.PUBLIC,
 }

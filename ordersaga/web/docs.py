@@ -1,4 +1,7 @@
-"""The API's own description: ``/openapi.json`` and the interactive page ``/docs``.
+"""The API's own description: ``/openapi.json``, the page ``/docs``, and ``/asyncapi.json``.
+
+``/asyncapi.json`` describes the topics instead: every message type the workers
+exchange, generated from the same models (ordersaga.ops.asyncapi).
 
 Swagger UI's files come from the installed ``swagger-ui-py`` package and are
 served by these routes, with the dashboard's Content-Security-Policy: nothing
@@ -11,6 +14,7 @@ from functools import cache
 from importlib.resources import files
 from typing import Literal
 
+import orjson
 from faust.web import Request, Response
 
 from ordersaga.edge.operations import Operation, Reply, documented, errors, param
@@ -46,6 +50,11 @@ OPENAPI = Operation(
     tag="docs",
     replies=(Reply(200, "the document", (OpenApiDocument,)),),
 )
+ASYNCAPI = Operation(
+    summary="The topics and their messages (AsyncAPI 3.0, the committed docs/asyncapi.json)",
+    tag="docs",
+    replies=(Reply(200, "the document", media=("application/json",)),),
+)
 DOCS = Operation(
     summary="The interactive API page (Swagger UI, HTML)",
     tag="docs",
@@ -74,6 +83,24 @@ class OpenApi(DeskView):
     async def get(self, request: Request) -> Response:
         """The document the web view was started with."""
         return self.answer(self.desk.openapi)
+
+
+class AsyncApi(DeskView):
+    """``GET /asyncapi.json``."""
+
+    @documented(ASYNCAPI)
+    async def get(self, request: Request) -> Response:
+        """The document of the topics, generated once at start."""
+        return self.bytes(
+            asyncapi_bytes(), content_type="application/json", headers=dict(SECURITY_HEADERS)
+        )
+
+
+@cache
+def asyncapi_bytes() -> bytes:
+    from ordersaga.ops.asyncapi import asyncapi_document
+
+    return orjson.dumps(asyncapi_document())
 
 
 class Docs(DeskView):

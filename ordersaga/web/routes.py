@@ -24,7 +24,7 @@ from ordersaga.web.customers import (
 )
 from ordersaga.web.dashboard import Dashboard, DashboardAsset, DashboardStats
 from ordersaga.web.desk import Desk, DeskView
-from ordersaga.web.docs import Docs, DocsAsset, OpenApi
+from ordersaga.web.docs import AsyncApi, Docs, DocsAsset, OpenApi
 from ordersaga.web.inventory import Inventory, InventoryItem, Restock
 from ordersaga.web.openapi import build_document
 from ordersaga.web.orders import CancelOrderView, Order, OrderEvents, Orders
@@ -52,6 +52,7 @@ ROUTES: tuple[tuple[str, type[DeskView]], ...] = (
     ("/dashboard/stats", DashboardStats),
     ("/dashboard/{name}", DashboardAsset),
     ("/openapi.json", OpenApi),
+    ("/asyncapi.json", AsyncApi),
     ("/docs", Docs),
     ("/docs/{asset}", DocsAsset),
 )

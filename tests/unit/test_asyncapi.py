@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
 import orjson
+import pytest
 
 from ordersaga.ops.asyncapi import asyncapi_document
 from ordersaga.schemas.messages import ValidateCustomer
@@ -68,3 +70,33 @@ def test_each_operation_names_messages_of_its_channel() -> None:
             assert message["$ref"].startswith(f"#/channels/{channel}/messages/"), name
     assert "orders.send.payments.commands" in document["operations"]
     assert "payments.receive.payments.commands" in document["operations"]
+
+
+@pytest.mark.needs_k8s_tools
+def test_the_asyncapi_parser_reads_the_document_without_a_warning(tmp_path: Path) -> None:
+    checks = Path(__file__).resolve().parents[2] / "deploy" / "checks"
+    assert (checks / "node_modules").is_dir(), "`make test` installs the npm checks"
+    done = subprocess.run(
+        ["node", str(checks / "asyncapi-check.mjs"), str(DOCUMENT)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    document = asyncapi_document()
+    assert done.stdout.strip() == (
+        f"parsed: {len(document['channels'])} channels, "
+        f"{len(document['components']['messages'])} messages"
+    )
+    # And it refuses a broken one.
+    broken = {**document, "asyncapi": "3.0.0", "channels": {"x": {"address": 5}}}
+    (tmp_path / "broken.json").write_bytes(orjson.dumps(broken))
+    refused = subprocess.run(
+        ["node", str(checks / "asyncapi-check.mjs"), str(tmp_path / "broken.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert refused.returncode == 1 and "error" in refused.stdout

@@ -97,10 +97,10 @@ def k8s_tool(env: str, *candidates: Path) -> str:
 
 
 def validate(objects: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
-    """The objects checked by deploy/k8s/validate (the schemas of their kinds)."""
-    k8s_tool("ORDERSAGA_K8S_MODELS", K8S / "validate" / "node_modules")
+    """The objects checked by deploy/checks (the schemas of their kinds)."""
+    k8s_tool("ORDERSAGA_K8S_MODELS", ROOT / "deploy" / "checks" / "node_modules")
     return subprocess.run(
-        ["node", str(K8S / "validate" / "validate.mjs")],
+        ["node", str(ROOT / "deploy" / "checks" / "validate.mjs")],
         input=json.dumps(objects),
         capture_output=True,
         text=True,

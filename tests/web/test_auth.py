@@ -213,6 +213,7 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("GET", "/metrics", None, PUBLIC),
     ("GET", "/ready", None, PUBLIC),
     ("GET", "/openapi.json", None, PUBLIC),
+    ("GET", "/asyncapi.json", None, PUBLIC),
     ("GET", "/docs", None, PUBLIC),
     ("GET", "/docs/swagger-ui.css", None, PUBLIC),
 ]
@@ -430,6 +431,7 @@ def test_only_pages_without_data_and_the_probes_are_public():
         ("GET", "/metrics"),
         ("GET", "/ready"),
         ("GET", "/openapi.json"),
+        ("GET", "/asyncapi.json"),
         ("GET", "/docs"),
         ("GET", "/docs/{asset}"),
     }

@@ -7,8 +7,10 @@ or documentation of a route that is not served, fails here.
 
 from __future__ import annotations
 
+import json
 import re
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
@@ -155,6 +157,14 @@ async def test_the_document_is_served_as_json(client) -> None:
     assert resp.content_type == "application/json"
     assert await resp.json() == DOCUMENT
     assert resp.headers["X-Correlation-ID"].startswith("cor_")
+
+
+async def test_the_topics_document_is_served_as_committed(client) -> None:
+    resp = await client.get("/asyncapi.json")
+    assert resp.status == 200
+    assert resp.content_type == "application/json"
+    committed = json.loads((Path(__file__).parents[2] / "docs" / "asyncapi.json").read_text())
+    assert await resp.json() == committed
 
 
 async def test_the_docs_page_loads_only_files_it_serves_itself(client) -> None:
