@@ -245,15 +245,18 @@ def service_monitor() -> dict[str, Any]:
     }
 
 
-def webview_disruption_budget() -> dict[str, Any]:
+def disruption_budget(group: AgentGroup) -> dict[str, Any]:
+    """One voluntary eviction at a time: a group's partitions move once, not all at once."""
+    spec: dict[str, Any] = {"selector": {"matchLabels": _group_labels(group.name)}}
+    if group.name == "webview":
+        spec["minAvailable"] = 1  # the API stays up (the production overlay: 2 of 3)
+    else:
+        spec["maxUnavailable"] = 1
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": _meta("ordersaga-webview", "webview"),
-        "spec": {
-            "minAvailable": 1,
-            "selector": {"matchLabels": _group_labels("webview")},
-        },
+        "metadata": _meta(f"ordersaga-{group.name}", group.name),
+        "spec": spec,
     }
 
 
@@ -326,7 +329,7 @@ def workloads() -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = [settings()]
     for group in GROUPS:
         objects += [deployment(group), service(group)]
-    objects += [webview_disruption_budget()]
+    objects += [disruption_budget(g) for g in GROUPS]
     for g in GROUPS:
         if g.name != "webview":
             objects += [trigger_authentication(g), scaled_object(g)]

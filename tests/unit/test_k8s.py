@@ -217,3 +217,10 @@ def test_each_sealing_key_reaches_the_web_view_and_its_reader_only() -> None:
         given = {e["name"] for e in container["env"]}
         for key, groups in readers.items():
             assert (key in given) == (name.removeprefix("ordersaga-") in groups), (name, key)
+
+
+def test_every_group_has_a_disruption_budget() -> None:
+    budgets = by_kind("PodDisruptionBudget")
+    assert set(budgets) == {f"ordersaga-{g.name}" for g in GROUPS}
+    assert budgets["ordersaga-webview"]["spec"]["minAvailable"] == 1
+    assert budgets["ordersaga-orders"]["spec"]["maxUnavailable"] == 1
