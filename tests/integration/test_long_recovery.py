@@ -1,7 +1,7 @@
 """A changelog that takes longer to replay than ORDERSAGA_RECOVERY_LIMIT_S: recovered, not looped.
 
 The limit bounds a recovery that stops moving, not a long one (shell/recovery_watch.py).
-Here the limit is 1 s and the customers changelog holds 150,000 records: the
+Here the limit is 1 s and the customers changelog holds 40,000 records: the
 worker SIGKILLed and restarted replays them for longer than the limit and comes
 back once, where a limit on the total time would have ended every attempt.
 """
@@ -28,7 +28,7 @@ from tests.integration.support import register
 
 pytestmark = pytest.mark.integration
 
-RECORDS = 150_000
+RECORDS = 40_000
 LIMIT_S = 1.0
 
 
