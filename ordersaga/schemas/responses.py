@@ -333,3 +333,12 @@ class OpenApiDocument(ResponseModel):
     openapi: str
     info: dict[str, Any]
     paths: dict[str, Any]
+
+
+class AsyncApiDocument(ResponseModel):
+    """The AsyncAPI 3.0 document of the topics (``GET /asyncapi.json``): free-form sections."""
+
+    model_config = ConfigDict(extra="allow")
+    asyncapi: str
+    info: dict[str, Any]
+    channels: dict[str, Any]

@@ -18,7 +18,7 @@ import orjson
 from faust.web import Request, Response
 
 from ordersaga.edge.operations import Operation, Reply, documented, errors, param
-from ordersaga.schemas.responses import OpenApiDocument
+from ordersaga.schemas.responses import AsyncApiDocument, OpenApiDocument
 from ordersaga.web.dashboard import PAGE_HEADERS, SECURITY_HEADERS
 from ordersaga.web.desk import DeskView
 from ordersaga.web.errors import not_found
@@ -53,7 +53,7 @@ OPENAPI = Operation(
 ASYNCAPI = Operation(
     summary="The topics and their messages (AsyncAPI 3.0, the committed docs/asyncapi.json)",
     tag="docs",
-    replies=(Reply(200, "the document", media=("application/json",)),),
+    replies=(Reply(200, "the document", (AsyncApiDocument,)),),
 )
 DOCS = Operation(
     summary="The interactive API page (Swagger UI, HTML)",
