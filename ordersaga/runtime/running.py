@@ -15,10 +15,17 @@ from typing import Any
 
 import orjson
 
+from ordersaga.config.fields import mask_url_password
 from ordersaga.config.settings import Settings
 
-# The settings a running system's file may supply, and the variables that override it.
-_SUPPLIED = {"kafka_broker": "KAFKA_BROKER", "redis_url": "REDIS_URL"}
+# The settings a running system's file may supply, and the variables that override it:
+# its addresses, and the replication it created its topics with (`--brokers 3`), so
+# that `ordersaga topics --check` judges them by what they were declared with.
+_SUPPLIED = {
+    "kafka_broker": "KAFKA_BROKER",
+    "redis_url": "REDIS_URL",
+    "replication_factor": "ORDERSAGA_REPLICATION_FACTOR",
+}
 
 
 def running_system(data_dir: Path) -> dict[str, str] | None:
@@ -52,15 +59,25 @@ def _alive(pid: int) -> bool:
 
 def settings_for_tools(settings: Settings) -> tuple[Settings, str | None]:
     """``settings`` with the running system's addresses where none is set; and a note saying so."""
-    missing = [name for name in _SUPPLIED if getattr(settings, name) is None]
+    missing = [
+        name
+        for name in _SUPPLIED
+        if getattr(settings, name) is None
+        or (name == "replication_factor" and name not in settings.model_fields_set)
+    ]
     if not missing:
         return settings, None
     found = running_system(Path(settings.data_dir))
     if not found:
         return settings, None
-    supplied = {name: found[name] for name in missing if name in found}
+    supplied: dict[str, object] = {name: found[name] for name in missing if name in found}
+    if "replication_factor" in supplied:
+        supplied["replication_factor"] = int(str(supplied["replication_factor"]))
     if not supplied:
         return settings, None
-    where = ", ".join(f"{_SUPPLIED[name]}={value}" for name, value in supplied.items())
+    # The admin's Redis URL carries its password: shown masked.
+    where = ", ".join(
+        f"{_SUPPLIED[name]}={mask_url_password(str(value))}" for name, value in supplied.items()
+    )
     note = f"ordersaga: using the system `ordersaga run` runs in {settings.data_dir} ({where})"
     return settings.model_copy(update=supplied), note

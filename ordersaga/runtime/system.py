@@ -139,7 +139,11 @@ class Runtime:
         try:
             addresses = {
                 name: self.env[env]
-                for name, env in (("kafka_broker", "KAFKA_BROKER"), ("redis_url", "REDIS_URL"))
+                for name, env in (
+                    ("kafka_broker", "KAFKA_BROKER"),
+                    ("redis_url", "REDIS_URL"),
+                    ("replication_factor", env_name("replication_factor")),
+                )
                 if self.env.get(env)
             }
             write_json_atomic(

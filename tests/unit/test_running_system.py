@@ -57,3 +57,21 @@ def test_a_stopped_or_killed_system_or_no_file_supplies_nothing(tmp_path: Path) 
     assert running_system(tmp_path) is None
     settings, note = settings_for_tools(bare(tmp_path))
     assert (settings.kafka_broker, note) == (None, None)
+
+
+def test_the_replication_a_cluster_was_started_with_comes_along(tmp_path: Path) -> None:
+    # `ordersaga run --brokers 3`: its topics were declared with 3 replicas.
+    publish(tmp_path, addresses={**ADDRESSES, "replication_factor": "3"})
+    settings, note = settings_for_tools(bare(tmp_path))
+    assert settings.replication_factor == 3
+    assert note is not None and "ORDERSAGA_REPLICATION_FACTOR=3" in note
+    told, _ = settings_for_tools(bare(tmp_path, replication_factor=1))
+    assert told.replication_factor == 1
+
+
+def test_the_note_masks_the_admin_s_redis_password(tmp_path: Path) -> None:
+    url = "redis://admin:s3cret-pass@127.0.0.1:31003/0"
+    publish(tmp_path, addresses={**ADDRESSES, "redis_url": url})
+    settings, note = settings_for_tools(bare(tmp_path))
+    assert settings.redis_url == url
+    assert note is not None and "s3cret-pass" not in note and "admin:****@" in note
