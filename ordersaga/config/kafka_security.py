@@ -123,8 +123,9 @@ class KafkaSecuritySettings(BaseSettings):
 
     def java_client_properties_file(self) -> str:
         """Those properties as a java.util.Properties file's text (backslashes doubled)."""
-        props = self.java_client_properties().items()
-        return "".join(f"{k}={v.replace(chr(92), chr(92) * 2)}\n" for k, v in props)
+        props = self.java_client_properties()
+        escaped = {k: v.replace("\\", "\\\\") for k, v in props.items()}
+        return "".join(f"{k}={v}\n" for k, v in escaped.items())
 
 
 def jaas_quote(value: str) -> str:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 
 from ordersaga.config.fields import SECTION_CONFIG
+
+#: Each keys setting -> the groups given it: the web view seals, one group opens.
+KEY_READERS: Final[dict[str, tuple[str, ...]]] = {
+    "payment_token_keys": ("webview", "payments"),
+    "address_keys": ("webview", "shipping"),
+}
 
 
 class SealingSettings(BaseSettings):

@@ -15,6 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ordersaga.config.sealing import KEY_READERS
+from ordersaga.config.settings import env_name
+from ordersaga.runtime.redis_users import GROUP_USERS
 from ordersaga.runtime.topic_admin import TopicShape, declared_topics
 from ordersaga.shell.groups import GROUPS, AgentGroup
 from ordersaga.topology import TOPOLOGY
@@ -28,11 +31,7 @@ PARTITIONS = 4
 REPLICATION = 3
 SECRETS = "ordersaga-secrets"
 # Groups that talk to Redis: the web view (its read model) and payments (the gateway's journal).
-USES_REDIS = frozenset({"webview", "payments"})
-SEALING_KEYS = {
-    "ORDERSAGA_PAYMENT_TOKEN_KEYS": ("webview", "payments"),
-    "ORDERSAGA_ADDRESS_KEYS": ("webview", "shipping"),
-}
+USES_REDIS = frozenset(GROUP_USERS)
 # Lag per worker above which KEDA adds one, up to one worker per partition.
 LAG_PER_WORKER = 1000
 
@@ -82,7 +81,7 @@ def _secret_env(group: AgentGroup) -> list[dict[str, Any]]:
         ["ORDERSAGA_AUTH_SECRET"] if group.name == "webview" else []
     )
     # The web view seals, payments and shipping each open their own (edge/sealing.py).
-    names += [key for key, readers in SEALING_KEYS.items() if group.name in readers]
+    names += [env_name(key) for key, readers in KEY_READERS.items() if group.name in readers]
     # Its own Kafka user: Strimzi's user operator keeps the password in a Secret
     # named like the KafkaUser.
     return [

@@ -7,21 +7,13 @@ reader never sees half a file.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import orjson
 
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to a file only its owner can read, replacing it whole."""
-    partial = path.with_suffix(path.suffix + ".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    partial.replace(path)
+from ordersaga.runtime.logs import write_json_atomic
 
 
 def new_password() -> str:
@@ -41,5 +33,5 @@ def kept_passwords(
     if any(name not in passwords for name in wanted):
         passwords = {name: passwords.get(name) or make() for name in wanted}
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_private(path, orjson.dumps(passwords, option=orjson.OPT_INDENT_2).decode())
+        write_json_atomic(path, passwords)
     return passwords

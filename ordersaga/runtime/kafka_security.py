@@ -30,7 +30,8 @@ from pydantic import SecretStr
 
 from ordersaga.adapters.kafka_clients import new_admin
 from ordersaga.config.kafka_security import KafkaSecuritySettings, jaas_quote
-from ordersaga.runtime.credentials import kept_passwords, write_private
+from ordersaga.runtime.credentials import kept_passwords
+from ordersaga.runtime.logs import write_private
 from ordersaga.topology.acls import Acl
 
 ADMIN: Final = "admin"

@@ -72,13 +72,19 @@ async def copy_lines(
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     """Write ``data`` as JSON to ``path`` so that a reader sees the old or the new file."""
+    write_private(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, its owner's alone, so a reader sees the old or the new file.
+
+    Owner-only: supervisor.json holds the admin's Redis URL, the secrets passwords.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            # Its owner's alone: supervisor.json holds the admin's Redis URL.
             os.fchmod(f.fileno(), 0o600)
-            json.dump(data, f, indent=2)
-            f.write("\n")
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Final
 
 from ordersaga.adapters.gateway import GATEWAY_JOURNAL
-from ordersaga.runtime.credentials import kept_passwords, write_private
+from ordersaga.runtime.credentials import kept_passwords
+from ordersaga.runtime.logs import write_private
 
 ADMIN: Final = "admin"
 # User -> its rules after the password (Redis ACL syntax).

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
+from pydantic import TypeAdapter
 
 from ordersaga.config.fields import mask_url_password
 from ordersaga.config.settings import Settings
@@ -59,20 +60,25 @@ def _alive(pid: int) -> bool:
 
 def settings_for_tools(settings: Settings) -> tuple[Settings, str | None]:
     """``settings`` with the running system's addresses where none is set; and a note saying so."""
+    # Supplied where the user set nothing (or set the addresses to none).
     missing = [
         name
         for name in _SUPPLIED
-        if getattr(settings, name) is None
-        or (name == "replication_factor" and name not in settings.model_fields_set)
+        if name not in settings.model_fields_set or getattr(settings, name) is None
     ]
     if not missing:
         return settings, None
     found = running_system(Path(settings.data_dir))
     if not found:
         return settings, None
-    supplied: dict[str, object] = {name: found[name] for name in missing if name in found}
-    if "replication_factor" in supplied:
-        supplied["replication_factor"] = int(str(supplied["replication_factor"]))
+    # The file holds text: each value is read as its field's type.
+    supplied = {
+        name: TypeAdapter(cast(Any, Settings.model_fields[name].annotation)).validate_python(
+            found[name]
+        )
+        for name in missing
+        if name in found
+    }
     if not supplied:
         return settings, None
     # The admin's Redis URL carries its password: shown masked.

@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
+from ordersaga.config.sealing import KEY_READERS
 from ordersaga.config.settings import Settings
 from ordersaga.edge.sealing import new_key
 from ordersaga.edge.tokens import operator_headers
@@ -64,11 +65,6 @@ from ordersaga.shell.groups import GROUPS, group
 from ordersaga.topology import TOPOLOGY
 from ordersaga.topology.acls import all_acls
 
-# Which groups get each sealing key: the web view seals, one group opens.
-SEALING_KEY_READERS = {
-    "payment_token_keys": ("webview", "payments"),
-    "address_keys": ("webview", "shipping"),
-}
 # A worker that dies soon after its start waits twice as long as last time before
 # the next, up to this: long enough that a crash-looping worker costs little, short
 # enough that workers which died while a broker was down are back soon after it.
@@ -389,7 +385,7 @@ class Runtime:
 
     def _sealing_keys(self) -> dict[str, object]:
         """Keys sealing tokens and addresses, made once per data dir unless the env sets them."""
-        unset = [n for n in SEALING_KEY_READERS if getattr(self.settings, n) is None]
+        unset = [n for n in KEY_READERS if getattr(self.settings, n) is None]
         if not unset:
             return {}
         path = self.data_dir / "secrets" / "sealing.json"
@@ -437,7 +433,7 @@ class Runtime:
                 env.pop(env_name("redis_url"), None)
             else:
                 env[env_name("redis_url")] = self.redis_users.url(user_of)
-        for name, readers in SEALING_KEY_READERS.items():
+        for name, readers in KEY_READERS.items():
             if w.group.name not in readers:
                 env.pop(env_name(name), None)
         if self.security is not None:

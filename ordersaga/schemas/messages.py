@@ -127,8 +127,7 @@ class PlaceOrder(Message):
     order_id: Id
     customer_id: Id
     items: tuple[OrderLine, ...] = Field(min_length=1, max_length=MAX_LINES)
-    # Sealed by the web view for payments and shipping alone when keys are set
-    # (ordersaga.edge.sealing): the orchestrator carries them without reading them.
+    # Sealed for payments and shipping alone when keyed (ordersaga.edge.sealing).
     payment_token: PaymentToken | Sealed
     shipping_address: Address | Sealed
 
